@@ -1,0 +1,47 @@
+// Package distsync is the contract shared by every distsync primitive:
+// distributed Mutex, RWMutex, counting Semaphore and leader Election, on
+// etcd (packages mutex, rwmutex, semaphore, election) and, expressed the same
+// way, on Redis and ZooKeeper (packages under fallback/).
+//
+// # The contract
+//
+// Every acquisition returns a [Lease]: one held lock, read lock, permit or
+// leadership. A Lease carries a fencing token that is strictly greater than
+// every token issued earlier for the same name on the same backend, a Done
+// channel that is closed when the lease ends (released or lost), and an Err
+// that says why it ended. A Lease is never returned together with a nil error
+// when it is not held, and a lost lease is always reported: Done closes and
+// Err wraps [ErrLost] with the cause.
+//
+// Every failure is one of the sentinel errors of this package, wrapping the
+// backend's error and, when a context ended, the context's error, so callers
+// test with [errors.Is]:
+//
+//	lease, err := mu.Lock(ctx)
+//	switch {
+//	case errors.Is(err, context.DeadlineExceeded): // gave up waiting; nothing left behind
+//	case errors.Is(err, distsync.ErrUnavailable):  // the backend could not be reached
+//	case err != nil:
+//	}
+//
+// # What the guarantees rest on
+//
+// A distributed lock is only as safe as the backend's view of time and
+// membership. A holder that is paused (GC, swap, a stopped VM) for longer
+// than its lease TTL can resume believing it still holds the lock after the
+// backend has handed it to someone else; a clock that jumps does not affect
+// distsync's own deadlines (they use the monotonic clock) but can affect the
+// backend's. Done closes as soon as the library learns of the loss, but no
+// library can tell a paused process anything while it is paused. The fencing
+// token covers that gap: pass Token to the resource you protect and have it
+// reject any write carrying a token lower than one it has already seen (see
+// [Lease] and the examples of package mutex).
+//
+// # Names
+//
+// Names are validated by [ValidateName] when a primitive is constructed: a
+// name is non-empty, at most [MaxNameLen] bytes of valid UTF-8 and holds no
+// control characters. Any other character, '/' included, is allowed, and two
+// different names never interfere: each backend encodes the name so that "a"
+// and "a/b" are different locks.
+package distsync
