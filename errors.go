@@ -13,6 +13,11 @@ var (
 	// held elsewhere.
 	ErrWouldBlock = errors.New("distsync: would block")
 
+	// ErrNotAcquired is returned, joined with ctx.Err(), when the context
+	// of an acquire call ended before the acquisition completed. Nothing is
+	// left behind.
+	ErrNotAcquired = errors.New("distsync: not acquired")
+
 	// ErrLost means a lease ended without Release: its session expired or
 	// was revoked, its backend state was deleted, or renewal could not be
 	// confirmed in time. Someone else may hold it now.

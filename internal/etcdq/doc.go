@@ -1,0 +1,11 @@
+// Package etcdq is the etcd waiter queue shared by distsync's etcd
+// primitives: keys under a name's prefix ordered by create revision, each
+// waiter watching only what it waits for, and the Lease that follows a held
+// key until it is released or lost.
+//
+// One handoff costs one watch event plus one round trip: a waiter keeps a
+// synced watch (started at the current revision, so the etcd server serves it
+// at once rather than from its 100 ms catch-up loop) on its predecessor, and
+// on the predecessor's delete asks, in one Txn, "is my key still there, and
+// is any older key left?".
+package etcdq

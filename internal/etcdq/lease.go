@@ -1,0 +1,239 @@
+package etcdq
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/distsync/distsync"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// A Lease is one held key of a Queue. It follows the key from acquisition
+// to release: it ends as lost when the key is deleted (by anyone, or by the
+// session lease's revocation or expiry), when the session ends, or when the
+// session lease's renewal has not been confirmed for its TTL less a margin.
+// It is safe for concurrent use.
+type Lease struct {
+	q   *Queue
+	key string
+	rev int64
+
+	done   chan struct{}
+	stopc  chan struct{} // closed by Release: the follower exits
+	exited chan struct{} // closed when the follower has exited
+
+	mu  sync.Mutex
+	err error
+
+	release    sync.Once
+	releaseErr error
+}
+
+func newLease(q *Queue, key string, rev int64, own *keyWatch) *Lease {
+	l := &Lease{
+		q: q, key: key, rev: rev,
+		done: make(chan struct{}), stopc: make(chan struct{}), exited: make(chan struct{}),
+	}
+	go l.follow(own)
+	return l
+}
+
+// Token returns the fencing token: the create revision of the key, which
+// etcd makes strictly greater for every later acquisition of any key.
+func (l *Lease) Token() uint64 { return uint64(l.rev) }
+
+// Key returns the etcd key that holds this lease.
+func (l *Lease) Key() string { return l.key }
+
+// Revision returns the create revision of Key (equal to Token).
+func (l *Lease) Revision() int64 { return l.rev }
+
+// IsOwner returns a Txn comparison that holds only while this lease's key
+// exists as created: put it in the If of a Txn to make a write conditional
+// on still holding the lease.
+func (l *Lease) IsOwner() clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(l.key), "=", l.rev)
+}
+
+// Done returns a channel closed when the lease ends (released or lost).
+func (l *Lease) Done() <-chan struct{} { return l.done }
+
+// Err returns nil while held, an error wrapping ErrReleased after Release,
+// or one wrapping ErrLost with the cause.
+func (l *Lease) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Release deletes the lease's key if it is still the one this lease created
+// (never a later holder's) and ends the lease. It is idempotent; later
+// calls return the first call's result. An error wraps ErrUnavailable: the
+// deletion was not confirmed and goes on in the background until it
+// succeeds or the session ends.
+func (l *Lease) Release(ctx context.Context) error {
+	l.release.Do(func() {
+		close(l.stopc)
+		<-l.exited
+		l.releaseErr = l.q.remove(ctx, l.key, l.rev)
+		l.end(distsync.ErrReleased)
+	})
+	return l.releaseErr
+}
+
+// end records why the lease ended, once, and closes Done.
+func (l *Lease) end(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err == nil {
+		l.err = err
+		close(l.done)
+	}
+}
+
+func (l *Lease) lose(cause error, msg string, args ...any) {
+	l.end(distsync.Errorf(distsync.ErrLost, cause, msg, args...))
+}
+
+// follow watches for the lease's end until Release stops it.
+func (l *Lease) follow(own *keyWatch) {
+	defer close(l.exited)
+	defer func() { own.stop() }()
+	ctx, cancel := context.WithCancel(l.q.c.Ctx())
+	defer cancel()
+
+	q := l.q
+	ka, err := q.c.KeepAlive(ctx, q.s.Lease())
+	if err != nil {
+		l.lose(err, "session lease keep-alive halted")
+		return
+	}
+	expiry := time.NewTimer(time.Hour)
+	defer expiry.Stop()
+	armed := false
+	arm := func() {
+		if d, ok := q.renew.deadline(); ok {
+			expiry.Reset(time.Until(d))
+			armed = true
+		}
+	}
+	arm()
+	if !armed {
+		expiry.Stop()
+	}
+
+	var (
+		ownCh   clientv3.WatchChan = own.ch
+		rewatch <-chan time.Time
+		backoff = 50 * time.Millisecond
+	)
+	for {
+		select {
+		case <-l.stopc:
+			return
+		case <-q.s.Done():
+			l.lose(nil, "etcd session ended")
+			return
+		case resp, ok := <-ka:
+			if !ok {
+				l.lose(nil, "session lease keep-alive ended: the lease expired or was revoked")
+				return
+			}
+			q.renew.update(time.Duration(resp.TTL) * time.Second)
+			arm()
+		case <-expiry.C:
+			ttl := q.renew.ttlNow()
+			l.lose(nil, "session lease renewal not confirmed for %v (TTL %v)", ttl-margin(ttl), ttl)
+			return
+		case <-rewatch:
+			rewatch = nil
+			w, gone, err := l.reattach(ctx)
+			switch {
+			case gone:
+				l.lose(err, "key %q was deleted", l.key)
+				return
+			case err != nil:
+				rewatch = time.After(backoff)
+				backoff = min(2*backoff, time.Second)
+			default:
+				own, ownCh, backoff = w, w.ch, 50*time.Millisecond
+			}
+		case wr, ok := <-ownCh:
+			if !ok || wr.Err() != nil {
+				// Compaction, a lost leader or a reconnect: watch again
+				// and re-read the key, since the gap may hold its delete.
+				own.stop()
+				ownCh, rewatch = nil, time.After(0)
+				continue
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					l.lose(nil, "key %q was deleted at revision %d", l.key, ev.Kv.ModRevision)
+					return
+				}
+				if ev.Kv.CreateRevision != l.rev {
+					l.lose(nil, "key %q was re-created at revision %d", l.key, ev.Kv.CreateRevision)
+					return
+				}
+			}
+		}
+	}
+}
+
+// reattach starts a new watch on the key and then reads it: gone is true
+// when the key no longer exists as this lease created it.
+func (l *Lease) reattach(ctx context.Context) (w *keyWatch, gone bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if w, err = l.q.watch(ctx, l.key); err != nil {
+		return nil, false, err
+	}
+	resp, err := l.q.c.Get(ctx, l.key)
+	if err != nil {
+		w.stop()
+		return nil, false, err
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != l.rev {
+		w.stop()
+		return nil, true, nil
+	}
+	return w, false, nil
+}
+
+// renewal is the latest confirmed renewal of a session lease, on the
+// monotonic clock.
+type renewal struct {
+	mu  sync.Mutex
+	at  time.Time
+	ttl time.Duration
+}
+
+func (r *renewal) update(ttl time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.at, r.ttl = time.Now(), ttl
+}
+
+func (r *renewal) ttlNow() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ttl
+}
+
+// deadline is when the lease could have expired, less a margin: the server
+// renewed it no later than the response arrived, so it lives at least until
+// about then plus its TTL, minus the time the request spent in flight.
+func (r *renewal) deadline() (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ttl <= 0 {
+		return time.Time{}, false
+	}
+	return r.at.Add(r.ttl - margin(r.ttl)), true
+}
+
+// margin is how long before a possible expiry a lease counts as lost. A
+// quarter of the TTL leaves room for two missed keep-alives (sent every
+// TTL/3) and a slow round trip.
+func margin(ttl time.Duration) time.Duration { return ttl / 4 }

@@ -1,0 +1,314 @@
+package etcdq
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/distsync/distsync"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// cleanupTimeout bounds one attempt to remove a waiter key after the
+// caller's context ended; past it the removal goes on in the background.
+const cleanupTimeout = 5 * time.Second
+
+// A Queue is the waiter queue of one name on one session: every
+// acquisition is a key under Prefix(name) bound to the session's lease, and
+// keys are served in create-revision order.
+type Queue struct {
+	s      *concurrency.Session
+	c      *clientv3.Client
+	prefix string
+
+	renew renewal        // last confirmed keep-alive, shared by this queue's leases
+	bg    sync.WaitGroup // background removals
+}
+
+// New returns the queue of name on session s. It validates name and fails
+// with ErrInvalidName or ErrInvalidConfig; it does no I/O.
+func New(s *concurrency.Session, name string) (*Queue, error) {
+	if s == nil {
+		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil etcd session")
+	}
+	if err := distsync.ValidateName(name); err != nil {
+		return nil, err
+	}
+	return &Queue{s: s, c: s.Client(), prefix: Prefix(name)}, nil
+}
+
+// Prefix returns the key prefix under which the queue's keys live.
+func (q *Queue) Prefix() string { return q.prefix }
+
+// Session returns the session the queue's keys are bound to.
+func (q *Queue) Session() *concurrency.Session { return q.s }
+
+// Wait blocks until the background removals started by this queue have
+// ended: each ends when its key is gone or when the session ends.
+func (q *Queue) Wait() { q.bg.Wait() }
+
+// Acquire enqueues a key and blocks until no older key is left, then
+// returns the held Lease. On failure or cancellation the key is removed
+// (in the background if the backend does not answer in time) and the error
+// wraps ErrNotAcquired and ctx.Err(), ErrLost or ErrUnavailable.
+func (q *Queue) Acquire(ctx context.Context) (*Lease, error) {
+	if err := q.alive(ctx); err != nil {
+		return nil, err
+	}
+	key := newKey(q.prefix, q.s.Lease())
+	resp, err := q.c.Txn(ctx).If(
+		clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
+	).Then(
+		clientv3.OpPut(key, "", clientv3.WithLease(q.s.Lease())),
+		// The two newest keys: ours, and the one we wait for, if any.
+		clientv3.OpGet(q.prefix, clientv3.WithPrefix(),
+			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2)),
+	).Commit()
+	if err != nil {
+		q.abandon(context.WithoutCancel(ctx), key)
+		return nil, q.fail(ctx, err, "enqueue")
+	}
+	rev := resp.Header.Revision
+	kvs := resp.Responses[1].GetResponseRange().Kvs
+	if len(kvs) < 2 {
+		return q.hold(key, rev, nil), nil
+	}
+	own, err := q.waitFirst(ctx, key, rev, kvs[1])
+	if err != nil {
+		_ = q.remove(context.WithoutCancel(ctx), key, rev)
+		return nil, err
+	}
+	return q.hold(key, rev, own), nil
+}
+
+// TryAcquire takes a key only if the queue is empty, in one Txn; otherwise
+// it returns ErrWouldBlock and writes nothing.
+func (q *Queue) TryAcquire(ctx context.Context) (*Lease, error) {
+	if err := q.alive(ctx); err != nil {
+		return nil, err
+	}
+	key := newKey(q.prefix, q.s.Lease())
+	resp, err := q.c.Txn(ctx).If(
+		clientv3.Compare(clientv3.CreateRevision(q.prefix), "=", 0).WithPrefix(),
+		clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
+	).Then(
+		clientv3.OpPut(key, "", clientv3.WithLease(q.s.Lease())),
+	).Commit()
+	if err != nil {
+		q.abandon(context.WithoutCancel(ctx), key)
+		return nil, q.fail(ctx, err, "try-acquire")
+	}
+	if !resp.Succeeded {
+		return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.prefix)
+	}
+	return q.hold(key, resp.Header.Revision, nil), nil
+}
+
+// alive fails fast when the session has already ended.
+func (q *Queue) alive(ctx context.Context) error {
+	select {
+	case <-q.s.Done():
+		return distsync.Errorf(distsync.ErrClosed, nil, "etcd session ended")
+	default:
+	}
+	if ctx.Err() != nil {
+		return distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
+	}
+	return nil
+}
+
+// fail turns an RPC error into a contract error.
+func (q *Queue) fail(ctx context.Context, err error, op string) error {
+	switch {
+	case ctx.Err() != nil:
+		return distsync.Errorf(distsync.ErrNotAcquired, errors.Join(context.Cause(ctx), err), "%s", op)
+	case errors.Is(err, rpctypes.ErrLeaseNotFound):
+		return distsync.Errorf(distsync.ErrLost, err, "%s: session lease expired", op)
+	default:
+		return distsync.Errorf(distsync.ErrUnavailable, err, "%s", op)
+	}
+}
+
+// check asks, in one Txn, whether key (created at rev) is still there and
+// which is the newest older key. first is true when there is none.
+func (q *Queue) check(ctx context.Context, key string, rev int64) (first bool, pred *mvccpb.KeyValue, err error) {
+	resp, err := q.c.Txn(ctx).If(
+		clientv3.Compare(clientv3.CreateRevision(key), "=", rev),
+	).Then(
+		clientv3.OpGet(q.prefix, append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(rev-1))...),
+	).Commit()
+	if err != nil {
+		return false, nil, q.fail(ctx, err, "check queue")
+	}
+	if !resp.Succeeded {
+		return false, nil, distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 {
+		return true, nil, nil
+	}
+	return false, kvs[0], nil
+}
+
+// waitFirst blocks until key is the oldest in the queue. It watches only
+// its predecessor (for the handoff) and its own key (a deleted waiter key
+// must not wait forever), and returns the own-key watch for the Lease.
+func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, pred *mvccpb.KeyValue) (*keyWatch, error) {
+	own, err := q.watch(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var pw *keyWatch
+	defer func() { pw.stop() }()
+	for {
+		if pw == nil || pw.key != string(pred.Key) {
+			pw.stop()
+			// A synced watch sees every delete after its creation; the
+			// check below covers the time before it.
+			if pw, err = q.watch(ctx, string(pred.Key)); err != nil {
+				own.stop()
+				return nil, err
+			}
+		}
+		first, next, err := q.check(ctx, key, rev)
+		if err != nil {
+			own.stop()
+			return nil, err
+		}
+		if first {
+			return own, nil
+		}
+		pred = next
+		if pw.key != string(pred.Key) {
+			continue
+		}
+		if err := q.waitDelete(ctx, key, own, pw); err != nil {
+			own.stop()
+			return nil, err
+		}
+		if own.broken {
+			own.stop()
+			if own, err = q.watch(ctx, key); err != nil {
+				return nil, err
+			}
+		}
+		if pw.broken {
+			pw.stop()
+			pw = nil
+		}
+	}
+}
+
+// waitDelete blocks until pw's key is deleted or one of the watches
+// breaks (marked broken; the caller re-creates it and re-checks).
+func (q *Queue) waitDelete(ctx context.Context, key string, own, pw *keyWatch) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for %q", pw.key)
+		case <-q.s.Done():
+			return distsync.Errorf(distsync.ErrLost, nil, "etcd session ended while waiting")
+		case wr, ok := <-own.ch:
+			if !ok || wr.Err() != nil {
+				own.broken = true
+				return nil
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					return distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
+				}
+			}
+		case wr, ok := <-pw.ch:
+			if !ok || wr.Err() != nil {
+				pw.broken = true
+				return nil
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					return nil
+				}
+			}
+		}
+	}
+}
+
+// hold turns an acquired key into a Lease that follows it.
+func (q *Queue) hold(key string, rev int64, own *keyWatch) *Lease {
+	if own == nil {
+		// Start after our own write: nothing about the key is missed, and
+		// when no other write came in between the watch is synced at once.
+		own = q.watchFrom(key, rev+1)
+	}
+	return newLease(q, key, rev, own)
+}
+
+// remove deletes key if it is still the one created at rev (P9), with
+// a context of its own: the caller's may have ended.
+func (q *Queue) remove(ctx context.Context, key string, rev int64) error {
+	op := func(ctx context.Context) error {
+		_, err := q.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
+			Then(clientv3.OpDelete(key)).Commit()
+		return err
+	}
+	return q.retry(ctx, op)
+}
+
+// abandon removes key after an enqueue whose outcome is unknown, and
+// leaves a tombstone (bound to the session lease) so that the enqueue,
+// should it still be applied later, finds it and writes nothing.
+func (q *Queue) abandon(ctx context.Context, key string) {
+	op := func(ctx context.Context) error {
+		_, err := q.c.Txn(ctx).Then(
+			clientv3.OpDelete(key),
+			clientv3.OpPut(tombstone(key), "", clientv3.WithLease(q.s.Lease())),
+		).Commit()
+		return err
+	}
+	_ = q.retry(ctx, op)
+}
+
+// retry runs op once in the foreground and, if it fails while the session
+// lives, again in the background with backoff until it succeeds or the
+// session ends; an orphaned key would block the name for the session's life.
+//
+// The foreground attempt runs under ctx (bounded by cleanupTimeout).
+func (q *Queue) retry(ctx context.Context, op func(context.Context) error) error {
+	attempt := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+		defer cancel()
+		err := op(ctx)
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return nil // the lease is gone and its keys with it
+		}
+		return err
+	}
+	err := attempt(ctx)
+	if err == nil {
+		return nil
+	}
+	if q.s.Ctx().Err() != nil {
+		return distsync.Errorf(distsync.ErrUnavailable, err, "removal not confirmed; the key ends with the session lease")
+	}
+	q.bg.Add(1)
+	go func() {
+		defer q.bg.Done()
+		backoff := 50 * time.Millisecond
+		for {
+			select {
+			case <-q.s.Done():
+				return
+			case <-time.After(backoff):
+			}
+			if attempt(q.s.Ctx()) == nil {
+				return
+			}
+			backoff = min(2*backoff, 2*time.Second)
+		}
+	}()
+	return distsync.Errorf(distsync.ErrUnavailable, err, "removal not confirmed; retrying in the background")
+}

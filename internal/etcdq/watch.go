@@ -1,0 +1,55 @@
+package etcdq
+
+import (
+	"context"
+
+	"github.com/distsync/distsync"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// A keyWatch is a watch on one key. Its context is the client's, not a
+// caller's, because the own-key watch outlives the acquire call that made
+// it; WithRequireLeader makes a member that lost its leader close the watch
+// instead of leaving it silent.
+type keyWatch struct {
+	key    string
+	ch     clientv3.WatchChan
+	cancel context.CancelFunc
+	broken bool // the channel closed or failed: re-create and re-check
+}
+
+// watch starts a synced watch on key (from the next revision, so the
+// server serves it at once) and waits until the server confirms it.
+func (q *Queue) watch(ctx context.Context, key string) (*keyWatch, error) {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(q.c.Ctx()))
+	w := &keyWatch{key: key, cancel: cancel}
+	w.ch = q.c.Watch(wctx, key, clientv3.WithCreatedNotify())
+	select {
+	case wr, ok := <-w.ch:
+		if ok && wr.Created && wr.Err() == nil {
+			return w, nil
+		}
+		cancel()
+		var err error
+		if ok {
+			err = wr.Err()
+		}
+		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "watch %q", key)
+	case <-ctx.Done():
+		cancel()
+		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "watch %q", key)
+	}
+}
+
+// watchFrom starts a watch on key at rev without waiting for it.
+func (q *Queue) watchFrom(key string, rev int64) *keyWatch {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(q.c.Ctx()))
+	return &keyWatch{key: key, cancel: cancel, ch: q.c.Watch(wctx, key, clientv3.WithRev(rev))}
+}
+
+// stop cancels the watch; nil-safe. The client closes the channel.
+func (w *keyWatch) stop() {
+	if w != nil {
+		w.cancel()
+	}
+}

@@ -1,0 +1,42 @@
+// Package mutex is distsync's distributed Mutex on etcd, the reference
+// implementation of the distsync contract.
+//
+// # Semantics
+//
+// A Mutex is a name on an etcd session. Lock enqueues a key under the
+// name's prefix, bound to the session's lease; the holder is the key with
+// the oldest create revision, so the lock is granted in arrival order
+// (FIFO). Each waiter watches only its predecessor: a release wakes one
+// waiter, which learns in one round trip that it holds the lock. Two Lock
+// calls through the same session exclude each other, unlike etcd's
+// concurrency.Mutex.
+//
+// For names without '/' or '%' the keys are those of etcd's
+// concurrency.Mutex ("NAME/<lease>..."), so a distsync Mutex and
+// `etcdctl lock NAME` (or concurrency.NewMutex(s, "NAME")) exclude each
+// other. Other names are percent-encoded ('/' as %2F, '%' as %25), which
+// keeps "a" and "a/b" apart.
+//
+// # Fencing
+//
+// A Lease's Token is the create revision of its key, strictly greater for
+// every later acquisition. A resource that remembers the highest token it
+// accepted and rejects lower ones is safe even against a holder that was
+// paused past its TTL. On etcd itself, put Lease.IsOwner in the If of a
+// Txn to make a write conditional on still holding the lock.
+//
+// # Loss
+//
+// A Lease's Done closes, and Err wraps distsync.ErrLost, when its key is
+// deleted (by anyone, or by the revocation or expiry of the session lease),
+// when the session ends, or when the session lease's renewal has not been
+// confirmed for three quarters of its TTL (measured on the monotonic clock,
+// so before etcd can expire it). A revoke or a deletion is reported as soon
+// as its watch event arrives: see the README for the measured delay.
+//
+// # Limits
+//
+// The guarantees are etcd's: a holder paused longer than its session TTL
+// (GC, swap, a stopped VM) can wake up and act before it learns that the
+// lock passed on. Only a fencing check at the resource closes that gap.
+package mutex
