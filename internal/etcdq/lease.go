@@ -102,49 +102,32 @@ func (l *Lease) follow(own *keyWatch) {
 	defer func() { own.stop() }()
 	ctx, cancel := context.WithCancel(l.q.c.Ctx())
 	defer cancel()
-
-	q := l.q
-	ka, err := q.c.KeepAlive(ctx, q.s.Lease())
+	rw, err := l.q.watchRenewal()
 	if err != nil {
-		l.lose(err, "session lease keep-alive halted")
+		l.end(err)
 		return
 	}
-	expiry := time.NewTimer(time.Hour)
-	defer expiry.Stop()
-	armed := false
-	arm := func() {
-		if d, ok := q.renew.deadline(); ok {
-			expiry.Reset(time.Until(d))
-			armed = true
-		}
-	}
-	arm()
-	if !armed {
-		expiry.Stop()
-	}
+	defer rw.stop()
 
 	var (
-		ownCh   clientv3.WatchChan = own.ch
+		ownCh   = own.ch
 		rewatch <-chan time.Time
-		backoff = 50 * time.Millisecond
+		backoff = newBackoff()
 	)
 	for {
 		select {
 		case <-l.stopc:
 			return
-		case <-q.s.Done():
+		case <-l.q.s.Done():
 			l.lose(nil, "etcd session ended")
 			return
-		case resp, ok := <-ka:
-			if !ok {
-				l.lose(nil, "session lease keep-alive ended: the lease expired or was revoked")
+		case resp, ok := <-rw.ka:
+			if err := rw.renewed(resp, ok); err != nil {
+				l.end(err)
 				return
 			}
-			q.renew.update(time.Duration(resp.TTL) * time.Second)
-			arm()
-		case <-expiry.C:
-			ttl := q.renew.ttlNow()
-			l.lose(nil, "session lease renewal not confirmed for %v (TTL %v)", ttl-margin(ttl), ttl)
+		case <-rw.expiry:
+			l.end(rw.expired())
 			return
 		case <-rewatch:
 			rewatch = nil
@@ -154,10 +137,10 @@ func (l *Lease) follow(own *keyWatch) {
 				l.lose(err, "key %q was deleted", l.key)
 				return
 			case err != nil:
-				rewatch = time.After(backoff)
-				backoff = min(2*backoff, time.Second)
+				rewatch = time.After(backoff.next())
 			default:
-				own, ownCh, backoff = w, w.ch, 50*time.Millisecond
+				own, ownCh = w, w.ch
+				backoff.reset()
 			}
 		case wr, ok := <-ownCh:
 			if !ok || wr.Err() != nil {
@@ -200,40 +183,3 @@ func (l *Lease) reattach(ctx context.Context) (w *keyWatch, gone bool, err error
 	}
 	return w, false, nil
 }
-
-// renewal is the latest confirmed renewal of a session lease, on the
-// monotonic clock.
-type renewal struct {
-	mu  sync.Mutex
-	at  time.Time
-	ttl time.Duration
-}
-
-func (r *renewal) update(ttl time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.at, r.ttl = time.Now(), ttl
-}
-
-func (r *renewal) ttlNow() time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ttl
-}
-
-// deadline is when the lease could have expired, less a margin: the server
-// renewed it no later than the response arrived, so it lives at least until
-// about then plus its TTL, minus the time the request spent in flight.
-func (r *renewal) deadline() (time.Time, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ttl <= 0 {
-		return time.Time{}, false
-	}
-	return r.at.Add(r.ttl - margin(r.ttl)), true
-}
-
-// margin is how long before a possible expiry a lease counts as lost. A
-// quarter of the TTL leaves room for two missed keep-alives (sent every
-// TTL/3) and a slow round trip.
-func margin(ttl time.Duration) time.Duration { return ttl / 4 }

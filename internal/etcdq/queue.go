@@ -13,6 +13,9 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
+// attemptTimeout bounds one round trip of a waiter, which then retries.
+const attemptTimeout = 2 * time.Second
+
 // cleanupTimeout bounds one attempt to remove a waiter key after the
 // caller's context ended; past it the removal goes on in the background.
 const cleanupTimeout = 5 * time.Second
@@ -60,18 +63,13 @@ func (q *Queue) Acquire(ctx context.Context) (*Lease, error) {
 		return nil, err
 	}
 	key := newKey(q.prefix, q.s.Lease())
-	resp, err := q.c.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
-		clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
-	).Then(
-		clientv3.OpPut(key, "", clientv3.WithLease(q.s.Lease())),
-		// The two newest keys: ours, and the one we wait for, if any.
-		clientv3.OpGet(q.prefix, clientv3.WithPrefix(),
-			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2)),
-	).Commit()
+	resp, err := q.enqueue(ctx, key)
 	if err != nil {
 		q.abandon(context.WithoutCancel(ctx), key)
 		return nil, q.fail(ctx, err, "enqueue")
+	}
+	if !resp.Succeeded {
+		return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "enqueue: key %q already used", key)
 	}
 	rev := resp.Header.Revision
 	kvs := resp.Responses[1].GetResponseRange().Kvs
@@ -84,6 +82,19 @@ func (q *Queue) Acquire(ctx context.Context) (*Lease, error) {
 		return nil, err
 	}
 	return q.hold(key, rev, own), nil
+}
+
+// enqueue creates key, unless it exists or was abandoned, and reads the
+// two newest keys: ours, and the one we wait for, if any.
+func (q *Queue) enqueue(ctx context.Context, key string) (*clientv3.TxnResponse, error) {
+	return q.c.Txn(ctx).If(
+		clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
+	).Then(
+		clientv3.OpPut(key, "", clientv3.WithLease(q.s.Lease())),
+		clientv3.OpGet(q.prefix, clientv3.WithPrefix(),
+			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2)),
+	).Commit()
 }
 
 // TryAcquire takes a key only if the queue is empty, in one Txn; otherwise
@@ -137,7 +148,9 @@ func (q *Queue) fail(ctx context.Context, err error, op string) error {
 // check asks, in one Txn, whether key (created at rev) is still there and
 // which is the newest older key. first is true when there is none.
 func (q *Queue) check(ctx context.Context, key string, rev int64) (first bool, pred *mvccpb.KeyValue, err error) {
-	resp, err := q.c.Txn(ctx).If(
+	// A member without a leader answers at once instead of after its
+	// request timeout, and the waiter retries elsewhere or later.
+	resp, err := q.c.Txn(clientv3.WithRequireLeader(ctx)).If(
 		clientv3.Compare(clientv3.CreateRevision(key), "=", rev),
 	).Then(
 		clientv3.OpGet(q.prefix, append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(rev-1))...),
@@ -158,44 +171,64 @@ func (q *Queue) check(ctx context.Context, key string, rev int64) (first bool, p
 // waitFirst blocks until key is the oldest in the queue. It watches only
 // its predecessor (for the handoff) and its own key (a deleted waiter key
 // must not wait forever), and returns the own-key watch for the Lease.
-func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, pred *mvccpb.KeyValue) (*keyWatch, error) {
-	own, err := q.watch(ctx, key)
+//
+// etcd failures (a leader election, a member restart) are retried until ctx
+// ends or the session does: a waiter cut off from the quorum cannot renew
+// its session lease, so it fails within the session TTL instead of hanging.
+func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, pred *mvccpb.KeyValue) (own *keyWatch, err error) {
+	rw, err := q.watchRenewal()
 	if err != nil {
 		return nil, err
 	}
 	var pw *keyWatch
-	defer func() { pw.stop() }()
+	defer func() {
+		rw.stop()
+		pw.stop()
+		if err != nil {
+			own.stop()
+		}
+	}()
+	backoff := newBackoff()
 	for {
+		if own == nil {
+			if own, err = q.watch(ctx, key); err != nil {
+				if err = q.retryAfter(ctx, rw, backoff, err); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
 		if pw == nil || pw.key != string(pred.Key) {
 			pw.stop()
 			// A synced watch sees every delete after its creation; the
 			// check below covers the time before it.
 			if pw, err = q.watch(ctx, string(pred.Key)); err != nil {
-				own.stop()
-				return nil, err
+				if err = q.retryAfter(ctx, rw, backoff, err); err != nil {
+					return nil, err
+				}
+				continue
 			}
 		}
-		first, next, err := q.check(ctx, key, rev)
+		first, next, err := q.checkWithin(ctx, key, rev)
 		if err != nil {
-			own.stop()
-			return nil, err
+			if err = q.retryAfter(ctx, rw, backoff, err); err != nil {
+				return nil, err
+			}
+			continue
 		}
+		backoff.reset()
 		if first {
 			return own, nil
 		}
-		pred = next
-		if pw.key != string(pred.Key) {
+		if pred = next; pw.key != string(pred.Key) {
 			continue
 		}
-		if err := q.waitDelete(ctx, key, own, pw); err != nil {
-			own.stop()
+		if err := q.waitDelete(ctx, key, rw, own, pw); err != nil {
 			return nil, err
 		}
 		if own.broken {
 			own.stop()
-			if own, err = q.watch(ctx, key); err != nil {
-				return nil, err
-			}
+			own = nil
 		}
 		if pw.broken {
 			pw.stop()
@@ -204,11 +237,67 @@ func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, pred *mvcc
 	}
 }
 
-// waitDelete blocks until pw's key is deleted or one of the watches
-// breaks (marked broken; the caller re-creates it and re-checks).
-func (q *Queue) waitDelete(ctx context.Context, key string, own, pw *keyWatch) error {
+// retryAfter waits before the next attempt after err, if err is an etcd
+// failure worth retrying; it returns an error when the wait should end.
+func (q *Queue) retryAfter(ctx context.Context, rw *renewalWatch, b *backoff, err error) error {
+	if !errors.Is(err, distsync.ErrUnavailable) {
+		return err
+	}
+	pause := time.NewTimer(b.next())
+	defer pause.Stop()
 	for {
 		select {
+		case <-ctx.Done():
+			return distsync.Errorf(distsync.ErrNotAcquired, errors.Join(context.Cause(ctx), err), "")
+		case <-q.s.Done():
+			return distsync.Errorf(distsync.ErrLost, err, "etcd session ended while waiting")
+		case resp, ok := <-rw.ka:
+			if rerr := rw.renewed(resp, ok); rerr != nil {
+				return errors.Join(rerr, err)
+			}
+		case <-rw.expiry:
+			return errors.Join(rw.expired(), err)
+		case <-pause.C:
+			return nil
+		}
+	}
+}
+
+// checkWithin is check bounded by attemptTimeout: a member cut off from its
+// leader may hold a linearizable read for its whole request timeout (5 s).
+func (q *Queue) checkWithin(ctx context.Context, key string, rev int64) (bool, *mvccpb.KeyValue, error) {
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	first, pred, err := q.check(actx, key, rev)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil {
+		err = distsync.Errorf(distsync.ErrUnavailable, err, "queue check not answered within %v", attemptTimeout)
+	}
+	return first, pred, err
+}
+
+// backoff doubles a delay from 20 ms up to one second.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{} }
+
+func (b *backoff) reset() { b.d = 0 }
+
+func (b *backoff) next() time.Duration {
+	b.d = min(max(2*b.d, 20*time.Millisecond), time.Second)
+	return b.d
+}
+
+// waitDelete blocks until pw's key is deleted or one of the watches
+// breaks (marked broken; the caller re-creates it and re-checks).
+func (q *Queue) waitDelete(ctx context.Context, key string, rw *renewalWatch, own, pw *keyWatch) error {
+	for {
+		select {
+		case resp, ok := <-rw.ka:
+			if err := rw.renewed(resp, ok); err != nil {
+				return err
+			}
+		case <-rw.expiry:
+			return rw.expired()
 		case <-ctx.Done():
 			return distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for %q", pw.key)
 		case <-q.s.Done():

@@ -2,6 +2,7 @@ package etcdq
 
 import (
 	"context"
+	"time"
 
 	"github.com/distsync/distsync"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -38,6 +39,9 @@ func (q *Queue) watch(ctx context.Context, key string) (*keyWatch, error) {
 	case <-ctx.Done():
 		cancel()
 		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "watch %q", key)
+	case <-time.After(attemptTimeout):
+		cancel()
+		return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "watch %q not confirmed within %v", key, attemptTimeout)
 	}
 }
 

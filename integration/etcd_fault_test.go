@@ -1,0 +1,322 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/testserver"
+	"github.com/distsync/distsync/mutex"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// fencedStore is a protected resource: a counter that accepts a write only
+// with a fencing token at least as high as every token it accepted before.
+type fencedStore struct {
+	mu       sync.Mutex
+	highest  uint64
+	value    int
+	rejected int
+}
+
+// increment reads the counter, works for hold, and writes it back with
+// token, as a lock holder's read-modify-write would.
+func (s *fencedStore) increment(token uint64, hold time.Duration) bool {
+	s.mu.Lock()
+	v := s.value
+	s.mu.Unlock()
+	time.Sleep(hold)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if token < s.highest {
+		s.rejected++
+		return false
+	}
+	s.highest, s.value = token, v+1
+	return true
+}
+
+// churn is a set of clients contending for one etcd Mutex on a cluster
+// while the test injects faults; it counts what happened.
+type churn struct {
+	overlaps overlapDetector
+	store    fencedStore
+	acquired atomic.Int64
+	written  atomic.Int64
+	failures atomic.Int64
+	lastErr  atomic.Value
+}
+
+// run starts workers clients, each with its own client over all members
+// and its own session, looping Lock / increment / Release until ctx ends.
+// A failed Lock (an election in progress, a session that ended) is counted
+// and retried, with a new session if the old one ended.
+func (c *churn) run(ctx context.Context, t *testing.T, cl *testserver.Cluster, name string, workers int) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for range workers {
+		client := cl.Client(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var m *mutex.Mutex
+			defer func() {
+				if m != nil {
+					_ = m.Close()
+				}
+			}()
+			for ctx.Err() == nil {
+				if m == nil {
+					var err error
+					if m, err = mutex.NewWithClient(ctx, client, name, mutex.WithTTL(5*time.Second)); err != nil {
+						c.fail(err)
+						m = nil
+						time.Sleep(50 * time.Millisecond)
+						continue
+					}
+				}
+				lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				l, err := m.Lock(lctx)
+				cancel()
+				if err != nil {
+					c.fail(err)
+					if errors.Is(err, distsync.ErrClosed) || errors.Is(err, distsync.ErrLost) {
+						_ = m.Close()
+						m = nil
+					}
+					continue
+				}
+				c.acquired.Add(1)
+				c.overlaps.inside.Add(1)
+				if c.overlaps.inside.Load() > 1 && l.Err() == nil {
+					c.overlaps.overlaps.Add(1)
+				}
+				if c.store.increment(l.Token(), time.Millisecond) {
+					c.written.Add(1)
+				}
+				c.overlaps.inside.Add(-1)
+				rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				_ = l.Release(rctx)
+				rcancel()
+			}
+		}()
+	}
+	return &wg
+}
+
+func (c *churn) fail(err error) {
+	if !errors.Is(err, context.Canceled) {
+		c.failures.Add(1)
+		c.lastErr.Store(err.Error())
+	}
+}
+
+// progress waits until n more acquisitions than at the call have happened.
+func (c *churn) progress(t *testing.T, n int64, what string) {
+	t.Helper()
+	want := c.acquired.Load() + n
+	deadline := time.Now().Add(30 * time.Second)
+	for c.acquired.Load() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no progress: %d acquisitions, want %d (last error: %v)", what, c.acquired.Load(), want, c.lastErr.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (c *churn) check(t *testing.T) {
+	t.Helper()
+	t.Logf("acquisitions %d, fenced writes %d, rejected %d, failed Locks %d (last: %v)",
+		c.acquired.Load(), c.written.Load(), c.store.rejected, c.failures.Load(), c.lastErr.Load())
+	if n := c.overlaps.overlaps.Load(); n != 0 {
+		t.Errorf("%d overlapping critical sections between live leases", n)
+	}
+	if c.store.rejected != 0 || int64(c.store.value) != c.acquired.Load() {
+		t.Errorf("fenced counter %d after %d acquisitions, %d stale writes rejected: updates were lost",
+			c.store.value, c.acquired.Load(), c.store.rejected)
+	}
+}
+
+// TestEtcdMutexLeaderStop stops the leader of a 3-member cluster while 8
+// clients contend, then restarts it: the Mutex keeps working and safety
+// holds throughout.
+func TestEtcdMutexLeaderStop(t *testing.T) {
+	cl := testserver.NewCluster(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	var c churn
+	wg := c.run(ctx, t, cl, "fault-leader-stop", 8)
+	defer func() { cancel(); wg.Wait() }()
+
+	c.progress(t, 20, "before the fault")
+	leader := cl.WaitLeader(t)
+	cl.Stop(t, leader)
+	t.Logf("stopped leader %d", leader)
+	c.progress(t, 30, "with the old leader stopped")
+	cl.Restart(t, leader)
+	c.progress(t, 30, "after the restart")
+	cancel()
+	wg.Wait()
+	c.check(t)
+}
+
+// TestEtcdMutexMemberRestart stops and restarts a follower twice under the
+// same load.
+func TestEtcdMutexMemberRestart(t *testing.T) {
+	cl := testserver.NewCluster(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	var c churn
+	wg := c.run(ctx, t, cl, "fault-member-restart", 8)
+	defer func() { cancel(); wg.Wait() }()
+
+	c.progress(t, 20, "before the fault")
+	for range 2 {
+		follower := (cl.WaitLeader(t) + 1) % 3
+		cl.Stop(t, follower)
+		c.progress(t, 20, "with a follower stopped")
+		cl.Restart(t, follower)
+		c.progress(t, 20, "after the restart")
+	}
+	cancel()
+	wg.Wait()
+	c.check(t)
+}
+
+// TestEtcdMutexCutOffWaiter isolates the member a waiter talks to: the
+// waiter fails with an error within its session TTL instead of hanging,
+// the holder elsewhere keeps its lock, and after the member heals the
+// waiter's key is gone.
+func TestEtcdMutexCutOffWaiter(t *testing.T) {
+	cl := testserver.NewCluster(t, 3)
+	ctx := context.Background()
+	name := "fault-cut-off-waiter"
+	leader := cl.WaitLeader(t)
+	cut := (leader + 1) % 3
+
+	holderM, err := mutex.NewWithClient(ctx, cl.MemberClient(t, leader), name, mutex.WithTTL(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holderM.Close()
+	holder, err := holderM.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiterM, err := mutex.NewWithClient(ctx, cl.MemberClient(t, cut), name, mutex.WithTTL(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiterM.Close()
+	errc := make(chan error, 1)
+	// The waiter's own deadline is far away: it must give up by itself.
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer wcancel()
+	go func() {
+		l, err := waiterM.Lock(wctx)
+		if err == nil {
+			_ = l.Release(ctx)
+		}
+		errc <- err
+	}()
+	observer := cl.MemberClient(t, leader)
+	waitEtcdKeys(t, observer, name, 2)
+
+	cl.Isolate(t, cut)
+	start := time.Now()
+	select {
+	case err := <-errc:
+		t.Logf("cut-off waiter failed after %v: %v", time.Since(start), err)
+		if err == nil || errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("cut-off waiter: got %v, want an error of its own", err)
+		}
+		if !errors.Is(err, distsync.ErrLost) && !errors.Is(err, distsync.ErrUnavailable) {
+			t.Fatalf("cut-off waiter: got %v, want ErrLost or ErrUnavailable", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("waiter on a cut-off member still waiting after 30s")
+	}
+	if holder.Err() != nil {
+		t.Fatalf("holder on a healthy member lost its lock: %v", holder.Err())
+	}
+	cl.Heal(t, cut)
+	cl.WaitLeader(t)
+	waitEtcdKeys(t, observer, name, 1)
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEtcdMutexLossBeforeExpiry cuts a holder's client off from etcd: the
+// holder must be told its lease is lost before etcd expires the session
+// lease and lets someone else in (P2).
+func TestEtcdMutexLossBeforeExpiry(t *testing.T) {
+	cl := testserver.NewCluster(t, 3)
+	ctx := context.Background()
+	name := "fault-loss-before-expiry"
+	leader := cl.WaitLeader(t)
+	cut := (leader + 1) % 3
+	m, err := mutex.NewWithClient(ctx, cl.MemberClient(t, cut), name, mutex.WithTTL(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	l, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Let a keep-alive confirm the lease, so the holder knows its TTL.
+	time.Sleep(1200 * time.Millisecond)
+
+	observer := cl.MemberClient(t, leader)
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	deleted := observer.Watch(wctx, l.(*mutex.Lease).Key())
+	if l.Err() != nil {
+		t.Fatalf("lease lost before the fault: %v", l.Err())
+	}
+	cl.Blackhole(t, cut)
+	start := time.Now()
+	var lostAt, expiredAt time.Duration
+	for lostAt == 0 || expiredAt == 0 {
+		select {
+		case <-l.Done():
+			if lostAt == 0 {
+				lostAt = time.Since(start)
+			}
+		case wr := <-deleted:
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					expiredAt = time.Since(start)
+				}
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("after 20s: lost at %v, expired at %v", lostAt, expiredAt)
+		}
+	}
+	t.Logf("cut-off holder told of the loss after %v; etcd expired its key after %v", lostAt, expiredAt)
+	if !errors.Is(l.Err(), distsync.ErrLost) {
+		t.Fatalf("Err: got %v, want ErrLost", l.Err())
+	}
+	if lostAt >= expiredAt {
+		t.Fatalf("holder told of the loss after %v, but etcd had expired the lease after %v", lostAt, expiredAt)
+	}
+	cl.Unblackhole(t, cut)
+}
+
+// waitEtcdKeys waits until n keys exist under name's prefix.
+func waitEtcdKeys(t *testing.T, c *clientv3.Client, name string, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := c.Get(context.Background(), name+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err == nil && resp.Count == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %d keys under %q: %v %v", n, name, resp, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

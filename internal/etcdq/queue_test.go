@@ -1,0 +1,90 @@
+package etcdq
+
+import (
+	"context"
+	"testing"
+
+	"github.com/distsync/distsync/internal/testserver"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+var etcd *testserver.Etcd
+
+func TestMain(m *testing.M) {
+	testserver.RunWithEtcd(m, func(e *testserver.Etcd) { etcd = e })
+}
+
+func queue(t *testing.T, name string) *Queue {
+	t.Helper()
+	s, err := concurrency.NewSession(etcd.Client(t), concurrency.WithTTL(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	q, err := New(s, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+// TestAbandonedEnqueueNeverLands replays the case where a client gives up
+// on an enqueue Txn whose outcome it does not know, removes the key, and
+// the Txn is applied afterwards (it was still in flight): the tombstone
+// must make the late Txn write nothing, or the orphaned key would block the
+// name for the life of the session. The control shows the replayed Txn does
+// write the key when nothing was abandoned.
+func TestAbandonedEnqueueNeverLands(t *testing.T) {
+	ctx := context.Background()
+	q := queue(t, t.Name())
+
+	control := newKey(q.prefix, q.s.Lease())
+	resp, err := q.enqueue(ctx, control)
+	if err != nil || !resp.Succeeded {
+		t.Fatalf("control enqueue: succeeded=%v err=%v", resp != nil && resp.Succeeded, err)
+	}
+	if err := q.remove(ctx, control, resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+
+	key := newKey(q.prefix, q.s.Lease())
+	q.abandon(ctx, key)
+	resp, err = q.enqueue(ctx, key) // the late arrival
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Succeeded {
+		t.Fatal("an enqueue applied after its key was abandoned created the key")
+	}
+	got, err := q.c.Get(ctx, q.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Count != 0 {
+		t.Fatalf("%d keys under %q, want 0", got.Count, q.prefix)
+	}
+	if _, err := q.TryAcquire(ctx); err != nil {
+		t.Fatalf("name blocked after an abandoned enqueue: %v", err)
+	}
+}
+
+func TestPrefixIsInjective(t *testing.T) {
+	names := []string{"a", "a/b", "a%2Fb", "a%", "a%25", "a/", "a//b", "%", "/", "%2F"}
+	seen := map[string]string{}
+	for _, n := range names {
+		p := Prefix(n)
+		if other, ok := seen[p]; ok {
+			t.Fatalf("names %q and %q share prefix %q", n, other, p)
+		}
+		seen[p] = n
+		for _, m := range names {
+			if m != n && len(Prefix(m)) > len(p) && Prefix(m)[:len(p)] == p {
+				t.Fatalf("prefix %q of %q contains prefix %q of %q", p, n, Prefix(m), m)
+			}
+		}
+	}
+	if got := Prefix("jobs"); got != "jobs/" {
+		t.Fatalf("Prefix(%q) = %q, want etcd's concurrency.Mutex layout %q", "jobs", got, "jobs/")
+	}
+}
