@@ -91,7 +91,7 @@ func NewWithClient(ctx context.Context, c *clientv3.Client, name string, opts ..
 // before the call, or distsync.ErrUnavailable for an etcd failure
 // (including a member that lost its leader while we waited).
 func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
-	l, err := m.q.Acquire(ctx)
+	l, err := m.q.Acquire(ctx, etcdq.Exclusive, "")
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
 // round trip. Otherwise it returns an error wrapping distsync.ErrWouldBlock
 // and writes nothing.
 func (m *Mutex) TryLock(ctx context.Context) (distsync.Lease, error) {
-	l, err := m.q.TryAcquire(ctx)
+	l, err := m.q.TryAcquire(ctx, etcdq.Exclusive, "")
 	if err != nil {
 		return nil, err
 	}

@@ -54,16 +54,28 @@ func (q *Queue) Session() *concurrency.Session { return q.s }
 // ended: each ends when its key is gone or when the session ends.
 func (q *Queue) Wait() { q.bg.Wait() }
 
-// Acquire enqueues a key and blocks until no older key is left, then
-// returns the held Lease. On failure or cancellation the key is removed
-// (in the background if the backend does not answer in time) and the error
-// wraps ErrNotAcquired and ctx.Err(), ErrLost or ErrUnavailable.
-func (q *Queue) Acquire(ctx context.Context) (*Lease, error) {
+// A Class says where an acquisition's key goes, under the queue's prefix,
+// and which keys it waits for: the older keys under the prefix plus Wait.
+type Class struct {
+	Sub  string // appended to the prefix for the key; "" or ending in "/"
+	Wait string // appended to the prefix: the keys that block this class
+}
+
+// Exclusive waits for every older key: a mutex, a writer, a candidate.
+var Exclusive = Class{}
+
+// Acquire enqueues a key of class c holding value and blocks until no
+// older key of the keys c waits for is left, then returns the held Lease.
+// On failure or cancellation the key is removed (in the background if the
+// backend does not answer in time) and the error wraps ErrNotAcquired and
+// ctx.Err(), ErrLost or ErrUnavailable.
+func (q *Queue) Acquire(ctx context.Context, c Class, value string) (*Lease, error) {
 	if err := q.alive(ctx); err != nil {
 		return nil, err
 	}
-	key := newKey(q.prefix, q.s.Lease())
-	resp, err := q.enqueue(ctx, key)
+	key := newKey(q.prefix+c.Sub, q.s.Lease())
+	wait := q.prefix + c.Wait
+	resp, err := q.enqueue(ctx, key, value, wait)
 	if err != nil {
 		q.abandon(context.WithoutCancel(ctx), key)
 		return nil, q.fail(ctx, err, "enqueue")
@@ -72,11 +84,17 @@ func (q *Queue) Acquire(ctx context.Context) (*Lease, error) {
 		return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "enqueue: key %q already used", key)
 	}
 	rev := resp.Header.Revision
-	kvs := resp.Responses[1].GetResponseRange().Kvs
-	if len(kvs) < 2 {
+	var pred *mvccpb.KeyValue
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		if kv.CreateRevision < rev {
+			pred = kv
+			break
+		}
+	}
+	if pred == nil {
 		return q.hold(key, rev, nil), nil
 	}
-	own, err := q.waitFirst(ctx, key, rev, kvs[1])
+	own, err := q.waitFirst(ctx, key, rev, wait, pred)
 	if err != nil {
 		_ = q.remove(context.WithoutCancel(ctx), key, rev)
 		return nil, err
@@ -85,30 +103,31 @@ func (q *Queue) Acquire(ctx context.Context) (*Lease, error) {
 }
 
 // enqueue creates key, unless it exists or was abandoned, and reads the
-// two newest keys: ours, and the one we wait for, if any.
-func (q *Queue) enqueue(ctx context.Context, key string) (*clientv3.TxnResponse, error) {
+// two newest keys under wait: the newest older than ours is the one we
+// wait for (ours may be among them).
+func (q *Queue) enqueue(ctx context.Context, key, value, wait string) (*clientv3.TxnResponse, error) {
 	return q.c.Txn(ctx).If(
 		clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
 		clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
 	).Then(
-		clientv3.OpPut(key, "", clientv3.WithLease(q.s.Lease())),
-		clientv3.OpGet(q.prefix, clientv3.WithPrefix(),
+		clientv3.OpPut(key, value, clientv3.WithLease(q.s.Lease())),
+		clientv3.OpGet(wait, clientv3.WithPrefix(),
 			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2)),
 	).Commit()
 }
 
-// TryAcquire takes a key only if the queue is empty, in one Txn; otherwise
-// it returns ErrWouldBlock and writes nothing.
-func (q *Queue) TryAcquire(ctx context.Context) (*Lease, error) {
+// TryAcquire takes a key of class c only if none of the keys c waits for
+// exists, in one Txn; otherwise it returns ErrWouldBlock and writes nothing.
+func (q *Queue) TryAcquire(ctx context.Context, c Class, value string) (*Lease, error) {
 	if err := q.alive(ctx); err != nil {
 		return nil, err
 	}
-	key := newKey(q.prefix, q.s.Lease())
+	key := newKey(q.prefix+c.Sub, q.s.Lease())
 	resp, err := q.c.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(q.prefix), "=", 0).WithPrefix(),
+		clientv3.Compare(clientv3.CreateRevision(q.prefix+c.Wait), "=", 0).WithPrefix(),
 		clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
 	).Then(
-		clientv3.OpPut(key, "", clientv3.WithLease(q.s.Lease())),
+		clientv3.OpPut(key, value, clientv3.WithLease(q.s.Lease())),
 	).Commit()
 	if err != nil {
 		q.abandon(context.WithoutCancel(ctx), key)
@@ -146,14 +165,15 @@ func (q *Queue) fail(ctx context.Context, err error, op string) error {
 }
 
 // check asks, in one Txn, whether key (created at rev) is still there and
-// which is the newest older key. first is true when there is none.
-func (q *Queue) check(ctx context.Context, key string, rev int64) (first bool, pred *mvccpb.KeyValue, err error) {
+// which is the newest key under wait older than it. first is true when
+// there is none.
+func (q *Queue) check(ctx context.Context, key string, rev int64, wait string) (first bool, pred *mvccpb.KeyValue, err error) {
 	// A member without a leader answers at once instead of after its
 	// request timeout, and the waiter retries elsewhere or later.
 	resp, err := q.c.Txn(clientv3.WithRequireLeader(ctx)).If(
 		clientv3.Compare(clientv3.CreateRevision(key), "=", rev),
 	).Then(
-		clientv3.OpGet(q.prefix, append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(rev-1))...),
+		clientv3.OpGet(wait, append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(rev-1))...),
 	).Commit()
 	if err != nil {
 		return false, nil, q.fail(ctx, err, "check queue")
@@ -168,14 +188,14 @@ func (q *Queue) check(ctx context.Context, key string, rev int64) (first bool, p
 	return false, kvs[0], nil
 }
 
-// waitFirst blocks until key is the oldest in the queue. It watches only
+// waitFirst blocks until key is older than every key under wait. It watches only
 // its predecessor (for the handoff) and its own key (a deleted waiter key
 // must not wait forever), and returns the own-key watch for the Lease.
 //
 // etcd failures (a leader election, a member restart) are retried until ctx
 // ends or the session does: a waiter cut off from the quorum cannot renew
 // its session lease, so it fails within the session TTL instead of hanging.
-func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, pred *mvccpb.KeyValue) (own *keyWatch, err error) {
+func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait string, pred *mvccpb.KeyValue) (own *keyWatch, err error) {
 	rw, err := q.watchRenewal()
 	if err != nil {
 		return nil, err
@@ -209,7 +229,7 @@ func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, pred *mvcc
 				continue
 			}
 		}
-		first, next, err := q.checkWithin(ctx, key, rev)
+		first, next, err := q.checkWithin(ctx, key, rev, wait)
 		if err != nil {
 			if err = q.retryAfter(ctx, rw, backoff, err); err != nil {
 				return nil, err
@@ -265,10 +285,10 @@ func (q *Queue) retryAfter(ctx context.Context, rw *renewalWatch, b *backoff, er
 
 // checkWithin is check bounded by attemptTimeout: a member cut off from its
 // leader may hold a linearizable read for its whole request timeout (5 s).
-func (q *Queue) checkWithin(ctx context.Context, key string, rev int64) (bool, *mvccpb.KeyValue, error) {
+func (q *Queue) checkWithin(ctx context.Context, key string, rev int64, wait string) (bool, *mvccpb.KeyValue, error) {
 	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
-	first, pred, err := q.check(actx, key, rev)
+	first, pred, err := q.check(actx, key, rev, wait)
 	if err != nil && ctx.Err() == nil && actx.Err() != nil {
 		err = distsync.Errorf(distsync.ErrUnavailable, err, "queue check not answered within %v", attemptTimeout)
 	}

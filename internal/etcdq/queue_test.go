@@ -40,7 +40,7 @@ func TestAbandonedEnqueueNeverLands(t *testing.T) {
 	q := queue(t, t.Name())
 
 	control := newKey(q.prefix, q.s.Lease())
-	resp, err := q.enqueue(ctx, control)
+	resp, err := q.enqueue(ctx, control, "", q.prefix)
 	if err != nil || !resp.Succeeded {
 		t.Fatalf("control enqueue: succeeded=%v err=%v", resp != nil && resp.Succeeded, err)
 	}
@@ -50,7 +50,7 @@ func TestAbandonedEnqueueNeverLands(t *testing.T) {
 
 	key := newKey(q.prefix, q.s.Lease())
 	q.abandon(ctx, key)
-	resp, err = q.enqueue(ctx, key) // the late arrival
+	resp, err = q.enqueue(ctx, key, "", q.prefix) // the late arrival
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestAbandonedEnqueueNeverLands(t *testing.T) {
 	if got.Count != 0 {
 		t.Fatalf("%d keys under %q, want 0", got.Count, q.prefix)
 	}
-	if _, err := q.TryAcquire(ctx); err != nil {
+	if _, err := q.TryAcquire(ctx, Exclusive, ""); err != nil {
 		t.Fatalf("name blocked after an abandoned enqueue: %v", err)
 	}
 }
