@@ -27,8 +27,7 @@ type Lease = etcdq.Lease
 // concurrent use; each Lock or TryLock call is a separate acquisition, so
 // two calls exclude each other even through one Mutex or one session.
 type Mutex struct {
-	q     *etcdq.Queue
-	owned bool // the session was created by NewWithClient and is closed by Close
+	q *etcdq.Queue
 }
 
 var _ distsync.Mutex = (*Mutex)(nil)
@@ -47,14 +46,12 @@ func New(s *concurrency.Session, name string) (*Mutex, error) {
 }
 
 // Option configures NewWithClient.
-type Option func(*options)
-
-type options struct{ ttl time.Duration }
+type Option = etcdq.Option
 
 // WithTTL sets the TTL of the session NewWithClient creates: a whole number
 // of seconds, at least MinTTL (default DefaultTTL). A crashed holder's lock
 // passes on after about this long.
-func WithTTL(ttl time.Duration) Option { return func(o *options) { o.ttl = ttl } }
+func WithTTL(ttl time.Duration) Option { return func(o *etcdq.Options) { o.TTL = ttl } }
 
 // NewWithClient returns the Mutex called name on a new session of client
 // c, which the Mutex owns: Close ends it. It grants the session lease
@@ -62,24 +59,11 @@ func WithTTL(ttl time.Duration) Option { return func(o *options) { o.ttl = ttl }
 // (a nil client, a TTL below MinTTL or not whole seconds, or a server that
 // grants another TTL) or distsync.ErrUnavailable; nothing is left behind.
 func NewWithClient(ctx context.Context, c *clientv3.Client, name string, opts ...Option) (*Mutex, error) {
-	o := options{ttl: DefaultTTL}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if err := distsync.ValidateName(name); err != nil {
-		return nil, err
-	}
-	s, err := etcdq.NewSession(ctx, c, o.ttl)
+	q, err := etcdq.Open(ctx, c, name, etcdq.Apply(opts).TTL)
 	if err != nil {
 		return nil, err
 	}
-	m, err := New(s, name)
-	if err != nil {
-		_ = s.Close()
-		return nil, err
-	}
-	m.owned = true
-	return m, nil
+	return &Mutex{q: q}, nil
 }
 
 // Lock blocks until the lock is held or ctx ends, and returns the held
@@ -88,8 +72,9 @@ func NewWithClient(ctx context.Context, c *clientv3.Client, name string, opts ..
 // ends) and no goroutine remains. The error wraps distsync.ErrNotAcquired
 // and ctx.Err() when ctx ended, distsync.ErrLost when the session or the
 // waiter key went away, distsync.ErrClosed when the session had ended
-// before the call, or distsync.ErrUnavailable for an etcd failure
-// (including a member that lost its leader while we waited).
+// before the call, or distsync.ErrUnavailable when etcd failed the enqueue
+// request (while waiting, etcd failures such as a leader election are
+// retried for as long as the session lives).
 func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
 	l, err := m.q.Acquire(ctx, etcdq.Exclusive, "")
 	if err != nil {
@@ -116,13 +101,4 @@ func (m *Mutex) Session() *concurrency.Session { return m.q.Session() }
 // which releases every lease taken through it), then waits for background
 // removals to end. With a caller's session it only waits for those; they
 // end when their key is gone or the session ends.
-func (m *Mutex) Close() error {
-	var err error
-	if m.owned {
-		if cerr := m.q.Session().Close(); cerr != nil {
-			err = distsync.Errorf(distsync.ErrUnavailable, cerr, "revoke session lease")
-		}
-	}
-	m.q.Wait()
-	return err
-}
+func (m *Mutex) Close() error { return m.q.Close() }

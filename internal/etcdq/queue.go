@@ -30,6 +30,7 @@ type Queue struct {
 
 	renew renewal        // last confirmed keep-alive, shared by this queue's leases
 	bg    sync.WaitGroup // background removals
+	owned bool           // the session was created by Open and ends with Close
 }
 
 // New returns the queue of name on session s. It validates name and fails
@@ -44,15 +45,45 @@ func New(s *concurrency.Session, name string) (*Queue, error) {
 	return &Queue{s: s, c: s.Client(), prefix: Prefix(name)}, nil
 }
 
+// Open returns the queue of name on a new session of client c with the
+// given TTL; the queue owns the session and Close ends it. Nothing is left
+// behind on failure.
+func Open(ctx context.Context, c *clientv3.Client, name string, ttl time.Duration) (*Queue, error) {
+	if err := distsync.ValidateName(name); err != nil {
+		return nil, err
+	}
+	s, err := NewSession(ctx, c, ttl)
+	if err != nil {
+		return nil, err
+	}
+	q, err := New(s, name)
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	q.owned = true
+	return q, nil
+}
+
+// Close ends the session if Open created it (revoking its lease, which
+// ends every lease taken through it), then waits for background removals:
+// they end when their key is gone or the session ends.
+func (q *Queue) Close() error {
+	var err error
+	if q.owned {
+		if cerr := q.s.Close(); cerr != nil {
+			err = distsync.Errorf(distsync.ErrUnavailable, cerr, "revoke session lease")
+		}
+	}
+	q.bg.Wait()
+	return err
+}
+
 // Prefix returns the key prefix under which the queue's keys live.
 func (q *Queue) Prefix() string { return q.prefix }
 
 // Session returns the session the queue's keys are bound to.
 func (q *Queue) Session() *concurrency.Session { return q.s }
-
-// Wait blocks until the background removals started by this queue have
-// ended: each ends when its key is gone or when the session ends.
-func (q *Queue) Wait() { q.bg.Wait() }
 
 // A Class says where an acquisition's key goes, under the queue's prefix,
 // and which keys it waits for: the older keys under the prefix plus Wait.
