@@ -20,8 +20,10 @@ type Lease struct {
 	rev int64
 
 	done   chan struct{}
-	stopc  chan struct{} // closed by Release: the follower exits
-	exited chan struct{} // closed when the follower has exited
+	ctx    context.Context    // the follower's; Release cancels it
+	cancel context.CancelFunc // to interrupt a watch being set up
+	stopc  chan struct{}      // closed by Release: the follower exits
+	exited chan struct{}      // closed when the follower has exited
 
 	mu  sync.Mutex
 	err error
@@ -30,12 +32,13 @@ type Lease struct {
 	releaseErr error
 }
 
-func newLease(q *Queue, key string, rev int64, own *keyWatch) *Lease {
+func newLease(q *Queue, key string, rev int64, own *keyWatch, from int64) *Lease {
 	l := &Lease{
 		q: q, key: key, rev: rev,
 		done: make(chan struct{}), stopc: make(chan struct{}), exited: make(chan struct{}),
 	}
-	go l.follow(own)
+	l.ctx, l.cancel = context.WithCancel(q.c.Ctx())
+	go l.follow(own, from)
 	return l
 }
 
@@ -75,6 +78,7 @@ func (l *Lease) Err() error {
 func (l *Lease) Release(ctx context.Context) error {
 	l.release.Do(func() {
 		close(l.stopc)
+		l.cancel()
 		<-l.exited
 		l.releaseErr = l.q.remove(ctx, l.key, l.rev)
 		l.end(distsync.ErrReleased)
@@ -97,11 +101,18 @@ func (l *Lease) lose(cause error, msg string, args ...any) {
 }
 
 // follow watches for the lease's end until Release stops it.
-func (l *Lease) follow(own *keyWatch) {
+//
+// Without own, it first watches the key from revision from: started after
+// the acquiring write (or the last event seen), it misses nothing about the
+// key, and when nothing was written since, the server serves it at once.
+func (l *Lease) follow(own *keyWatch, from int64) {
 	defer close(l.exited)
+	defer l.cancel()
+	ctx := l.ctx
+	if own == nil {
+		own = l.q.watchFrom(ctx, l.key, from)
+	}
 	defer func() { own.stop() }()
-	ctx, cancel := context.WithCancel(l.q.c.Ctx())
-	defer cancel()
 	rw, err := l.q.watchRenewal()
 	if err != nil {
 		l.end(err)
@@ -143,6 +154,9 @@ func (l *Lease) follow(own *keyWatch) {
 				backoff.reset()
 			}
 		case wr, ok := <-ownCh:
+			if l.ctx.Err() != nil {
+				return // Release cancelled the watch
+			}
 			if !ok || wr.Err() != nil {
 				// Compaction, a lost leader or a reconnect: watch again
 				// and re-read the key, since the gap may hold its delete.

@@ -123,14 +123,14 @@ func (q *Queue) Acquire(ctx context.Context, c Class, value string) (*Lease, err
 		}
 	}
 	if pred == nil {
-		return q.hold(key, rev, nil), nil
+		return q.hold(key, rev, nil, rev+1), nil
 	}
 	own, err := q.waitFirst(ctx, key, rev, wait, pred)
 	if err != nil {
 		_ = q.remove(context.WithoutCancel(ctx), key, rev)
 		return nil, err
 	}
-	return q.hold(key, rev, own), nil
+	return q.hold(key, rev, own, 0), nil
 }
 
 // enqueue creates key, unless it exists or was abandoned, and reads the
@@ -167,7 +167,7 @@ func (q *Queue) TryAcquire(ctx context.Context, c Class, value string) (*Lease, 
 	if !resp.Succeeded {
 		return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.prefix)
 	}
-	return q.hold(key, resp.Header.Revision, nil), nil
+	return q.hold(key, resp.Header.Revision, nil, resp.Header.Revision+1), nil
 }
 
 // alive fails fast when the session has already ended.
@@ -378,13 +378,9 @@ func (q *Queue) waitDelete(ctx context.Context, key string, rw *renewalWatch, ow
 }
 
 // hold turns an acquired key into a Lease that follows it.
-func (q *Queue) hold(key string, rev int64, own *keyWatch) *Lease {
-	if own == nil {
-		// Start after our own write: nothing about the key is missed, and
-		// when no other write came in between the watch is synced at once.
-		own = q.watchFrom(key, rev+1)
-	}
-	return newLease(q, key, rev, own)
+// Without own, the Lease's follower watches key from revision from on.
+func (q *Queue) hold(key string, rev int64, own *keyWatch, from int64) *Lease {
+	return newLease(q, key, rev, own, from)
 }
 
 // remove deletes key if it is still the one created at rev (P9), with

@@ -22,32 +22,41 @@ type keyWatch struct {
 // watch starts a synced watch on key (from the next revision, so the
 // server serves it at once) and waits until the server confirms it.
 func (q *Queue) watch(ctx context.Context, key string) (*keyWatch, error) {
+	w, _, err := q.watchOpts(ctx, key)
+	return w, err
+}
+
+// watchOpts starts a synced watch and returns it with the revision it
+// starts after: it reports every event after that revision.
+func (q *Queue) watchOpts(ctx context.Context, key string, opts ...clientv3.OpOption) (*keyWatch, int64, error) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(q.c.Ctx()))
 	w := &keyWatch{key: key, cancel: cancel}
-	w.ch = q.c.Watch(wctx, key, clientv3.WithCreatedNotify())
+	w.ch = q.c.Watch(wctx, key, append(opts, clientv3.WithCreatedNotify())...)
 	select {
 	case wr, ok := <-w.ch:
 		if ok && wr.Created && wr.Err() == nil {
-			return w, nil
+			return w, wr.Header.Revision, nil
 		}
 		cancel()
 		var err error
 		if ok {
 			err = wr.Err()
 		}
-		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "watch %q", key)
+		return nil, 0, distsync.Errorf(distsync.ErrUnavailable, err, "watch %q", key)
 	case <-ctx.Done():
 		cancel()
-		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "watch %q", key)
+		return nil, 0, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "watch %q", key)
 	case <-time.After(attemptTimeout):
 		cancel()
-		return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "watch %q not confirmed within %v", key, attemptTimeout)
+		return nil, 0, distsync.Errorf(distsync.ErrUnavailable, nil, "watch %q not confirmed within %v", key, attemptTimeout)
 	}
 }
 
-// watchFrom starts a watch on key at rev without waiting for it.
-func (q *Queue) watchFrom(key string, rev int64) *keyWatch {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(q.c.Ctx()))
+// watchFrom starts a watch on key at rev. clientv3's Watch returns only
+// once the server confirmed the watch, a round trip: callers run it off the
+// acquire path, under a ctx that Release cancels.
+func (q *Queue) watchFrom(ctx context.Context, key string, rev int64) *keyWatch {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	return &keyWatch{key: key, cancel: cancel, ch: q.c.Watch(wctx, key, clientv3.WithRev(rev))}
 }
 
