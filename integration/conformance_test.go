@@ -134,11 +134,11 @@ func testMutualExclusion(t *testing.T, b mutexBackend) {
 }
 
 // waitKeys waits until name has n keys (holders plus waiters).
-func waitKeys(t *testing.T, b mutexBackend, name string, n int) {
+func waitKeys(t *testing.T, keys func(*testing.T, string) []string, name string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got := len(b.keys(t, name))
+		got := len(keys(t, name))
 		if got == n {
 			return
 		}
@@ -180,7 +180,7 @@ func testFIFO(t *testing.T, b mutexBackend) {
 		}()
 		// Arrival order is the order in which the waiters' state reached
 		// the backend: wait for each before starting the next.
-		waitKeys(t, b, name, i+2)
+		waitKeys(t, b.keys, name, i+2)
 	}
 	if err := first.Release(ctx); err != nil {
 		t.Fatal(err)
@@ -213,12 +213,12 @@ func testTryLock(t *testing.T, b mutexBackend) {
 		_, err := m2.Lock(wctx)
 		waitDone <- err
 	}()
-	waitKeys(t, b, name, 2)
+	waitKeys(t, b.keys, name, 2)
 	if err := l1.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// The waiter now holds it; TryLock from the first must fail.
-	waitKeys(t, b, name, 1)
+	waitKeys(t, b.keys, name, 1)
 	if _, err := m1.TryLock(ctx); !errors.Is(err, distsync.ErrWouldBlock) {
 		t.Fatalf("TryLock while another holds after handoff: got %v, want ErrWouldBlock", err)
 	}
@@ -248,7 +248,7 @@ func testCancelLeavesNothing(t *testing.T, b mutexBackend) {
 	cctx, ccancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { _, err := waiter.Lock(cctx); errc <- err }()
-	waitKeys(t, b, name, 2)
+	waitKeys(t, b.keys, name, 2)
 	ccancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) || !errors.Is(err, distsync.ErrNotAcquired) {
 		t.Fatalf("cancelled Lock: got %v, want ErrNotAcquired and Canceled", err)
@@ -267,11 +267,11 @@ func testCancelLeavesNothing(t *testing.T, b mutexBackend) {
 			t.Fatalf("Lock(%v): got %v, want ErrNotAcquired", d, err)
 		}
 	}
-	waitKeys(t, b, name, 1)
+	waitKeys(t, b.keys, name, 1)
 	if err := holder.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitKeys(t, b, name, 0)
+	waitKeys(t, b.keys, name, 0)
 	// The lock is free for the next comer: nothing stale blocks it.
 	l, err := waiter.TryLock(ctx)
 	if err != nil {
@@ -386,7 +386,7 @@ func testSameSession(t *testing.T, b mutexBackend) {
 		}
 		got <- l
 	}()
-	waitKeys(t, b, t.Name(), 2)
+	waitKeys(t, b.keys, t.Name(), 2)
 	select {
 	case <-got:
 		t.Fatal("second Lock through the same session got the lock while it was held")

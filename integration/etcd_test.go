@@ -9,6 +9,8 @@ import (
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/etcdq"
 	"github.com/distsync/distsync/mutex"
+	"github.com/distsync/distsync/rwmutex"
+	"github.com/distsync/distsync/semaphore"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
@@ -46,28 +48,74 @@ func etcdMutexBackend(newClient func(tb testing.TB) *clientv3.Client) mutexBacke
 			return etcdMutex(t, s, name), etcdMutex(t, s, name)
 		},
 		endSession: func(t *testing.T, m distsync.Mutex) {
-			s := m.(*mutex.Mutex).Session()
-			if _, err := newClient(t).Revoke(context.Background(), s.Lease()); err != nil {
-				t.Fatal(err)
-			}
+			revokeSession(t, newClient(t), m.(*mutex.Mutex).Session())
 		},
 		deleteState: func(t *testing.T, l distsync.Lease) {
 			if _, err := newClient(t).Delete(context.Background(), l.(*mutex.Lease).Key()); err != nil {
 				t.Fatal(err)
 			}
 		},
-		keys: func(t *testing.T, name string) []string {
-			resp, err := newClient(t).Get(context.Background(), etcdq.Prefix(name), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		keys: etcdKeys(newClient),
+	}
+}
+
+// etcdKeys lists the keys under a name's prefix: its holders and waiters.
+func etcdKeys(newClient func(tb testing.TB) *clientv3.Client) func(*testing.T, string) []string {
+	return func(t *testing.T, name string) []string {
+		resp, err := newClient(t).Get(context.Background(), etcdq.Prefix(name), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, kv := range resp.Kvs {
+			keys = append(keys, string(kv.Key))
+		}
+		return keys
+	}
+}
+
+// revokeSession revokes the lease of s from another client.
+func revokeSession(t *testing.T, c *clientv3.Client, s *concurrency.Session) {
+	t.Helper()
+	if _, err := c.Revoke(context.Background(), s.Lease()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEtcdRWMutexConformance(t *testing.T) {
+	c := etcdServer.Client
+	testRWMutexConformance(t, rwBackend{
+		newRW: func(t *testing.T, name string) distsync.RWMutex {
+			rw, err := rwmutex.New(etcdSession(t, c(t)), name)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var keys []string
-			for _, kv := range resp.Kvs {
-				keys = append(keys, string(kv.Key))
-			}
-			return keys
+			t.Cleanup(func() { _ = rw.Close() })
+			return rw
 		},
-	}
+		endSession: func(t *testing.T, rw distsync.RWMutex) {
+			revokeSession(t, c(t), rw.(*rwmutex.RWMutex).Session())
+		},
+		keys: etcdKeys(c),
+	})
+}
+
+func TestEtcdSemaphoreConformance(t *testing.T) {
+	c := etcdServer.Client
+	testSemaphoreConformance(t, semBackend{
+		newSem: func(t *testing.T, name string, limit int64) (distsync.Semaphore, error) {
+			s, err := semaphore.New(etcdSession(t, c(t)), name, limit)
+			if err != nil {
+				return nil, err
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s, nil
+		},
+		endSession: func(t *testing.T, s distsync.Semaphore) {
+			revokeSession(t, c(t), s.(*semaphore.Semaphore).Session())
+		},
+		keys: etcdKeys(c),
+	})
 }
 
 func TestEtcdMutexConformance(t *testing.T) {

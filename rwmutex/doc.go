@@ -1,0 +1,27 @@
+// Package rwmutex is distsync's distributed reader/writer lock on etcd.
+//
+// # Semantics
+//
+// Any number of read leases (RLock) may be held at once, or one write
+// lease (Lock), never both. Every acquisition is a key under the name's
+// prefix bound to the session's lease: readers under "r/", writers under
+// "w/". Order is the keys' create revisions, which is arrival order:
+//
+//   - a reader waits only for the newest writer older than itself, so a
+//     release wakes only the readers (and the writer) that may proceed;
+//   - a writer waits for the newest older key of any kind.
+//
+// A reader that arrives after a waiting writer therefore waits behind it:
+// a steady stream of readers cannot starve a writer, and a writer cannot
+// starve the readers queued before it.
+//
+// Unlike etcd's experimental recipe RWMutex, every call takes a context,
+// a cancelled call leaves no key behind, and each Lease reports loss (its
+// key deleted, its session expired or revoked, its renewal unconfirmed)
+// like a distsync Mutex's (see package mutex).
+//
+// Fencing: Token is the key's create revision, strictly greater for every
+// later acquisition of any kind. Readers that overlap carry different
+// tokens; a resource that accepts reads need not check them, and one that
+// accepts writes rejects a write token lower than the highest it has seen.
+package rwmutex
