@@ -13,7 +13,7 @@ import (
 // The counting side of the queue, for semaphores: a key's value is its
 // weight, and a key holds when the weights of all older keys plus its own
 // fit in the limit. Older keys are counted once; after that the waiter
-// follows delete events of the prefix (with their previous values), so a
+// follows delete events of the prefix, so a
 // release costs the waiters no round trip until one of them may proceed.
 
 // LimitKey returns the key that stores the limit of the semaphore name.
@@ -204,16 +204,25 @@ func (q *Queue) countFrom(ctx context.Context, key string, rev, room int64, rw *
 	if err != nil {
 		return 0, q.fail(ctx, err, "count holders")
 	}
+	// The older keys and their weights, at the watch's start; only their
+	// deletion can make room, so put events are not even sent.
+	older := make(map[string]int64)
+	var sum int64
 	present := false
 	for _, kv := range got.Kvs {
-		present = present || (string(kv.Key) == key && kv.CreateRevision == rev)
+		switch {
+		case string(kv.Key) == key && kv.CreateRevision == rev:
+			present = true
+		case kv.CreateRevision < rev:
+			older[string(kv.Key)] = weight(kv)
+			sum += weight(kv)
+		}
 	}
 	if !present {
 		return 0, distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
 	}
-	older := olderWeight(got.Kvs, rev)
 	last := pw.start
-	for older > room {
+	for sum > room {
 		select {
 		case <-ctx.Done():
 			return 0, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for permits")
@@ -234,17 +243,13 @@ func (q *Queue) countFrom(ctx context.Context, key string, rev, room int64, rw *
 				return 0, distsync.Errorf(distsync.ErrUnavailable, err, "prefix watch ended")
 			}
 			for _, ev := range wr.Events {
-				if ev.Type != clientv3.EventTypeDelete {
-					continue
-				}
-				if string(ev.Kv.Key) == key {
+				k := string(ev.Kv.Key)
+				if k == key {
 					return 0, distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
 				}
-				if ev.PrevKv == nil {
-					return 0, distsync.Errorf(distsync.ErrUnavailable, nil, "delete event without its previous value")
-				}
-				if ev.PrevKv.CreateRevision < rev {
-					older -= weight(ev.PrevKv)
+				if w, ok := older[k]; ok {
+					sum -= w
+					delete(older, k)
 				}
 			}
 			last = wr.Header.Revision
@@ -253,15 +258,15 @@ func (q *Queue) countFrom(ctx context.Context, key string, rev, room int64, rw *
 	return last + 1, nil
 }
 
-// prefixWatch is a synced watch on the queue's prefix with previous
-// values, and the revision at which it started.
+// prefixWatch is a synced watch on the delete events of the queue's
+// prefix, and the revision at which it started.
 type prefixWatch struct {
 	keyWatch
 	start int64
 }
 
 func (q *Queue) watchPrefix(ctx context.Context) (*prefixWatch, error) {
-	w, hdr, err := q.watchOpts(ctx, q.prefix, clientv3.WithPrefix(), clientv3.WithPrevKV())
+	w, hdr, err := q.watchOpts(ctx, q.prefix, clientv3.WithPrefix(), clientv3.WithFilterPut())
 	if err != nil {
 		return nil, err
 	}
