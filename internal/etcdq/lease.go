@@ -102,16 +102,15 @@ func (l *Lease) lose(cause error, msg string, args ...any) {
 
 // follow watches for the lease's end until Release stops it.
 //
-// Without own, it first watches the key from revision from: started after
-// the acquiring write (or the last event seen), it misses nothing about the
-// key, and when nothing was written since, the server serves it at once.
+// Without own, it first sets up a synced watch on the key (one started at a
+// past revision would be served by the etcd server's 100 ms catch-up loop,
+// delaying the news of a loss), and reads the key only if something was
+// written since revision from-1, up to which the acquirer knew the key was
+// there.
 func (l *Lease) follow(own *keyWatch, from int64) {
 	defer close(l.exited)
 	defer l.cancel()
 	ctx := l.ctx
-	if own == nil {
-		own = l.q.watchFrom(ctx, l.key, from)
-	}
 	defer func() { own.stop() }()
 	rw, err := l.q.watchRenewal()
 	if err != nil {
@@ -121,10 +120,16 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 	defer rw.stop()
 
 	var (
-		ownCh   = own.ch
+		ownCh   clientv3.WatchChan
+		known   = from - 1 // the key is known to exist up to this revision
 		rewatch <-chan time.Time
 		backoff = newBackoff()
 	)
+	if own != nil {
+		ownCh = own.ch
+	} else {
+		rewatch = time.After(0)
+	}
 	for {
 		select {
 		case <-l.stopc:
@@ -142,8 +147,10 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 			return
 		case <-rewatch:
 			rewatch = nil
-			w, gone, err := l.reattach(ctx)
+			w, gone, err := l.reattach(ctx, known)
 			switch {
+			case l.ctx.Err() != nil:
+				return // Release interrupted the set-up
 			case gone:
 				l.lose(err, "key %q was deleted", l.key)
 				return
@@ -174,17 +181,20 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 					return
 				}
 			}
+			known = max(known, wr.Header.Revision)
 		}
 	}
 }
 
-// reattach starts a new watch on the key and then reads it: gone is true
-// when the key no longer exists as this lease created it.
-func (l *Lease) reattach(ctx context.Context) (w *keyWatch, gone bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+// reattach starts a synced watch on the key and, unless the watch starts
+// right after known (nothing written in between), reads the key: gone is
+// true when it no longer exists as this lease created it.
+func (l *Lease) reattach(ctx context.Context, known int64) (w *keyWatch, gone bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
-	if w, err = l.q.watch(ctx, l.key); err != nil {
-		return nil, false, err
+	w, start, err := l.q.watchOpts(ctx, l.key)
+	if err != nil || start <= known {
+		return w, false, err
 	}
 	resp, err := l.q.c.Get(ctx, l.key)
 	if err != nil {

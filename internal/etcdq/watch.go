@@ -52,14 +52,6 @@ func (q *Queue) watchOpts(ctx context.Context, key string, opts ...clientv3.OpOp
 	}
 }
 
-// watchFrom starts a watch on key at rev. clientv3's Watch returns only
-// once the server confirmed the watch, a round trip: callers run it off the
-// acquire path, under a ctx that Release cancels.
-func (q *Queue) watchFrom(ctx context.Context, key string, rev int64) *keyWatch {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	return &keyWatch{key: key, cancel: cancel, ch: q.c.Watch(wctx, key, clientv3.WithRev(rev))}
-}
-
 // stop cancels the watch; nil-safe. The client closes the channel.
 func (w *keyWatch) stop() {
 	if w != nil {
