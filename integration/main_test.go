@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/distsync/distsync/internal/testserver"
@@ -10,6 +11,33 @@ import (
 // benchmarks; each test uses names of its own.
 var etcdServer *testserver.Etcd
 
+// servers start the other backends' servers for the whole package. A
+// backend's test file appends its starter in an init function; a starter
+// that fails fails the package (never skips it).
+var servers []func() (stop func(), err error)
+
 func TestMain(m *testing.M) {
-	testserver.RunWithEtcd(m, func(e *testserver.Etcd) { etcdServer = e })
+	testserver.Run(m, func() (func(), error) {
+		var stops []func()
+		stopAll := func() {
+			for i := len(stops) - 1; i >= 0; i-- {
+				stops[i]()
+			}
+		}
+		e, err := testserver.StartEtcd()
+		if err != nil {
+			return nil, err
+		}
+		etcdServer = e
+		stops = append(stops, e.Stop)
+		for _, start := range servers {
+			stop, err := start()
+			if err != nil {
+				stopAll()
+				return nil, errors.Join(errors.New("integration: start backend server"), err)
+			}
+			stops = append(stops, stop)
+		}
+		return stopAll, nil
+	})
 }
