@@ -33,9 +33,10 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/internal/testserver"
+	"github.com/distsync/distsync/internal/localetcd"
 	"github.com/distsync/distsync/mutex"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 const (
@@ -62,12 +63,16 @@ func run(w io.Writer) error {
 	// A real program connects to its etcd cluster with clientv3.New. The
 	// example starts a member of its own instead, on free loopback ports
 	// with its data in a temporary directory that Stop removes.
-	etcd, err := testserver.StartEtcd()
+	etcd, err := localetcd.Start(zap.NewNop())
 	if err != nil {
 		return err
 	}
 	defer etcd.Stop()
-	cli, err := etcd.NewClient()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   etcd.Endpoints(),
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
 	if err != nil {
 		return err
 	}

@@ -4,28 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"testing"
 	"time"
 
+	"github.com/distsync/distsync/internal/localetcd"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 )
 
-const (
-	// etcdStartTimeout bounds how long StartEtcd waits for the member to elect
-	// itself. A single member needs a few ticks; the rest is margin for -race
-	// on a loaded two-core machine.
-	etcdStartTimeout = 30 * time.Second
+// dialTimeout is the DialTimeout of every client this package hands out.
+const dialTimeout = 5 * time.Second
 
-	// dialTimeout is the DialTimeout of every client this package hands out.
-	dialTimeout = 5 * time.Second
-)
-
-// Etcd is one embedded etcd member serving plain gRPC on a loopback TCP port,
-// with its data in a temporary directory. Its methods other than Stop are
+// Etcd is one embedded etcd member (see localetcd.Server: loopback port,
+// temporary data directory, Endpoints, Stop). Its methods other than Stop are
 // safe for concurrent use; a test package usually shares one member through
 // [RunWithEtcd] and keeps tests apart by giving each its own key names.
 //
@@ -34,9 +25,7 @@ const (
 // second rather than two and sessions expire quickly in tests. Writes skip
 // fsync: the data directory is thrown away.
 type Etcd struct {
-	srv       *embed.Etcd
-	dir       string
-	endpoints []string
+	*localetcd.Server
 }
 
 // StartEtcd starts an embedded etcd member and returns once it has elected
@@ -44,59 +33,11 @@ type Etcd struct {
 // can call it. On error nothing is left running and the data directory is
 // removed. The caller must call [Etcd.Stop].
 func StartEtcd() (*Etcd, error) {
-	dir, err := os.MkdirTemp("", "distsync-etcd-")
+	s, err := localetcd.Start(stderrLogger())
 	if err != nil {
-		return nil, fmt.Errorf("testserver: etcd data dir: %w", err)
+		return nil, fmt.Errorf("testserver: %w", err)
 	}
-
-	cfg := embed.NewConfig()
-	cfg.Name = "distsync"
-	cfg.Dir = dir
-	// Port 0 lets the kernel pick free ports when the listeners are bound, so
-	// there is no window in which another process can take a port we probed.
-	// The advertised URLs keep port 0: a single member never dials its own
-	// peer URL, and clients use the bound address read back below.
-	local := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
-	cfg.ListenPeerUrls = []url.URL{local}
-	cfg.AdvertisePeerUrls = []url.URL{local}
-	cfg.ListenClientUrls = []url.URL{local}
-	cfg.AdvertiseClientUrls = []url.URL{local}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	cfg.TickMs = 10
-	cfg.ElectionMs = 100
-	cfg.UnsafeNoFsync = true
-	// The HTTP gateway would add a loopback gRPC client of the server's own;
-	// nothing here speaks JSON to etcd.
-	cfg.EnableGRPCGateway = false
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(stderrLogger())
-
-	srv, err := embed.StartEtcd(cfg)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("testserver: start etcd: %w", err)
-	}
-	e := &Etcd{srv: srv, dir: dir}
-
-	select {
-	case <-srv.Server.ReadyNotify():
-	case err := <-srv.Err():
-		e.Stop()
-		return nil, fmt.Errorf("testserver: etcd failed while starting: %w", err)
-	case <-time.After(etcdStartTimeout):
-		e.Stop()
-		return nil, fmt.Errorf("testserver: etcd not ready after %v", etcdStartTimeout)
-	}
-
-	for _, l := range srv.Clients {
-		e.endpoints = append(e.endpoints, l.Addr().String())
-	}
-	return e, nil
-}
-
-// Endpoints returns the member's client endpoints ("127.0.0.1:PORT"), ready
-// for clientv3.Config.Endpoints. The caller may modify the returned slice.
-func (e *Etcd) Endpoints() []string {
-	return append([]string(nil), e.endpoints...)
+	return &Etcd{Server: s}, nil
 }
 
 // NewClient returns a new client of the member with a 5s dial timeout and
@@ -148,22 +89,4 @@ func (e *Etcd) Compact(ctx context.Context) error {
 		return fmt.Errorf("testserver: compact to %d: %w", resp.Header.Revision, err)
 	}
 	return nil
-}
-
-// Stop shuts the member down and removes its data directory. It returns after
-// every goroutine of the server has exited, so a goroutine-leak check that
-// runs afterwards sees only what the tests left. Clients should be closed
-// first: the server waits up to about five seconds for open watch and
-// keepalive streams before cutting them. Stop is idempotent.
-func (e *Etcd) Stop() {
-	if e.srv == nil {
-		return
-	}
-	e.srv.Close()
-	// Close has already waited for the server's goroutines; draining Err
-	// confirms it (Close closes the channel last).
-	for range e.srv.Err() {
-	}
-	e.srv = nil
-	os.RemoveAll(e.dir)
 }
