@@ -40,7 +40,7 @@ func (s *fencedStore) increment(token uint64, hold time.Duration) bool {
 	return true
 }
 
-// churn is a set of clients contending for one etcd Mutex on a cluster
+// churn is a set of clients contending for one primitive on a cluster
 // while the test injects faults; it counts what happened.
 type churn struct {
 	overlaps overlapDetector
@@ -51,53 +51,63 @@ type churn struct {
 	lastErr  atomic.Value
 }
 
+// opener opens the primitive under churn on a client: its acquire call and
+// its Close.
+type opener func(ctx context.Context, c *clientv3.Client) (acquire func(context.Context) (distsync.Lease, error), close func() error, err error)
+
+// mutexOpener opens the etcd Mutex called name with a 5 s session.
+func mutexOpener(name string) opener {
+	return func(ctx context.Context, c *clientv3.Client) (func(context.Context) (distsync.Lease, error), func() error, error) {
+		m, err := mutex.NewWithClient(ctx, c, name, mutex.WithTTL(5*time.Second))
+		if err != nil {
+			return nil, nil, err
+		}
+		return m.Lock, m.Close, nil
+	}
+}
+
 // run starts workers clients, each with its own client over all members
-// and its own session, looping Lock / increment / Release until ctx ends.
-// A failed Lock (an election in progress, a session that ended) is counted
-// and retried, with a new session if the old one ended.
-func (c *churn) run(ctx context.Context, t *testing.T, cl *testserver.Cluster, name string, workers int) *sync.WaitGroup {
+// and its own session, looping acquire / inside / Release until ctx ends.
+// A failed acquisition (an election in progress, a session that ended) is
+// counted and retried, with a new session if the old one ended.
+func (c *churn) run(ctx context.Context, t *testing.T, cl *testserver.Cluster, workers int, open opener, inside func(distsync.Lease)) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for range workers {
 		client := cl.Client(t)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var m *mutex.Mutex
+			var (
+				acquire func(context.Context) (distsync.Lease, error)
+				closer  func() error
+			)
 			defer func() {
-				if m != nil {
-					_ = m.Close()
+				if closer != nil {
+					_ = closer()
 				}
 			}()
 			for ctx.Err() == nil {
-				if m == nil {
+				if acquire == nil {
 					var err error
-					if m, err = mutex.NewWithClient(ctx, client, name, mutex.WithTTL(5*time.Second)); err != nil {
+					if acquire, closer, err = open(ctx, client); err != nil {
 						c.fail(err)
-						m = nil
 						time.Sleep(50 * time.Millisecond)
 						continue
 					}
 				}
-				lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				l, err := m.Lock(lctx)
+				actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				l, err := acquire(actx)
 				cancel()
 				if err != nil {
 					c.fail(err)
 					if errors.Is(err, distsync.ErrClosed) || errors.Is(err, distsync.ErrLost) {
-						_ = m.Close()
-						m = nil
+						_ = closer()
+						acquire, closer = nil, nil
 					}
 					continue
 				}
 				c.acquired.Add(1)
-				c.overlaps.inside.Add(1)
-				if c.overlaps.inside.Load() > 1 && l.Err() == nil {
-					c.overlaps.overlaps.Add(1)
-				}
-				if c.store.increment(l.Token(), time.Millisecond) {
-					c.written.Add(1)
-				}
-				c.overlaps.inside.Add(-1)
+				inside(l)
 				rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 				_ = l.Release(rctx)
 				rcancel()
@@ -105,6 +115,19 @@ func (c *churn) run(ctx context.Context, t *testing.T, cl *testserver.Cluster, n
 		}()
 	}
 	return &wg
+}
+
+// exclusive is the critical section of a Mutex under churn: the overlap
+// detector (for leases not known to be lost) and a fenced increment.
+func (c *churn) exclusive(l distsync.Lease) {
+	c.overlaps.inside.Add(1)
+	if c.overlaps.inside.Load() > 1 && l.Err() == nil {
+		c.overlaps.overlaps.Add(1)
+	}
+	if c.store.increment(l.Token(), time.Millisecond) {
+		c.written.Add(1)
+	}
+	c.overlaps.inside.Add(-1)
 }
 
 func (c *churn) fail(err error) {
@@ -147,7 +170,7 @@ func TestEtcdMutexLeaderStop(t *testing.T) {
 	cl := testserver.NewCluster(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	var c churn
-	wg := c.run(ctx, t, cl, "fault-leader-stop", 8)
+	wg := c.run(ctx, t, cl, 8, mutexOpener("fault-leader-stop"), c.exclusive)
 	defer func() { cancel(); wg.Wait() }()
 
 	c.progress(t, 20, "before the fault")
@@ -168,7 +191,7 @@ func TestEtcdMutexMemberRestart(t *testing.T) {
 	cl := testserver.NewCluster(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	var c churn
-	wg := c.run(ctx, t, cl, "fault-member-restart", 8)
+	wg := c.run(ctx, t, cl, 8, mutexOpener("fault-member-restart"), c.exclusive)
 	defer func() { cancel(); wg.Wait() }()
 
 	c.progress(t, 20, "before the fault")
