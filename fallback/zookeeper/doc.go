@@ -1,0 +1,57 @@
+// Package zookeeper is distsync's Mutex, RWMutex and Semaphore on
+// ZooKeeper, through github.com/go-zookeeper/zk.
+//
+// # Semantics
+//
+// A Session is one ZooKeeper connection and session, shared by the
+// primitives built on it (NewMutex, NewRWMutex, NewSemaphore). A name maps
+// to one node under the Session's root (see NodePath); every acquisition is
+// a protected ephemeral sequential child of it, named
+// "_c_<guid>-<kind>-NNNNNNNNNN" like the nodes of go-zookeeper's zk.Lock and
+// Curator, and nodes are served in sequence order (FIFO). Each waiter
+// watches only what it waits for: a Mutex waiter or an RWMutex writer the
+// next older node, a reader the next older writer, a Semaphore waiter its
+// limit next older nodes. A release wakes the next waiter, not the herd. A
+// Mutex and a zk.Lock on Mutex.Path exclude each other.
+//
+// The name's node is a container node: ZooKeeper deletes it once it is
+// empty. A Semaphore stores its limit as the node's data and fails with
+// distsync.ErrLimitMismatch when opened with another one.
+//
+// # Failures
+//
+// Calls take a context, which go-zookeeper's do not: a cancelled call
+// returns at once, and a request left in flight is cleaned up when its
+// answer arrives (a node it created is deleted). After a connection loss
+// during a create, whose outcome is unknown, the waiter looks for its node
+// by its GUID and adopts it if its session owns it. Any failure after the
+// node was created deletes it, if need be in the background once the
+// connection is back: an orphaned node would block the name for the life of
+// the session.
+//
+// # Fencing
+//
+// A Lease's Token is its node's czxid, the transaction ID that created it:
+// strictly greater for every later acquisition on the same ensemble. A
+// resource that remembers the highest token it accepted and rejects lower
+// ones is safe even against a holder that was paused past its session
+// timeout.
+//
+// # Loss
+//
+// A Lease's Done closes, and Err wraps distsync.ErrLost, when its node is
+// deleted, when its session expires (or go-zookeeper silently replaces it
+// by a new one after an expiry), when the Session is closed, and by default
+// as soon as the connection drops: while disconnected the client cannot
+// know whether the server still holds its session, so ownership is
+// uncertain. WithDisconnectGrace keeps leases through a disconnection
+// shorter than a third of the session timeout, if the same session comes
+// back. A waiter survives a disconnection; if its session expired
+// meanwhile, it queues again in the new one.
+//
+// # Limits
+//
+// The guarantees are ZooKeeper's: a holder paused longer than its session
+// timeout can wake up and act before it learns that the lock passed on.
+// Only a fencing check at the resource closes that gap.
+package zookeeper

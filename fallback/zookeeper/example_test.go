@@ -1,0 +1,62 @@
+package zookeeper_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/fallback/zookeeper"
+)
+
+// A job wrapped in a cluster-wide lock on ZooKeeper: whoever holds it runs
+// the job, and the job's context ends if the lock is lost.
+func Example() {
+	ctx := context.Background()
+	s, err := zookeeper.Dial(ctx, server.Servers(), zookeeper.WithSessionTimeout(10*time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	mu, err := zookeeper.NewMutex(s, "jobs/nightly-report")
+	if err != nil {
+		log.Fatal(err)
+	}
+	lease, err := mu.Lock(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer lease.Release(ctx)
+
+	jobCtx, cancel := distsync.LeaseContext(ctx, lease)
+	defer cancel()
+	fmt.Println("running the job; lock held:", jobCtx.Err() == nil)
+	fmt.Println("node:", mu.Path())
+	// Output:
+	// running the job; lock held: true
+	// node: /distsync/jobs%2Fnightly-report
+}
+
+// At most two holders at once; a third TryAcquire would block.
+func ExampleSemaphore() {
+	ctx := context.Background()
+	s, err := zookeeper.Dial(ctx, server.Servers())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	sem, err := zookeeper.NewSemaphore(ctx, s, "example-pool", 2)
+	if err != nil {
+		log.Fatal(err)
+	}
+	a, _ := sem.Acquire(ctx)
+	b, _ := sem.Acquire(ctx)
+	_, err = sem.TryAcquire(ctx)
+	fmt.Println(errors.Is(err, distsync.ErrWouldBlock))
+	a.Release(ctx)
+	b.Release(ctx)
+	// Output: true
+}

@@ -1,0 +1,71 @@
+package zookeeper
+
+import (
+	"context"
+
+	"github.com/distsync/distsync"
+)
+
+// lockKind is the kind in a Mutex's node names, the one go-zookeeper's
+// zk.Lock uses ("_c_<guid>-lock-NNNNNNNNNN"), so that the two exclude each
+// other on the same node.
+const lockKind = "lock"
+
+// Mutex is a distributed mutual-exclusion lock on ZooKeeper. It is safe for
+// concurrent use; each Lock or TryLock call is a separate acquisition, so
+// two calls exclude each other even through one Mutex or one Session.
+type Mutex struct {
+	q *queue
+}
+
+var _ distsync.Mutex = (*Mutex)(nil)
+
+// NewMutex returns the Mutex called name on session s. It does no I/O. The
+// caller keeps ownership of s: when it ends, every lease taken through it
+// is lost. It fails with an error wrapping distsync.ErrInvalidName for a
+// name that breaks distsync.ValidateName, or distsync.ErrInvalidConfig for
+// a nil session.
+func NewMutex(s *Session, name string) (*Mutex, error) {
+	q, err := newQueue(s, name)
+	if err != nil {
+		return nil, err
+	}
+	return &Mutex{q: q}, nil
+}
+
+// Lock blocks until the lock is held or ctx ends, and returns the held
+// *Lease. It creates a protected ephemeral sequential node under Path and
+// waits for the deletion of the next older node only. On failure nothing
+// is left behind: the node is deleted (if ZooKeeper does not answer, in the
+// background until it does or the session ends) and no goroutine remains.
+// The error wraps distsync.ErrNotAcquired and ctx.Err() when ctx ended,
+// distsync.ErrLost when the node was deleted by someone else,
+// distsync.ErrClosed when the Session was closed, or
+// distsync.ErrUnavailable when ZooKeeper failed a request. A connection
+// loss while waiting is waited out; a session that expires while waiting
+// costs the waiter its place, and it queues again in the new session.
+func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
+	return lease(m.q.acquire(ctx, exclusive(lockKind), nil, false))
+}
+
+// TryLock takes the lock only if nobody holds or waits for it. Otherwise it
+// returns an error wrapping distsync.ErrWouldBlock and leaves nothing
+// behind (when the lock is visibly taken it writes nothing at all).
+func (m *Mutex) TryLock(ctx context.Context) (distsync.Lease, error) {
+	return lease(m.q.acquire(ctx, exclusive(lockKind), nil, true))
+}
+
+// Path returns the Mutex's node, whose children are its holder and waiters.
+// A zk.NewLock on this path excludes and is excluded by the Mutex.
+func (m *Mutex) Path() string { return m.q.path }
+
+// Session returns the session the Mutex's nodes belong to.
+func (m *Mutex) Session() *Session { return m.q.s }
+
+// lease keeps a nil *Lease from becoming a non-nil distsync.Lease.
+func lease(l *Lease, err error) (distsync.Lease, error) {
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}

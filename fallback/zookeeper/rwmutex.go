@@ -1,0 +1,69 @@
+package zookeeper
+
+import (
+	"context"
+
+	"github.com/distsync/distsync"
+)
+
+// The kinds in an RWMutex's node names.
+const (
+	readKind  = "read"
+	writeKind = "write"
+)
+
+// RWMutex is a distributed reader/writer lock on ZooKeeper, after the
+// ZooKeeper recipe: a reader waits for the next older writer only, a writer
+// for the next older node of any kind. Grants follow arrival order, so a
+// waiting writer holds back later readers and is never starved. It is safe
+// for concurrent use; every call is a separate acquisition.
+type RWMutex struct {
+	q *queue
+}
+
+var _ distsync.RWMutex = (*RWMutex)(nil)
+
+// NewRWMutex returns the RWMutex called name on session s. It does no I/O.
+// It fails with distsync.ErrInvalidName or distsync.ErrInvalidConfig (a nil
+// session).
+func NewRWMutex(s *Session, name string) (*RWMutex, error) {
+	q, err := newQueue(s, name)
+	if err != nil {
+		return nil, err
+	}
+	return &RWMutex{q: q}, nil
+}
+
+// Lock blocks until the write lease is held or ctx ends: until every older
+// reader and writer has released. On failure nothing is left behind (see
+// Mutex.Lock for the errors).
+func (rw *RWMutex) Lock(ctx context.Context) (distsync.Lease, error) {
+	return lease(rw.q.acquire(ctx, exclusive(writeKind), nil, false))
+}
+
+// TryLock takes the write lease only if no reader or writer holds or waits;
+// otherwise it returns an error wrapping distsync.ErrWouldBlock and leaves
+// nothing behind.
+func (rw *RWMutex) TryLock(ctx context.Context) (distsync.Lease, error) {
+	return lease(rw.q.acquire(ctx, exclusive(writeKind), nil, true))
+}
+
+// RLock blocks until a read lease is held or ctx ends: until every older
+// writer has released (readers do not wait for each other). On failure
+// nothing is left behind.
+func (rw *RWMutex) RLock(ctx context.Context) (distsync.Lease, error) {
+	return lease(rw.q.acquire(ctx, shared(readKind), nil, false))
+}
+
+// TryRLock takes a read lease only if no writer holds or waits; otherwise
+// it returns an error wrapping distsync.ErrWouldBlock and leaves nothing
+// behind.
+func (rw *RWMutex) TryRLock(ctx context.Context) (distsync.Lease, error) {
+	return lease(rw.q.acquire(ctx, shared(readKind), nil, true))
+}
+
+// Path returns the RWMutex's node.
+func (rw *RWMutex) Path() string { return rw.q.path }
+
+// Session returns the session the RWMutex's nodes belong to.
+func (rw *RWMutex) Session() *Session { return rw.q.s }

@@ -1,0 +1,426 @@
+package zookeeper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distsync/distsync"
+	"github.com/go-zookeeper/zk"
+)
+
+// DefaultSessionTimeout is the session timeout Dial asks for when
+// WithSessionTimeout is not given.
+const DefaultSessionTimeout = 10 * time.Second
+
+// DefaultRoot is the node under which names live when WithRoot is not given.
+const DefaultRoot = "/distsync"
+
+// A Session is one ZooKeeper connection and its session, shared by any number
+// of primitives. Every node a primitive creates is an ephemeral node of this
+// session: ZooKeeper deletes it when the session ends.
+//
+// The session decides when the leases taken through it end. An expired
+// session always ends them, and so does go-zookeeper opening a new session
+// after an expiry (it does so silently, with a new session ID). By default a
+// mere disconnection ends them too: while disconnected, the client cannot
+// know whether the server still has the session, so ownership is uncertain.
+// WithDisconnectGrace keeps leases through a short disconnection instead.
+//
+// A Session is safe for concurrent use. Close it when done: that ends the
+// session on the server, which deletes its nodes at once.
+type Session struct {
+	conn   *zk.Conn
+	events <-chan zk.Event
+	o      options
+
+	mu        sync.Mutex
+	cur       *epoch        // the epoch leases bind to; nil while there is none
+	sid       int64         // the ZooKeeper session ID of the connection
+	connected bool          // the connection has a session now
+	changed   chan struct{} // closed and replaced on every change of the above
+	closed    bool
+	grace     *time.Timer
+
+	bg        sync.WaitGroup // calls, lease followers, background removals
+	closeOnce sync.Once
+}
+
+// An epoch is a span during which leases taken through a session hold. It
+// ends on expiry, on a new session ID, on Close, and, without a disconnect
+// grace, on a disconnection (with a grace, when the grace runs out).
+type epoch struct {
+	sid  int64
+	done chan struct{}
+	err  error // why it ended, set before done is closed
+}
+
+type options struct {
+	timeout time.Duration
+	grace   time.Duration
+	root    string
+	acl     []zk.ACL
+	logger  zk.Logger
+	dialer  zk.Dialer
+}
+
+// An Option configures Dial.
+type Option func(*options)
+
+// WithSessionTimeout sets the session timeout Dial asks the server for
+// (default DefaultSessionTimeout). The server clamps it to its
+// minSessionTimeout and maxSessionTimeout (by default 2 and 20 ticks). A
+// holder that crashes keeps its leases for about this long.
+func WithSessionTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithDisconnectGrace keeps leases through a disconnection of up to d, if the
+// client reconnects within d to the same session; a longer disconnection ends
+// them as lost. The default, 0, ends leases as soon as the connection drops.
+// d may be at most a third of the session timeout: go-zookeeper notices a
+// silent server only after two thirds of it, so the server may have expired
+// the session a third of it after the client learns of the disconnection.
+// The server may also grant a session timeout shorter than asked for; the
+// grace is checked against the one asked for.
+func WithDisconnectGrace(d time.Duration) Option { return func(o *options) { o.grace = d } }
+
+// WithRoot sets the node under which each name gets its node (default
+// DefaultRoot). It must be an absolute ZooKeeper path other than "/".
+func WithRoot(path string) Option { return func(o *options) { o.root = path } }
+
+// WithACL sets the ACL of the nodes the session creates (default
+// zk.WorldACL(zk.PermAll)).
+func WithACL(acl []zk.ACL) Option { return func(o *options) { o.acl = acl } }
+
+// WithLogger sets go-zookeeper's logger. By default it logs nothing (its own
+// default logs every connection attempt).
+func WithLogger(l zk.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithDialer sets how go-zookeeper dials a server (default net.DialTimeout),
+// for a proxy or a tunnel.
+func WithDialer(d zk.Dialer) Option { return func(o *options) { o.dialer = d } }
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
+
+func (o options) validate() error {
+	switch {
+	case o.timeout <= 0 || o.timeout%time.Millisecond != 0:
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "session timeout %v, want a positive whole number of milliseconds", o.timeout)
+	case o.grace < 0 || o.grace > o.timeout/3:
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "disconnect grace %v, want 0 to a third of the session timeout %v", o.grace, o.timeout)
+	case o.dialer == nil:
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil dialer")
+	case len(o.acl) == 0:
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "empty ACL")
+	}
+	return validRoot(o.root)
+}
+
+func validRoot(root string) error {
+	if root == "" || root[0] != '/' || root == "/" || strings.HasSuffix(root, "/") || strings.Contains(root, "//") {
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "root %q, want an absolute path like %q", root, DefaultRoot)
+	}
+	for _, seg := range strings.Split(root[1:], "/") {
+		if seg == "." || seg == ".." || encodeName(seg) != seg {
+			return distsync.Errorf(distsync.ErrInvalidConfig, nil, "root %q has a segment ZooKeeper cannot store: %q", root, seg)
+		}
+	}
+	return nil
+}
+
+// Dial connects to the ZooKeeper servers and returns once the connection
+// has a session, or fails when ctx ends first. It fails with
+// distsync.ErrInvalidConfig for bad options, or distsync.ErrUnavailable
+// (wrapping ctx.Err()) when no session was established; nothing is left
+// running then.
+func Dial(ctx context.Context, servers []string, opts ...Option) (*Session, error) {
+	o := options{timeout: DefaultSessionTimeout, root: DefaultRoot, acl: zk.WorldACL(zk.PermAll), logger: quietLogger{}, dialer: net.DialTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if len(servers) == 0 {
+		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "no ZooKeeper servers")
+	}
+	s := &Session{o: o, changed: make(chan struct{})}
+	conn, events, err := zk.Connect(servers, o.timeout, zk.WithDialer(o.dialer),
+		zk.WithLogger(o.logger), zk.WithLogInfo(false), zk.WithEventCallback(s.onEvent))
+	if err != nil {
+		return nil, distsync.Errorf(distsync.ErrInvalidConfig, err, "connect")
+	}
+	s.mu.Lock()
+	s.conn, s.events = conn, events
+	s.mu.Unlock()
+	// The first session may have come before s.conn was set, when the
+	// callback could not read its ID.
+	if conn.State() == zk.StateHasSession {
+		s.onEvent(zk.Event{Type: zk.EventSession, State: zk.StateHasSession})
+	}
+	if _, err := s.epoch(ctx); err != nil {
+		s.Close()
+		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "no ZooKeeper session")
+	}
+	return s, nil
+}
+
+// Conn returns the underlying go-zookeeper connection, for reads and for
+// interoperation (such as a zk.Lock on a Mutex's Path). Closing it ends the
+// Session's leases.
+func (s *Session) Conn() *zk.Conn { return s.conn }
+
+// SessionID returns the current ZooKeeper session ID (0 before the first).
+func (s *Session) SessionID() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sid
+}
+
+// onEvent follows the connection's session events. go-zookeeper calls it
+// from its own goroutines, so it must not block.
+func (s *Session) onEvent(ev zk.Event) {
+	if ev.Type != zk.EventSession {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.conn == nil && ev.State != zk.StateHasSession {
+		return
+	}
+	switch ev.State {
+	case zk.StateHasSession:
+		var id int64
+		if s.conn != nil {
+			id = s.conn.SessionID()
+		}
+		if id == 0 {
+			return
+		}
+		if s.sid != 0 && id != s.sid {
+			s.endLocked(fmt.Sprintf("session 0x%x expired: the client opened session 0x%x", s.sid, id))
+		}
+		if s.grace != nil {
+			s.grace.Stop()
+			s.grace = nil
+		}
+		s.sid, s.connected = id, true
+		if s.cur == nil {
+			s.cur = &epoch{sid: id, done: make(chan struct{})}
+		}
+	case zk.StateDisconnected:
+		if !s.connected {
+			return
+		}
+		s.connected = false
+		if s.o.grace == 0 {
+			s.endLocked(fmt.Sprintf("disconnected from ZooKeeper (session 0x%x): ownership uncertain", s.sid))
+		} else if s.grace == nil && s.cur != nil {
+			e := s.cur
+			s.grace = time.AfterFunc(s.o.grace, func() {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				if s.cur == e && !s.connected {
+					s.endLocked(fmt.Sprintf("disconnected from ZooKeeper (session 0x%x) for longer than %v: ownership uncertain", e.sid, s.o.grace))
+				}
+			})
+		}
+	case zk.StateExpired:
+		s.connected = false
+		s.endLocked(fmt.Sprintf("session 0x%x expired", s.sid))
+	default:
+		return
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// endLocked ends the current epoch, if any, as lost with msg.
+func (s *Session) endLocked(msg string) {
+	if e := s.cur; e != nil {
+		e.err = distsync.Errorf(distsync.ErrLost, nil, "%s", msg)
+		close(e.done)
+		s.cur = nil
+	}
+}
+
+// epoch waits until the session has a live epoch and returns it. It fails
+// with an error wrapping ErrClosed, or ctx's error.
+func (s *Session) epoch(ctx context.Context) (*epoch, error) {
+	for {
+		s.mu.Lock()
+		e, closed, changed := s.cur, s.closed, s.changed
+		s.mu.Unlock()
+		switch {
+		case closed:
+			return nil, distsync.Errorf(distsync.ErrClosed, nil, "zookeeper session closed")
+		case e != nil:
+			return e, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-changed:
+		}
+	}
+}
+
+// current returns the live epoch, or nil.
+func (s *Session) current() *epoch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// sessionID returns the ID of the session the connection has now, and the
+// channel closed at the next change, and whether the Session is closed.
+func (s *Session) state() (sid int64, connected bool, changed <-chan struct{}, closed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sid, s.connected, s.changed, s.closed
+}
+
+// Close ends the session: every lease taken through it ends as lost, the
+// server deletes the session's nodes, and Close returns once no goroutine of
+// the Session or its connection is left. It is idempotent.
+func (s *Session) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.endLocked("zookeeper session closed")
+		if s.grace != nil {
+			s.grace.Stop()
+		}
+		close(s.changed)
+		s.changed = make(chan struct{})
+		s.mu.Unlock()
+		s.conn.Close()
+		// go-zookeeper closes the event channel when its last goroutine
+		// ends.
+		for range s.events {
+		}
+		s.bg.Wait()
+	})
+	return nil
+}
+
+// call runs f, a blocking go-zookeeper call, and returns its result, or
+// ctx's error as soon as ctx ends. go-zookeeper calls take no context; a
+// call left behind runs on in a goroutine the Session tracks (it ends with
+// the server's answer or the connection), and hands its result to abandon,
+// if not nil, so that what it created can be removed.
+func call[T any](ctx context.Context, s *Session, f func() (T, error), abandon func(T, error)) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, context.Cause(ctx)
+	}
+	if ctx.Done() == nil {
+		return f()
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	if !s.goTracked() {
+		return zero, distsync.Errorf(distsync.ErrClosed, nil, "zookeeper session closed")
+	}
+	res := make(chan result, 1)
+	left := make(chan struct{})
+	go func() {
+		defer s.bg.Done()
+		v, err := f()
+		res <- result{v, err}
+		select {
+		case <-left:
+			if abandon != nil {
+				abandon(v, err)
+			}
+		default:
+		}
+	}()
+	select {
+	case r := <-res:
+		return r.v, r.err
+	case <-ctx.Done():
+		close(left)
+		// The answer may have come in the meantime: then it is ours.
+		select {
+		case r := <-res:
+			if r.err == nil || abandon == nil {
+				return r.v, r.err
+			}
+			abandon(r.v, r.err)
+			return zero, context.Cause(ctx)
+		default:
+		}
+		return zero, context.Cause(ctx)
+	}
+}
+
+// goTracked adds a goroutine to the Session's WaitGroup unless it is closed.
+func (s *Session) goTracked() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.bg.Add(1)
+	return true
+}
+
+// removeLater deletes path in the background, once the connection has the
+// session sid again, retrying until the node is gone, the session has
+// ended (taking its ephemeral nodes with it), or the Session is closed.
+func (s *Session) removeLater(path string, sid int64) {
+	s.cleanupLater(sid, func() error {
+		err := s.conn.Delete(path, -1)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		return err
+	})
+}
+
+// cleanupLater runs op in the background until it succeeds while the
+// connection has session sid; see removeLater.
+func (s *Session) cleanupLater(sid int64, op func() error) {
+	if !s.goTracked() {
+		return // Close ends the session and its nodes
+	}
+	go func() {
+		defer s.bg.Done()
+		b := newBackoff()
+		for {
+			id, connected, changed, closed := s.state()
+			switch {
+			case closed || id != sid:
+				return
+			case connected:
+				if op() == nil {
+					return
+				}
+				select {
+				case <-time.After(b.next()):
+				case <-changed:
+				}
+			default:
+				<-changed
+			}
+		}
+	}()
+}
+
+// backoff doubles a delay from 20 ms up to one second.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{} }
+
+func (b *backoff) next() time.Duration {
+	b.d = min(max(2*b.d, 20*time.Millisecond), time.Second)
+	return b.d
+}

@@ -1,0 +1,327 @@
+package integration
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/internal/testserver"
+	"github.com/go-zookeeper/zk"
+)
+
+// zkServer is the ZooKeeper server shared by this package's tests and
+// benchmarks; each test uses names of its own.
+var zkServer *testserver.ZooKeeper
+
+func init() {
+	servers = append(servers, func() (func(), error) {
+		z, err := testserver.StartZooKeeper()
+		if err != nil {
+			return nil, err
+		}
+		zkServer = z
+		return z.Stop, nil
+	})
+}
+
+// zkTestTimeout is the session timeout of the tests' sessions.
+const zkTestTimeout = 4 * time.Second
+
+// zkPasswords records the session passwords servers hand out, read off the
+// connections of the tests' sessions, so that a test can end a session from
+// outside (zkExpire).
+var zkPasswords sync.Map // session ID -> []byte
+
+// zkDialer dials and records the session password of the connect response.
+func zkDialer(network, addr string, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout(network, addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &sniffConn{Conn: c}, nil
+}
+
+// sniffConn reads the connect response, the first packet the server sends:
+// length, protocol version, timeout, session ID, password.
+type sniffConn struct {
+	net.Conn
+	mu   sync.Mutex
+	head []byte
+	done bool
+}
+
+func (c *sniffConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.done {
+		c.head = append(c.head, p[:n]...)
+		if len(c.head) >= 4 {
+			blen := int(binary.BigEndian.Uint32(c.head))
+			if len(c.head) >= 4+blen {
+				c.done = true
+				if b := c.head[4:]; blen >= 20 {
+					sid := int64(binary.BigEndian.Uint64(b[8:16]))
+					pwlen := int(binary.BigEndian.Uint32(b[16:20]))
+					if sid != 0 && 20+pwlen <= blen {
+						zkPasswords.Store(sid, append([]byte(nil), b[20:20+pwlen]...))
+					}
+				}
+			}
+		}
+	}
+	return n, err
+}
+
+// zkExpire ends session sid on the server from outside, as an expiry
+// would: it attaches to the session with its password and closes it. The
+// server drops the session's own connection and deletes its ephemeral
+// nodes; the client learns on reconnecting that the session has expired.
+func zkExpire(t *testing.T, sid int64) {
+	t.Helper()
+	pw, ok := zkPasswords.Load(sid)
+	if !ok {
+		t.Fatalf("no password recorded for session 0x%x", sid)
+	}
+	c, err := net.DialTimeout("tcp", zkServer.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	passwd := pw.([]byte)
+	req := binary.BigEndian.AppendUint32(nil, 0)                                   // protocol version
+	req = binary.BigEndian.AppendUint64(req, 0)                                    // last zxid seen
+	req = binary.BigEndian.AppendUint32(req, uint32(zkTestTimeout.Milliseconds())) // timeout
+	req = binary.BigEndian.AppendUint64(req, uint64(sid))
+	req = binary.BigEndian.AppendUint32(req, uint32(len(passwd)))
+	req = append(req, passwd...)
+	if err := writeFrame(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := readFrame(c)
+	if err != nil || len(resp) < 16 || int64(binary.BigEndian.Uint64(resp[8:16])) != sid {
+		t.Fatalf("attach to session 0x%x: %v (response %x)", sid, err, resp)
+	}
+	closeReq := binary.BigEndian.AppendUint32(nil, 1)               // xid
+	closeReq = binary.BigEndian.AppendUint32(closeReq, ^uint32(10)) // closeSession, -11
+	if err := writeFrame(c, closeReq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readFrame(c); err != nil {
+		t.Fatalf("close session 0x%x: %v", sid, err)
+	}
+}
+
+func writeFrame(w io.Writer, b []byte) error {
+	_, err := w.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...))
+	return err
+}
+
+func readFrame(r io.Reader) ([]byte, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, err
+	}
+	b := make([]byte, binary.BigEndian.Uint32(n[:]))
+	_, err := io.ReadFull(r, b)
+	return b, err
+}
+
+// zkSession dials a session of its own to addr (the server unless given),
+// closed at cleanup.
+func zkSession(t testing.TB, opts ...zookeeper.Option) *zookeeper.Session {
+	t.Helper()
+	return zkSessionTo(t, zkServer.Addr(), opts...)
+}
+
+func zkSessionTo(t testing.TB, addr string, opts ...zookeeper.Option) *zookeeper.Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	opts = append([]zookeeper.Option{zookeeper.WithSessionTimeout(zkTestTimeout), zookeeper.WithDialer(zkDialer)}, opts...)
+	s, err := zookeeper.Dial(ctx, []string{addr}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// zkConn is a plain go-zookeeper connection, closed at cleanup.
+func zkConn(t testing.TB) *zk.Conn {
+	t.Helper()
+	c, _, err := zk.Connect(zkServer.Servers(), zkTestTimeout, zk.WithLogInfo(false), zk.WithLogger(quietZK{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+type quietZK struct{}
+
+func (quietZK) Printf(string, ...any) {}
+
+// zkKeys lists the children of a name's node: its holders and waiters.
+func zkKeys(t *testing.T, name string) []string {
+	t.Helper()
+	p, err := zookeeper.NodePath(zookeeper.DefaultRoot, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	children, _, err := zkAdmin(t).Children(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return children
+}
+
+var (
+	zkAdminOnce sync.Mutex
+	zkAdminConn = map[testing.TB]*zk.Conn{}
+)
+
+// zkAdmin returns one plain connection per test, for reads and deletes.
+func zkAdmin(t testing.TB) *zk.Conn {
+	zkAdminOnce.Lock()
+	defer zkAdminOnce.Unlock()
+	if c, ok := zkAdminConn[t]; ok {
+		return c
+	}
+	c := zkConn(t)
+	zkAdminConn[t] = c
+	t.Cleanup(func() {
+		zkAdminOnce.Lock()
+		delete(zkAdminConn, t)
+		zkAdminOnce.Unlock()
+	})
+	return c
+}
+
+func zkMutex(t *testing.T, s *zookeeper.Session, name string) *zookeeper.Mutex {
+	t.Helper()
+	m, err := zookeeper.NewMutex(s, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func zkMutexBackend() mutexBackend {
+	return mutexBackend{
+		newMutex: func(t *testing.T, name string) distsync.Mutex {
+			return zkMutex(t, zkSession(t), name)
+		},
+		sameSession: func(t *testing.T, name string) (distsync.Mutex, distsync.Mutex) {
+			s := zkSession(t)
+			return zkMutex(t, s, name), zkMutex(t, s, name)
+		},
+		endSession: func(t *testing.T, m distsync.Mutex) {
+			zkExpire(t, m.(*zookeeper.Mutex).Session().SessionID())
+		},
+		deleteState: func(t *testing.T, l distsync.Lease) {
+			if err := zkAdmin(t).Delete(l.(*zookeeper.Lease).Path(), -1); err != nil {
+				t.Fatal(err)
+			}
+		},
+		keys: zkKeys,
+	}
+}
+
+func TestZooKeeperMutexConformance(t *testing.T) {
+	testMutexConformance(t, zkMutexBackend())
+}
+
+func TestZooKeeperRWMutexConformance(t *testing.T) {
+	testRWMutexConformance(t, rwBackend{
+		newRW: func(t *testing.T, name string) distsync.RWMutex {
+			rw, err := zookeeper.NewRWMutex(zkSession(t), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rw
+		},
+		endSession: func(t *testing.T, rw distsync.RWMutex) {
+			zkExpire(t, rw.(*zookeeper.RWMutex).Session().SessionID())
+		},
+		keys: zkKeys,
+	})
+}
+
+func TestZooKeeperSemaphoreConformance(t *testing.T) {
+	testSemaphoreConformance(t, semBackend{
+		newSem: func(t *testing.T, name string, limit int64) (distsync.Semaphore, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			s, err := zookeeper.NewSemaphore(ctx, zkSession(t), name, limit)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+		endSession: func(t *testing.T, s distsync.Semaphore) {
+			zkExpire(t, s.(*zookeeper.Semaphore).Session().SessionID())
+		},
+		keys: zkKeys,
+	})
+}
+
+// TestZooKeeperMutexInterop shows that a distsync Mutex and go-zookeeper's
+// own zk.Lock on the Mutex's node exclude each other, both ways.
+func TestZooKeeperMutexInterop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ours := zkMutex(t, zkSession(t), t.Name())
+	theirs := zk.NewLock(zkConn(t), ours.Path(), zk.WorldACL(zk.PermAll))
+
+	l, err := ours.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() { got <- theirs.Lock() }()
+	select {
+	case err := <-got:
+		t.Fatalf("zk.Lock returned %v while distsync holds", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ours.TryLock(ctx); !errors.Is(err, distsync.ErrWouldBlock) {
+		t.Fatalf("distsync TryLock while zk.Lock holds: got %v, want ErrWouldBlock", err)
+	}
+	waited := make(chan distsync.Lease, 1)
+	go func() {
+		l, err := ours.Lock(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		waited <- l
+	}()
+	select {
+	case <-waited:
+		t.Fatal("distsync Lock returned while zk.Lock holds")
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := theirs.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if l := <-waited; l != nil {
+		_ = l.Release(ctx)
+	}
+}
