@@ -1,0 +1,58 @@
+// Package election is distsync's leader Election on etcd, the reference
+// implementation of the distsync.Election contract.
+//
+// # Semantics
+//
+// An Election is a name on an etcd session. Campaign enqueues a candidate
+// key under the name's prefix holding the candidate's value, bound to the
+// session's lease; the leader is the candidate with the oldest key, so
+// leadership passes in campaign order. Each candidate watches only its
+// predecessor: a resignation wakes one candidate, which learns in one round
+// trip that it leads. Campaign re-checks its own key in that round trip,
+// so it never reports leadership after its session died (etcd's
+// concurrency.Election can), and a failed or cancelled Campaign deletes its
+// key. Two Campaign calls through the same session are two candidates.
+//
+// For names without '/' or '%' the keys are "NAME/<lease>_<random>", under
+// the prefix etcd's concurrency.Election and `etcdctl elect NAME` use, so
+// either side sees the other's candidates and leader. Other names are
+// percent-encoded ('/' as %2F, '%' as %25), which keeps "a" and "a/b" apart.
+// An Election and a distsync Mutex of the same name share one queue: a
+// lock holder would count as the leader. Give them different names.
+//
+// # Terms and fencing
+//
+// A Leadership's Token is its term: the create revision of the leader key,
+// strictly greater for every later leader. Observers see the same term
+// (distsync.Leader.Term), so a resource can reject the writes of a leader
+// whose term is below the highest it has seen. On etcd itself, put
+// Leadership.IsOwner in the If of a Txn to make a write conditional on
+// still leading; Proclaim does exactly that.
+//
+// # Loss and failover
+//
+// A Leadership's Done closes, and Err wraps distsync.ErrLost, when its key
+// is deleted (by anyone, or by the revocation or expiry of the session
+// lease), when the session ends, or when the session lease's renewal has
+// not been confirmed for three quarters of its TTL (on the monotonic
+// clock, so before etcd can expire it and elect someone else). Release
+// (resigning) hands leadership over within one watch event and one round
+// trip; a leader that crashes without resigning is replaced once etcd
+// expires its session lease, about one TTL later. See the README for the
+// measured figures.
+//
+// # Observing
+//
+// Leader reads the current leader; Observe delivers every change: each new
+// leader, each proclaimed value and "no leader", in etcd's order, without
+// skipping any unless etcd compacted the history while the observer was
+// cut off (it then delivers the current state). distsync.Run builds a
+// Kubernetes-style elector (started leading with a context, stopped
+// leading, new leader) on any distsync.Election, this one included.
+//
+// # Limits
+//
+// The guarantees are etcd's: a leader paused longer than its session TTL
+// (GC, swap, a stopped VM) can wake up and act before it learns that it
+// was replaced. Only a fencing check at the resource closes that gap.
+package election
