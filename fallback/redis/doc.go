@@ -1,0 +1,67 @@
+// Package redis is distsync's Mutex, RWMutex, Semaphore and Election on
+// Redis, for services that have Redis and no etcd. It takes a go-redis
+// client (a single server, Sentinel or Cluster through
+// redis.UniversalClient) and holds the distsync contract as far as Redis
+// allows; the limits are below.
+//
+// # Semantics
+//
+// A name's state is a few keys sharing the hash tag "{name}" (with '%',
+// '{' and '}' percent-encoded, so that names never share a tag and all
+// keys of one name live in one Cluster slot): the holders, a sorted set
+// scored by their expiry in server time; the waiters, a sorted set in
+// arrival order (with their own expiry, so a crashed waiter is reclaimed);
+// a counter for fencing tokens; the semaphore limit while in use; and, for
+// an election, a capped stream of its changes. One Lua script does every
+// step (acquire, renew, release, re-check) atomically, using only the
+// server's clock (TIME), comparing the caller's unique member so that a
+// late or repeated Release never frees someone else's lease.
+//
+// Fairness: requests are granted in arrival order (FIFO) on every
+// primitive. A release promotes the waiters at the head of the queue that
+// fit, in the same script, and publishes their names; a waiter sleeps on
+// its session's one pub/sub connection until it is named, and confirms
+// with one renewal. Nobody polls: a waiter also re-checks when the
+// earliest holder's TTL runs out (to reclaim a crashed holder) and every
+// TTL/3 to keep its own entry alive. Try* calls fail with
+// distsync.ErrWouldBlock when anyone holds or waits, so they never jump
+// the queue. The RWMutex is writer-preferring: a reader waits behind any
+// writer that arrived before it.
+//
+// # Fencing
+//
+// Token is the name's counter, incremented by the script that grants the
+// lease: strictly greater for every later acquisition of the name. The
+// counter is one small key per name that outlives the name's use (it must,
+// or tokens would restart); nothing else is kept per acquisition. A
+// resource that remembers the highest token it accepted and rejects lower
+// ones is safe against a holder that was paused past its TTL.
+//
+// # Loss
+//
+// Every lease is renewed every TTL/3 by its own goroutine. Done closes and
+// Err wraps distsync.ErrLost when a renewal finds the lease gone (expired,
+// deleted, or the server restarted empty), or when no renewal was confirmed
+// within TTL-TTL/5 of being sent, measured on the monotonic clock, so
+// before Redis can expire it (given clocks that run at similar rates).
+// A deletion from outside is noticed at the next renewal, within TTL/3.
+// Give the go-redis client ContextTimeoutEnabled so that a request stuck
+// on a paused server is cut off at the lease's deadline.
+//
+// # Limits
+//
+// Redis is not a consensus system. With replication, an acknowledged
+// acquisition can be lost in a failover before it reached a replica, and
+// two clients can then hold the same lock; Redis persistence off means a
+// restarted server forgets every lease (holders are then told at their
+// next renewal). A holder paused longer than its TTL (GC, swap, a stopped
+// VM) can act before it learns that the lease passed on. Only a fencing
+// check at the resource closes these gaps.
+//
+// # Misconfiguration
+//
+// A TTL below MinTTL or not whole milliseconds, a nil client or session, a
+// semaphore limit below 1, and an invalid name are errors at construction
+// (distsync.ErrInvalidConfig, distsync.ErrInvalidName). A semaphore used
+// with two different limits fails with distsync.ErrLimitMismatch.
+package redis

@@ -1,0 +1,134 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distsync/distsync"
+	dsredis "github.com/distsync/distsync/fallback/redis"
+)
+
+func TestConstructorsRejectBadInput(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	for _, ttl := range []time.Duration{0, -time.Second, 99 * time.Millisecond, 100*time.Millisecond + time.Microsecond} {
+		if _, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(ttl)); !errors.Is(err, distsync.ErrInvalidConfig) {
+			t.Errorf("WithTTL(%v): got %v, want ErrInvalidConfig", ttl, err)
+		}
+		if _, err := dsredis.NewMutexWithClient(ctx, c, "ok", dsredis.WithTTL(ttl)); !errors.Is(err, distsync.ErrInvalidConfig) {
+			t.Errorf("NewMutexWithClient WithTTL(%v): got %v, want ErrInvalidConfig", ttl, err)
+		}
+	}
+	if _, err := dsredis.NewSession(ctx, nil); !errors.Is(err, distsync.ErrInvalidConfig) {
+		t.Errorf("nil client: got %v, want ErrInvalidConfig", err)
+	}
+	if _, err := dsredis.NewMutex(nil, "ok"); !errors.Is(err, distsync.ErrInvalidConfig) {
+		t.Errorf("nil session: got %v, want ErrInvalidConfig", err)
+	}
+	s, err := dsredis.NewSession(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, name := range []string{"", strings.Repeat("x", distsync.MaxNameLen+1), "bad\x00name", "bad\xffutf8"} {
+		if _, err := dsredis.NewMutex(s, name); !errors.Is(err, distsync.ErrInvalidName) {
+			t.Errorf("NewMutex(%q): got %v, want ErrInvalidName", name, err)
+		}
+	}
+	for _, limit := range []int64{0, -1} {
+		if _, err := dsredis.NewSemaphore(s, "ok", limit); !errors.Is(err, distsync.ErrInvalidConfig) {
+			t.Errorf("NewSemaphore(limit %d): got %v, want ErrInvalidConfig", limit, err)
+		}
+	}
+}
+
+func TestLockReleaseTokens(t *testing.T) {
+	ctx := context.Background()
+	m, err := dsredis.NewMutexWithClient(ctx, newClient(t), t.Name(), dsredis.WithTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var last uint64
+	for range 3 {
+		l, err := m.Lock(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Token() <= last {
+			t.Fatalf("token %d not above previous %d", l.Token(), last)
+		}
+		last = l.Token()
+		if _, err := m.TryLock(ctx); !errors.Is(err, distsync.ErrWouldBlock) {
+			t.Fatalf("TryLock while held: got %v, want ErrWouldBlock", err)
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatalf("second Release: %v", err)
+		}
+		if !errors.Is(l.Err(), distsync.ErrReleased) {
+			t.Fatalf("Err after Release: got %v, want ErrReleased", l.Err())
+		}
+	}
+}
+
+// A held lease outlives several TTLs: renewal works.
+func TestRenewalKeepsLease(t *testing.T) {
+	ctx := context.Background()
+	m, err := dsredis.NewMutexWithClient(ctx, newClient(t), t.Name(), dsredis.WithTTL(150*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	l, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if l.Err() != nil {
+		t.Fatalf("lease lost after 4 TTLs: %v", l.Err())
+	}
+	if _, err := m.TryLock(ctx); !errors.Is(err, distsync.ErrWouldBlock) {
+		t.Fatalf("TryLock: got %v, want ErrWouldBlock", err)
+	}
+	_ = l.Release(ctx)
+}
+
+// Closing a session ends its leases with ErrLost and ErrClosed, frees the
+// lock, and fails later calls with ErrClosed.
+func TestSessionClose(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	s, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := dsredis.NewMutex(s, t.Name())
+	l, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	<-l.Done()
+	if !errors.Is(l.Err(), distsync.ErrLost) || !errors.Is(l.Err(), distsync.ErrClosed) {
+		t.Fatalf("Err after Close: %v, want ErrLost and ErrClosed", l.Err())
+	}
+	if _, err := m.Lock(ctx); !errors.Is(err, distsync.ErrClosed) {
+		t.Fatalf("Lock after Close: %v, want ErrClosed", err)
+	}
+	other, err := dsredis.NewMutexWithClient(ctx, c, t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	l2, err := other.TryLock(ctx)
+	if err != nil {
+		t.Fatalf("lock not freed by Close: %v", err)
+	}
+	_ = l2.Release(ctx)
+}

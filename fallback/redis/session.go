@@ -1,0 +1,107 @@
+package redis
+
+import (
+	"context"
+	"time"
+
+	"github.com/distsync/distsync/internal/redisq"
+)
+
+// DefaultTTL is the TTL of a session when WithTTL is not given.
+const DefaultTTL = redisq.DefaultTTL
+
+// MinTTL is the shortest TTL a session accepts.
+const MinTTL = redisq.MinTTL
+
+// Client is what the primitives need of a go-redis client: Lua scripts and
+// a pub/sub connection. A redis.UniversalClient (*redis.Client, a
+// Sentinel failover client or *redis.ClusterClient) satisfies it. Give
+// the client ContextTimeoutEnabled: true so that a renewal stuck on a
+// paused server is cut off at the lease's deadline rather than at the
+// client's ReadTimeout.
+type Client = redisq.Client
+
+// Session is one process's identity on Redis: every holder and waiter it
+// creates carries its random id, and all its waiters and observers share
+// one pub/sub connection. Any number of primitives and acquisitions may
+// share a session; each acquisition is separate, so two Locks through one
+// session exclude each other. It is safe for concurrent use.
+//
+// Close ends every lease of the session (their Err wraps distsync.ErrLost
+// and distsync.ErrClosed, and their Redis state is deleted), makes waiting
+// calls fail with distsync.ErrClosed, and closes the pub/sub connection,
+// not the client.
+type Session = redisq.Session
+
+// Lease is a held lock, read lock, permit or leadership. Lock, RLock,
+// Acquire and Campaign return a *Lease (inside a distsync.Lease or a
+// distsync.Leadership). Its Token is a per-name counter bumped by the
+// script that granted it.
+type Lease = redisq.Lease
+
+// An Option configures NewSession.
+type Option func(*redisq.Options)
+
+// WithTTL sets how long a holder's (or waiter's) state outlives its last
+// renewal on the server: a crashed holder's lock passes on after about
+// this long. Whole milliseconds, at least MinTTL; default DefaultTTL.
+// Renewal runs every TTL/3, and a lease is reported lost when no renewal
+// was confirmed within TTL-TTL/5 of being sent.
+func WithTTL(ttl time.Duration) Option { return func(o *redisq.Options) { o.TTL = ttl } }
+
+func apply(opts []Option) redisq.Options {
+	o := redisq.Options{TTL: DefaultTTL}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// NewSession opens a session on c: it subscribes its pub/sub connection
+// under ctx. It fails with an error wrapping distsync.ErrInvalidConfig (a
+// nil client, a TTL below MinTTL or not whole milliseconds) or
+// distsync.ErrUnavailable (Redis did not answer), leaving nothing behind.
+// The caller must Close the session.
+func NewSession(ctx context.Context, c Client, opts ...Option) (*Session, error) {
+	return redisq.NewSession(ctx, c, apply(opts))
+}
+
+// primitive is what every primitive shares: its queue, and whether it
+// owns its session.
+type primitive struct {
+	q   *redisq.Queue
+	own bool
+}
+
+func open(ctx context.Context, c Client, opts []Option, mk func(*Session) (*redisq.Queue, error)) (primitive, error) {
+	o := apply(opts)
+	if err := o.Validate(); err != nil {
+		return primitive{}, err
+	}
+	s, err := redisq.NewSession(ctx, c, o)
+	if err != nil {
+		return primitive{}, err
+	}
+	q, err := mk(s)
+	if err != nil {
+		s.Close()
+		return primitive{}, err
+	}
+	return primitive{q: q, own: true}, nil
+}
+
+// Name returns the primitive's name.
+func (p primitive) Name() string { return p.q.Name() }
+
+// Session returns the session the primitive's leases belong to.
+func (p primitive) Session() *Session { return p.q.Session() }
+
+// Close closes the session if the primitive's constructor created it,
+// ending its leases (see Session); with a caller's session it does
+// nothing. It is idempotent.
+func (p primitive) Close() error {
+	if p.own {
+		return p.q.Session().Close()
+	}
+	return nil
+}

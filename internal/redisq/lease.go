@@ -1,0 +1,171 @@
+package redisq
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/distsync/distsync"
+)
+
+// A Lease is one held member of a name, renewed every TTL/3 until it is
+// released or lost. It is safe for concurrent use.
+type Lease struct {
+	s      *Session
+	k      Keys
+	member string
+	token  uint64
+
+	done     chan struct{}
+	stop     chan struct{}
+	cancel   context.CancelFunc
+	loopDone chan struct{}
+	suspend  atomic.Bool
+
+	mu     sync.Mutex
+	err    error
+	once   sync.Once
+	relErr error
+}
+
+var _ distsync.Lease = (*Lease)(nil)
+
+// newLease starts the renewal of member, held with token, whose last
+// confirmed refresh was sent at sent.
+func newLease(s *Session, k Keys, member string, token uint64, sent time.Time) (*Lease, bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &Lease{
+		s: s, k: k, member: member, token: token,
+		done: make(chan struct{}), stop: make(chan struct{}), cancel: cancel, loopDone: make(chan struct{}),
+	}
+	if !s.track(l) {
+		cancel()
+		return nil, false
+	}
+	go l.renew(ctx, sent.Add(s.ttl-s.margin()))
+	return l, true
+}
+
+// Token returns the fencing token: a counter of the name, bumped by the
+// script that granted this lease.
+func (l *Lease) Token() uint64 { return l.token }
+
+// Member returns the lease's member in the name's sorted sets.
+func (l *Lease) Member() string { return l.member }
+
+// Done is closed when the lease is released or lost.
+func (l *Lease) Done() <-chan struct{} { return l.done }
+
+// Err is nil while held, then wraps ErrReleased or ErrLost.
+func (l *Lease) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// end sets the lease's final error, once.
+func (l *Lease) end(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err == nil {
+		l.err = err
+		close(l.done)
+	}
+}
+
+// SuspendRenewal stops (true) or resumes (false) sending renewals, as a
+// paused process would; the lease is still reported lost when its
+// deadline passes. It is a test hook.
+func (l *Lease) SuspendRenewal(on bool) { l.suspend.Store(on) }
+
+type renewal struct {
+	sent time.Time
+	res  result
+	err  error
+}
+
+// renew refreshes the member every TTL/3. The lease is lost when the
+// server says the member is gone, or when no refresh sent before
+// deadline-TTL+margin was confirmed by deadline (monotonic clock): the
+// server copy may expire a margin later.
+func (l *Lease) renew(ctx context.Context, deadline time.Time) {
+	defer close(l.loopDone)
+	defer l.cancel()
+	interval := l.s.interval()
+	deadlineT := time.NewTimer(time.Until(deadline))
+	defer deadlineT.Stop()
+	renewT := time.NewTimer(interval)
+	defer renewT.Stop()
+	var (
+		inflight chan renewal
+		lastErr  error
+	)
+	wait := func() {
+		if inflight != nil {
+			l.cancel()
+			<-inflight
+		}
+	}
+	for {
+		select {
+		case <-l.stop:
+			wait()
+			return
+		case <-deadlineT.C:
+			l.end(distsync.Errorf(distsync.ErrLost, lastErr, "renewal not confirmed within %v", l.s.ttl-l.s.margin()))
+			wait()
+			return
+		case <-renewT.C:
+			if l.suspend.Load() {
+				renewT.Reset(interval)
+				continue
+			}
+			inflight = make(chan renewal, 1)
+			sent := time.Now()
+			go func(c chan<- renewal, deadline time.Time) {
+				rctx, cancel := context.WithDeadline(ctx, deadline)
+				defer cancel()
+				res, err := run(rctx, l.s.c, l.k, "renew", l.member, 0, nil)
+				c <- renewal{sent: sent, res: res, err: err}
+			}(inflight, deadline)
+		case r := <-inflight:
+			inflight = nil
+			switch {
+			case r.err == nil && r.res.status == 1:
+				deadline = r.sent.Add(l.s.ttl - l.s.margin())
+				deadlineT.Reset(time.Until(deadline))
+				renewT.Reset(interval)
+			case r.err == nil:
+				l.end(distsync.Errorf(distsync.ErrLost, nil, "state gone from redis (expired or deleted)"))
+				return
+			default:
+				lastErr = distsync.Errorf(distsync.ErrUnavailable, r.err, "renew")
+				renewT.Reset(max(interval/4, 5*time.Millisecond))
+			}
+		}
+	}
+}
+
+// Release deletes the lease's member, only its own (compare by member), and
+// hands the name to the next waiters. It is idempotent. After it returns
+// Done is closed; an error wraps ErrUnavailable when Redis did not confirm
+// the deletion, and the member then expires within the TTL.
+func (l *Lease) Release(ctx context.Context) error {
+	return l.shutdown(ctx, distsync.ErrReleased)
+}
+
+func (l *Lease) shutdown(ctx context.Context, final error) error {
+	l.once.Do(func() {
+		close(l.stop)
+		<-l.loopDone
+		_, err := run(ctx, l.s.c, l.k, "rel", l.member, 0, nil)
+		lost := l.Err() != nil
+		l.end(final)
+		l.s.untrack(l)
+		if err != nil && !lost {
+			l.relErr = distsync.Errorf(distsync.ErrUnavailable, err, "release")
+		}
+	})
+	return l.relErr
+}

@@ -1,0 +1,218 @@
+package redisq
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/distsync/distsync"
+)
+
+// Kinds of members.
+const (
+	Exclusive byte = 'x' // holds alone: a Mutex, a writer, a candidate
+	Shared    byte = 's' // holds with other shared members, up to the limit
+)
+
+// A Queue is one name on a session, for one kind of member: the one
+// algorithm behind the Redis Mutex, RWMutex, Semaphore and Election.
+//
+// Waiters are granted in arrival order: the queue is a sorted set by
+// arrival number, and every script that frees room promotes the head
+// waiters that fit (a shared waiter does not pass an exclusive one ahead
+// of it, which is what makes the RWMutex writer-preferring).
+type Queue struct {
+	s     *Session
+	name  string
+	k     Keys
+	limit int64 // 0: no limit on shared members
+}
+
+// NewQueue returns the queue of name on s. limit bounds the shared
+// holders (0: unbounded); it is stored while anyone holds or waits, and an
+// acquisition with another limit fails with ErrLimitMismatch.
+func NewQueue(s *Session, name string, limit int64) (*Queue, error) {
+	if err := distsync.ValidateName(name); err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil session")
+	}
+	if limit < 0 {
+		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "negative limit %d", limit)
+	}
+	return &Queue{s: s, name: name, k: KeysFor(name), limit: limit}, nil
+}
+
+// Name returns the queue's name.
+func (q *Queue) Name() string { return q.name }
+
+// Session returns the queue's session.
+func (q *Queue) Session() *Session { return q.s }
+
+// Keys returns the queue's Redis keys.
+func (q *Queue) Keys() Keys { return q.k }
+
+func (q *Queue) limitFor(kind byte) int64 {
+	if kind == Exclusive {
+		return 0
+	}
+	return q.limit
+}
+
+// do runs op under a context that the caller's cancellation cannot cut
+// short, so that its outcome is known.
+func (q *Queue) do(ctx context.Context, op, member string, kind byte, value []byte) (result, error) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
+	defer cancel()
+	return run(rctx, q.s.c, q.k, op, member, q.limitFor(kind), value)
+}
+
+// forget deletes member, held or waiting, in the background of the caller's
+// cancellation; if Redis does not answer, the member expires within the TTL.
+func (q *Queue) forget(ctx context.Context, member string) {
+	_, _ = q.do(ctx, "rel", member, Exclusive, nil)
+}
+
+func (q *Queue) lease(member string, token uint64, sent time.Time) (*Lease, error) {
+	l, ok := newLease(q.s, q.k, member, token, sent)
+	if !ok {
+		q.forget(context.Background(), member)
+		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+	}
+	return l, nil
+}
+
+func (q *Queue) mismatch(r result) error {
+	return distsync.Errorf(distsync.ErrLimitMismatch, nil, "%q has limit %d, not %d", q.name, r.n, q.limit)
+}
+
+// TryAcquire takes a member of kind only if it fits now and nobody waits,
+// in one script; otherwise it fails with ErrWouldBlock and writes nothing.
+// value, if non-nil, is stored with the member (an election's value).
+func (q *Queue) TryAcquire(ctx context.Context, kind byte, value []byte) (*Lease, error) {
+	if q.s.Closed() {
+		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+	}
+	member := q.s.member(kind)
+	sent := time.Now()
+	r, err := run(ctx, q.s.c, q.k, "try", member, q.limitFor(kind), value)
+	switch {
+	case err != nil:
+		// The script may have run: delete what it may have written.
+		q.forget(ctx, member)
+		return nil, distsync.Errorf(distsync.ErrUnavailable, errors.Join(err, context.Cause(ctx)), "try %q", q.name)
+	case r.status == -2:
+		return nil, q.mismatch(r)
+	case r.status == 1:
+		return q.lease(member, uint64(r.n), sent)
+	}
+	return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q", q.name)
+}
+
+// Acquire enqueues a member of kind and waits until it is granted or ctx
+// ends. It subscribes to the name's channel before enqueueing, wakes when
+// a release grants it (one message, no polling), and re-checks no later
+// than the earliest holder's expiry or its own renewal time (TTL/3), to
+// reclaim crashed holders and to keep its own entry alive. On failure its
+// member is deleted before it returns (or, when Redis does not answer,
+// expires within the TTL).
+func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, error) {
+	if ctx.Err() != nil {
+		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
+	}
+	if q.s.Closed() {
+		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+	}
+	member := q.s.member(kind)
+	sb, err := q.s.hub.join(ctx, q.k.Channel, member)
+	if err != nil {
+		return nil, err
+	}
+	defer q.s.hub.leave(sb)
+
+	sent := time.Now()
+	r, err := q.do(ctx, "acq", member, kind, value)
+	switch {
+	case err != nil:
+		q.forget(ctx, member)
+		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "enqueue on %q", q.name)
+	case r.status == -2:
+		return nil, q.mismatch(r)
+	case r.status == 1:
+		if ctx.Err() != nil {
+			q.forget(ctx, member)
+			return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
+		}
+		return q.lease(member, uint64(r.n), sent)
+	}
+	next := time.Duration(r.n) * time.Millisecond
+	confirmed := sent // the last time the waiter's entry was refreshed
+	timer := time.NewTimer(q.wait(next))
+	defer timer.Stop()
+	for {
+		check := false
+		select {
+		case <-ctx.Done():
+			q.forget(ctx, member)
+			return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for %q", q.name)
+		case <-q.s.hub.closing:
+			q.forget(ctx, member)
+			return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+		case <-sb.wake:
+			if tok := sb.granted(); tok != 0 {
+				// The grant message is not a deadline: confirm the
+				// member with a renewal sent now.
+				sent := time.Now()
+				r, err := q.do(ctx, "renew", member, kind, nil)
+				if err == nil && r.status == 1 {
+					return q.lease(member, tok, sent)
+				}
+			}
+			check = true
+		case <-timer.C:
+			check = true
+		}
+		if !check {
+			continue
+		}
+		sent := time.Now()
+		r, err := q.do(ctx, "chk", member, kind, nil)
+		switch {
+		case err != nil:
+			if time.Since(confirmed) > q.s.ttl-q.s.margin() {
+				q.forget(ctx, member)
+				return nil, distsync.Errorf(distsync.ErrUnavailable, err, "waiting for %q", q.name)
+			}
+			next = q.s.interval() / 4
+		case r.status == 1:
+			return q.lease(member, uint64(r.n), sent)
+		case r.status == -1:
+			return nil, distsync.Errorf(distsync.ErrLost, nil, "waiter state of %q gone from redis (expired or deleted)", q.name)
+		default:
+			confirmed = sent
+			next = time.Duration(r.n) * time.Millisecond
+		}
+		timer.Reset(q.wait(next))
+	}
+}
+
+// wait returns how long to wait before the next check: until the earliest
+// holder expiry (next, -1 when none) or the waiter's own refresh, whichever
+// is first.
+func (q *Queue) wait(next time.Duration) time.Duration {
+	d := q.s.interval()
+	if next >= 0 && next < d {
+		d = next
+	}
+	return d
+}
+
+// Members lists the holders and then the waiters of the queue's name.
+func (q *Queue) Members(ctx context.Context) ([]string, error) {
+	m, err := list(ctx, q.s.c, q.k)
+	if err != nil {
+		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "list %q", q.name)
+	}
+	return m, nil
+}

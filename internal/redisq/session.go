@@ -1,0 +1,175 @@
+package redisq
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/distsync/distsync"
+	"github.com/redis/go-redis/v9"
+)
+
+const (
+	// DefaultTTL is the lease TTL when none is given.
+	DefaultTTL = 10 * time.Second
+	// MinTTL is the shortest TTL: renewal runs every TTL/3 and must be
+	// confirmed within TTL-TTL/5, which leaves too little room for a
+	// round trip and a scheduling delay below it.
+	MinTTL = 100 * time.Millisecond
+	// opTimeout bounds the requests that must not be cut off by the
+	// caller's context (an enqueue whose outcome must be known, a cleanup).
+	opTimeout = 5 * time.Second
+)
+
+// Client is what the Redis primitives need of a go-redis client: scripts
+// and one pub/sub connection. redis.UniversalClient (a *redis.Client,
+// *redis.ClusterClient or a Sentinel failover client) satisfies it.
+type Client interface {
+	redis.Scripter
+	Subscribe(ctx context.Context, channels ...string) *redis.PubSub
+}
+
+// Options are the settings of a Session.
+type Options struct {
+	// TTL is how long a holder's or waiter's state outlives its last
+	// renewal on the server.
+	TTL time.Duration
+}
+
+// Validate checks the options, with an error wrapping ErrInvalidConfig.
+func (o Options) Validate() error {
+	switch {
+	case o.TTL < MinTTL:
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "ttl %v below the minimum %v", o.TTL, MinTTL)
+	case o.TTL%time.Millisecond != 0:
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "ttl %v is not whole milliseconds", o.TTL)
+	}
+	return nil
+}
+
+// A Session is one client's identity and pub/sub connection: every
+// holder and waiter of the session carries its id, and every waiter and
+// observer of the session shares its one subscription connection.
+type Session struct {
+	c   Client
+	id  string
+	ttl time.Duration
+	hub *hub
+	n   atomic.Uint64
+
+	mu     sync.Mutex
+	closed bool
+	leases map[*Lease]struct{}
+}
+
+// NewSession opens the session's pub/sub connection under ctx. It fails
+// with ErrInvalidConfig (nil client, options out of range) or
+// ErrUnavailable, leaving nothing behind.
+func NewSession(ctx context.Context, c Client, o Options) (*Session, error) {
+	if c == nil {
+		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil redis client")
+	}
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	h, err := newHub(ctx, c, keyPrefix+"session:"+id)
+	if err != nil {
+		return nil, err
+	}
+	return &Session{c: c, id: id, ttl: o.TTL, hub: h, leases: map[*Lease]struct{}{}}, nil
+}
+
+// ID returns the session's random id, part of every member it writes.
+func (s *Session) ID() string { return s.id }
+
+// TTL returns the session's lease TTL.
+func (s *Session) TTL() time.Duration { return s.ttl }
+
+// Client returns the session's client.
+func (s *Session) Client() Client { return s.c }
+
+// member returns a new member of kind for this session.
+func (s *Session) member(kind byte) string {
+	return fmt.Sprintf("%c|%d|%s|%d", kind, s.ttl.Milliseconds(), s.id, s.n.Add(1))
+}
+
+func (s *Session) margin() time.Duration   { return s.ttl / 5 }
+func (s *Session) interval() time.Duration { return s.ttl / 3 }
+
+// track registers a new lease; it fails when the session is closed.
+func (s *Session) track(l *Lease) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.leases[l] = struct{}{}
+	return true
+}
+
+func (s *Session) untrack(l *Lease) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.leases, l)
+}
+
+// Closed reports whether Close was called.
+func (s *Session) Closed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Close ends every lease of the session (their Err wraps ErrLost and
+// ErrClosed; their state is deleted, or expires if Redis does not answer),
+// makes waiting calls return ErrClosed, and closes the pub/sub connection.
+// It does not close the client. It is idempotent.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	leases := make([]*Lease, 0, len(s.leases))
+	for l := range s.leases {
+		leases = append(leases, l)
+	}
+	s.mu.Unlock()
+	for _, l := range leases {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		_ = l.shutdown(ctx, distsync.Errorf(distsync.ErrLost, distsync.ErrClosed, "session closed"))
+		cancel()
+	}
+	s.hub.close()
+	return nil
+}
+
+// DropSession deletes, from outside, every holder and waiter of session id
+// on name, as if the session had expired. It is for tests and operators.
+func DropSession(ctx context.Context, c Client, name, id string) error {
+	_, err := run(ctx, c, KeysFor(name), "drop", "|"+id+"|", 0, nil)
+	return err
+}
+
+// Members lists the holders and then the waiters of name, after reclaiming
+// expired ones.
+func Members(ctx context.Context, c Client, name string) ([]string, error) {
+	return list(ctx, c, KeysFor(name))
+}
+
+// DeleteMember deletes l's entry with plain ZREM commands, as an operator
+// would, without the release script (nobody is woken). It is for tests.
+func DeleteMember(ctx context.Context, c redis.Cmdable, l *Lease) error {
+	if err := c.ZRem(ctx, l.k.Holders, l.member).Err(); err != nil {
+		return err
+	}
+	return c.HDel(ctx, l.k.Tokens, l.member).Err()
+}
