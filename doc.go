@@ -24,6 +24,20 @@
 //	case err != nil:
 //	}
 //
+// # Leader election
+//
+// [Run] turns any [Election] into a Kubernetes-style elector: it calls
+// OnStartedLeading with a context that is cancelled the moment leadership
+// is lost, releases leadership only after that work returned, reports
+// every change of leader to OnNewLeader, and campaigns again after a loss.
+//
+// # Backends
+//
+// The etcd primitives are packages mutex, rwmutex, semaphore and election;
+// the same four exist on Redis (package fallback/redis) and on ZooKeeper
+// (package fallback/zookeeper). Each backend is held to one conformance
+// suite (the integration directory of the repository).
+//
 // # What the guarantees rest on
 //
 // A distributed lock is only as safe as the backend's view of time and
