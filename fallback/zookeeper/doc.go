@@ -1,22 +1,56 @@
-// Package zookeeper is distsync's Mutex, RWMutex and Semaphore on
+// Package zookeeper is distsync's Mutex, RWMutex, Semaphore and Election on
 // ZooKeeper, through github.com/go-zookeeper/zk.
 //
 // # Semantics
 //
 // A Session is one ZooKeeper connection and session, shared by the
-// primitives built on it (NewMutex, NewRWMutex, NewSemaphore). A name maps
-// to one node under the Session's root (see NodePath); every acquisition is
+// primitives built on it (NewMutex, NewRWMutex, NewSemaphore,
+// NewElection). A name maps to one node under the Session's root (see
+// NodePath); every acquisition is
 // a protected ephemeral sequential child of it, named
 // "_c_<guid>-<kind>-NNNNNNNNNN" like the nodes of go-zookeeper's zk.Lock and
 // Curator, and nodes are served in sequence order (FIFO). Each waiter
 // watches only what it waits for: a Mutex waiter or an RWMutex writer the
 // next older node, a reader the next older writer, a Semaphore waiter its
 // limit next older nodes. A release wakes the next waiter, not the herd. A
-// Mutex and a zk.Lock on Mutex.Path exclude each other.
+// Mutex and a zk.Lock on Mutex.Path exclude each other. An acquisition
+// that holds at once costs two round trips, like zk.Lock's: the create,
+// then the watch on its own node (which also gives the czxid) and the
+// listing, sent together.
 //
 // The name's node is a container node: ZooKeeper deletes it once it is
 // empty. A Semaphore stores its limit as the node's data and fails with
 // distsync.ErrLimitMismatch when opened with another one.
+//
+// # Election
+//
+// An Election's candidates are nodes of kind "latch" (the naming of
+// Curator's LeaderLatch) holding the candidate's value; the lowest node
+// leads, so leadership passes in campaign order, and each candidate watches
+// only the next older one. Campaign reports leadership only after a
+// listing that shows its own node first, read after a watch on that node
+// was set and while its session is the connection's current one; a
+// campaign whose session ends while it waits fails with distsync.ErrLost
+// (it does not queue again unseen). The term, the Leadership's Token, is the
+// leader node's czxid. Proclaim writes the leader node's data, conditional
+// on its data version, and fails with distsync.ErrLost or
+// distsync.ErrReleased once leadership has ended. distsync.Run works with
+// an Election.
+//
+// Observe follows the leader node's data (and, with no leader, the
+// election's children), so a waiting candidate joining or leaving wakes no
+// observer. ZooKeeper's watches fire once and the server keeps no history
+// of changes, so an observer may coalesce states that lasted less than
+// about a round trip: a leader that resigned at once, a value proclaimed
+// and replaced quickly, and whatever happened while its connection was
+// down. What it does deliver it has read from ZooKeeper in the order of
+// ZooKeeper's own history: every state it reports really held (a leader at
+// that term, a value proclaimed at that term), terms never decrease, an
+// older state never follows a newer one, and after the last change it
+// delivers the current state. The etcd and Redis Elections deliver every
+// change; use them when an observer must see each one. The observer's
+// channel closes only when its context ends, even after the Session was
+// closed.
 //
 // # Failures
 //
@@ -31,7 +65,8 @@
 //
 // # Fencing
 //
-// A Lease's Token is its node's czxid, the transaction ID that created it:
+// A Lease's Token (and an Election's term) is its node's czxid, the
+// transaction ID that created it:
 // strictly greater for every later acquisition on the same ensemble. A
 // resource that remembers the highest token it accepted and rejects lower
 // ones is safe even against a holder that was paused past its session

@@ -60,3 +60,50 @@ func ExampleSemaphore() {
 	b.Release(ctx)
 	// Output: true
 }
+
+// A leader election: the first candidate leads, proclaims a new value and
+// resigns, and the second takes over. Leader reports who leads; terms
+// (czxids) are left out of the output because they depend on the server.
+func ExampleElection() {
+	ctx := context.Background()
+	s, err := zookeeper.Dial(ctx, server.Servers())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	e, err := zookeeper.NewElection(s, "example-election")
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	first, err := e.Campaign(ctx, []byte("node-1"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	second := make(chan distsync.Leadership)
+	go func() {
+		l, err := e.Campaign(ctx, []byte("node-2"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		second <- l
+	}()
+
+	if err := first.Proclaim(ctx, []byte("node-1 (busy)")); err != nil {
+		log.Fatal(err)
+	}
+	l, _ := e.Leader(ctx)
+	fmt.Printf("leader: %s\n", l.Value)
+
+	_ = first.Release(ctx) // resign: the next candidate leads
+	next := <-second
+	l, _ = e.Leader(ctx)
+	fmt.Printf("leader: %s, later term: %t\n", l.Value, next.Token() > first.Token())
+	_ = next.Release(ctx)
+	_, err = e.Leader(ctx)
+	fmt.Println(errors.Is(err, distsync.ErrNoLeader))
+	// Output:
+	// leader: node-1 (busy)
+	// leader: node-2, later term: true
+	// true
+}

@@ -21,6 +21,7 @@ type Lease struct {
 	path  string
 	sid   int64
 	czxid int64
+	ver   int32 // the node's data version when the lease began
 
 	done   chan struct{}
 	stopc  chan struct{} // closed by Release: the follower exits
@@ -35,7 +36,7 @@ type Lease struct {
 
 func newLease(q *queue, path string, sid int64, stat *zk.Stat, e *epoch, own <-chan zk.Event) *Lease {
 	l := &Lease{
-		q: q, path: path, sid: sid, czxid: stat.Czxid,
+		q: q, path: path, sid: sid, czxid: stat.Czxid, ver: stat.Version,
 		done: make(chan struct{}), stopc: make(chan struct{}), exited: make(chan struct{}),
 	}
 	if !q.s.goTracked() {

@@ -91,6 +91,10 @@ func sortNodes(children []string) []node {
 type class struct {
 	kind     string
 	blockers func(nodes []node, me int) []node
+	// oneSession makes the end of the session a waiter's node was created
+	// in fail the acquisition with ErrLost, instead of queueing again in
+	// the new session: a candidate that lost its place must say so.
+	oneSession bool
 }
 
 // exclusive waits for the next older node of any kind: a mutex, a writer,
@@ -156,15 +160,21 @@ func (q *queue) acquire(ctx context.Context, c class, value []byte, try bool) (*
 		}
 	}
 	for {
-		path, sid, stat, own, err := q.enqueue(ctx, c.kind, value)
+		path, sid, stat, own, listing, err := q.enqueue(ctx, c.kind, value)
 		if errors.Is(err, errSessionChanged) {
+			if c.oneSession {
+				return nil, distsync.Errorf(distsync.ErrLost, err, "new waiter node ended with its session")
+			}
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		l, err := q.wait(ctx, c, path, sid, stat, own, try)
+		l, err := q.wait(ctx, c, path, sid, stat, own, listing, try)
 		if errors.Is(err, errSessionChanged) {
+			if c.oneSession {
+				return nil, distsync.Errorf(distsync.ErrLost, err, "waiter node %s ended with its session 0x%x", path, sid)
+			}
 			continue
 		}
 		return l, err
@@ -227,18 +237,21 @@ func newGUID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// enqueue creates this acquisition's node and sets a watch on it. After a
-// connection loss during the create, whose outcome is unknown, it looks for
-// its node by the GUID in the name and adopts it if the connection's
-// session owns it. If ctx ends while a create is in flight, the create's
-// node is deleted when its answer arrives.
-func (q *queue) enqueue(ctx context.Context, kind string, value []byte) (path string, sid int64, stat *zk.Stat, own <-chan zk.Event, err error) {
+// enqueue creates this acquisition's node and sets a watch on it, and lists
+// the queue in the same round trip (listing; nil if that read failed), so
+// that an acquisition that holds at once costs two round trips, like
+// zk.Lock's create and list, not three. After a connection loss during the
+// create, whose outcome is unknown, it looks for its node by the GUID in
+// the name and adopts it if the connection's session owns it. If ctx ends
+// while a create is in flight, the create's node is deleted when its
+// answer arrives.
+func (q *queue) enqueue(ctx context.Context, kind string, value []byte) (path string, sid int64, stat *zk.Stat, own <-chan zk.Event, listing []string, err error) {
 	guid := newGUID()
 	prefix := q.path + "/" + "_c_" + guid + "-" + kind + "-"
 	madeParents := false
 	for path == "" {
 		if sid, err = q.reconnected(ctx); err != nil {
-			return "", 0, nil, nil, q.fail(ctx, err, "connect")
+			return "", 0, nil, nil, nil, q.fail(ctx, err, "connect")
 		}
 		owner := sid // the abandon callback may run after enqueue returned
 		created, err := call(ctx, q.s, func() (string, error) {
@@ -248,10 +261,10 @@ func (q *queue) enqueue(ctx context.Context, kind string, value []byte) (path st
 		case err == nil:
 			path = created
 		case ctx.Err() != nil:
-			return "", 0, nil, nil, q.fail(ctx, err, "create waiter node")
+			return "", 0, nil, nil, nil, q.fail(ctx, err, "create waiter node")
 		case errors.Is(err, zk.ErrNoNode) && !madeParents:
 			if err := q.ensureParents(ctx); err != nil {
-				return "", 0, nil, nil, q.fail(ctx, err, "create %q", q.path)
+				return "", 0, nil, nil, nil, q.fail(ctx, err, "create %q", q.path)
 			}
 			madeParents = true
 		case connLost(err):
@@ -262,26 +275,46 @@ func (q *queue) enqueue(ctx context.Context, kind string, value []byte) (path st
 				if ctx.Err() != nil {
 					q.abandon(owner, guid, "", zk.ErrConnectionClosed)
 				}
-				return "", 0, nil, nil, q.fail(ctx, ferr, "look for waiter node after a connection loss")
+				return "", 0, nil, nil, nil, q.fail(ctx, ferr, "look for waiter node after a connection loss")
 			}
 			path = found
 		default:
-			return "", 0, nil, nil, q.fail(ctx, err, "create waiter node")
+			return "", 0, nil, nil, nil, q.fail(ctx, err, "create waiter node")
 		}
 	}
-	exists, stat, own, err := q.existsW(ctx, path)
+	var exists bool
+	b := newBackoff()
+	for {
+		exists, stat, own, listing, err = q.existsAndList(ctx, path)
+		if err == nil || !connLost(err) || ctx.Err() != nil {
+			break
+		}
+		// The node is there, or gone with its session: wait and see.
+		cur, rerr := q.reconnected(ctx)
+		if rerr != nil {
+			err = errors.Join(rerr, err)
+			break
+		}
+		if cur != sid {
+			return "", 0, nil, nil, nil, errSessionChanged
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(b.next()):
+		}
+	}
 	switch {
 	case err != nil:
 		_ = q.remove(context.WithoutCancel(ctx), path, sid)
-		return "", 0, nil, nil, q.fail(ctx, err, "watch waiter node")
+		return "", 0, nil, nil, nil, q.fail(ctx, err, "watch waiter node")
 	case !exists:
 		// Only the end of its session deletes a fresh node unasked.
-		return "", 0, nil, nil, errSessionChanged
+		return "", 0, nil, nil, nil, errSessionChanged
 	case stat.EphemeralOwner != sid:
 		q.s.removeLater(path, stat.EphemeralOwner)
-		return "", 0, nil, nil, errSessionChanged
+		return "", 0, nil, nil, nil, errSessionChanged
 	}
-	return path, sid, stat, own, nil
+	return path, sid, stat, own, listing, nil
 }
 
 func (q *queue) existsW(ctx context.Context, path string) (bool, *zk.Stat, <-chan zk.Event, error) {
@@ -295,6 +328,39 @@ func (q *queue) existsW(ctx context.Context, path string) (bool, *zk.Stat, <-cha
 		return res{ok, stat, ch}, err
 	}, nil)
 	return r.ok, r.stat, r.ch, err
+}
+
+// existsAndList is existsW on path and a listing of the queue, both
+// requests in flight at once. The listing is nil if it failed. Either order
+// of the two on the server is safe: a node in the listing existed when it
+// was read, and a deletion after that either precedes the exists (which
+// then reports it) or fires the watch.
+func (q *queue) existsAndList(ctx context.Context, path string) (bool, *zk.Stat, <-chan zk.Event, []string, error) {
+	type res struct {
+		ok       bool
+		stat     *zk.Stat
+		ch       <-chan zk.Event
+		children []string
+	}
+	r, err := call(ctx, q.s, func() (res, error) {
+		var (
+			r    res
+			cerr error
+			done = make(chan struct{})
+		)
+		go func() {
+			defer close(done)
+			r.children, _, cerr = q.s.conn.Children(q.path)
+		}()
+		var err error
+		r.ok, r.stat, r.ch, err = q.s.conn.ExistsW(path)
+		<-done
+		if cerr != nil {
+			r.children = nil
+		}
+		return r, err
+	}, nil)
+	return r.ok, r.stat, r.ch, r.children, err
 }
 
 // findGUID returns the path of the node whose name holds guid, or "" if
@@ -419,7 +485,9 @@ func (q *queue) checkExisting(ctx context.Context) error {
 
 // wait blocks until the node at path (of session sid) holds, watching only
 // the nodes that block it and its own node.
-func (q *queue) wait(ctx context.Context, c class, path string, sid int64, stat *zk.Stat, own <-chan zk.Event, try bool) (l *Lease, err error) {
+// listing, if not nil, is a listing of the queue read after the node was
+// created, for the first look.
+func (q *queue) wait(ctx context.Context, c class, path string, sid int64, stat *zk.Stat, own <-chan zk.Event, listing []string, try bool) (l *Lease, err error) {
 	name := path[strings.LastIndexByte(path, '/')+1:]
 	defer func() {
 		if err != nil && ctx.Err() != nil && !try {
@@ -469,10 +537,14 @@ func (q *queue) wait(ctx context.Context, c class, path string, sid int64, stat 
 			}
 			own = ch
 		}
-		children, err := call(ctx, q.s, func() ([]string, error) {
-			ch, _, err := q.s.conn.Children(q.path)
-			return ch, err
-		}, nil)
+		children, err := listing, error(nil)
+		listing = nil
+		if children == nil {
+			children, err = call(ctx, q.s, func() ([]string, error) {
+				ch, _, err := q.s.conn.Children(q.path)
+				return ch, err
+			}, nil)
+		}
 		if err != nil {
 			if err := retry(err); err != nil {
 				return nil, err
