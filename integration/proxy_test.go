@@ -17,6 +17,7 @@ type tcpProxy struct {
 
 	mu    sync.Mutex
 	cut   bool
+	muted bool // replies (server to client) are dropped
 	conns map[net.Conn]bool
 	wg    sync.WaitGroup
 }
@@ -65,8 +66,8 @@ func (p *tcpProxy) accept() {
 		}
 		p.conns[c], p.conns[up] = true, true
 		p.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
-			_, _ = io.Copy(dst, src)
+		pipe := func(dst, src net.Conn, reply bool) {
+			_, _ = io.Copy(dst, p.reader(src, reply))
 			// Either side ending ends both.
 			dst.Close()
 			src.Close()
@@ -75,9 +76,45 @@ func (p *tcpProxy) accept() {
 			delete(p.conns, src)
 			p.mu.Unlock()
 		}
-		p.wg.Go(func() { pipe(up, c) })
-		p.wg.Go(func() { pipe(c, up) })
+		p.wg.Go(func() { pipe(up, c, false) })
+		p.wg.Go(func() { pipe(c, up, true) })
 	}
+}
+
+// reader reads src; replies read while the proxy is muted are dropped.
+func (p *tcpProxy) reader(src net.Conn, reply bool) io.Reader {
+	if !reply {
+		return src
+	}
+	return readerFunc(func(b []byte) (int, error) {
+		for {
+			n, err := src.Read(b)
+			p.mu.Lock()
+			muted := p.muted
+			p.mu.Unlock()
+			if !muted || err != nil {
+				return n, err
+			}
+		}
+	})
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
+
+// Mute drops every reply from the server from now on, while requests still
+// reach it: a request's outcome becomes unknown to the client. Unmute
+// ends it.
+func (p *tcpProxy) Mute() { p.setMuted(true) }
+
+// Unmute passes replies again.
+func (p *tcpProxy) Unmute() { p.setMuted(false) }
+
+func (p *tcpProxy) setMuted(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.muted = on
 }
 
 // Cut drops every connection and refuses new ones until Heal.

@@ -192,3 +192,69 @@ func TestZooKeeperFencedCounter(t *testing.T) {
 		})
 	}
 }
+
+// TestZooKeeperCreateReplyLost makes a waiter's create reach the server
+// while its reply is lost, then breaks the connection: once reconnected
+// (same session), the waiter must find its node by its guid rather than
+// create a second one (an orphan that would block the name for the
+// session's life), and be granted the lock in its turn.
+func TestZooKeeperCreateReplyLost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := t.Name()
+	holder, err := zkMutex(t, zkSession(t), name).Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTCPProxy(t, zkServer.Addr())
+	s := zkSessionTo(t, p.Addr(), zookeeper.WithSessionTimeout(10*time.Second), zookeeper.WithDisconnectGrace(3*time.Second))
+	m := zkMutex(t, s, name)
+	sid := s.SessionID()
+
+	p.Mute()
+	got := make(chan distsync.Lease, 1)
+	go func() {
+		l, err := m.Lock(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l
+	}()
+	waitKeys(t, zkKeys, name, 2) // the create was applied; its reply is lost
+	p.Cut()
+	p.Unmute()
+	p.Heal()
+
+	// Reconnected in the same session, the waiter looks for its node: the
+	// name must keep exactly two nodes, the holder's and the waiter's.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if keys := zkKeys(t, name); len(keys) != 2 {
+			t.Fatalf("after the lost reply the name has nodes %q, want the holder's and one waiter's", keys)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case l := <-got:
+		t.Fatalf("waiter got the lock (%v) while it was held", l)
+	default:
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l := <-got
+	if l == nil {
+		t.FailNow()
+	}
+	if s.SessionID() != sid {
+		t.Fatalf("session changed from %x to %x: the test meant a reconnect, not an expiry", sid, s.SessionID())
+	}
+	if l.Token() <= holder.Token() {
+		t.Fatalf("waiter token %d not above holder token %d", l.Token(), holder.Token())
+	}
+	waitKeys(t, zkKeys, name, 1)
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitKeys(t, zkKeys, name, 0)
+}
