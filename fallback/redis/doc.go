@@ -19,11 +19,15 @@
 //
 // Fairness: requests are granted in arrival order (FIFO) on every
 // primitive. A release promotes the waiters at the head of the queue that
-// fit, in the same script, and publishes their names; a waiter sleeps on
-// its session's one pub/sub connection until it is named, and confirms
-// with one renewal. Nobody polls: a waiter also re-checks when the
-// earliest holder's TTL runs out (to reclaim a crashed holder) and every
-// TTL/3 to keep its own entry alive. Try* calls fail with
+// fit, in the same script, and publishes their names on their sessions'
+// own channels; a waiter sleeps on its session's one pub/sub connection
+// until it is named, so a release sends one message to one session. The
+// woken waiter needs no further round trip: the grant happened after the
+// server last saw it waiting, so its lease's deadline counts from that
+// earlier request (a waiter that slept too long for that confirms with a
+// renewal). Nobody polls: a waiter also re-checks when the earliest
+// holder's TTL runs out (to reclaim a crashed holder) and every TTL/3 to
+// keep its own entry alive. Try* calls fail with
 // distsync.ErrWouldBlock when anyone holds or waits, so they never jump
 // the queue. The RWMutex is writer-preferring: a reader waits behind any
 // writer that arrived before it.
@@ -52,7 +56,8 @@
 //
 // Redis is not a consensus system. With replication, an acknowledged
 // acquisition can be lost in a failover before it reached a replica, and
-// two clients can then hold the same lock; Redis persistence off means a
+// two clients can then hold the same lock (WithReplicas narrows this
+// window by waiting for replicas, but does not close it); Redis persistence off means a
 // restarted server forgets every lease (holders are then told at their
 // next renewal). A holder paused longer than its TTL (GC, swap, a stopped
 // VM) can act before it learns that the lease passed on. Only a fencing
@@ -60,8 +65,12 @@
 //
 // # Misconfiguration
 //
-// A TTL below MinTTL or not whole milliseconds, a nil client or session, a
-// semaphore limit below 1, and an invalid name are errors at construction
-// (distsync.ErrInvalidConfig, distsync.ErrInvalidName). A semaphore used
-// with two different limits fails with distsync.ErrLimitMismatch.
+// A TTL below MinTTL or not whole milliseconds, a WithReplicas out of
+// range, a nil client or session, a semaphore limit below 1, and an
+// invalid name are errors at construction (distsync.ErrInvalidConfig,
+// distsync.ErrInvalidName). On a *redis.ClusterClient the constructors
+// check that all keys of the name hash to one slot (they share the hash
+// tag; this guards the key layout, at no I/O cost), since a Cluster
+// rejects a script whose keys span slots. A semaphore used with two
+// different limits fails with distsync.ErrLimitMismatch.
 package redis

@@ -9,6 +9,7 @@ import (
 
 	"github.com/distsync/distsync"
 	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/internal/redisq"
 )
 
 func TestConstructorsRejectBadInput(t *testing.T) {
@@ -131,4 +132,80 @@ func TestSessionClose(t *testing.T) {
 		t.Fatalf("lock not freed by Close: %v", err)
 	}
 	_ = l2.Release(ctx)
+}
+
+func TestWithReplicasValidation(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	for _, tc := range []struct {
+		ttl     time.Duration
+		n       int
+		timeout time.Duration
+	}{
+		{time.Second, -1, 100 * time.Millisecond},
+		{time.Second, 1, 0},
+		{time.Second, 1, 100*time.Millisecond + time.Microsecond},
+		{time.Second, 1, 500 * time.Millisecond}, // no room for a renewal
+	} {
+		_, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(tc.ttl), dsredis.WithReplicas(tc.n, tc.timeout))
+		if !errors.Is(err, distsync.ErrInvalidConfig) {
+			t.Errorf("ttl %v WithReplicas(%d, %v): got %v, want ErrInvalidConfig", tc.ttl, tc.n, tc.timeout, err)
+		}
+	}
+}
+
+// WithReplicas(0, ...) waits for nothing; WithReplicas(1, ...) on a
+// server without replicas fails every acquisition with ErrUnavailable
+// within the timeout and leaves nothing behind.
+func TestWithReplicas(t *testing.T) {
+	ctx := context.Background()
+	c := newClient(t)
+	name := t.Name()
+	m0, err := dsredis.NewMutexWithClient(ctx, c, name, dsredis.WithTTL(300*time.Millisecond), dsredis.WithReplicas(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m0.Close()
+	l, err := m0.Lock(ctx)
+	if err != nil {
+		t.Fatalf("WithReplicas(0): %v", err)
+	}
+	time.Sleep(400 * time.Millisecond) // renewals work too
+	if l.Err() != nil {
+		t.Fatalf("WithReplicas(0) lease lost: %v", l.Err())
+	}
+	_ = l.Release(ctx)
+
+	const timeout = 100 * time.Millisecond
+	m1, err := dsredis.NewMutexWithClient(ctx, c, name, dsredis.WithReplicas(1, timeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m1.Close()
+	for _, call := range []struct {
+		what string
+		f    func(context.Context) (distsync.Lease, error)
+	}{{"Lock", m1.Lock}, {"TryLock", m1.TryLock}} {
+		start := time.Now()
+		l, err := call.f(ctx)
+		took := time.Since(start)
+		if !errors.Is(err, distsync.ErrUnavailable) {
+			if l != nil {
+				_ = l.Release(ctx)
+			}
+			t.Fatalf("%s WithReplicas(1) without replicas: got %v, want ErrUnavailable", call.what, err)
+		}
+		if took < timeout || took > timeout+time.Second {
+			t.Errorf("%s failed after %v, want about the timeout %v", call.what, took, timeout)
+		}
+		if m, err := redisq.Members(ctx, c, name); err != nil || len(m) != 0 {
+			t.Fatalf("%s left %v (%v), want nothing", call.what, m, err)
+		}
+	}
+	// The name is free for others.
+	l, err = m0.TryLock(ctx)
+	if err != nil {
+		t.Fatalf("TryLock after the failed acquisitions: %v", err)
+	}
+	_ = l.Release(ctx)
 }

@@ -49,6 +49,24 @@ type Option func(*redisq.Options)
 // was confirmed within TTL-TTL/5 of being sent.
 func WithTTL(ttl time.Duration) Option { return func(o *redisq.Options) { o.TTL = ttl } }
 
+// WithReplicas makes every acquisition and renewal wait (Redis WAIT) until
+// n replicas have acknowledged it, at most timeout (whole milliseconds,
+// positive, below TTL/2). An acquisition fewer replicas acknowledged fails
+// with an error wrapping distsync.ErrUnavailable and releases what it
+// took; a renewal fewer replicas acknowledged counts as a failed renewal:
+// it is retried, and the lease is lost if none is acknowledged before its
+// deadline. n = 0 (the default) waits for nothing. It needs a client with
+// Pipeline (every go-redis client has it), so that WAIT follows the write
+// on the same connection; on a Cluster it goes to the name's master.
+//
+// This is not consensus. WAIT makes a lost acknowledged write less likely,
+// not impossible: a failover can still promote a replica that had not
+// received it (WAIT does not make Redis strongly consistent), and a
+// replica's copy expires by its own clock. Rely on the fencing token.
+func WithReplicas(n int, timeout time.Duration) Option {
+	return func(o *redisq.Options) { o.Replicas, o.ReplicaTimeout = n, timeout }
+}
+
 func apply(opts []Option) redisq.Options {
 	o := redisq.Options{TTL: DefaultTTL}
 	for _, opt := range opts {
@@ -59,7 +77,8 @@ func apply(opts []Option) redisq.Options {
 
 // NewSession opens a session on c: it subscribes its pub/sub connection
 // under ctx. It fails with an error wrapping distsync.ErrInvalidConfig (a
-// nil client, a TTL below MinTTL or not whole milliseconds) or
+// nil client, a TTL below MinTTL or not whole milliseconds, a WithReplicas
+// out of range) or
 // distsync.ErrUnavailable (Redis did not answer), leaving nothing behind.
 // The caller must Close the session.
 func NewSession(ctx context.Context, c Client, opts ...Option) (*Session, error) {

@@ -120,7 +120,7 @@ func (q *Queue) Observe(ctx context.Context) <-chan distsync.Leader {
 	// Subscribe and read the state before returning, so that the first
 	// observation is the state when Observe was called; if Redis does not
 	// answer, the goroutine keeps trying.
-	sb, _ := q.s.hub.join(ctx, q.k.Channel, "")
+	sb, _ := q.s.hub.join(ctx, q.k.Channel)
 	var (
 		first    state
 		firstErr = errors.New("not read")
@@ -148,7 +148,7 @@ func (q *Queue) Observe(ctx context.Context) <-chan distsync.Leader {
 			}
 		}
 		for sb == nil {
-			if sb, err = q.s.hub.join(ctx, q.k.Channel, ""); err == nil {
+			if sb, err = q.s.hub.join(ctx, q.k.Channel); err == nil {
 				break
 			}
 			if !retry() {

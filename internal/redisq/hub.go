@@ -11,18 +11,31 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// A hub is a session's one pub/sub connection. Waiters and observers join
-// the channel of their name; a channel is subscribed while anyone of the
-// session is on it. A grant message wakes only the waiters it names; any
-// message wakes the observers; a resubscription after a reconnect wakes
-// everyone on the channel, since messages may have been missed meanwhile.
+// A hub is a session's one pub/sub connection. It is subscribed to the
+// session's own channel, on which the scripts publish the grants of the
+// session's waiters ("member token" lines), so that a grant reaches only
+// the session it names and wakes only the waiter it names: waiters need no
+// subscription of their own, and a release costs one message, not one per
+// session waiting on the name. Observers join the channel of their name,
+// subscribed while anyone of the session is on it; any message there
+// wakes them. A resubscription after a reconnect wakes every waiter (own
+// channel) or observer (name channel), since messages may have been missed
+// meanwhile.
 type hub struct {
 	ps      *redis.PubSub
+	own     string
 	closing chan struct{}
 	done    chan struct{}
 
+	// wire is held from deciding to subscribe or unsubscribe a channel
+	// until the command is sent, so that SUBSCRIBE and UNSUBSCRIBE of one
+	// channel reach the server in the order the hub decided them (else a
+	// late UNSUBSCRIBE could silently undo a newer SUBSCRIBE).
+	wire sync.Mutex
+
 	mu      sync.Mutex
 	closed  bool
+	waiters map[string]*sub // by member
 	chans   map[string]*channel
 	pending map[string]int // SUBSCRIBE commands not yet confirmed, per channel
 }
@@ -32,11 +45,11 @@ type channel struct {
 	ready chan struct{} // closed once the subscription is confirmed
 }
 
-// A sub is one waiter or observer on a channel.
+// A sub is one waiter or observer.
 type sub struct {
 	h      *hub
-	name   string
-	member string        // the waiter's member; "" for an observer
+	name   string        // an observer's channel
+	member string        // a waiter's member; "" for an observer
 	wake   chan struct{} // buffered 1: something may have changed
 	mu     sync.Mutex
 	token  uint64 // set when a grant message named member
@@ -56,9 +69,8 @@ func (s *sub) signal() {
 	}
 }
 
-// newHub subscribes to the session's own channel (which nobody publishes
-// on) to open the connection, waits for the confirmation, and starts the
-// receive loop.
+// newHub subscribes to the session's own channel, waits for the
+// confirmation, and starts the receive loop.
 func newHub(ctx context.Context, c Client, own string) (*hub, error) {
 	ps := c.Subscribe(ctx, own)
 	if _, err := ps.ReceiveTimeout(ctx, 10*time.Second); err != nil {
@@ -67,7 +79,9 @@ func newHub(ctx context.Context, c Client, own string) (*hub, error) {
 	}
 	h := &hub{
 		ps:      ps,
+		own:     own,
 		closing: make(chan struct{}),
+		waiters: map[string]*sub{},
 		done:    make(chan struct{}),
 		chans:   map[string]*channel{},
 		pending: map[string]int{},
@@ -116,6 +130,14 @@ func (h *hub) loop() {
 func (h *hub) confirmed(name string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if name == h.own {
+		// newHub consumed the first confirmation: this is a
+		// resubscription.
+		for _, s := range h.waiters {
+			s.signal()
+		}
+		return
+	}
 	resub := h.pending[name] == 0
 	if !resub {
 		h.pending[name]--
@@ -141,68 +163,69 @@ func (h *hub) confirmed(name string) {
 	}
 }
 
-// dispatch wakes the observers of a channel and the waiters a message
-// grants.
+// dispatch wakes the waiters a grant on the own channel names, or the
+// observers of a name's channel.
 func (h *hub) dispatch(name, payload string) {
-	grants := map[string]uint64{}
+	if name != h.own {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if c := h.chans[name]; c != nil {
+			for s := range c.subs {
+				s.signal()
+			}
+		}
+		return
+	}
 	for line := range strings.SplitSeq(payload, "\n") {
 		member, tok, ok := strings.Cut(line, " ")
 		if !ok {
 			continue
 		}
-		if n, err := strconv.ParseUint(tok, 10, 64); err == nil {
-			grants[member] = n
-		}
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	c := h.chans[name]
-	if c == nil {
-		return
-	}
-	for s := range c.subs {
-		if s.member == "" {
-			s.signal()
+		n, err := strconv.ParseUint(tok, 10, 64)
+		if err != nil {
 			continue
 		}
-		if tok, ok := grants[s.member]; ok {
+		h.mu.Lock()
+		if s := h.waiters[member]; s != nil {
 			s.mu.Lock()
-			s.token = tok
+			s.token = n
 			s.mu.Unlock()
 			s.signal()
 		}
+		h.mu.Unlock()
 	}
 }
 
-// join puts a waiter (member != "") or an observer on channel name and
-// returns once the subscription is confirmed, so that no message published
-// afterwards is missed.
-func (h *hub) join(ctx context.Context, name, member string) (*sub, error) {
-	s := &sub{h: h, name: name, member: member, wake: make(chan struct{}, 1)}
+// wait registers a waiter for member: a grant naming it wakes it. The own
+// channel is subscribed since the session opened, so no grant published
+// after wait returns is missed (a reconnect wakes every waiter).
+func (h *hub) wait(member string) (*sub, error) {
+	s := &sub{h: h, member: member, wake: make(chan struct{}, 1)}
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.closed {
-		h.mu.Unlock()
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
 	}
-	c := h.chans[name]
-	fresh := c == nil
-	if fresh {
-		c = &channel{subs: map[*sub]struct{}{}, ready: make(chan struct{})}
-		h.chans[name] = c
-		h.pending[name]++
-	}
-	c.subs[s] = struct{}{}
-	h.mu.Unlock()
-	if fresh {
-		if err := h.ps.Subscribe(context.WithoutCancel(ctx), name); err != nil {
-			h.mu.Lock()
-			if h.pending[name]--; h.pending[name] <= 0 {
-				delete(h.pending, name)
-			}
-			h.mu.Unlock()
-			h.leave(s)
-			return nil, distsync.Errorf(distsync.ErrUnavailable, err, "subscribe")
-		}
+	h.waiters[member] = s
+	return s, nil
+}
+
+// unwait removes a waiter.
+func (h *hub) unwait(s *sub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.waiters, s.member)
+}
+
+// join puts an observer on channel name and returns once the subscription
+// is confirmed, so that no message published afterwards is missed.
+func (h *hub) join(ctx context.Context, name string) (*sub, error) {
+	s := &sub{h: h, name: name, wake: make(chan struct{}, 1)}
+	h.wire.Lock()
+	c, err := h.add(ctx, s)
+	h.wire.Unlock()
+	if err != nil {
+		return nil, err
 	}
 	select {
 	case <-c.ready:
@@ -216,8 +239,48 @@ func (h *hub) join(ctx context.Context, name, member string) (*sub, error) {
 	}
 }
 
-// leave takes s off its channel, unsubscribing when it was the last.
+// add puts s on its channel, subscribing the channel if it is new. h.wire
+// must be held.
+func (h *hub) add(ctx context.Context, s *sub) (*channel, error) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+	}
+	c := h.chans[s.name]
+	fresh := c == nil
+	if fresh {
+		c = &channel{subs: map[*sub]struct{}{}, ready: make(chan struct{})}
+		h.chans[s.name] = c
+		h.pending[s.name]++
+	}
+	c.subs[s] = struct{}{}
+	h.mu.Unlock()
+	if !fresh {
+		return c, nil
+	}
+	if err := h.ps.Subscribe(context.WithoutCancel(ctx), s.name); err != nil {
+		h.mu.Lock()
+		if h.pending[s.name]--; h.pending[s.name] <= 0 {
+			delete(h.pending, s.name)
+		}
+		h.mu.Unlock()
+		h.remove(s)
+		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "subscribe")
+	}
+	return c, nil
+}
+
+// leave takes an observer off its channel, unsubscribing when it was the
+// last.
 func (h *hub) leave(s *sub) {
+	h.wire.Lock()
+	defer h.wire.Unlock()
+	h.remove(s)
+}
+
+// remove is leave with h.wire held.
+func (h *hub) remove(s *sub) {
 	h.mu.Lock()
 	c := h.chans[s.name]
 	if c == nil {

@@ -1,6 +1,9 @@
 package redisq
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // keyPrefix starts every key and channel of every name.
 const keyPrefix = "distsync:"
@@ -14,12 +17,11 @@ type Keys struct {
 	Holders  string // sorted set: holder member -> server-time expiry (ms)
 	Queue    string // sorted set: waiter member -> arrival number
 	QueueExp string // sorted set: waiter member -> server-time expiry (ms)
-	Tokens   string // hash: holder member -> fencing token
+	Tokens   string // hash: holder member -> fencing token; "v"+member -> election value
 	Seq      string // counter: fencing tokens and arrival numbers
 	Limit    string // semaphore limit, while anyone holds or waits
-	Values   string // hash: member -> election value
 	History  string // capped stream of an election's changes
-	Channel  string // pub/sub channel of wake-ups and changes
+	Channel  string // pub/sub channel of an election's changes, for observers
 
 	history bool // the name is an election: record changes in History
 }
@@ -37,7 +39,6 @@ func KeysFor(name string) Keys {
 		Tokens:   base + "tok",
 		Seq:      base + "seq",
 		Limit:    base + "limit",
-		Values:   base + "val",
 		History:  base + "hist",
 		Channel:  base + "ch",
 	}
@@ -45,5 +46,40 @@ func KeysFor(name string) Keys {
 
 // list returns the keys in the order the script expects them.
 func (k Keys) list() []string {
-	return []string{k.Holders, k.Queue, k.QueueExp, k.Tokens, k.Seq, k.Limit, k.Values, k.History}
+	return []string{k.Holders, k.Queue, k.QueueExp, k.Tokens, k.Seq, k.Limit, k.History}
+}
+
+// Slot returns the Redis Cluster hash slot of key: CRC16 (XMODEM) of its
+// hash tag (the text between the first '{' and the next '}', if not empty)
+// or of the whole key, modulo 16384.
+func Slot(key string) uint16 {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for i := 0; i < len(key); i++ {
+		crc ^= uint16(key[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc % 16384
+}
+
+// checkSlot verifies that every key of k hashes to one Cluster slot, as
+// the script needs (else Redis Cluster rejects it with CROSSSLOT).
+func (k Keys) checkSlot() error {
+	keys := k.list()
+	for _, key := range keys[1:] {
+		if Slot(key) != Slot(keys[0]) {
+			return fmt.Errorf("redisq: keys %q and %q are in different cluster slots", keys[0], key)
+		}
+	}
+	return nil
 }

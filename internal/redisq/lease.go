@@ -88,14 +88,18 @@ type renewal struct {
 // renew refreshes the member every TTL/3. The lease is lost when the
 // server says the member is gone, or when no refresh sent before
 // deadline-TTL+margin was confirmed by deadline (monotonic clock): the
-// server copy may expire a margin later.
+// server copy may expire a margin later. With replica acknowledgement, a
+// refresh too few replicas acknowledged is not a confirmation: it is
+// retried like a failed one.
 func (l *Lease) renew(ctx context.Context, deadline time.Time) {
 	defer close(l.loopDone)
 	defer l.cancel()
 	interval := l.s.interval()
 	deadlineT := time.NewTimer(time.Until(deadline))
 	defer deadlineT.Stop()
-	renewT := time.NewTimer(interval)
+	// A lease that starts from an earlier confirmation (a waiter granted
+	// while it slept) renews sooner, while half its time is left.
+	renewT := time.NewTimer(min(interval, time.Until(deadline)/2))
 	defer renewT.Stop()
 	var (
 		inflight chan renewal
@@ -126,11 +130,18 @@ func (l *Lease) renew(ctx context.Context, deadline time.Time) {
 			go func(c chan<- renewal, deadline time.Time) {
 				rctx, cancel := context.WithDeadline(ctx, deadline)
 				defer cancel()
-				res, err := run(rctx, l.s.c, l.k, "renew", l.member, 0, nil)
+				res, err := runAcked(rctx, l.s, l.k, "renew", l.member)
 				c <- renewal{sent: sent, res: res, err: err}
 			}(inflight, deadline)
 		case r := <-inflight:
 			inflight = nil
+			select {
+			case <-l.stop:
+				// Released meanwhile: the answer may predate or follow
+				// the release and means nothing.
+				return
+			default:
+			}
 			switch {
 			case r.err == nil && r.res.status == 1:
 				deadline = r.sent.Add(l.s.ttl - l.s.margin())
@@ -157,9 +168,13 @@ func (l *Lease) Release(ctx context.Context) error {
 
 func (l *Lease) shutdown(ctx context.Context, final error) error {
 	l.once.Do(func() {
+		// Stop the renewals, but release at once (the next holder waits
+		// on this script): a renewal that runs after the release finds
+		// nothing to refresh and recreates nothing, and the loop, seeing
+		// stop closed, ignores its answer.
 		close(l.stop)
-		<-l.loopDone
 		_, err := run(ctx, l.s.c, l.k, "rel", l.member, 0, nil)
+		<-l.loopDone
 		lost := l.Err() != nil
 		l.end(final)
 		l.s.untrack(l)

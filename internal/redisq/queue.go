@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/redis/go-redis/v9"
 )
 
 // Kinds of members.
@@ -41,7 +42,16 @@ func NewQueue(s *Session, name string, limit int64) (*Queue, error) {
 	if limit < 0 {
 		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "negative limit %d", limit)
 	}
-	return &Queue{s: s, name: name, k: KeysFor(name), limit: limit}, nil
+	k := KeysFor(name)
+	if _, ok := s.c.(*redis.ClusterClient); ok {
+		// The hash tag keeps a name's keys in one slot; a Cluster
+		// rejects a script whose keys are not, so say so here rather
+		// than at the first Lock.
+		if err := k.checkSlot(); err != nil {
+			return nil, distsync.Errorf(distsync.ErrInvalidConfig, err, "%q on a cluster", name)
+		}
+	}
+	return &Queue{s: s, name: name, k: k, limit: limit}, nil
 }
 
 // Name returns the queue's name.
@@ -74,7 +84,15 @@ func (q *Queue) forget(ctx context.Context, member string) {
 	_, _ = q.do(ctx, "rel", member, Exclusive, nil)
 }
 
-func (q *Queue) lease(member string, token uint64, sent time.Time) (*Lease, error) {
+// lease starts the lease of a granted member whose last confirmation was
+// sent at sent, after the replicas acknowledged it if the session asks for
+// that; on failure it deletes the member.
+func (q *Queue) lease(ctx context.Context, member string, token uint64, sent time.Time) (*Lease, error) {
+	sent, err := q.acked(ctx, member, sent)
+	if err != nil {
+		q.forget(ctx, member)
+		return nil, err
+	}
 	l, ok := newLease(q.s, q.k, member, token, sent)
 	if !ok {
 		q.forget(context.Background(), member)
@@ -105,14 +123,17 @@ func (q *Queue) TryAcquire(ctx context.Context, kind byte, value []byte) (*Lease
 	case r.status == -2:
 		return nil, q.mismatch(r)
 	case r.status == 1:
-		return q.lease(member, uint64(r.n), sent)
+		return q.lease(ctx, member, uint64(r.n), sent)
 	}
 	return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q", q.name)
 }
 
 // Acquire enqueues a member of kind and waits until it is granted or ctx
-// ends. It subscribes to the name's channel before enqueueing, wakes when
-// a release grants it (one message, no polling), and re-checks no later
+// ends. It registers with the session's pub/sub connection (subscribed to
+// the session's own channel since it opened) before enqueueing, wakes when
+// a release grants it (one message to this session, no polling), trusts
+// the grant without a round trip (see the wake case below), and re-checks
+// no later
 // than the earliest holder's expiry or its own renewal time (TTL/3), to
 // reclaim crashed holders and to keep its own entry alive. On failure its
 // member is deleted before it returns (or, when Redis does not answer,
@@ -125,11 +146,11 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, e
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
 	}
 	member := q.s.member(kind)
-	sb, err := q.s.hub.join(ctx, q.k.Channel, member)
+	sb, err := q.s.hub.wait(member)
 	if err != nil {
 		return nil, err
 	}
-	defer q.s.hub.leave(sb)
+	defer q.s.hub.unwait(sb)
 
 	sent := time.Now()
 	r, err := q.do(ctx, "acq", member, kind, value)
@@ -144,7 +165,7 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, e
 			q.forget(ctx, member)
 			return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
 		}
-		return q.lease(member, uint64(r.n), sent)
+		return q.lease(ctx, member, uint64(r.n), sent)
 	}
 	next := time.Duration(r.n) * time.Millisecond
 	confirmed := sent // the last time the waiter's entry was refreshed
@@ -161,12 +182,20 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, e
 			return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
 		case <-sb.wake:
 			if tok := sb.granted(); tok != 0 {
-				// The grant message is not a deadline: confirm the
-				// member with a renewal sent now.
+				// The grant ran after the server answered the request
+				// sent at confirmed (that answer still saw a waiter), so
+				// the holder's server-side expiry, a TTL after the grant,
+				// is later than confirmed+TTL: the lease may start its
+				// deadline from confirmed, with no round trip. When too
+				// little of that is left for a renewal to get through,
+				// confirm with a renewal sent now instead.
+				if time.Until(confirmed.Add(q.s.ttl-q.s.margin())) >= q.s.interval()/2 {
+					return q.lease(ctx, member, tok, confirmed)
+				}
 				sent := time.Now()
 				r, err := q.do(ctx, "renew", member, kind, nil)
 				if err == nil && r.status == 1 {
-					return q.lease(member, tok, sent)
+					return q.lease(ctx, member, tok, sent)
 				}
 			}
 			check = true
@@ -186,7 +215,7 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, e
 			}
 			next = q.s.interval() / 4
 		case r.status == 1:
-			return q.lease(member, uint64(r.n), sent)
+			return q.lease(ctx, member, uint64(r.n), sent)
 		case r.status == -1:
 			return nil, distsync.Errorf(distsync.ErrLost, nil, "waiter state of %q gone from redis (expired or deleted)", q.name)
 		default:

@@ -8,62 +8,76 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// sessionChannelPrefix starts a session's own channel; the session id
+// follows.
+const sessionChannelPrefix = keyPrefix + "session:"
+
 // queueScript is the whole state machine of a name, run atomically by
 // Redis. Every operation first reclaims holders and waiters whose
-// server-time expiry has passed, and ends by promoting the waiters at the
-// head of the queue that now fit, publishing "member token" lines for
-// them on the name's channel (an empty message when only the holders
-// changed, for election observers).
+// server-time expiry has passed; when anyone left (reclaimed, released,
+// cancelled, dropped) it promotes the waiters at the head of the queue that
+// now fit, and publishes "member token" lines for them on their sessions'
+// own channels (the session id is part of the member). The script is on every hot path, and each redis.call costs a
+// few microseconds of the server's one thread, so it only looks at what
+// an operation can have changed: an enqueue touches five keys and grants
+// nobody, a renewal two.
 //
 // A member is "<kind>|<ttl ms>|<session id>|<n>": kind 'x' is exclusive
 // (a Mutex, a writer, a candidate), 's' shared (a reader, a permit).
 //
-// For an election (hist 1), every change of the holder or its value is
-// also appended to a capped stream, which observers read from their last
-// entry so that they miss no change.
+// For an election (hist 1; for list and drop, which tests and operators
+// call without knowing the kind, whenever the history key exists), every
+// change of the
+// holder or its value is appended to a capped stream, which observers read
+// from their last entry so that they miss no change, and an empty message
+// on the name's channel wakes them.
 //
-// KEYS: holders, queue, queue expiry, tokens, seq, limit, values, history
+// KEYS: holders, queue, queue expiry, tokens, seq, limit, history
 // ARGV: channel, op, member, limit (0: none), hist (0/1), [value or cursor]
-const queueScript = `
-local H, Q, QX, TOK, SEQ, LIM, VAL, E = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+const queueScript = "local SP = '" + sessionChannelPrefix + "'" + `
+local H, Q, QX, TOK, SEQ, LIM, E = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local ch, op, me, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
--- A name with a history is an election whoever calls (a test's list, an
--- operator's drop).
-local hist = ARGV[5] == '1' or redis.call('EXISTS', E) == 1
-local before = redis.call('ZRANGE', H, 0, 0)[1] or ''
-local proclaimed = false
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local changed = false
+local changed = false -- the holders (or the leader's value) changed
+local freed = false   -- a holder or waiter left: head waiters may now fit
 local granted = {}
+local hist = nil
 
 local function ttl(m) return tonumber(string.match(m, '^%a|(%d+)|')) end
 
-local function forget(m)
-  redis.call('HDEL', TOK, m)
-  redis.call('HDEL', VAL, m)
+-- The tokens hash holds each holder's token under its member, and an
+-- election candidate's value under 'v' .. member.
+local function forget(m) redis.call('HDEL', TOK, m, 'v' .. m) end
+
+local function isHist()
+  if hist == nil then
+    hist = ARGV[5] == '1' or ((op == 'list' or op == 'drop') and redis.call('EXISTS', E) == 1)
+  end
+  return hist
 end
 
 local function reclaim()
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', H, '-inf', now)) do
     redis.call('ZREM', H, m)
     forget(m)
-    changed = true
+    changed, freed = true, true
   end
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', QX, '-inf', now)) do
     redis.call('ZREM', QX, m)
     redis.call('ZREM', Q, m)
     forget(m)
+    freed = true
   end
 end
 
--- fits reports whether an entry of kind k may hold alongside the holders,
--- under the stored limit (the operations that release pass none).
-local function fits(k)
-  local n = redis.call('ZCARD', H)
+-- fits reports whether an entry of kind k may hold alongside the n
+-- holders, under the stored limit. An exclusive holder holds alone, so
+-- only a single holder can be one.
+local function fits(k, n)
   if n == 0 then return true end
   if k == 'x' then return false end
-  if string.sub(redis.call('ZRANGE', H, 0, 0)[1], 1, 1) == 'x' then return false end
+  if n == 1 and string.sub(redis.call('ZRANGE', H, 0, 0)[1], 1, 1) == 'x' then return false end
   local cap = tonumber(redis.call('GET', LIM) or '0')
   return cap == 0 or n < cap
 end
@@ -76,30 +90,56 @@ local function grant(m)
   return tok
 end
 
-local function finish()
+-- promote grants the head waiters that fit, in arrival order, after
+-- someone left; with nobody left it drops the stored limit.
+local function promote()
+  if not freed then return end
+  freed = false
+  local n = redis.call('ZCARD', H)
+  local head
   while true do
-    local head = redis.call('ZRANGE', Q, 0, 0)[1]
-    if not head or not fits(string.sub(head, 1, 1)) then break end
+    head = redis.call('ZRANGE', Q, 0, 0)[1]
+    if not head then break end
+    local k = string.sub(head, 1, 1)
+    if not fits(k, n) then break end
     redis.call('ZREM', Q, head)
     redis.call('ZREM', QX, head)
-    granted[#granted + 1] = head .. ' ' .. grant(head)
+    granted[#granted + 1] = head .. ' ' .. string.format('%d', grant(head))
+    n = n + 1
+    if k == 'x' then break end
   end
-  if redis.call('EXISTS', H) == 0 and redis.call('EXISTS', Q) == 0 then
-    redis.call('DEL', LIM)
-  end
-  if hist then
-    local after = redis.call('ZRANGE', H, 0, 0)[1] or ''
-    if after ~= before or proclaimed then
-      local tok, val = 0, ''
-      if after ~= '' then
-        tok = redis.call('HGET', TOK, after)
-        val = redis.call('HGET', VAL, after) or ''
-      end
-      redis.call('XADD', E, 'MAXLEN', '~', 256, '*', 't', tok, 'v', val)
-      before, proclaimed = after, false
+  if n == 0 and not head then redis.call('DEL', LIM) end
+end
+
+-- finish promotes, records an election's change and publishes, once.
+local function finish()
+  promote()
+  local record = changed and isHist()
+  if record then
+    local after = redis.call('ZRANGE', H, 0, 0)[1]
+    local tok, val = 0, ''
+    if after then
+      local tv = redis.call('HMGET', TOK, after, 'v' .. after)
+      tok, val = tv[1] or 0, tv[2] or ''
     end
+    redis.call('XADD', E, 'MAXLEN', '~', 256, '*', 't', tok, 'v', val)
   end
-  if changed then redis.call('PUBLISH', ch, table.concat(granted, '\n')) end
+  -- One message per session granted (a semaphore or readers may grant
+  -- several members at once).
+  local bySession, order = {}, {}
+  for _, g in ipairs(granted) do
+    local sid = string.match(g, '^%a|%d+|([^|]*)|')
+    if not bySession[sid] then
+      bySession[sid] = {}
+      order[#order + 1] = sid
+    end
+    table.insert(bySession[sid], g)
+  end
+  for _, sid in ipairs(order) do
+    redis.call('PUBLISH', SP .. sid, table.concat(bySession[sid], '\n'))
+  end
+  if record then redis.call('PUBLISH', ch, '') end
+  changed, granted = false, {}
 end
 
 -- untilExpiry is the time in ms until the earliest holder expiry, -1 if none.
@@ -129,28 +169,33 @@ end
 reclaim()
 
 if op == 'acq' or op == 'try' then
-  finish()
+  -- Promote first: the waiters ahead go first, and a limit left by
+  -- expired holders is dropped before it is compared.
+  promote()
   if limit > 0 then
     local l = redis.call('GET', LIM)
-    if l and tonumber(l) ~= limit then return {-2, tonumber(l)} end
+    if l and tonumber(l) ~= limit then
+      finish()
+      return {-2, tonumber(l)}
+    end
+    if not l then redis.call('SET', LIM, limit) end
   end
-  if limit > 0 then redis.call('SET', LIM, limit) end
-  local direct = redis.call('EXISTS', Q) == 0 and fits(string.sub(me, 1, 1))
+  local direct = redis.call('EXISTS', Q) == 0 and fits(string.sub(me, 1, 1), redis.call('ZCARD', H))
   if not direct and op == 'try' then
     finish()
     return {0, 0}
   end
-  if #ARGV >= 6 then redis.call('HSET', VAL, me, ARGV[6]) end
+  if #ARGV >= 6 then redis.call('HSET', TOK, 'v' .. me, ARGV[6]) end
   if direct then
     local tok = grant(me)
     finish()
     return {1, tok}
   end
+  -- Behind a waiter, or not fitting beside the holders: nothing this
+  -- script does can grant it.
   redis.call('ZADD', Q, redis.call('INCR', SEQ), me)
   redis.call('ZADD', QX, now + ttl(me), me)
   finish()
-  local tok = redis.call('HGET', TOK, me)
-  if tok then return {1, tonumber(tok)} end
   return {0, untilExpiry()}
 elseif op == 'chk' then
   finish()
@@ -162,18 +207,23 @@ elseif op == 'chk' then
   return {-1, 0}
 elseif op == 'rel' then
   local was = redis.call('ZREM', H, me)
-  redis.call('ZREM', Q, me)
-  redis.call('ZREM', QX, me)
+  if was == 1 then
+    changed, freed = true, true
+  elseif redis.call('ZREM', Q, me) == 1 then
+    redis.call('ZREM', QX, me)
+    freed = true
+  end
   forget(me)
-  if was == 1 then changed = true end
   finish()
   return {was, 0}
 elseif op == 'proclaim' then
-  finish()
   local s = redis.call('ZSCORE', H, me)
-  if not s or tonumber(s) <= now then return {0, 0} end
-  redis.call('HSET', VAL, me, ARGV[6])
-  proclaimed, changed = true, true
+  if not s or tonumber(s) <= now then
+    finish()
+    return {0, 0}
+  end
+  redis.call('HSET', TOK, 'v' .. me, ARGV[6])
+  changed = true
   finish()
   return {1, 0}
 elseif op == 'leader' then
@@ -183,7 +233,8 @@ elseif op == 'leader' then
   local out = {0, 0, '', -1}
   local h = redis.call('ZRANGE', H, 0, 0, 'WITHSCORES')
   if h[1] then
-    out = {1, tonumber(redis.call('HGET', TOK, h[1])), redis.call('HGET', VAL, h[1]) or '', tonumber(h[2]) - now}
+    local tv = redis.call('HMGET', TOK, h[1], 'v' .. h[1])
+    out = {1, tonumber(tv[1]) or 0, tv[2] or '', tonumber(h[2]) - now}
   end
   local last = redis.call('XREVRANGE', E, '+', '-', 'COUNT', 1)[1]
   out[5] = last and last[1] or '0-0'
@@ -208,6 +259,7 @@ elseif op == 'drop' then
         redis.call('ZREM', Q, m)
         redis.call('ZREM', QX, m)
         forget(m)
+        freed = true
       end
     end
   end
@@ -228,8 +280,8 @@ type result struct {
 	extra  []any
 }
 
-// run runs op for member on keys k.
-func run(ctx context.Context, c Client, k Keys, op, member string, limit int64, value []byte) (result, error) {
+// scriptArgs returns the script's ARGV for op.
+func scriptArgs(k Keys, op, member string, limit int64, value []byte) []any {
 	hist := "0"
 	if k.history {
 		hist = "1"
@@ -238,10 +290,20 @@ func run(ctx context.Context, c Client, k Keys, op, member string, limit int64, 
 	if value != nil {
 		args = append(args, value)
 	}
-	v, err := script.Run(ctx, c, k.list(), args...).Slice()
+	return args
+}
+
+// run runs op for member on keys k.
+func run(ctx context.Context, c Client, k Keys, op, member string, limit int64, value []byte) (result, error) {
+	v, err := script.Run(ctx, c, k.list(), scriptArgs(k, op, member, limit, value)...).Slice()
 	if err != nil {
 		return result{}, err
 	}
+	return decode(v)
+}
+
+// decode decodes a status reply of the script.
+func decode(v []any) (result, error) {
 	if len(v) < 2 {
 		return result{}, fmt.Errorf("redisq: malformed script reply %v", v)
 	}

@@ -38,6 +38,10 @@ type Options struct {
 	// TTL is how long a holder's or waiter's state outlives its last
 	// renewal on the server.
 	TTL time.Duration
+	// Replicas, when positive, is how many replicas must acknowledge (WAIT)
+	// each acquisition and renewal within ReplicaTimeout.
+	Replicas       int
+	ReplicaTimeout time.Duration
 }
 
 // Validate checks the options, with an error wrapping ErrInvalidConfig.
@@ -47,6 +51,15 @@ func (o Options) Validate() error {
 		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "ttl %v below the minimum %v", o.TTL, MinTTL)
 	case o.TTL%time.Millisecond != 0:
 		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "ttl %v is not whole milliseconds", o.TTL)
+	case o.Replicas < 0:
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "negative replica count %d", o.Replicas)
+	case o.Replicas > 0 && (o.ReplicaTimeout < time.Millisecond || o.ReplicaTimeout%time.Millisecond != 0):
+		// WAIT's timeout 0 would block forever.
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "replica timeout %v is not a positive whole number of milliseconds", o.ReplicaTimeout)
+	case o.Replicas > 0 && o.ReplicaTimeout >= o.TTL-o.TTL/5-o.TTL/3:
+		// A renewal waits for the replicas; it must still come back
+		// before the lease's deadline.
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "replica timeout %v leaves no room in ttl %v (keep it below ttl/2)", o.ReplicaTimeout, o.TTL)
 	}
 	return nil
 }
@@ -60,6 +73,9 @@ type Session struct {
 	ttl time.Duration
 	hub *hub
 	n   atomic.Uint64
+
+	replicas       int           // WAIT for this many replicas (0: do not)
+	replicaTimeout time.Duration // WAIT's timeout
 
 	mu     sync.Mutex
 	closed bool
@@ -76,14 +92,20 @@ func NewSession(ctx context.Context, c Client, o Options) (*Session, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkReplicas(c, o); err != nil {
+		return nil, err
+	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
-	h, err := newHub(ctx, c, keyPrefix+"session:"+id)
+	h, err := newHub(ctx, c, sessionChannelPrefix+id)
 	if err != nil {
 		return nil, err
 	}
-	return &Session{c: c, id: id, ttl: o.TTL, hub: h, leases: map[*Lease]struct{}{}}, nil
+	return &Session{
+		c: c, id: id, ttl: o.TTL, hub: h, leases: map[*Lease]struct{}{},
+		replicas: o.Replicas, replicaTimeout: o.ReplicaTimeout,
+	}, nil
 }
 
 // ID returns the session's random id, part of every member it writes.

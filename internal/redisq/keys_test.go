@@ -1,0 +1,49 @@
+package redisq
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestSlot(t *testing.T) {
+	for _, tc := range []struct {
+		key  string
+		want uint16
+	}{
+		{"123456789", 0x31C3 % 16384}, // the Cluster specification's CRC16 check value
+		{"{123456789}.x", 0x31C3 % 16384},
+		{"a{123456789}b", 0x31C3 % 16384},
+	} {
+		if got := Slot(tc.key); got != tc.want {
+			t.Errorf("Slot(%q) = %d, want %d", tc.key, got, tc.want)
+		}
+	}
+	// An empty tag does not count: the whole key is hashed.
+	if Slot("foo{}{bar}") == Slot("bar") {
+		t.Errorf("Slot(%q) used the second tag", "foo{}{bar}")
+	}
+	if Slot("foo{{bar}}zap") != Slot("{bar") {
+		t.Errorf("Slot(%q) != Slot(%q)", "foo{{bar}}zap", "{bar")
+	}
+}
+
+// Every key of a name lives in one Cluster slot, whatever the name holds,
+// and names whose text would end or nest the tag still get tags of their
+// own.
+func TestKeysShareSlot(t *testing.T) {
+	for _, name := range []string{"a", "a/b", "{a}", "a}b", "{", "}", "%7B", "x{y}z", "ünï", "a b:c"} {
+		k := KeysFor(name)
+		if err := k.checkSlot(); err != nil {
+			t.Errorf("KeysFor(%q): %v", name, err)
+		}
+		if Slot(k.Holders) != Slot("{"+encoder.Replace(name)+"}") {
+			t.Errorf("KeysFor(%q): holders key %q not hashed by the name's tag", name, k.Holders)
+		}
+	}
+	if KeysFor("{a}").Holders == KeysFor("a").Holders || KeysFor("%7Ba%7D").Holders == KeysFor("{a}").Holders {
+		t.Error("different names share keys")
+	}
+}
