@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/leaseend"
 	"github.com/go-zookeeper/zk"
 )
 
@@ -23,12 +24,10 @@ type Lease struct {
 	czxid int64
 	ver   int32 // the node's data version when the lease began
 
-	done   chan struct{}
+	leaseend.End // Done and Err
+
 	stopc  chan struct{} // closed by Release: the follower exits
 	exited chan struct{} // closed when the follower has exited
-
-	mu  sync.Mutex
-	err error
 
 	release    sync.Once
 	releaseErr error
@@ -37,7 +36,7 @@ type Lease struct {
 func newLease(q *queue, path string, sid int64, stat *zk.Stat, e *epoch, own <-chan zk.Event) *Lease {
 	l := &Lease{
 		q: q, path: path, sid: sid, czxid: stat.Czxid, ver: stat.Version,
-		done: make(chan struct{}), stopc: make(chan struct{}), exited: make(chan struct{}),
+		stopc: make(chan struct{}), exited: make(chan struct{}),
 	}
 	if !q.s.goTracked() {
 		close(l.exited)
@@ -61,17 +60,6 @@ func (l *Lease) Path() string { return l.path }
 // SessionID returns the ZooKeeper session that owns the lease's node.
 func (l *Lease) SessionID() int64 { return l.sid }
 
-// Done returns a channel closed when the lease ends (released or lost).
-func (l *Lease) Done() <-chan struct{} { return l.done }
-
-// Err returns nil while held, an error wrapping distsync.ErrReleased after
-// Release, or one wrapping distsync.ErrLost with the cause.
-func (l *Lease) Err() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.err
-}
-
 // Release deletes the lease's node (only its own: node names are never
 // reused) and ends the lease. It is idempotent; later calls return the
 // first call's result. An error wraps distsync.ErrUnavailable: ZooKeeper
@@ -92,14 +80,7 @@ func (l *Lease) Release(ctx context.Context) error {
 }
 
 // end records why the lease ended, once, and closes Done.
-func (l *Lease) end(err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.err == nil {
-		l.err = err
-		close(l.done)
-	}
-}
+func (l *Lease) end(err error) { l.Set(err) }
 
 func (l *Lease) lose(err error) { l.end(err) }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/leaseend"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -19,14 +20,12 @@ type Lease struct {
 	key string
 	rev int64
 
-	done   chan struct{}
+	leaseend.End // Done and Err
+
 	ctx    context.Context    // the follower's; Release cancels it
 	cancel context.CancelFunc // to interrupt a watch being set up
 	stopc  chan struct{}      // closed by Release: the follower exits
 	exited chan struct{}      // closed when the follower has exited
-
-	mu  sync.Mutex
-	err error
 
 	release    sync.Once
 	releaseErr error
@@ -35,7 +34,7 @@ type Lease struct {
 func newLease(q *Queue, key string, rev int64, own *keyWatch, from int64) *Lease {
 	l := &Lease{
 		q: q, key: key, rev: rev,
-		done: make(chan struct{}), stopc: make(chan struct{}), exited: make(chan struct{}),
+		stopc: make(chan struct{}), exited: make(chan struct{}),
 	}
 	l.ctx, l.cancel = context.WithCancel(q.c.Ctx())
 	go l.follow(own, from)
@@ -59,17 +58,6 @@ func (l *Lease) IsOwner() clientv3.Cmp {
 	return clientv3.Compare(clientv3.CreateRevision(l.key), "=", l.rev)
 }
 
-// Done returns a channel closed when the lease ends (released or lost).
-func (l *Lease) Done() <-chan struct{} { return l.done }
-
-// Err returns nil while held, an error wrapping ErrReleased after Release,
-// or one wrapping ErrLost with the cause.
-func (l *Lease) Err() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.err
-}
-
 // Release deletes the lease's key if it is still the one this lease created
 // (never a later holder's) and ends the lease. It is idempotent; later
 // calls return the first call's result. An error wraps ErrUnavailable: the
@@ -87,14 +75,7 @@ func (l *Lease) Release(ctx context.Context) error {
 }
 
 // end records why the lease ended, once, and closes Done.
-func (l *Lease) end(err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.err == nil {
-		l.err = err
-		close(l.done)
-	}
-}
+func (l *Lease) end(err error) { l.Set(err) }
 
 func (l *Lease) lose(cause error, msg string, args ...any) {
 	l.end(distsync.Errorf(distsync.ErrLost, cause, msg, args...))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/leaseend"
 )
 
 // A Lease is one held member of a name, renewed every TTL/3 until it is
@@ -17,14 +18,13 @@ type Lease struct {
 	member string
 	token  uint64
 
-	done     chan struct{}
+	leaseend.End // Done and Err
+
 	stop     chan struct{}
 	cancel   context.CancelFunc
 	loopDone chan struct{}
 	suspend  atomic.Bool
 
-	mu     sync.Mutex
-	err    error
 	once   sync.Once
 	relErr error
 }
@@ -37,7 +37,7 @@ func newLease(s *Session, k Keys, member string, token uint64, sent time.Time) (
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Lease{
 		s: s, k: k, member: member, token: token,
-		done: make(chan struct{}), stop: make(chan struct{}), cancel: cancel, loopDone: make(chan struct{}),
+		stop: make(chan struct{}), cancel: cancel, loopDone: make(chan struct{}),
 	}
 	if !s.track(l) {
 		cancel()
@@ -54,25 +54,8 @@ func (l *Lease) Token() uint64 { return l.token }
 // Member returns the lease's member in the name's sorted sets.
 func (l *Lease) Member() string { return l.member }
 
-// Done is closed when the lease is released or lost.
-func (l *Lease) Done() <-chan struct{} { return l.done }
-
-// Err is nil while held, then wraps ErrReleased or ErrLost.
-func (l *Lease) Err() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.err
-}
-
-// end sets the lease's final error, once.
-func (l *Lease) end(err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.err == nil {
-		l.err = err
-		close(l.done)
-	}
-}
+// end records why the lease ended, once, and closes Done.
+func (l *Lease) end(err error) { l.Set(err) }
 
 // SuspendRenewal stops (true) or resumes (false) sending renewals, as a
 // paused process would; the lease is still reported lost when its
