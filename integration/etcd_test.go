@@ -108,7 +108,10 @@ func TestEtcdSemaphoreConformance(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			t.Cleanup(func() { _ = s.Close() })
+			t.Cleanup(func() {
+				_ = s.Close()
+				_ = semaphore.DeleteLimit(context.Background(), c(t), name)
+			})
 			return s, nil
 		},
 		endSession: func(t *testing.T, s distsync.Semaphore) {

@@ -25,7 +25,11 @@ func open(t *testing.T, name string, limit int64) *semaphore.Semaphore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() {
+		_ = s.Close()
+		// The limit is configuration that outlives sessions: leave none.
+		_ = semaphore.DeleteLimit(context.Background(), etcd.Client(t), name)
+	})
 	return s
 }
 
