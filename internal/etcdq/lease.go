@@ -3,6 +3,7 @@ package etcdq
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -27,6 +28,7 @@ type Lease struct {
 	stopc  chan struct{}      // closed by Release: the follower exits
 	exited chan struct{}      // closed when the follower has exited
 
+	releasing  atomic.Bool // Release has begun
 	release    sync.Once
 	releaseErr error
 }
@@ -65,10 +67,14 @@ func (l *Lease) IsOwner() clientv3.Cmp {
 // succeeds or the session ends.
 func (l *Lease) Release(ctx context.Context) error {
 	l.release.Do(func() {
+		// The delete goes first, so the next holder is not kept waiting
+		// while the follower stops; the follower ignores what it sees of
+		// our own release.
+		l.releasing.Store(true)
+		l.releaseErr = l.q.remove(ctx, l.key, l.rev)
 		close(l.stopc)
 		l.cancel()
 		<-l.exited
-		l.releaseErr = l.q.remove(ctx, l.key, l.rev)
 		l.end(distsync.ErrReleased)
 	})
 	return l.releaseErr
@@ -78,7 +84,15 @@ func (l *Lease) Release(ctx context.Context) error {
 func (l *Lease) end(err error) { l.Set(err) }
 
 func (l *Lease) lose(cause error, msg string, args ...any) {
-	l.end(distsync.Errorf(distsync.ErrLost, cause, msg, args...))
+	l.fail(distsync.Errorf(distsync.ErrLost, cause, msg, args...))
+}
+
+// fail ends the lease as the follower saw it end, unless a Release is
+// under way (what the follower sees is then the release itself).
+func (l *Lease) fail(err error) {
+	if !l.releasing.Load() {
+		l.end(err)
+	}
 }
 
 // follow watches for the lease's end until Release stops it.
@@ -95,7 +109,7 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 	defer func() { own.stop() }()
 	rw, err := l.q.watchRenewal()
 	if err != nil {
-		l.end(err)
+		l.fail(err)
 		return
 	}
 	defer rw.stop()
@@ -120,11 +134,11 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 			return
 		case resp, ok := <-rw.ka:
 			if err := rw.renewed(resp, ok); err != nil {
-				l.end(err)
+				l.fail(err)
 				return
 			}
 		case <-rw.expiry:
-			l.end(rw.expired())
+			l.fail(rw.expired())
 			return
 		case <-rewatch:
 			rewatch = nil
