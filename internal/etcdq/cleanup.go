@@ -1,0 +1,81 @@
+package etcdq
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/distsync/distsync"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// cleanupTimeout bounds one attempt to remove a waiter key after the
+// caller's context ended; past it the removal goes on in the background.
+const cleanupTimeout = 5 * time.Second
+
+// remove deletes key if it is still the one created at rev (P9), with
+// a context of its own: the caller's may have ended.
+func (q *Queue) remove(ctx context.Context, key string, rev int64) error {
+	op := func(ctx context.Context) error {
+		_, err := q.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
+			Then(clientv3.OpDelete(key)).Commit()
+		return err
+	}
+	return q.retry(ctx, op)
+}
+
+// abandon removes key after an enqueue whose outcome is unknown, and
+// leaves a tombstone (bound to the session lease) so that the enqueue,
+// should it still be applied later, finds it and writes nothing.
+func (q *Queue) abandon(ctx context.Context, key string) {
+	op := func(ctx context.Context) error {
+		_, err := q.c.Txn(ctx).Then(
+			clientv3.OpDelete(key),
+			clientv3.OpPut(tombstone(key), "", clientv3.WithLease(q.s.Lease())),
+		).Commit()
+		return err
+	}
+	_ = q.retry(ctx, op)
+}
+
+// retry runs op once in the foreground and, if it fails while the session
+// lives, again in the background with backoff until it succeeds or the
+// session ends; an orphaned key would block the name for the session's life.
+//
+// The foreground attempt runs under ctx (bounded by cleanupTimeout).
+func (q *Queue) retry(ctx context.Context, op func(context.Context) error) error {
+	attempt := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+		defer cancel()
+		err := op(ctx)
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return nil // the lease is gone and its keys with it
+		}
+		return err
+	}
+	err := attempt(ctx)
+	if err == nil {
+		return nil
+	}
+	if q.s.Ctx().Err() != nil {
+		return distsync.Errorf(distsync.ErrUnavailable, err, "removal not confirmed; the key ends with the session lease")
+	}
+	q.bg.Add(1)
+	go func() {
+		defer q.bg.Done()
+		backoff := 50 * time.Millisecond
+		for {
+			select {
+			case <-q.s.Done():
+				return
+			case <-time.After(backoff):
+			}
+			if attempt(q.s.Ctx()) == nil {
+				return
+			}
+			backoff = min(2*backoff, 2*time.Second)
+		}
+	}()
+	return distsync.Errorf(distsync.ErrUnavailable, err, "removal not confirmed; retrying in the background")
+}

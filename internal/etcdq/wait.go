@@ -1,0 +1,172 @@
+package etcdq
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/distsync/distsync"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// attemptTimeout bounds one round trip of a waiter, which then retries.
+const attemptTimeout = 2 * time.Second
+
+// waitFirst blocks until key is older than every key under wait. It watches only
+// its predecessor (for the handoff) and its own key (a deleted waiter key
+// must not wait forever), and returns the own-key watch for the Lease.
+//
+// etcd failures (a leader election, a member restart) are retried until ctx
+// ends or the session does: a waiter cut off from the quorum cannot renew
+// its session lease, so it fails within the session TTL instead of hanging.
+func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait string, pred *mvccpb.KeyValue) (own *keyWatch, err error) {
+	rw, err := q.watchRenewal()
+	if err != nil {
+		return nil, err
+	}
+	var pw *keyWatch
+	defer func() {
+		rw.stop()
+		pw.stop()
+		if err != nil {
+			own.stop()
+		}
+	}()
+	backoff := newBackoff()
+	for {
+		if own == nil {
+			if own, err = q.watch(ctx, key); err != nil {
+				if err = q.retryAfter(ctx, rw, backoff, err); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		if pw == nil || pw.key != string(pred.Key) {
+			pw.stop()
+			// A synced watch sees every delete after its creation; the
+			// check below covers the time before it.
+			if pw, err = q.watch(ctx, string(pred.Key)); err != nil {
+				if err = q.retryAfter(ctx, rw, backoff, err); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		first, next, err := q.checkWithin(ctx, key, rev, wait)
+		if err != nil {
+			if err = q.retryAfter(ctx, rw, backoff, err); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		backoff.reset()
+		if first {
+			return own, nil
+		}
+		if pred = next; pw.key != string(pred.Key) {
+			continue
+		}
+		if err := q.waitDelete(ctx, key, rw, own, pw); err != nil {
+			return nil, err
+		}
+		if own.broken {
+			own.stop()
+			own = nil
+		}
+		if pw.broken {
+			pw.stop()
+			pw = nil
+		}
+	}
+}
+
+// retryAfter waits before the next attempt after err, if err is an etcd
+// failure worth retrying; it returns an error when the wait should end.
+func (q *Queue) retryAfter(ctx context.Context, rw *renewalWatch, b *backoff, err error) error {
+	if !errors.Is(err, distsync.ErrUnavailable) {
+		return err
+	}
+	pause := time.NewTimer(b.next())
+	defer pause.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return distsync.Errorf(distsync.ErrNotAcquired, errors.Join(context.Cause(ctx), err), "")
+		case <-q.s.Done():
+			return distsync.Errorf(distsync.ErrLost, err, "etcd session ended while waiting")
+		case resp, ok := <-rw.ka:
+			if rerr := rw.renewed(resp, ok); rerr != nil {
+				return errors.Join(rerr, err)
+			}
+		case <-rw.expiry:
+			return errors.Join(rw.expired(), err)
+		case <-pause.C:
+			return nil
+		}
+	}
+}
+
+// checkWithin is check bounded by attemptTimeout: a member cut off from its
+// leader may hold a linearizable read for its whole request timeout (5 s).
+func (q *Queue) checkWithin(ctx context.Context, key string, rev int64, wait string) (bool, *mvccpb.KeyValue, error) {
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	first, pred, err := q.check(actx, key, rev, wait)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil {
+		err = distsync.Errorf(distsync.ErrUnavailable, err, "queue check not answered within %v", attemptTimeout)
+	}
+	return first, pred, err
+}
+
+// backoff doubles a delay from 20 ms up to one second.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{} }
+
+func (b *backoff) reset() { b.d = 0 }
+
+func (b *backoff) next() time.Duration {
+	b.d = min(max(2*b.d, 20*time.Millisecond), time.Second)
+	return b.d
+}
+
+// waitDelete blocks until pw's key is deleted or one of the watches
+// breaks (marked broken; the caller re-creates it and re-checks).
+func (q *Queue) waitDelete(ctx context.Context, key string, rw *renewalWatch, own, pw *keyWatch) error {
+	for {
+		select {
+		case resp, ok := <-rw.ka:
+			if err := rw.renewed(resp, ok); err != nil {
+				return err
+			}
+		case <-rw.expiry:
+			return rw.expired()
+		case <-ctx.Done():
+			return distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for %q", pw.key)
+		case <-q.s.Done():
+			return distsync.Errorf(distsync.ErrLost, nil, "etcd session ended while waiting")
+		case wr, ok := <-own.ch:
+			if !ok || wr.Err() != nil {
+				own.broken = true
+				return nil
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					return distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
+				}
+			}
+		case wr, ok := <-pw.ch:
+			if !ok || wr.Err() != nil {
+				pw.broken = true
+				return nil
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					return nil
+				}
+			}
+		}
+	}
+}
