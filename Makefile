@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: all test ensure-servers fmt fmt-check vet run bench
+.PHONY: all test ensure-servers fmt fmt-check vet run bench soak
 
 all: test
 
@@ -34,3 +34,28 @@ run:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./integration/
+
+# soak runs the fenced-history tests (integration/history*_test.go) of the
+# three backends for DURATION each, at the same time, one test process per
+# backend, and prints their outcome tables; the full logs stay in the
+# directory it names. RACE=-race builds with the race detector (slower).
+#   make soak DURATION=10m
+soak: DURATION ?= 10m
+soak: RACE ?=
+soak: ensure-servers
+	@dir=$$(mktemp -d /tmp/distsync-soak.XXXXXX); \
+	$(GO) test -c $(RACE) -o $$dir/integration.test ./integration/ || exit 1; \
+	echo "soak: $(DURATION) per backend, logs in $$dir"; \
+	for b in Etcd Redis ZooKeeper; do \
+		( cd integration && DISTSYNC_SOAK=$(DURATION) $$dir/integration.test \
+			-test.run "^TestHistory$$b\$$" -test.count 1 -test.timeout 0 -test.v \
+			> $$dir/$$b.log 2>&1; echo $$? > $$dir/$$b.status ) & \
+	done; \
+	wait; \
+	failed=0; \
+	for b in Etcd Redis ZooKeeper; do \
+		awk '/^=== fenced-history outcome/ {p = 1} p {print} /^$$/ {p = 0}' $$dir/$$b.log; \
+		if [ "$$(cat $$dir/$$b.status)" = 0 ]; then echo "soak $$b: PASS"; \
+		else echo "soak $$b: FAIL (see $$dir/$$b.log)"; grep -E -- '--- FAIL|history.*_test.go:[0-9]+:' $$dir/$$b.log | head -20; failed=1; fi; \
+	done; \
+	exit $$failed

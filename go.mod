@@ -3,6 +3,7 @@ module github.com/distsync/distsync
 go 1.26.0
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/bsm/redislock v0.9.4
 	github.com/go-redsync/redsync/v4 v4.16.0
 	github.com/go-zookeeper/zk v1.0.4

@@ -152,7 +152,7 @@ func LimitKey(name string) string { return etcdq.LimitKey(name) }
 // SetLimit stores a new limit for the semaphore called name, whatever was
 // stored before (see the package documentation for what follows). It
 // fails with distsync.ErrInvalidName, distsync.ErrInvalidConfig for a limit
-// below 1, or distsync.ErrUnavailable.
+// below 1 or a nil client, or distsync.ErrUnavailable.
 func SetLimit(ctx context.Context, c *clientv3.Client, name string, limit int64) error {
 	if err := distsync.ValidateName(name); err != nil {
 		return err
@@ -160,14 +160,24 @@ func SetLimit(ctx context.Context, c *clientv3.Client, name string, limit int64)
 	if err := checkLimit(limit); err != nil {
 		return err
 	}
+	if c == nil {
+		return errNilClient
+	}
 	return etcdq.SetLimit(ctx, c, name, limit)
 }
 
+var errNilClient = distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil etcd client")
+
 // DeleteLimit removes the stored limit of the semaphore called name; the
-// next client to use it stores its own.
+// next client to use it stores its own. It fails with
+// distsync.ErrInvalidName, distsync.ErrInvalidConfig for a nil client, or
+// distsync.ErrUnavailable.
 func DeleteLimit(ctx context.Context, c *clientv3.Client, name string) error {
 	if err := distsync.ValidateName(name); err != nil {
 		return err
+	}
+	if c == nil {
+		return errNilClient
 	}
 	if _, err := c.Delete(ctx, LimitKey(name)); err != nil {
 		return distsync.Errorf(distsync.ErrUnavailable, err, "delete limit")

@@ -189,11 +189,18 @@ func (q *queue) fail(ctx context.Context, err error, format string, args ...any)
 		return distsync.Errorf(distsync.ErrNotAcquired, errors.Join(context.Cause(ctx), ignoreCtx(ctx, err)), "%s", op)
 	case errors.Is(err, distsync.ErrClosed), errors.Is(err, distsync.ErrLost), errors.Is(err, distsync.ErrWouldBlock):
 		return err
-	case errors.Is(err, zk.ErrClosing):
+	case errors.Is(err, zk.ErrClosing), q.closed():
 		return distsync.Errorf(distsync.ErrClosed, err, "%s", op)
 	default:
 		return distsync.Errorf(distsync.ErrUnavailable, err, "%s", op)
 	}
+}
+
+// closed reports whether the Session was closed (a call on it then fails
+// with the connection's error, which is not a backend failure).
+func (q *queue) closed() bool {
+	_, _, _, closed := q.s.state()
+	return closed
 }
 
 // ignoreCtx drops err when it is ctx's own error, so it is not joined twice.

@@ -2,6 +2,7 @@ package zookeeper
 
 import (
 	"context"
+	"errors"
 	"strconv"
 
 	"github.com/distsync/distsync"
@@ -42,6 +43,9 @@ func NewSemaphore(ctx context.Context, s *Session, name string, limit int64) (*S
 	q.parentData = []byte(strconv.FormatInt(limit, 10))
 	q.checkParent = sem.checkLimit
 	if err := q.ensureParents(ctx); err != nil {
+		if ctx.Err() != nil { // as documented: not an acquisition
+			return nil, distsync.Errorf(distsync.ErrUnavailable, errors.Join(context.Cause(ctx), ignoreCtx(ctx, err)), "store the limit of %q", q.path)
+		}
 		return nil, q.fail(ctx, err, "store the limit of %q", q.path)
 	}
 	return sem, nil

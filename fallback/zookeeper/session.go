@@ -34,9 +34,10 @@ const DefaultRoot = "/distsync"
 // A Session is safe for concurrent use. Close it when done: that ends the
 // session on the server, which deletes its nodes at once.
 type Session struct {
-	conn   *zk.Conn
-	events <-chan zk.Event
-	o      options
+	conn     *zk.Conn
+	events   <-chan zk.Event
+	connDone chan struct{} // closed when go-zookeeper has closed events
+	o        options
 
 	mu        sync.Mutex
 	cur       *epoch        // the epoch leases bind to; nil while there is none
@@ -45,6 +46,7 @@ type Session struct {
 	changed   chan struct{} // closed and replaced on every change of the above
 	closed    bool
 	grace     *time.Timer
+	raw       net.Conn // the connection go-zookeeper dialed last
 
 	bg        sync.WaitGroup // calls, lease followers, background removals
 	closeOnce sync.Once
@@ -149,8 +151,8 @@ func Dial(ctx context.Context, servers []string, opts ...Option) (*Session, erro
 	if len(servers) == 0 {
 		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "no ZooKeeper servers")
 	}
-	s := &Session{o: o, changed: make(chan struct{})}
-	conn, events, err := zk.Connect(servers, o.timeout, zk.WithDialer(o.dialer),
+	s := &Session{o: o, changed: make(chan struct{}), connDone: make(chan struct{})}
+	conn, events, err := zk.Connect(servers, o.timeout, zk.WithDialer(s.dial(o.dialer)),
 		zk.WithLogger(o.logger), zk.WithLogInfo(false), zk.WithEventCallback(s.onEvent))
 	if err != nil {
 		return nil, distsync.Errorf(distsync.ErrInvalidConfig, err, "connect")
@@ -158,6 +160,7 @@ func Dial(ctx context.Context, servers []string, opts ...Option) (*Session, erro
 	s.mu.Lock()
 	s.conn, s.events = conn, events
 	s.mu.Unlock()
+	go s.drain(events)
 	// The first session may have come before s.conn was set, when the
 	// callback could not read its ID.
 	if conn.State() == zk.StateHasSession {
@@ -172,8 +175,47 @@ func Dial(ctx context.Context, servers []string, opts ...Option) (*Session, erro
 
 // Conn returns the underlying go-zookeeper connection, for reads and for
 // interoperation (such as a zk.Lock on a Mutex's Path). Closing it ends the
-// Session's leases.
+// Session's leases and closes the Session.
 func (s *Session) Conn() *zk.Conn { return s.conn }
+
+// dial wraps d to remember the connection go-zookeeper uses, so that Close
+// can close it: go-zookeeper's own Close does not interrupt a connect
+// handshake, which waits up to 20/3 session timeouts for a server that
+// accepted the connection but does not answer.
+func (s *Session) dial(d zk.Dialer) zk.Dialer {
+	return func(network, addr string, timeout time.Duration) (net.Conn, error) {
+		c, err := d(network, addr, timeout)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			c.Close()
+			return nil, net.ErrClosed
+		}
+		s.raw = c
+		return c, nil
+	}
+}
+
+// drain consumes the connection's events until go-zookeeper closes the
+// channel, which it does when the connection has ended for good (Close,
+// or a caller closing Conn): the Session is closed then, so that nothing
+// waits for a reconnection that cannot come.
+func (s *Session) drain(events <-chan zk.Event) {
+	for range events {
+	}
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		s.endLocked("zookeeper connection closed")
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}
+	s.mu.Unlock()
+	close(s.connDone)
+}
 
 // SessionID returns the current ZooKeeper session ID (0 before the first).
 func (s *Session) SessionID() int64 {
@@ -300,10 +342,17 @@ func (s *Session) Close() error {
 		s.changed = make(chan struct{})
 		s.mu.Unlock()
 		s.conn.Close()
+		// After the close request (or its 1s timeout): a handshake still
+		// waiting for the server ends now.
+		s.mu.Lock()
+		raw := s.raw
+		s.mu.Unlock()
+		if raw != nil {
+			raw.Close()
+		}
 		// go-zookeeper closes the event channel when its last goroutine
 		// ends.
-		for range s.events {
-		}
+		<-s.connDone
 		s.bg.Wait()
 	})
 	return nil

@@ -24,6 +24,9 @@ type Queue struct {
 	renew renewal        // last confirmed keep-alive, shared by this queue's leases
 	bg    sync.WaitGroup // background removals
 	owned bool           // the session was created by Open and ends with Close
+
+	closeOnce sync.Once // an owned session is revoked once; later Closes return that result
+	closeErr  error
 }
 
 // New returns the queue of name on session s. It validates name and fails
@@ -60,13 +63,17 @@ func Open(ctx context.Context, c *clientv3.Client, name string, ttl time.Duratio
 
 // Close ends the session if Open created it (revoking its lease, which
 // ends every lease taken through it), then waits for background removals:
-// they end when their key is gone or the session ends.
+// they end when their key is gone or the session ends. The session is
+// ended once: a later Close returns the first one's result.
 func (q *Queue) Close() error {
 	var err error
 	if q.owned {
-		if cerr := q.s.Close(); cerr != nil {
-			err = distsync.Errorf(distsync.ErrUnavailable, cerr, "revoke session lease")
-		}
+		q.closeOnce.Do(func() {
+			if cerr := q.s.Close(); cerr != nil {
+				q.closeErr = distsync.Errorf(distsync.ErrUnavailable, cerr, "revoke session lease")
+			}
+		})
+		err = q.closeErr
 	}
 	q.bg.Wait()
 	return err

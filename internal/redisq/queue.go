@@ -112,10 +112,17 @@ func (q *Queue) TryAcquire(ctx context.Context, kind byte, value []byte) (*Lease
 	if q.s.Closed() {
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
 	}
+	if ctx.Err() != nil {
+		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
+	}
 	member := q.s.member(kind)
 	sent := time.Now()
 	r, err := run(ctx, q.s.c, q.k, "try", member, q.limitFor(kind), value)
 	switch {
+	case err != nil && ctx.Err() != nil:
+		// The caller gave up, as in Acquire: not a backend failure.
+		q.forget(ctx, member)
+		return nil, distsync.Errorf(distsync.ErrNotAcquired, errors.Join(context.Cause(ctx), err), "try %q", q.name)
 	case err != nil:
 		// The script may have run: delete what it may have written.
 		q.forget(ctx, member)

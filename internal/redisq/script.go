@@ -198,6 +198,9 @@ if op == 'acq' or op == 'try' then
   finish()
   return {0, untilExpiry()}
 elseif op == 'chk' then
+  -- A holder deleted from outside left room that no release announced:
+  -- the waiters' re-check promotes whoever fits now, or nobody would.
+  freed = true
   finish()
   if held() then return {1, tonumber(redis.call('HGET', TOK, me))} end
   if redis.call('ZSCORE', Q, me) then

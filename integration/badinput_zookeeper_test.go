@@ -1,0 +1,241 @@
+package integration
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/go-zookeeper/zk"
+)
+
+// TestBadInputZooKeeper is the bad-input table of the ZooKeeper primitives.
+func TestBadInputZooKeeper(t *testing.T) {
+	bg := context.Background()
+	session := func(t *testing.T) *zookeeper.Session { return zkSession(t) }
+	leftOf := func(name string) func(t *testing.T) []string {
+		return func(t *testing.T) []string { return zkKeys(t, name) }
+	}
+	lose := func(t *testing.T, l distsync.Lease) {
+		var path string
+		switch l := l.(type) {
+		case *zookeeper.Lease:
+			path = l.Path()
+		case *zookeeper.Leadership:
+			path = l.Path()
+		}
+		if err := zkAdmin(t).Delete(path, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type call = func(context.Context) (distsync.Lease, error)
+	// on opens a primitive on a session of its own; with closed, the
+	// session is closed before the call.
+	on := func(open func(s *zookeeper.Session, name string) (call, error)) func(*testing.T, string, bool) call {
+		return func(t *testing.T, name string, closed bool) call {
+			s := session(t)
+			f, err := open(s, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if closed {
+				_ = s.Close()
+			}
+			return f
+		}
+	}
+	mutexCall := func(pick func(*zookeeper.Mutex) call) func(*testing.T, string, bool) call {
+		return on(func(s *zookeeper.Session, name string) (call, error) {
+			m, err := zookeeper.NewMutex(s, name)
+			if err != nil {
+				return nil, err
+			}
+			return pick(m), nil
+		})
+	}
+	rwCall := func(pick func(*zookeeper.RWMutex) call) func(*testing.T, string, bool) call {
+		return on(func(s *zookeeper.Session, name string) (call, error) {
+			rw, err := zookeeper.NewRWMutex(s, name)
+			if err != nil {
+				return nil, err
+			}
+			return pick(rw), nil
+		})
+	}
+	semCall := func(pick func(*zookeeper.Semaphore) call) func(*testing.T, string, bool) call {
+		return on(func(s *zookeeper.Session, name string) (call, error) {
+			sem, err := zookeeper.NewSemaphore(bg, s, name, 1)
+			if err != nil {
+				return nil, err
+			}
+			return pick(sem), nil
+		})
+	}
+	campaign := on(func(s *zookeeper.Session, name string) (call, error) {
+		e, err := zookeeper.NewElection(s, name)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) (distsync.Lease, error) {
+			l, err := e.Campaign(ctx, []byte("v"))
+			if err != nil {
+				return nil, err
+			}
+			return l, nil
+		}, nil
+	})
+	acquirers := []acquirer{
+		{"Mutex.Lock", mutexCall(func(m *zookeeper.Mutex) call { return m.Lock }), true},
+		{"Mutex.TryLock", mutexCall(func(m *zookeeper.Mutex) call { return m.TryLock }), false},
+		{"RWMutex.Lock", rwCall(func(rw *zookeeper.RWMutex) call { return rw.Lock }), true},
+		{"RWMutex.TryLock", rwCall(func(rw *zookeeper.RWMutex) call { return rw.TryLock }), false},
+		{"RWMutex.RLock", rwCall(func(rw *zookeeper.RWMutex) call { return rw.RLock }), true},
+		{"RWMutex.TryRLock", rwCall(func(rw *zookeeper.RWMutex) call { return rw.TryRLock }), false},
+		{"Semaphore.Acquire", semCall(func(s *zookeeper.Semaphore) call { return s.Acquire }), true},
+		{"Semaphore.TryAcquire", semCall(func(s *zookeeper.Semaphore) call { return s.TryAcquire }), false},
+		{"Election.Campaign", campaign, true},
+	}
+	cases := acquireCases("zookeeper", acquirers, zkKeys, lose)
+
+	cases = append(cases, nameCases(map[string]func(*testing.T, string) func() error{
+		"NewMutex": func(t *testing.T, n string) func() error {
+			s := session(t)
+			return func() error { return errOf(zookeeper.NewMutex(s, n)) }
+		},
+		"NewRWMutex": func(t *testing.T, n string) func() error {
+			s := session(t)
+			return func() error { return errOf(zookeeper.NewRWMutex(s, n)) }
+		},
+		"NewSemaphore": func(t *testing.T, n string) func() error {
+			s := session(t)
+			return func() error { return errOf(zookeeper.NewSemaphore(bg, s, n, 1)) }
+		},
+		"NewElection": func(t *testing.T, n string) func() error {
+			s := session(t)
+			return func() error { return errOf(zookeeper.NewElection(s, n)) }
+		},
+		"NodePath": func(t *testing.T, n string) func() error {
+			return func() error { _, err := zookeeper.NodePath(zookeeper.DefaultRoot, n); return err }
+		},
+	})...)
+
+	const name = "badinput-zookeeper"
+	invalid := is(distsync.ErrInvalidConfig)
+	servers := zkServer.Servers()
+	dial := func(ctx context.Context, opts ...zookeeper.Option) error {
+		return errOf(zookeeper.Dial(ctx, servers, opts...))
+	}
+	simple := func(label string, want []error, f func() error) badCase {
+		return badCase{name: label, want: want, setup: func(*testing.T) func() error { return f }, left: leftOf(name)}
+	}
+	withSession := func(label string, want []error, f func(s *zookeeper.Session) error) badCase {
+		return badCase{name: label, want: want, left: leftOf(name), setup: func(t *testing.T) func() error {
+			s := session(t)
+			return func() error { return f(s) }
+		}}
+	}
+	cases = append(cases,
+		simple("Dial/no-servers", invalid, func() error { return errOf(zookeeper.Dial(bg, nil)) }),
+		simple("Dial/timeout-zero", invalid, func() error { return dial(bg, zookeeper.WithSessionTimeout(0)) }),
+		simple("Dial/timeout-negative", invalid, func() error { return dial(bg, zookeeper.WithSessionTimeout(-time.Second)) }),
+		simple("Dial/timeout-fractional", invalid, func() error { return dial(bg, zookeeper.WithSessionTimeout(2*time.Second+time.Microsecond)) }),
+		simple("Dial/grace-negative", invalid, func() error { return dial(bg, zookeeper.WithDisconnectGrace(-time.Second)) }),
+		simple("Dial/grace-above-third", invalid, func() error {
+			return dial(bg, zookeeper.WithSessionTimeout(3*time.Second), zookeeper.WithDisconnectGrace(1001*time.Millisecond))
+		}),
+		simple("Dial/nil-dialer", invalid, func() error { return dial(bg, zookeeper.WithDialer(nil)) }),
+		simple("Dial/empty-ACL", invalid, func() error { return dial(bg, zookeeper.WithACL(nil)) }),
+		simple("NewMutex/nil-session", invalid, func() error { return errOf(zookeeper.NewMutex(nil, name)) }),
+		simple("NewRWMutex/nil-session", invalid, func() error { return errOf(zookeeper.NewRWMutex(nil, name)) }),
+		simple("NewSemaphore/nil-session", invalid, func() error { return errOf(zookeeper.NewSemaphore(bg, nil, name, 1)) }),
+		simple("NewElection/nil-session", invalid, func() error { return errOf(zookeeper.NewElection(nil, name)) }),
+		withSession("NewSemaphore/limit-0", invalid, func(s *zookeeper.Session) error { return errOf(zookeeper.NewSemaphore(bg, s, name, 0)) }),
+		withSession("NewSemaphore/limit-negative", invalid, func(s *zookeeper.Session) error { return errOf(zookeeper.NewSemaphore(bg, s, name, -1)) }),
+		withSession("Election.Leader/no-leader", is(distsync.ErrNoLeader), func(s *zookeeper.Session) error {
+			e, err := zookeeper.NewElection(s, name)
+			if err != nil {
+				return err
+			}
+			_, err = e.Leader(bg)
+			return err
+		}),
+		// A server that never answers: Dial gives up with its context.
+		simple("Dial/unreachable", is(distsync.ErrUnavailable, context.DeadlineExceeded), func() error {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			defer ln.Close()
+			ctx, cancel := context.WithTimeout(bg, 500*time.Millisecond)
+			defer cancel()
+			return errOf(zookeeper.Dial(ctx, []string{ln.Addr().String()}))
+		}),
+	)
+	for _, root := range []struct{ label, root string }{
+		{"empty", ""}, {"slash", "/"}, {"relative", "distsync"}, {"trailing-slash", "/a/"},
+		{"double-slash", "/a//b"}, {"dot", "/a/./b"}, {"dot-dot", "/a/../b"}, {"NUL", "/a\x00b"},
+	} {
+		cases = append(cases, simple("Dial/root-"+root.label, invalid, func() error { return dial(bg, zookeeper.WithRoot(root.root)) }))
+	}
+	for _, cc := range ctxCases {
+		cases = append(cases,
+			simple("Dial/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func() error { return dial(cc.ctx()) }),
+			withSession("NewSemaphore/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func(s *zookeeper.Session) error {
+				return errOf(zookeeper.NewSemaphore(cc.ctx(), s, name, 1))
+			}),
+			withSession("Election.Leader/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func(s *zookeeper.Session) error {
+				e, err := zookeeper.NewElection(s, name)
+				if err != nil {
+					return err
+				}
+				_, err = e.Leader(cc.ctx())
+				return err
+			}),
+			withSession("Election.Observe/"+cc.label+"-context", nil, func(s *zookeeper.Session) error {
+				e, err := zookeeper.NewElection(s, name)
+				if err != nil {
+					return err
+				}
+				return drained(e.Observe(cc.ctx()))
+			}),
+		)
+	}
+	// Limits that disagree: the limit is stored on the semaphore's node.
+	const semName = "badinput-zookeeper-semaphore-limits"
+	cases = append(cases, badCase{name: "NewSemaphore/limit-mismatch", want: is(distsync.ErrLimitMismatch), setup: func(t *testing.T) func() error {
+		s := session(t)
+		sem, err := zookeeper.NewSemaphore(bg, s, semName, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := sem.Acquire(bg) // in use: the node keeps its limit
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Release(bg) })
+		other := session(t)
+		return func() error { return errOf(zookeeper.NewSemaphore(bg, other, semName, 3)) }
+	}})
+	// The session's connection closed under it.
+	cases = append(cases, badCase{name: "Mutex.Lock/closed-conn", want: is(distsync.ErrClosed), left: leftOf(name), setup: func(t *testing.T) func() error {
+		s := session(t)
+		m, err := zookeeper.NewMutex(s, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var conn *zk.Conn = s.Conn()
+		conn.Close()
+		return func() error { return releaseIfHeld(m.Lock(bg)) }
+	}})
+	// Close is an end call: a second one is not an error.
+	cases = append(cases, badCase{name: "Session.Close/twice", left: leftOf(name), setup: func(t *testing.T) func() error {
+		s, err := zookeeper.Dial(bg, servers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return func() error { return closeTwice(s) }
+	}})
+	t.Logf("%d cases", runBadCases(t, cases))
+}

@@ -1,0 +1,177 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/distsync/distsync"
+	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/internal/redisq"
+)
+
+// redisHistPrims open each Redis primitive on a session.
+var redisHistPrims = []struct {
+	prim string
+	open func(s *dsredis.Session, name string) (func(context.Context) (distsync.Lease, error), error)
+}{
+	{"mutex", func(s *dsredis.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		m, err := dsredis.NewMutex(s, name)
+		if err != nil {
+			return nil, err
+		}
+		return m.Lock, nil
+	}},
+	{"semaphore", func(s *dsredis.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		sem, err := dsredis.NewSemaphore(s, name, 1)
+		if err != nil {
+			return nil, err
+		}
+		return sem.Acquire, nil
+	}},
+	{"rwmutex", func(s *dsredis.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		rw, err := dsredis.NewRWMutex(s, name)
+		if err != nil {
+			return nil, err
+		}
+		return rw.Lock, nil
+	}},
+	{"election", func(s *dsredis.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		e, err := dsredis.NewElection(s, name)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) (distsync.Lease, error) {
+			l, err := e.Campaign(ctx, []byte(name))
+			if err != nil {
+				return nil, err
+			}
+			return l, nil
+		}, nil
+	}},
+}
+
+// redisLease returns the *redisq.Lease behind a Redis lease or leadership.
+func redisLease(l distsync.Lease) *dsredis.Lease {
+	if ld, ok := l.(*dsredis.Leadership); ok {
+		return ld.Lease
+	}
+	return l.(*dsredis.Lease)
+}
+
+// TestHistoryRedis runs the fenced-history workload on every Redis
+// primitive at once, 8 clients each (a connection per client, a session
+// per client and primitive), while the nemesis pauses holders past their
+// TTL (renewals suspended, as in a process pause), deletes a holder's
+// entry, and kills and restarts redis-server.
+func TestHistoryRedis(t *testing.T) {
+	soak := soakDuration(t)
+	r := ownRedis(t)
+	const (
+		clients = 8
+		ttl     = 500 * time.Millisecond
+	)
+	conns := make([]dsredis.Client, clients)
+	for i := range conns {
+		conns[i] = redisClient(t, r.Addr())
+	}
+	admin := redisClient(t, r.Addr())
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &stopper{cancel: cancel}
+	start := time.Now()
+	var (
+		ws     []*histWorkload
+		faults faultCounts
+	)
+	var restarts, reset int // reset: restarts after which a name's token counter had started over
+	// The histories are checked however the run ends, so that a failed
+	// soak still reports what it saw.
+	defer func() {
+		run.stop()
+		checkHistories(t, "Redis, single server", ws, &faults, time.Since(start),
+			fmt.Sprintf("%d clients per primitive, session TTL %v, pauses %v", clients, ttl, 3*ttl),
+			fmt.Sprintf("redis-server restarted empty %d times; a token counter had started over (at or below tokens already issued) %d times of %d: restored above them after each restart", restarts, reset, restarts*len(ws)))
+	}()
+	names := map[*histWorkload]string{}
+	for _, p := range redisHistPrims {
+		name := "history-" + p.prim
+		w := newHistWorkload(p.prim, &memRegister{fenced: true}, &memRegister{})
+		ws = append(ws, w)
+		names[w] = name
+		run.wgs = append(run.wgs, w.run(ctx, clients, func(ctx context.Context, i int) (*histClient, error) {
+			s, err := dsredis.NewSession(ctx, conns[i], dsredis.WithTTL(ttl))
+			if err != nil {
+				return nil, err
+			}
+			acquire, err := p.open(s, name)
+			if err != nil {
+				_ = s.Close()
+				return nil, err
+			}
+			return &histClient{
+				acquire: acquire, close: s.Close,
+				freeze: func(l distsync.Lease) func() {
+					rl := redisLease(l)
+					rl.SuspendRenewal(true)
+					return func() { rl.SuspendRenewal(false) }
+				},
+			}, nil
+		}))
+	}
+
+	deadline := time.Now().Add(soak)
+	progress(t, ws, 10, "before the faults")
+	for round := 0; ; round++ {
+		for _, w := range ws {
+			w.pauseHolder(t, 3*ttl, 2*time.Second)
+			faults.add("pause-holder")
+		}
+		progress(t, ws, 5, "after the pauses")
+
+		w := ws[round%len(ws)]
+		g := &grab{targeted: true, within: 2 * time.Second}
+		h := w.take(t, g, 30*time.Second)
+		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+		err := redisq.DeleteMember(dctx, admin, redisLease(h.l))
+		dcancel()
+		close(g.release)
+		if err != nil {
+			t.Fatalf("delete the %s holder's entry: %v", w.prim, err)
+		}
+		faults.add("delete-holder-key")
+		progress(t, ws, 5, "after the delete")
+
+		r.Kill()
+		faults.add("kill-restart-server")
+		time.Sleep(ttl)
+		if err := r.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		restarts++
+		// The server restarted empty: each name's token counter starts
+		// over, below tokens already issued. A fenced resource then
+		// refuses every holder until the counter climbs back. Put the
+		// counter back above every token issued, as a server that
+		// persisted it would have it.
+		for _, w := range ws {
+			sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+			k := redisq.KeysFor(names[w]).Seq
+			was, _ := admin.Get(sctx, k).Uint64()
+			if was <= w.maxToken.Load() {
+				reset++
+			}
+			err := admin.Set(sctx, k, w.maxToken.Load()+1_000_000, 0).Err()
+			scancel()
+			if err != nil {
+				t.Fatalf("restore the token counter of %s: %v", names[w], err)
+			}
+		}
+		progress(t, ws, 5, "after the restart")
+
+		calm(soak, deadline)
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+}
