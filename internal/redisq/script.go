@@ -39,6 +39,15 @@ local H, Q, QX, TOK, SEQ, LIM, E = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], 
 local ch, op, me, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- The counter of tokens and arrivals starts at the server's time in
+-- microseconds, not at 1: a Redis restarted without its data would
+-- otherwise issue tokens below ones already handed out (P3).
+local function seq()
+  if redis.call('EXISTS', SEQ) == 0 then
+    redis.call('SET', SEQ, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+  end
+  return redis.call('INCR', SEQ)
+end
 local changed = false -- the holders (or the leader's value) changed
 local freed = false   -- a holder or waiter left: head waiters may now fit
 local granted = {}
@@ -83,7 +92,7 @@ local function fits(k, n)
 end
 
 local function grant(m)
-  local tok = redis.call('INCR', SEQ)
+  local tok = seq()
   redis.call('ZADD', H, now + ttl(m), m)
   redis.call('HSET', TOK, m, tok)
   changed = true
@@ -193,7 +202,7 @@ if op == 'acq' or op == 'try' then
   end
   -- Behind a waiter, or not fitting beside the holders: nothing this
   -- script does can grant it.
-  redis.call('ZADD', Q, redis.call('INCR', SEQ), me)
+  redis.call('ZADD', Q, seq(), me)
   redis.call('ZADD', QX, now + ttl(me), me)
   finish()
   return {0, untilExpiry()}
