@@ -11,8 +11,15 @@ import (
 // lease's Err (wrapping ErrLost or ErrReleased). Call the returned cancel
 // function when the work is done, to free the goroutine that follows the
 // lease.
+//
+// A nil lease is not held: the returned context is already cancelled, with
+// a cause wrapping ErrInvalidConfig.
 func LeaseContext(parent context.Context, l Lease) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(parent)
+	if l == nil {
+		cancel(Errorf(ErrInvalidConfig, nil, "nil lease"))
+		return ctx, func() {}
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -74,3 +74,11 @@ func TestLeaseContextCancelIsIdempotent(t *testing.T) {
 		t.Fatal("context not done after cancel")
 	}
 }
+
+func TestLeaseContextNilLease(t *testing.T) {
+	ctx, cancel := distsync.LeaseContext(context.Background(), nil)
+	defer cancel()
+	if ctx.Err() == nil || !errors.Is(context.Cause(ctx), distsync.ErrInvalidConfig) {
+		t.Fatalf("nil lease: err %v cause %v, want a cancelled context with ErrInvalidConfig", ctx.Err(), context.Cause(ctx))
+	}
+}
