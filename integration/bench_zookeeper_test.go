@@ -8,11 +8,8 @@ package integration
 import (
 	"context"
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"net"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -182,7 +179,7 @@ func BenchmarkZooKeeperContended(b *testing.B) {
 			r := contended{counts: make([]int, benchClients)}
 			reqs := zkRequests.Load()
 			for range b.N {
-				zkContendRound(b, locks, &r)
+				contendRound(b, locks, &r)
 			}
 			slices.Sort(r.waits)
 			acq[impl.name] = r.acqPerSec()
@@ -210,64 +207,4 @@ func BenchmarkZooKeeperContended(b *testing.B) {
 				ours/theirs, ours, theirs, p50["distsync"], p50["zk.Lock"])
 		}
 	})
-}
-
-// zkContendRound is contendRound for locks whose lockFunc may not honour
-// ctx (zk.Lock): a client stuck in Lock cannot be cut short, so the round
-// ends when every client has returned from its last Lock after benchRound.
-func zkContendRound(b *testing.B, locks []lockFunc, r *contended) {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(b.Context(), benchRound+benchTimeout)
-	defer cancel()
-	var (
-		inside    atomic.Int32
-		violation atomic.Int32
-		mu        sync.Mutex
-		errs      = make([]error, len(locks))
-		wg        sync.WaitGroup
-	)
-	end := time.Now().Add(benchRound)
-	for i, lock := range locks {
-		wg.Go(func() {
-			var waits []time.Duration
-			n, extra := 0, 0
-			for !time.Now().After(end) {
-				t0 := time.Now()
-				unlock, err := lock(ctx)
-				if err != nil {
-					errs[i] = fmt.Errorf("client %d: lock: %w", i, err)
-					break
-				}
-				got := time.Now()
-				if in := inside.Add(1); in > 1 {
-					violation.Store(in)
-				}
-				time.Sleep(benchHold)
-				inside.Add(-1)
-				if err := unlock(ctx); err != nil {
-					errs[i] = fmt.Errorf("client %d: unlock: %w", i, err)
-					break
-				}
-				if got.After(end) {
-					extra++
-				} else {
-					waits = append(waits, got.Sub(t0))
-					n++
-				}
-			}
-			mu.Lock()
-			r.waits = append(r.waits, waits...)
-			r.counts[i] += n
-			r.total += n + extra
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	r.window += benchRound
-	if v := violation.Load(); v != 0 {
-		b.Fatalf("mutual exclusion violated: %d clients inside the critical section at once", v)
-	}
-	if err := errors.Join(errs...); err != nil {
-		b.Fatal(err)
-	}
 }
