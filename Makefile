@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: all test ensure-servers fmt fmt-check vet run bench soak
+.PHONY: all test ensure-servers fmt fmt-check vet run bench bench-quick soak
 
 all: test
 
@@ -32,8 +32,16 @@ vet:
 run:
 	$(GO) run ./examples/quickstart
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m ./integration/
+# bench runs every benchmark scenario for distsync and the reference
+# libraries, interleaved over rounds, and writes BENCHMARKS.md and
+# docs/benchmarks.svg (about 10 min on 2 cores). bench-quick is the short
+# development run; its report goes to /tmp. BENCHFLAGS passes more flags,
+# e.g. BENCHFLAGS='-only S2,S5 -rounds 3'.
+bench: ensure-servers
+	$(GO) run ./integration/bench $(BENCHFLAGS)
+
+bench-quick: ensure-servers
+	$(GO) run ./integration/bench -quick $(BENCHFLAGS)
 
 # soak runs the fenced-history tests (integration/history*_test.go) of the
 # three backends for DURATION each, at the same time, one test process per

@@ -89,6 +89,9 @@ func StartZooKeeper() (*ZooKeeper, error) {
 		"clientPort=" + strconv.Itoa(port),
 		"clientPortAddress=127.0.0.1",
 		"admin.enableServer=false",
+		// The benchmarks queue 512 waiters, each with a session (a
+		// connection) of its own; the default allows 60 per address.
+		"maxClientCnxns=0",
 		"4lw.commands.whitelist=srvr,stat,cons",
 		// Container nodes are reaped every checkIntervalMs; make it short
 		// so tests see a name's empty parent node go away.

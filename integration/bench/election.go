@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+
+	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/election"
+)
+
+const (
+	// gracefulGapStep spreads how long the successor has been queued when
+	// the leader resigns over 0 to 195 ms: etcd serves a watch that
+	// started at a past revision from a loop that runs every 100 ms, so a
+	// successor that queued less than that before the handover can wait
+	// for the loop.
+	gracefulGapStep = 5 * time.Millisecond
+	// crashTTL is the session TTL in the crash failover: etcd's minimum
+	// on a production member, the fastest failover it allows.
+	crashTTL = 2 * time.Second
+)
+
+var s4 = &scenario{
+	id:    "S4",
+	title: "Election failover (etcd)",
+	about: "How long leadership takes to pass on, from the leader's resignation (graceful) or from its process " +
+		"dying without revoking its session (crash: its client closes; TTL 2 s) until the successor's " +
+		"Campaign returns. Each candidate has its own client. In the graceful case the successor has been " +
+		"queued 0 to 195 ms when the leader resigns. The reference is etcd's concurrency.Election; the Redis " +
+		"and ZooKeeper elections are covered by the tests, not benchmarked here. Lower is better.",
+	headline: metric{"p99", "p99 ms", "%.1f", -1},
+	metrics: []metric{
+		{"p50", "p50 ms", "%.1f", -1},
+		{"max", "max ms", "%.1f", -1},
+		{"n", "samples", "%.0f", 0},
+	},
+	jobs: func(p benchParams) []job {
+		graceful := job{backend: "etcd", label: "graceful", timeout: 5 * time.Minute}
+		crash := job{backend: "etcd", label: "crash", timeout: 5 * time.Minute}
+		for _, impl := range failoverImpls {
+			graceful.entries = append(graceful.entries, entry{name: impl.name, ours: impl.ours,
+				run: func(r *run) result { return gracefulFailover(r, impl, p.gracefulSamples) }})
+			crash.entries = append(crash.entries, entry{name: impl.name, ours: impl.ours,
+				run: func(r *run) result { return crashFailover(r, impl, p.crashLanes, p.crashPerLane) }})
+		}
+		return []job{graceful, crash}
+	},
+}
+
+// candidate is one candidate with a client of its own, as a separate
+// process would have.
+type candidate interface {
+	campaign(ctx context.Context, value string) error // blocks until leading
+	resign(ctx context.Context) error
+	crash() // the process dies: its client closes, nothing is revoked
+}
+
+type failoverImpl struct {
+	name string
+	ours bool
+	new  func(r *run, name string, ttl time.Duration) (candidate, error)
+}
+
+var failoverImpls = []failoverImpl{
+	{"distsync", true, newDistsyncCandidate},
+	{"concurrency.Election", false, newConcurrencyCandidate},
+}
+
+// candidateClient returns a client the candidate owns, closed by crash or
+// after the run.
+func (r *run) candidateClient() (*clientv3.Client, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: r.env.etcd.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, err
+	}
+	r.onClose(func() { cli.Close() })
+	return cli, nil
+}
+
+type distsyncCandidate struct {
+	cli *clientv3.Client
+	e   *election.Election
+	l   distsync.Leadership
+}
+
+func newDistsyncCandidate(r *run, name string, ttl time.Duration) (candidate, error) {
+	cli, err := r.candidateClient()
+	if err != nil {
+		return nil, err
+	}
+	e, err := election.NewWithClient(r.ctx, cli, name, election.WithTTL(ttl))
+	if err != nil {
+		return nil, err
+	}
+	// After a crash the revoke fails (the client is closed); the lease
+	// has expired by then.
+	r.onClose(func() { _ = e.Close() })
+	return &distsyncCandidate{cli: cli, e: e}, nil
+}
+
+func (c *distsyncCandidate) campaign(ctx context.Context, value string) (err error) {
+	c.l, err = c.e.Campaign(ctx, []byte(value))
+	return err
+}
+
+func (c *distsyncCandidate) resign(ctx context.Context) error { return c.l.Release(ctx) }
+func (c *distsyncCandidate) crash()                           { c.cli.Close() }
+
+type concurrencyCandidate struct {
+	cli *clientv3.Client
+	e   *concurrency.Election
+}
+
+func newConcurrencyCandidate(r *run, name string, ttl time.Duration) (candidate, error) {
+	cli, err := r.candidateClient()
+	if err != nil {
+		return nil, err
+	}
+	s, err := concurrency.NewSession(cli, concurrency.WithTTL(int(ttl/time.Second)))
+	if err != nil {
+		return nil, err
+	}
+	r.onClose(func() { _ = s.Close() })
+	return &concurrencyCandidate{cli: cli, e: concurrency.NewElection(s, name)}, nil
+}
+
+func (c *concurrencyCandidate) campaign(ctx context.Context, value string) error {
+	return c.e.Campaign(ctx, value)
+}
+
+func (c *concurrencyCandidate) resign(ctx context.Context) error { return c.e.Resign(ctx) }
+func (c *concurrencyCandidate) crash()                           { c.cli.Close() }
+
+// electionQueued waits until name has n candidate keys. Both libraries
+// keep their keys under "name/" for the plain names used here.
+func electionQueued(ctx context.Context, cli *clientv3.Client, name string, n int64) error {
+	for {
+		resp, err := cli.Get(ctx, name+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return fmt.Errorf("waiting for %d candidates of %q: %w", n, name, err)
+		}
+		if resp.Count == n {
+			return nil
+		}
+		select {
+		case <-time.After(time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d candidates of %q: %w", n, name, ctx.Err())
+		}
+	}
+}
+
+// handover makes next campaign, waits until it is queued (and gap more),
+// ends cur's leadership with end and returns the time from the end until
+// next leads.
+func handover(ctx context.Context, cli *clientv3.Client, name string, cur, next candidate, gap time.Duration, end func(candidate) error) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	led := make(chan error, 1)
+	var at time.Time
+	go func() {
+		err := next.campaign(ctx, "next")
+		at = time.Now()
+		led <- err
+	}()
+	if err := electionQueued(ctx, cli, name, 2); err != nil {
+		cancel()
+		<-led
+		return 0, err
+	}
+	time.Sleep(gap)
+	t0 := time.Now()
+	if err := end(cur); err != nil {
+		cancel()
+		<-led
+		return 0, err
+	}
+	if err := <-led; err != nil {
+		return 0, err
+	}
+	return at.Sub(t0), nil
+}
+
+// gracefulFailover alternates two candidates: the leader resigns while
+// the other waits, then campaigns again behind it.
+func gracefulFailover(r *run, impl failoverImpl, samples int) result {
+	name := nextName("failover-graceful")
+	cur, err := impl.new(r, name, lockTTL)
+	if err != nil {
+		return failed(err)
+	}
+	next, err := impl.new(r, name, lockTTL)
+	if err != nil {
+		return failed(err)
+	}
+	if err := cur.campaign(r.ctx, "first"); err != nil {
+		return failed(err)
+	}
+	var ds []time.Duration
+	for i := range samples {
+		gap := time.Duration(i*40/samples) * gracefulGapStep
+		d, err := handover(r.ctx, r.env.etcdCli, name, cur, next, gap, func(c candidate) error { return c.resign(r.ctx) })
+		if err != nil {
+			return failedf("handover %d: %w", i, err)
+		}
+		ds = append(ds, d)
+		cur, next = next, cur
+	}
+	if err := cur.resign(r.ctx); err != nil {
+		return failed(err)
+	}
+	return durations(ds)
+}
+
+// crashFailover runs lanes at once: in each, a successor queues behind
+// the leader, the leader's client is closed, and the successor becomes the
+// next leader to crash.
+func crashFailover(r *run, impl failoverImpl, lanes, perLane int) result {
+	var (
+		mu   sync.Mutex
+		ds   []time.Duration
+		wg   sync.WaitGroup
+		errs = make([]error, lanes)
+	)
+	for lane := range lanes {
+		name := nextName("failover-crash")
+		cands := make([]candidate, perLane+1)
+		for i := range cands {
+			c, err := impl.new(r, name, crashTTL)
+			if err != nil {
+				return failed(err)
+			}
+			cands[i] = c
+		}
+		wg.Go(func() {
+			if err := cands[0].campaign(r.ctx, "first"); err != nil {
+				errs[lane] = err
+				return
+			}
+			for i := range perLane {
+				d, err := handover(r.ctx, r.env.etcdCli, name, cands[i], cands[i+1], 0, func(c candidate) error {
+					c.crash()
+					return nil
+				})
+				if err != nil {
+					errs[lane] = fmt.Errorf("crash %d: %w", i, err)
+					return
+				}
+				mu.Lock()
+				ds = append(ds, d)
+				mu.Unlock()
+			}
+			errs[lane] = cands[perLane].resign(r.ctx)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return failed(err)
+		}
+	}
+	return durations(ds)
+}
+
+// durations summarises failover times.
+func durations(ds []time.Duration) result {
+	slices.Sort(ds)
+	return result{values: map[string]float64{
+		"p50": ms(percentile(ds, 0.50)),
+		"p99": ms(percentile(ds, 0.99)),
+		"max": ms(ds[len(ds)-1]),
+		"n":   float64(len(ds)),
+	}}
+}

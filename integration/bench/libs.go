@@ -1,0 +1,338 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/bsm/redislock"
+	"github.com/go-redsync/redsync/v4"
+	rsgoredis "github.com/go-redsync/redsync/v4/redis/goredis/v9"
+	"github.com/go-zookeeper/zk"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
+	"github.com/redis/rueidis/rueidislock"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+
+	"github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/internal/redisq"
+	"github.com/distsync/distsync/mutex"
+)
+
+// A locker is one waiter's lock: lock blocks until held and returns the
+// function that releases it. A locker is used by one goroutine at a time.
+type locker func(ctx context.Context) (unlock func(context.Context) error, err error)
+
+// A lib is one lock implementation compared.
+type lib struct {
+	backend string // "etcd", "Redis", "ZooKeeper"
+	name    string
+	ours    bool
+	// open returns n lockers on one lock name, each as a separate
+	// process would have it: a session of its own where the library has
+	// sessions. The clients (connections) under them are counted into
+	// r.reqs; there are min(n, maxClients) of them, shared round-robin, so
+	// that 512 waiters do not need 512 gRPC connections.
+	open func(r *run, name string, n int) ([]locker, error)
+	// queued returns how many keys (holders and waiters) the lock name
+	// has, for libraries that queue; nil for those that poll.
+	queued func(ctx context.Context, r *run, name string) (int, error)
+	// note says how the library was configured, for the report.
+	note string
+}
+
+// maxClients bounds the connections one library opens in one scenario.
+const maxClients = 8
+
+// lockTTL is the TTL (lease, session timeout, key validity) of every lock
+// in the benchmarks. Nothing here waits for an expiry but the crash
+// failover, which sets its own.
+const lockTTL = 10 * time.Second
+
+var libs = []lib{
+	{backend: "etcd", name: "distsync", ours: true, open: openEtcdDistsync, queued: etcdQueued},
+	{backend: "etcd", name: "concurrency.Mutex", open: openEtcdConcurrency, queued: etcdQueued,
+		note: "etcd client/v3/concurrency, a session per waiter"},
+	{backend: "Redis", name: "distsync", ours: true, open: openRedisDistsync, queued: redisQueued},
+	{backend: "Redis", name: "redsync", open: openRedsync,
+		note: "defaults: 32 tries, 50–250 ms apart, then ErrFailed"},
+	{backend: "Redis", name: "redislock", open: openRedislock,
+		note: "LinearBackoff(10ms) (its default does not retry)"},
+	{backend: "Redis", name: "rueidislock", open: openRueidislock,
+		note: "defaults (3 keys, majority 2, woken by client-side-cache invalidation); one Locker per client, shared by the waiters on it"},
+	{backend: "ZooKeeper", name: "distsync", ours: true, open: openZKDistsync, queued: zkQueued},
+	{backend: "ZooKeeper", name: "zk.Lock", open: openZKLock, queued: zkQueued,
+		note: "go-zookeeper zk.Lock, a connection per waiter"},
+}
+
+// etcdClients opens min(n, maxClients) counted clients of the embedded
+// member.
+func (r *run) etcdClients(n int) ([]*clientv3.Client, error) {
+	clis := make([]*clientv3.Client, min(n, maxClients))
+	for i := range clis {
+		cli, err := clientv3.New(clientv3.Config{
+			Endpoints:   r.env.etcd.Endpoints(),
+			DialTimeout: 5 * time.Second,
+			Logger:      zap.NewNop(),
+			DialOptions: r.reqs.grpcOptions(),
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.onClose(func() { cli.Close() })
+		clis[i] = cli
+	}
+	return clis, nil
+}
+
+func openEtcdDistsync(r *run, name string, n int) ([]locker, error) {
+	clis, err := r.etcdClients(n)
+	if err != nil {
+		return nil, err
+	}
+	ls := make([]locker, n)
+	for i := range ls {
+		m, err := mutex.NewWithClient(r.ctx, clis[i%len(clis)], name, mutex.WithTTL(lockTTL))
+		if err != nil {
+			return nil, err
+		}
+		r.onClose(func() { _ = m.Close() })
+		ls[i] = func(ctx context.Context) (func(context.Context) error, error) {
+			l, err := m.Lock(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return l.Release, nil
+		}
+	}
+	return ls, nil
+}
+
+func openEtcdConcurrency(r *run, name string, n int) ([]locker, error) {
+	clis, err := r.etcdClients(n)
+	if err != nil {
+		return nil, err
+	}
+	ls := make([]locker, n)
+	for i := range ls {
+		s, err := concurrency.NewSession(clis[i%len(clis)], concurrency.WithTTL(int(lockTTL/time.Second)))
+		if err != nil {
+			return nil, err
+		}
+		r.onClose(func() { _ = s.Close() })
+		m := concurrency.NewMutex(s, name)
+		ls[i] = func(ctx context.Context) (func(context.Context) error, error) {
+			if err := m.Lock(ctx); err != nil {
+				return nil, err
+			}
+			return m.Unlock, nil
+		}
+	}
+	return ls, nil
+}
+
+// etcdQueued counts the keys under name/: both etcd libraries keep their
+// keys there for the plain names the benchmarks use.
+func etcdQueued(ctx context.Context, r *run, name string) (int, error) {
+	resp, err := r.env.etcdCli.Get(ctx, name+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, err
+	}
+	return int(resp.Count), nil
+}
+
+// redisClients opens min(n, maxClients) counted go-redis clients, each
+// with its own connection pool.
+func (r *run) redisClients(n int) []*goredis.Client {
+	cs := make([]*goredis.Client, min(n, maxClients))
+	for i := range cs {
+		c := goredis.NewClient(&goredis.Options{Addr: r.env.redis.Addr(), ContextTimeoutEnabled: true})
+		c.AddHook(redisHook{&r.reqs})
+		r.onClose(func() { c.Close() })
+		cs[i] = c
+	}
+	return cs
+}
+
+func openRedisDistsync(r *run, name string, n int) ([]locker, error) {
+	cs := r.redisClients(n)
+	ls := make([]locker, n)
+	for i := range ls {
+		m, err := redis.NewMutexWithClient(r.ctx, cs[i%len(cs)], name, redis.WithTTL(lockTTL))
+		if err != nil {
+			return nil, err
+		}
+		r.onClose(func() { _ = m.Close() })
+		ls[i] = func(ctx context.Context) (func(context.Context) error, error) {
+			l, err := m.Lock(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return l.Release, nil
+		}
+	}
+	return ls, nil
+}
+
+// redisQueued counts distsync's Redis holders and waiters of name.
+func redisQueued(ctx context.Context, r *run, name string) (int, error) {
+	k := redisq.KeysFor(name)
+	h, err := r.env.redisCli.ZCard(ctx, k.Holders).Result()
+	if err != nil {
+		return 0, err
+	}
+	q, err := r.env.redisCli.ZCard(ctx, k.Queue).Result()
+	return int(h + q), err
+}
+
+func openRedsync(r *run, name string, n int) ([]locker, error) {
+	cs := r.redisClients(n)
+	ls := make([]locker, n)
+	for i := range ls {
+		mu := redsync.New(rsgoredis.NewPool(cs[i%len(cs)])).NewMutex(name, redsync.WithExpiry(lockTTL))
+		ls[i] = func(ctx context.Context) (func(context.Context) error, error) {
+			if err := mu.LockContext(ctx); err != nil {
+				return nil, err
+			}
+			return func(ctx context.Context) error {
+				_, err := mu.UnlockContext(ctx)
+				return err
+			}, nil
+		}
+	}
+	return ls, nil
+}
+
+func openRedislock(r *run, name string, n int) ([]locker, error) {
+	cs := r.redisClients(n)
+	ls := make([]locker, n)
+	opts := &redislock.Options{RetryStrategy: redislock.LinearBackoff(10 * time.Millisecond)}
+	for i := range ls {
+		lk := redislock.New(cs[i%len(cs)])
+		ls[i] = func(ctx context.Context) (func(context.Context) error, error) {
+			l, err := lk.Obtain(ctx, name, lockTTL, opts)
+			if err != nil {
+				return nil, err
+			}
+			return l.Release, nil
+		}
+	}
+	return ls, nil
+}
+
+func openRueidislock(r *run, name string, n int) ([]locker, error) {
+	lks := make([]rueidislock.Locker, min(n, maxClients))
+	for i := range lks {
+		lk, err := rueidislock.NewLocker(rueidislock.LockerOption{
+			ClientOption: rueidis.ClientOption{InitAddress: []string{r.env.redis.Addr()}},
+			ClientBuilder: func(o rueidis.ClientOption) (rueidis.Client, error) {
+				c, err := rueidis.NewClient(o)
+				if err != nil {
+					return nil, err
+				}
+				return rueidisCounting{Client: c, c: &r.reqs}, nil
+			},
+			KeyValidity: lockTTL,
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.onClose(lk.Close)
+		lks[i] = lk
+	}
+	ls := make([]locker, n)
+	for i := range ls {
+		lk := lks[i%len(lks)]
+		ls[i] = func(ctx context.Context) (func(context.Context) error, error) {
+			_, cancel, err := lk.WithContext(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			return func(context.Context) error { cancel(); return nil }, nil
+		}
+	}
+	return ls, nil
+}
+
+// zkSession dials a counted distsync ZooKeeper session.
+func (r *run) zkSession() (*zookeeper.Session, error) {
+	s, err := zookeeper.Dial(r.ctx, r.env.zk.Servers(), zookeeper.WithSessionTimeout(lockTTL),
+		zookeeper.WithDialer(r.reqs.zkDialer()), zookeeper.WithLogger(quietZK{}))
+	if err != nil {
+		return nil, err
+	}
+	r.onClose(func() { _ = s.Close() })
+	return s, nil
+}
+
+func openZKDistsync(r *run, name string, n int) ([]locker, error) {
+	ls := make([]locker, n)
+	for i := range ls {
+		s, err := r.zkSession()
+		if err != nil {
+			return nil, err
+		}
+		m, err := zookeeper.NewMutex(s, name)
+		if err != nil {
+			return nil, err
+		}
+		ls[i] = func(ctx context.Context) (func(context.Context) error, error) {
+			l, err := m.Lock(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return l.Release, nil
+		}
+	}
+	return ls, nil
+}
+
+func openZKLock(r *run, name string, n int) ([]locker, error) {
+	p, err := zookeeper.NodePath(zookeeper.DefaultRoot, name)
+	if err != nil {
+		return nil, err
+	}
+	ls := make([]locker, n)
+	for i := range ls {
+		c, _, err := zk.Connect(r.env.zk.Servers(), lockTTL, zk.WithLogInfo(false), zk.WithLogger(quietZK{}), zk.WithDialer(r.reqs.zkDialer()))
+		if err != nil {
+			return nil, err
+		}
+		r.onClose(c.Close)
+		l := zk.NewLock(c, p, zk.WorldACL(zk.PermAll))
+		// zk.Lock takes no context: a stuck lock is caught by the
+		// scenario's deadline, which abandons the run.
+		ls[i] = func(context.Context) (func(context.Context) error, error) {
+			if err := l.Lock(); err != nil {
+				return nil, err
+			}
+			return func(context.Context) error { return l.Unlock() }, nil
+		}
+	}
+	return ls, nil
+}
+
+// zkQueued counts the children of name's lock node: both ZooKeeper
+// libraries create their sequential nodes there.
+func zkQueued(ctx context.Context, r *run, name string) (int, error) {
+	p, err := zookeeper.NodePath(zookeeper.DefaultRoot, name)
+	if err != nil {
+		return 0, err
+	}
+	kids, _, err := r.env.zkConn.Children(p)
+	if err == zk.ErrNoNode {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("children of %s: %w", p, err)
+	}
+	return len(kids), nil
+}
+
+// quietZK drops go-zookeeper's log lines.
+type quietZK struct{}
+
+func (quietZK) Printf(string, ...any) {}

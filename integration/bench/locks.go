@@ -1,0 +1,375 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// contendClients and contendHold are S2's setting.
+const (
+	contendClients = 8
+	contendHold    = time.Millisecond
+)
+
+var s1 = &scenario{
+	id:    "S1",
+	title: "Uncontended lock + release",
+	about: "One client locks and releases a lock nobody else wants, over and over: the latency floor of one " +
+		"Lock+Release and the requests it costs. Lower is better.",
+	headline: metric{"us", "µs per Lock+Release", "%.0f", -1},
+	metrics: []metric{
+		{"reqs", "requests/op", "%.2f", -1},
+	},
+	jobs: func(p benchParams) []job {
+		return lockJobs("", time.Minute, func(l lib) func(r *run) result {
+			return func(r *run) result { return uncontended(r, l, p.uncontendedCycles) }
+		})
+	},
+}
+
+// lockJobs makes one job per backend, with an entry per library of that
+// backend, running the function run returns for it.
+func lockJobs(label string, timeout time.Duration, run func(l lib) func(r *run) result) []job {
+	backends, groups := byBackend(libs)
+	var jobs []job
+	for _, b := range backends {
+		j := job{backend: b, label: label, timeout: timeout}
+		for _, l := range groups[b] {
+			j.entries = append(j.entries, entry{name: l.name, ours: l.ours, note: l.note, run: run(l)})
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs
+}
+
+func uncontended(r *run, l lib, cycles int) result {
+	ls, err := l.open(r, nextName("uncontended"), 1)
+	if err != nil {
+		return failed(err)
+	}
+	cycle := func() error {
+		unlock, err := ls[0](r.ctx)
+		if err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		if err := unlock(r.ctx); err != nil {
+			return fmt.Errorf("unlock: %w", err)
+		}
+		return nil
+	}
+	// The first cycles open streams and create parent nodes.
+	for range 10 {
+		if err := cycle(); err != nil {
+			return failed(err)
+		}
+	}
+	r.reqs.reset()
+	t0 := time.Now()
+	for range cycles {
+		if err := cycle(); err != nil {
+			return failed(err)
+		}
+	}
+	el := time.Since(t0)
+	return result{values: map[string]float64{
+		"us":   float64(el.Microseconds()) / float64(cycles),
+		"reqs": float64(r.reqs.load()) / float64(cycles),
+	}}
+}
+
+var s2 = &scenario{
+	id:    "S2",
+	title: "8 clients on one lock, 1 ms critical section",
+	about: "Eight clients, each with its own connection and session, take turns on one lock and hold it 1 ms. " +
+		"Acquisitions per second (higher is better); the wait from calling Lock to holding the lock; " +
+		"per-client acquisitions (least..most) and their skew (most/least − 1); requests per acquisition " +
+		"(a polling library's failed attempts included); Lock calls that gave up.",
+	headline: metric{"acq", "acquisitions/s", "%.0f", +1},
+	metrics: []metric{
+		{"p50", "wait p50 ms", "%.1f", -1},
+		{"p99", "wait p99 ms", "%.1f", -1},
+		{"max", "wait max ms", "%.0f", -1},
+		{"clients", "per client", "", 0},
+		{"skew", "skew %", "%.0f", -1},
+		{"reqs", "requests/acq", "%.1f", -1},
+		{"failed", "gave up", "%.0f", -1},
+	},
+	jobs: func(p benchParams) []job {
+		return lockJobs("", p.window+time.Minute, func(l lib) func(r *run) result {
+			return func(r *run) result { return contended(r, l, p.window) }
+		})
+	},
+}
+
+// exclusion checks that at most limit holders are ever inside at once.
+type exclusion struct {
+	limit  int32
+	inside atomic.Int32
+	over   atomic.Int32 // the most ever inside at once, if above limit
+}
+
+func (x *exclusion) enter() {
+	if in := x.inside.Add(1); in > x.limit {
+		x.over.Store(in)
+	}
+}
+
+func (x *exclusion) leave() { x.inside.Add(-1) }
+
+func (x *exclusion) err() error {
+	if v := x.over.Load(); v != 0 {
+		return fmt.Errorf("safety violated: %d holders inside at once (limit %d)", v, x.limit)
+	}
+	return nil
+}
+
+func contended(r *run, l lib, window time.Duration) result {
+	ls, err := l.open(r, nextName("contended"), contendClients)
+	if err != nil {
+		return failed(err)
+	}
+	var (
+		x      = exclusion{limit: 1}
+		mu     sync.Mutex
+		waits  []time.Duration
+		counts = make([]int, len(ls))
+		total  int // acquisitions, those after the window too
+		fails  int
+		errs   = make([]error, len(ls))
+		wg     sync.WaitGroup
+	)
+	r.reqs.reset()
+	end := time.Now().Add(window)
+	for i, lock := range ls {
+		wg.Go(func() {
+			var mine []time.Duration
+			n, extra, gaveUp := 0, 0, 0
+			for time.Now().Before(end) {
+				t0 := time.Now()
+				unlock, err := lock(r.ctx)
+				if err != nil {
+					if r.ctx.Err() != nil {
+						errs[i] = fmt.Errorf("client %d: lock: %w", i, err)
+						break
+					}
+					gaveUp++ // a polling library ran out of tries
+					continue
+				}
+				got := time.Now()
+				x.enter()
+				time.Sleep(contendHold)
+				x.leave()
+				if err := unlock(r.ctx); err != nil {
+					errs[i] = fmt.Errorf("client %d: unlock: %w", i, err)
+					break
+				}
+				if got.Before(end) {
+					mine = append(mine, got.Sub(t0))
+					n++
+				} else {
+					extra++
+				}
+			}
+			mu.Lock()
+			waits = append(waits, mine...)
+			counts[i] = n
+			total += n + extra
+			fails += gaveUp
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(x.err(), errors.Join(errs...)); err != nil {
+		return failed(err)
+	}
+	if len(waits) == 0 {
+		return failedf("no acquisition in %v", window)
+	}
+	slices.Sort(waits)
+	least, most := slices.Min(counts), slices.Max(counts)
+	skew := 100 * (float64(most)/float64(max(least, 1)) - 1)
+	return result{
+		values: map[string]float64{
+			"acq":    float64(len(waits)) / window.Seconds(),
+			"p50":    ms(percentile(waits, 0.50)),
+			"p99":    ms(percentile(waits, 0.99)),
+			"max":    ms(waits[len(waits)-1]),
+			"skew":   skew,
+			"reqs":   float64(r.reqs.load()) / float64(total),
+			"failed": float64(fails),
+		},
+		texts: map[string]string{"clients": fmt.Sprintf("%d..%d", least, most)},
+	}
+}
+
+var s5 = &scenario{
+	id:    "S5",
+	title: "Scaling: waiters queued on one lock, drained",
+	about: "A holder takes the lock; n waiters, each with its own session, queue behind it (for libraries " +
+		"that queue, until the keys or nodes of all n are there and their clients have sent nothing for 100 ms; " +
+		"for polling ones, until every waiter has started and 300 ms more). The holder releases and each waiter releases as soon as it holds the lock: " +
+		"handoffs per second (higher is better), requests per handoff (release included; it should not grow " +
+		"with n), the client heap and stack per waiter (its session and its share of the connections " +
+		"included), and waiters that gave up.",
+	headline: metric{"hps", "handoffs/s", "%.0f", +1},
+	metrics: []metric{
+		{"reqs", "requests/handoff", "%.1f", -1},
+		{"kib", "KiB/waiter", "%.1f", -1},
+		{"failed", "gave up", "%.0f", -1},
+	},
+	jobs: func(p benchParams) []job {
+		var jobs []job
+		for _, n := range p.scaleSizes {
+			jobs = append(jobs, lockJobs(fmt.Sprintf("%d waiters", n), 2*p.drainTimeout, func(l lib) func(r *run) result {
+				return func(r *run) result { return drain(r, l, n, p.drainTimeout) }
+			})...)
+		}
+		return jobs
+	},
+}
+
+// heapInUse returns the heap and stack the process has in use, after a GC.
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc + m.StackInuse
+}
+
+func drain(r *run, l lib, n int, timeout time.Duration) result {
+	name := nextName("drain")
+	before := heapInUse()
+	ls, err := l.open(r, name, n+1)
+	if err != nil {
+		return failed(err)
+	}
+	unlockHolder, err := ls[0](r.ctx)
+	if err != nil {
+		return failedf("holder: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, timeout)
+	defer cancel()
+	var (
+		x       = exclusion{limit: 1}
+		started sync.WaitGroup
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		last    time.Time
+		got     int
+		gaveUp  int
+		errs    = make([]error, n)
+	)
+	started.Add(n)
+	for i, lock := range ls[1:] {
+		wg.Go(func() {
+			started.Done()
+			unlock, err := lock(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					errs[i] = err
+				} else {
+					mu.Lock()
+					gaveUp++
+					mu.Unlock()
+				}
+				return
+			}
+			x.enter()
+			x.leave()
+			at := time.Now()
+			if err := unlock(ctx); err != nil {
+				errs[i] = fmt.Errorf("unlock: %w", err)
+			}
+			mu.Lock()
+			got++
+			if at.After(last) {
+				last = at
+			}
+			mu.Unlock()
+		})
+	}
+	started.Wait()
+	if err := waitQueued(ctx, r, l, name, n+1); err != nil {
+		cancel()
+		r.close() // unblocks libraries whose Lock takes no context
+		wg.Wait()
+		return failed(err)
+	}
+	mem := heapInUse()
+	r.reqs.reset()
+	t0 := time.Now()
+	if err := unlockHolder(ctx); err != nil {
+		return failedf("holder release: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		r.close() // unblocks libraries whose Lock takes no context
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return failedf("%d of %d waiters acquired within %v", got, n, timeout)
+	}
+	if err := errors.Join(x.err(), errors.Join(errs...)); err != nil {
+		return failed(err)
+	}
+	if got == 0 {
+		return failedf("no waiter acquired (%d gave up)", gaveUp)
+	}
+	return result{values: map[string]float64{
+		"hps":    float64(got) / last.Sub(t0).Seconds(),
+		"reqs":   float64(r.reqs.load()) / float64(got),
+		"kib":    (float64(mem) - float64(before)) / float64(n+1) / 1024,
+		"failed": float64(gaveUp),
+	}}
+}
+
+// waitQueued waits until name has want holders and waiters and the
+// clients have sent no request for quietFor (the waiters have set up their
+// watches), for a library that queues; or 300 ms, for one that polls and
+// never goes quiet.
+func waitQueued(ctx context.Context, r *run, l lib, name string, want int) error {
+	const quietFor = 100 * time.Millisecond
+	if l.queued == nil {
+		select {
+		case <-time.After(300 * time.Millisecond):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for {
+		got, err := l.queued(ctx, r, name)
+		if err != nil {
+			return fmt.Errorf("count the queue: %w", err)
+		}
+		if got == want {
+			break
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d holders and waiters queued: %w", got, want, ctx.Err())
+		}
+	}
+	for n := r.reqs.load(); ; {
+		select {
+		case <-time.After(quietFor):
+		case <-ctx.Done():
+			return fmt.Errorf("the waiters' clients did not go quiet: %w", ctx.Err())
+		}
+		m := r.reqs.load()
+		if m == n {
+			return nil
+		}
+		n = m
+	}
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// A target is one of the goals the benchmark issue set, checked against
+// the run: met only when every round meets it.
+type target struct {
+	what     string
+	measured string
+	met      bool
+	unknown  bool // the run did not measure it (a failed or skipped run)
+}
+
+// find returns the row of library name in scenario sid, backend and case.
+func (rep *report) find(sid, backend, label, name string) *row {
+	for _, r := range rep.rows {
+		if r.s.id == sid && r.backend == backend && r.label == label && r.name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// perRound checks ok on f's value in every round and formats the values.
+func (rep *report) perRound(f func(i int) (float64, bool), format string, ok func(float64) bool) (string, bool, bool) {
+	var parts []string
+	all, any := true, false
+	for i := range rep.cfg.rounds {
+		v, has := f(i)
+		if !has {
+			parts = append(parts, "–")
+			all = false
+			continue
+		}
+		any = true
+		parts = append(parts, fmt.Sprintf(format, v))
+		if !ok(v) {
+			all = false
+		}
+	}
+	return strings.Join(parts, ", "), all && any, !any
+}
+
+func (rep *report) targets() []target {
+	var ts []target
+	add := func(what string, f func(i int) (float64, bool), format string, ok func(float64) bool) {
+		m, met, unknown := rep.perRound(f, format, ok)
+		ts = append(ts, target{what: what, measured: m, met: met, unknown: unknown})
+	}
+	ratioTo := func(sid, backend, label, ref string) func(i int) (float64, bool) {
+		return func(i int) (float64, bool) {
+			ours, theirs := rep.find(sid, backend, label, "distsync"), rep.find(sid, backend, label, ref)
+			if ours == nil || theirs == nil {
+				return 0, false
+			}
+			a, ok1 := ours.value(ours.s.headline.key, i)
+			b, ok2 := theirs.value(theirs.s.headline.key, i)
+			if !ok1 || !ok2 || b == 0 {
+				return 0, false
+			}
+			if ours.s.headline.better < 0 {
+				return b / a, a != 0
+			}
+			return a / b, true
+		}
+	}
+	vsBest := func(sid, backend, label string) func(i int) (float64, bool) {
+		return func(i int) (float64, bool) {
+			ours := rep.find(sid, backend, label, "distsync")
+			if ours == nil {
+				return 0, false
+			}
+			return rep.ratio(ours, i)
+		}
+	}
+	ours := func(sid, backend, label, key string) func(i int) (float64, bool) {
+		return func(i int) (float64, bool) {
+			r := rep.find(sid, backend, label, "distsync")
+			if r == nil {
+				return 0, false
+			}
+			return r.value(key, i)
+		}
+	}
+	atLeast := func(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }
+	atMost := func(x float64) func(float64) bool { return func(v float64) bool { return v <= x } }
+
+	add("S2 etcd: acquisitions/s ≥ 5× concurrency.Mutex", ratioTo("S2", "etcd", "", "concurrency.Mutex"), "%.2f×", atLeast(5))
+	add("S2 Redis: acquisitions/s ≥ the best of redsync, redislock, rueidislock", vsBest("S2", "Redis", ""), "%.2f×", atLeast(1))
+	add("S2 Redis: wait p99 ≤ 10 ms", ours("S2", "Redis", "", "p99"), "%.1f ms", atMost(10))
+	add("S2 Redis: per-client skew ≤ 10 %", ours("S2", "Redis", "", "skew"), "%.0f %%", atMost(10))
+	add("S2 ZooKeeper: acquisitions/s ≥ 1.0× zk.Lock", ratioTo("S2", "ZooKeeper", "", "zk.Lock"), "%.2f×", atLeast(1))
+	add("S4 etcd graceful failover: p99 ≤ 5 ms", ours("S4", "etcd", "graceful", "p99"), "%.1f ms", atMost(5))
+	add("S4 etcd crash failover: p50 no slower than concurrency.Election (within 5 %)",
+		func(i int) (float64, bool) {
+			a, b := rep.find("S4", "etcd", "crash", "distsync"), rep.find("S4", "etcd", "crash", "concurrency.Election")
+			if a == nil || b == nil {
+				return 0, false
+			}
+			x, ok1 := a.value("p50", i)
+			y, ok2 := b.value("p50", i)
+			return y / x, ok1 && ok2 && x != 0
+		}, "%.2f×", atLeast(0.95))
+	for _, b := range []string{"etcd", "Redis", "ZooKeeper"} {
+		add(fmt.Sprintf("S1 %s: no slower than the best reference (paired ratio ≥ 0.9)", b), vsBest("S1", b, ""), "%.2f×", atLeast(0.9))
+	}
+	sizes := rep.params.scaleSizes
+	hi := sizes[len(sizes)-1]
+	for _, b := range []string{"etcd", "Redis", "ZooKeeper"} {
+		lo8, big := ours("S5", b, "8 waiters", "reqs"), ours("S5", b, fmt.Sprintf("%d waiters", hi), "reqs")
+		add(fmt.Sprintf("S5 %s: requests per handoff constant from 8 to %d waiters (at most +10 %%)", b, hi),
+			func(i int) (float64, bool) {
+				x, ok1 := lo8(i)
+				y, ok2 := big(i)
+				return y / x, ok1 && ok2 && x != 0
+			}, "%.2f×", atMost(1.1))
+	}
+	return ts
+}
