@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/testserver"
 )
 
@@ -179,5 +180,36 @@ func TestRunWritesReport(t *testing.T) {
 	}
 	if bars != wantBars+1 { // and the background
 		t.Errorf("chart has %d rects, want %d bars and a background", bars, wantBars)
+	}
+}
+
+// noRW is an RWMutex that excludes nothing: the control of S7's check.
+type noRW struct{}
+
+type noLease struct{}
+
+func (noLease) Token() uint64                 { return 0 }
+func (noLease) Done() <-chan struct{}         { return nil }
+func (noLease) Err() error                    { return nil }
+func (noLease) Release(context.Context) error { return nil }
+
+func (noRW) Lock(context.Context) (distsync.Lease, error)     { return noLease{}, nil }
+func (noRW) TryLock(context.Context) (distsync.Lease, error)  { return noLease{}, nil }
+func (noRW) RLock(context.Context) (distsync.Lease, error)    { return noLease{}, nil }
+func (noRW) TryRLock(context.Context) (distsync.Lease, error) { return noLease{}, nil }
+
+// TestRWRoundCatchesOverlap shows that S7's check fails a run whose
+// writer is let in with readers.
+func TestRWRoundCatchesOverlap(t *testing.T) {
+	open := func(r *run, name string, n int) ([]distsync.RWMutex, error) {
+		rws := make([]distsync.RWMutex, n)
+		for i := range rws {
+			rws[i] = noRW{}
+		}
+		return rws, nil
+	}
+	res := rwRound(&run{ctx: t.Context()}, open, 200*time.Millisecond)
+	if res.err == nil || !strings.Contains(res.err.Error(), "safety violated") {
+		t.Fatalf("rwRound with no lock: err = %v, want a safety violation", res.err)
 	}
 }

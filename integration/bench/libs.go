@@ -297,11 +297,17 @@ func openZKLock(r *run, name string, n int) ([]locker, error) {
 	}
 	ls := make([]locker, n)
 	for i := range ls {
-		c, _, err := zk.Connect(r.env.zk.Servers(), lockTTL, zk.WithLogInfo(false), zk.WithLogger(quietZK{}), zk.WithDialer(r.reqs.zkDialer()))
+		c, events, err := zk.Connect(r.env.zk.Servers(), lockTTL, zk.WithLogInfo(false), zk.WithLogger(quietZK{}), zk.WithDialer(r.reqs.zkDialer()))
 		if err != nil {
 			return nil, err
 		}
 		r.onClose(c.Close)
+		// zk.Connect returns before the session exists; wait for it, as
+		// distsync's Dial does, so that S5 times the queueing, not the
+		// connecting.
+		if err := zkHasSession(r.ctx, events); err != nil {
+			return nil, err
+		}
 		l := zk.NewLock(c, p, zk.WorldACL(zk.PermAll))
 		// zk.Lock takes no context: a stuck lock is caught by the
 		// scenario's deadline, which abandons the run.
@@ -313,6 +319,20 @@ func openZKLock(r *run, name string, n int) ([]locker, error) {
 		}
 	}
 	return ls, nil
+}
+
+// zkHasSession waits for a go-zookeeper connection's session.
+func zkHasSession(ctx context.Context, events <-chan zk.Event) error {
+	for {
+		select {
+		case ev := <-events:
+			if ev.State == zk.StateHasSession {
+				return nil // later events are dropped by go-zookeeper when unread
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("zk.Connect: no session: %w", ctx.Err())
+		}
+	}
 }
 
 // zkQueued counts the children of name's lock node: both ZooKeeper

@@ -16,6 +16,7 @@
 //	S4 election failover: graceful (resign) and crash (TTL expiry)
 //	S5 1, 8, 64 and 512 waiters queued on one lock, drained
 //	S6 how fast a holder learns its lock was lost (etcd)
+//	S7 an RWMutex with 8 readers and a writer
 //
 // Every scenario runs every library once per round; the libraries' order
 // rotates from round to round, so that none always runs first (on a warm
@@ -31,6 +32,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,7 +50,8 @@ type config struct {
 	quick    bool
 	rounds   int
 	out, svg string
-	only     string // run only the scenarios whose ids are listed, e.g. "S1,S2"
+	only     string         // run only the scenarios whose ids are listed, e.g. "S1,S2"
+	match    *regexp.Regexp // run only the entries whose "backend/library" matches
 }
 
 func main() {
@@ -58,7 +61,15 @@ func main() {
 	flag.StringVar(&c.out, "out", "", "report path (default BENCHMARKS.md, or /tmp/distsync-bench-quick.md with -quick)")
 	flag.StringVar(&c.svg, "svg", "", "chart path (default docs/benchmarks.svg, or /tmp/distsync-bench-quick.svg with -quick)")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenario ids to run (e.g. S1,S5); default all")
+	match := flag.String("match", "", "run only the libraries whose \"backend/library\" matches this regular expression (e.g. ZooKeeper)")
 	flag.Parse()
+	if *match != "" {
+		re, err := regexp.Compile(*match)
+		if err != nil {
+			log.Fatalf("bench: -match: %v", err)
+		}
+		c.match = re
+	}
 	log.SetFlags(log.Ltime)
 	if err := benchMain(c, os.Args[1:]); err != nil {
 		log.Fatalf("bench: %v", err)
@@ -109,7 +120,7 @@ func benchMain(c config, args []string) error {
 func runBench(env *env, c config, p benchParams, scens []*scenario, args []string) *report {
 	rep := newReport(c, args, env, p)
 	log.Printf("warming up the servers")
-	if err := warmUp(env, p.warmUpCycles); err != nil {
+	if err := warmUp(env, c.match, p.warmUpCycles); err != nil {
 		rep.warmUpErr = err
 		log.Printf("warm-up: %v", err)
 	}
@@ -117,6 +128,9 @@ func runBench(env *env, c config, p benchParams, scens []*scenario, args []strin
 		for _, s := range scens {
 			for _, j := range s.jobs(p) {
 				for _, e := range rotate(j.entries, round) {
+					if c.match != nil && !c.match.MatchString(j.backend+"/"+e.name) {
+						continue
+					}
 					log.Printf("round %d/%d %s %s %s %s", round+1, c.rounds, s.id, j.backend, j.label, e.name)
 					res := runJob(env, j.timeout, e)
 					if res.err != nil {
@@ -241,9 +255,12 @@ func runJob(env *env, timeout time.Duration, e entry) (res result) {
 // warmUp runs a few hundred lock cycles of every library before anything
 // is measured: ZooKeeper's JIT takes that long to settle, and without it
 // whichever library runs first pays for it (by up to 2x).
-func warmUp(e *env, cycles int) error {
+func warmUp(e *env, match *regexp.Regexp, cycles int) error {
 	var errs []error
 	for _, l := range libs {
+		if match != nil && !match.MatchString(l.backend+"/"+l.name) {
+			continue
+		}
 		res := runJob(e, time.Minute, entry{run: func(r *run) result {
 			ls, err := l.open(r, nextName("warmup"), 1)
 			if err != nil {
