@@ -33,6 +33,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -57,10 +58,11 @@ type config struct {
 func main() {
 	var c config
 	flag.BoolVar(&c.quick, "quick", false, "shorter rounds and fewer samples, for development; the report goes to /tmp unless -out is given")
-	flag.IntVar(&c.rounds, "rounds", 2, "rounds: every scenario runs every library once per round (at least 2)")
+	flag.IntVar(&c.rounds, "rounds", 3, "rounds: every scenario runs every library once per round (at least 2)")
 	flag.StringVar(&c.out, "out", "", "report path (default BENCHMARKS.md, or /tmp/distsync-bench-quick.md with -quick)")
 	flag.StringVar(&c.svg, "svg", "", "chart path (default docs/benchmarks.svg, or /tmp/distsync-bench-quick.svg with -quick)")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenario ids to run (e.g. S1,S5); default all")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (clients and the embedded etcd) to this file")
 	match := flag.String("match", "", "run only the libraries whose \"backend/library\" matches this regular expression (e.g. ZooKeeper)")
 	flag.Parse()
 	if *match != "" {
@@ -71,8 +73,20 @@ func main() {
 		c.match = re
 	}
 	log.SetFlags(log.Ltime)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatalf("bench: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatalf("bench: %v", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := benchMain(c, os.Args[1:]); err != nil {
-		log.Fatalf("bench: %v", err)
+		log.Printf("bench: %v", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
 	}
 }
 

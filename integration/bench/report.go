@@ -97,11 +97,16 @@ func (r *row) median(key string) (float64, bool) {
 	if len(vs) == 0 {
 		return 0, false
 	}
-	slices.Sort(vs)
+	return median(vs), true
+}
+
+// median returns the median of vs, which must not be empty.
+func median(vs []float64) float64 {
+	vs = slices.Sorted(slices.Values(vs))
 	if len(vs)%2 == 1 {
-		return vs[len(vs)/2], true
+		return vs[len(vs)/2]
 	}
-	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2, true
+	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
 }
 
 // peers returns the rows compared with r (r's group), r included.
@@ -200,7 +205,8 @@ func (rep *report) markdown(w io.Writer, mdPath, svgPath string) {
 	}
 	p("| command | `%s` |\n| run took | %v |\n\n", rep.command(), rep.duration.Round(time.Second))
 
-	p("## Targets\n\n| target | measured (per round) | met |\n|---|---|---|\n")
+	p("## Targets\n\nThe goals set for the benchmarks, checked on this run: a target is met when the median over the rounds meets it.\n\n")
+	p("| target | measured: median (per round) | met |\n|---|---|---|\n")
 	for _, t := range rep.targets() {
 		met := "**missed**"
 		switch {
