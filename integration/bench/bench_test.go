@@ -160,6 +160,30 @@ func TestRunWritesReport(t *testing.T) {
 			t.Errorf("S1 table has no row for %s %s", l.backend, l.name)
 		}
 	}
+	// The README's summary is rewritten between its markers, and only there.
+	readme := filepath.Join(dir, "README.md")
+	before, after := "# Title\n\nIntro.\n\n", "\n\nMore text.\n"
+	if err := os.WriteFile(readme, []byte(before+readmeBegin+"\nold table\n"+readmeEnd+after), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.updateReadme(readme); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(got), before+readmeBegin+"\n| scenario |") || !strings.HasSuffix(string(got), readmeEnd+after) || strings.Contains(string(got), "old table") {
+		t.Errorf("README after the update:\n%s", got)
+	}
+	for _, want := range []string{"| S2 acquisitions/s | etcd |", "(concurrency.Mutex) |", "| S5 handoffs/s, 8 waiters | ZooKeeper |"} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("README summary has no %q:\n%s", want, got)
+		}
+	}
+	if err := rep.updateReadme(filepath.Join(dir, "BENCHMARKS.md")); err == nil {
+		t.Errorf("updateReadme of a file without the markers succeeded")
+	}
 	if !strings.Contains(string(md), "](docs/chart.svg)") {
 		t.Errorf("report does not embed the chart by its relative path")
 	}

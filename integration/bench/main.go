@@ -51,6 +51,7 @@ type config struct {
 	quick    bool
 	rounds   int
 	out, svg string
+	readme   string         // README whose summary table to update; "" for none
 	only     string         // run only the scenarios whose ids are listed, e.g. "S1,S2"
 	match    *regexp.Regexp // run only the entries whose "backend/library" matches
 }
@@ -61,6 +62,7 @@ func main() {
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds: every scenario runs every library once per round (at least 2)")
 	flag.StringVar(&c.out, "out", "", "report path (default BENCHMARKS.md, or /tmp/distsync-bench-quick.md with -quick)")
 	flag.StringVar(&c.svg, "svg", "", "chart path (default docs/benchmarks.svg, or /tmp/distsync-bench-quick.svg with -quick)")
+	flag.StringVar(&c.readme, "readme", "", "README whose summary table (between the bench:summary markers) to rewrite (default README.md on a full run of every scenario and library; none with -quick, -only or -match)")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenario ids to run (e.g. S1,S5); default all")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (clients and the embedded etcd) to this file")
 	match := flag.String("match", "", "run only the libraries whose \"backend/library\" matches this regular expression (e.g. ZooKeeper)")
@@ -106,6 +108,9 @@ func benchMain(c config, args []string) error {
 			c.svg = filepath.Join(os.TempDir(), "distsync-bench-quick.svg")
 		}
 	}
+	if c.readme == "" && !c.quick && c.only == "" && c.match == nil {
+		c.readme = "README.md"
+	}
 	scens, err := selectScenarios(c.only)
 	if err != nil {
 		return err
@@ -123,6 +128,12 @@ func benchMain(c config, args []string) error {
 		return err
 	}
 	log.Printf("wrote %s and %s in %v", c.out, c.svg, rep.duration.Round(time.Second))
+	if c.readme != "" {
+		if err := rep.updateReadme(c.readme); err != nil {
+			return err
+		}
+		log.Printf("updated the summary in %s", c.readme)
+	}
 	if n := rep.failures(); n > 0 {
 		return fmt.Errorf("%d runs failed; they are marked in %s", n, c.out)
 	}
