@@ -173,7 +173,7 @@ func TestRunWritesReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(string(got), before+readmeBegin+"\n| scenario |") || !strings.HasSuffix(string(got), readmeEnd+after) || strings.Contains(string(got), "old table") {
+	if !strings.HasPrefix(string(got), before+readmeBegin+"\n\n| scenario |") || !strings.HasSuffix(string(got), readmeEnd+after) || strings.Contains(string(got), "old table") {
 		t.Errorf("README after the update:\n%s", got)
 	}
 	for _, want := range []string{"| S2 acquisitions/s | etcd |", "(concurrency.Mutex) |", "| S5 handoffs/s, 8 waiters | ZooKeeper |"} {

@@ -35,7 +35,8 @@ var s4 = &scenario{
 		"Campaign returns. Each candidate has its own client. In the graceful case the successor has been " +
 		"queued 0 to 195 ms when the leader resigns. The reference is etcd's concurrency.Election; the Redis " +
 		"and ZooKeeper elections are covered by the tests, not benchmarked here. Lower is better.",
-	headline: metric{"p99", "p99 ms", "%.1f", -1},
+	headline:   metric{"p99", "p99 ms", "%.1f", -1},
+	splitCases: true,
 	metrics: []metric{
 		{"p50", "p50 ms", "%.1f", -1},
 		{"max", "max ms", "%.1f", -1},

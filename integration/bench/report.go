@@ -481,6 +481,6 @@ func (rep *report) updateReadme(path string) error {
 	}
 	var t strings.Builder
 	rep.summary(&t)
-	s = s[:i+len(readmeBegin)] + "\n" + t.String() + s[j:]
+	s = s[:i+len(readmeBegin)] + "\n\n" + t.String() + "\n" + s[j:]
 	return os.WriteFile(path, []byte(s), 0o644)
 }

@@ -25,9 +25,12 @@ type scenario struct {
 	headline metric
 	// noRef is set when no reference library does what the scenario
 	// measures: its table has no ratio columns.
-	noRef   bool
-	metrics []metric // further columns: the median of the rounds
-	jobs    func(p benchParams) []job
+	noRef bool
+	// splitCases charts each case in a panel of its own: their values
+	// are of different scales.
+	splitCases bool
+	metrics    []metric // further columns: the median of the rounds
+	jobs       func(p benchParams) []job
 }
 
 // A job is one case of a scenario on one backend (S5 with 64 waiters on
