@@ -48,7 +48,7 @@ func (rep *report) panels() []panel {
 		if s.headline.better < 0 {
 			better = "lower is better"
 		}
-		var cur *panel
+		byTitle := map[string]int{} // panel index by title
 		last := rows[len(rows)-1].label
 		for _, r := range rows {
 			if s == s5 && r.label != last {
@@ -58,9 +58,11 @@ func (rep *report) panels() []panel {
 			if s.splitCases {
 				title = fmt.Sprintf("%s %s, %s: %s (%s)", s.id, s.title, r.label, s.headline.title, better)
 			}
-			if cur == nil || cur.title != title {
+			i, ok := byTitle[title]
+			if !ok {
+				i = len(ps)
+				byTitle[title] = i
 				ps = append(ps, panel{title: title, format: s.headline.format})
-				cur = &ps[len(ps)-1]
 			}
 			label := r.backend
 			if r.label != "" && !s.splitCases {
@@ -68,7 +70,7 @@ func (rep *report) panels() []panel {
 			}
 			label += " · " + r.name
 			v, ok := r.median(s.headline.key)
-			cur.bars = append(cur.bars, bar{label: label, value: v, ok: ok, ours: r.ours})
+			ps[i].bars = append(ps[i].bars, bar{label: label, value: v, ok: ok, ours: r.ours})
 		}
 	}
 	return ps

@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -13,6 +17,8 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/election"
+	"github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/zookeeper"
 )
 
 const (
@@ -29,12 +35,12 @@ const (
 
 var s4 = &scenario{
 	id:    "S4",
-	title: "Election failover (etcd)",
+	title: "Election failover",
 	about: "How long leadership takes to pass on, from the leader's resignation (graceful) or from its process " +
-		"dying without revoking its session (crash: its client closes; TTL 2 s) until the successor's " +
-		"Campaign returns. Each candidate has its own client. In the graceful case the successor has been " +
-		"queued 0 to 195 ms when the leader resigns. The reference is etcd's concurrency.Election; the Redis " +
-		"and ZooKeeper elections are covered by the tests, not benchmarked here. Lower is better.",
+		"dying without a word (crash: its connections close, nothing is revoked or deleted; TTL or session " +
+		"timeout 2 s) until the successor's Campaign returns. Each candidate has its own client. In the " +
+		"graceful case the successor has been queued 0 to 195 ms when the leader resigns. The reference is " +
+		"etcd's concurrency.Election; none of the Redis or ZooKeeper references has an election. Lower is better.",
 	headline:   metric{"p99", "p99 ms", "%.1f", -1},
 	splitCases: true,
 	metrics: []metric{
@@ -43,15 +49,22 @@ var s4 = &scenario{
 		{"n", "samples", "%.0f", 0},
 	},
 	jobs: func(p benchParams) []job {
-		graceful := job{backend: "etcd", label: "graceful", timeout: 5 * time.Minute}
-		crash := job{backend: "etcd", label: "crash", timeout: 5 * time.Minute}
-		for _, impl := range failoverImpls {
-			graceful.entries = append(graceful.entries, entry{name: impl.name, ours: impl.ours,
-				run: func(r *run) result { return gracefulFailover(r, impl, p.gracefulSamples) }})
-			crash.entries = append(crash.entries, entry{name: impl.name, ours: impl.ours,
-				run: func(r *run) result { return crashFailover(r, impl, p.crashLanes, p.crashPerLane) }})
+		var jobs []job
+		for _, backend := range []string{"etcd", "Redis", "ZooKeeper"} {
+			graceful := job{backend: backend, label: "graceful", timeout: 5 * time.Minute}
+			crash := job{backend: backend, label: "crash", timeout: 5 * time.Minute}
+			for _, impl := range failoverImpls {
+				if impl.backend != backend {
+					continue
+				}
+				graceful.entries = append(graceful.entries, entry{name: impl.name, ours: impl.ours,
+					run: func(r *run) result { return gracefulFailover(r, impl, p.gracefulSamples) }})
+				crash.entries = append(crash.entries, entry{name: impl.name, ours: impl.ours,
+					run: func(r *run) result { return crashFailover(r, impl, p.crashLanes, p.crashPerLane) }})
+			}
+			jobs = append(jobs, graceful, crash)
 		}
-		return []job{graceful, crash}
+		return jobs
 	},
 }
 
@@ -64,14 +77,19 @@ type candidate interface {
 }
 
 type failoverImpl struct {
-	name string
-	ours bool
-	new  func(r *run, name string, ttl time.Duration) (candidate, error)
+	backend string
+	name    string
+	ours    bool
+	new     func(r *run, name string, ttl time.Duration) (candidate, error)
+	// queued counts the candidates of name (leader included).
+	queued func(ctx context.Context, r *run, name string) (int, error)
 }
 
 var failoverImpls = []failoverImpl{
-	{"distsync", true, newDistsyncCandidate},
-	{"concurrency.Election", false, newConcurrencyCandidate},
+	{"etcd", "distsync", true, newDistsyncCandidate, etcdQueued},
+	{"etcd", "concurrency.Election", false, newConcurrencyCandidate, etcdQueued},
+	{"Redis", "distsync", true, newRedisCandidate, redisQueued},
+	{"ZooKeeper", "distsync", true, newZKCandidate, zkQueued},
 }
 
 // candidateClient returns a client the candidate owns, closed by crash or
@@ -139,21 +157,20 @@ func (c *concurrencyCandidate) campaign(ctx context.Context, value string) error
 func (c *concurrencyCandidate) resign(ctx context.Context) error { return c.e.Resign(ctx) }
 func (c *concurrencyCandidate) crash()                           { c.cli.Close() }
 
-// electionQueued waits until name has n candidate keys. Both libraries
-// keep their keys under "name/" for the plain names used here.
-func electionQueued(ctx context.Context, cli *clientv3.Client, name string, n int64) error {
+// candidatesQueued waits until name has n candidates.
+func candidatesQueued(ctx context.Context, r *run, impl failoverImpl, name string, n int) error {
 	for {
-		resp, err := cli.Get(ctx, name+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		got, err := impl.queued(ctx, r, name)
 		if err != nil {
 			return fmt.Errorf("waiting for %d candidates of %q: %w", n, name, err)
 		}
-		if resp.Count == n {
+		if got == n {
 			return nil
 		}
 		select {
 		case <-time.After(time.Millisecond):
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %d candidates of %q: %w", n, name, ctx.Err())
+			return fmt.Errorf("waiting for %d candidates of %q (have %d): %w", n, name, got, ctx.Err())
 		}
 	}
 }
@@ -161,7 +178,7 @@ func electionQueued(ctx context.Context, cli *clientv3.Client, name string, n in
 // handover makes next campaign, waits until it is queued (and gap more),
 // ends cur's leadership with end and returns the time from the end until
 // next leads.
-func handover(ctx context.Context, cli *clientv3.Client, name string, cur, next candidate, gap time.Duration, end func(candidate) error) (time.Duration, error) {
+func handover(ctx context.Context, r *run, impl failoverImpl, name string, cur, next candidate, gap time.Duration, end func(candidate) error) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	led := make(chan error, 1)
@@ -171,7 +188,7 @@ func handover(ctx context.Context, cli *clientv3.Client, name string, cur, next 
 		at = time.Now()
 		led <- err
 	}()
-	if err := electionQueued(ctx, cli, name, 2); err != nil {
+	if err := candidatesQueued(ctx, r, impl, name, 2); err != nil {
 		cancel()
 		<-led
 		return 0, err
@@ -207,7 +224,7 @@ func gracefulFailover(r *run, impl failoverImpl, samples int) result {
 	var ds []time.Duration
 	for i := range samples {
 		gap := time.Duration(i*40/samples) * gracefulGapStep
-		d, err := handover(r.ctx, r.env.etcdCli, name, cur, next, gap, func(c candidate) error { return c.resign(r.ctx) })
+		d, err := handover(r.ctx, r, impl, name, cur, next, gap, func(c candidate) error { return c.resign(r.ctx) })
 		if err != nil {
 			return failedf("handover %d: %w", i, err)
 		}
@@ -246,7 +263,7 @@ func crashFailover(r *run, impl failoverImpl, lanes, perLane int) result {
 				return
 			}
 			for i := range perLane {
-				d, err := handover(r.ctx, r.env.etcdCli, name, cands[i], cands[i+1], 0, func(c candidate) error {
+				d, err := handover(r.ctx, r, impl, name, cands[i], cands[i+1], 0, func(c candidate) error {
 					c.crash()
 					return nil
 				})
@@ -268,6 +285,97 @@ func crashFailover(r *run, impl failoverImpl, lanes, perLane int) result {
 		}
 	}
 	return durations(ds)
+}
+
+type redisCandidate struct {
+	c *goredis.Client
+	e *redis.Election
+	l distsync.Leadership
+}
+
+func newRedisCandidate(r *run, name string, ttl time.Duration) (candidate, error) {
+	c := goredis.NewClient(&goredis.Options{Addr: r.env.redis.Addr(), ContextTimeoutEnabled: true})
+	r.onClose(func() { c.Close() })
+	e, err := redis.NewElectionWithClient(r.ctx, c, name, redis.WithTTL(ttl))
+	if err != nil {
+		return nil, err
+	}
+	r.onClose(func() { _ = e.Close() })
+	return &redisCandidate{c: c, e: e}, nil
+}
+
+func (c *redisCandidate) campaign(ctx context.Context, value string) (err error) {
+	c.l, err = c.e.Campaign(ctx, []byte(value))
+	return err
+}
+
+func (c *redisCandidate) resign(ctx context.Context) error { return c.l.Release(ctx) }
+
+// crash closes the client: the renewals stop and the leader's state
+// expires on the server a TTL after the last one.
+func (c *redisCandidate) crash() { c.c.Close() }
+
+type zkCandidate struct {
+	d *cuttableDialer
+	e *zookeeper.Election
+	l distsync.Leadership
+}
+
+func newZKCandidate(r *run, name string, ttl time.Duration) (candidate, error) {
+	d := &cuttableDialer{}
+	s, err := zookeeper.Dial(r.ctx, r.env.zk.Servers(), zookeeper.WithSessionTimeout(ttl),
+		zookeeper.WithDialer(d.dial), zookeeper.WithLogger(quietZK{}))
+	if err != nil {
+		return nil, err
+	}
+	r.onClose(func() { _ = s.Close() })
+	e, err := zookeeper.NewElection(s, name)
+	if err != nil {
+		return nil, err
+	}
+	return &zkCandidate{d: d, e: e}, nil
+}
+
+func (c *zkCandidate) campaign(ctx context.Context, value string) (err error) {
+	c.l, err = c.e.Campaign(ctx, []byte(value))
+	return err
+}
+
+func (c *zkCandidate) resign(ctx context.Context) error { return c.l.Release(ctx) }
+
+// crash drops the connection as a dead process's kernel would, and lets
+// no new one through: the server ends the session a session timeout
+// later, and its ephemeral node with it.
+func (c *zkCandidate) crash() { c.d.cut() }
+
+// cuttableDialer dials ZooKeeper until cut, which closes the connections
+// it made and fails every later dial.
+type cuttableDialer struct {
+	mu    sync.Mutex
+	dead  bool
+	conns []net.Conn
+}
+
+func (d *cuttableDialer) dial(network, addr string, timeout time.Duration) (net.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dead {
+		return nil, errors.New("the process crashed")
+	}
+	c, err := net.DialTimeout(network, addr, timeout)
+	if err == nil {
+		d.conns = append(d.conns, c)
+	}
+	return c, err
+}
+
+func (d *cuttableDialer) cut() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dead = true
+	for _, c := range d.conns {
+		c.Close()
+	}
 }
 
 // durations summarises failover times.

@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 
+	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/fallback/redis"
 	"github.com/distsync/distsync/fallback/zookeeper"
 	"github.com/distsync/distsync/internal/redisq"
@@ -88,20 +89,20 @@ func (r *run) etcdClients(n int) ([]*clientv3.Client, error) {
 	return clis, nil
 }
 
-func openEtcdDistsync(r *run, name string, n int) ([]locker, error) {
-	clis, err := r.etcdClients(n)
-	if err != nil {
-		return nil, err
-	}
+// acquirer is what a distsync primitive's Lock or Acquire is.
+type acquirer func(ctx context.Context) (distsync.Lease, error)
+
+// openEach makes n lockers from acquire functions, one per waiter, that
+// open makes for waiter i.
+func openEach(n int, open func(i int) (acquirer, error)) ([]locker, error) {
 	ls := make([]locker, n)
 	for i := range ls {
-		m, err := mutex.NewWithClient(r.ctx, clis[i%len(clis)], name, mutex.WithTTL(lockTTL))
+		acquire, err := open(i)
 		if err != nil {
 			return nil, err
 		}
-		r.onClose(func() { _ = m.Close() })
 		ls[i] = func(ctx context.Context) (func(context.Context) error, error) {
-			l, err := m.Lock(ctx)
+			l, err := acquire(ctx)
 			if err != nil {
 				return nil, err
 			}
@@ -109,6 +110,21 @@ func openEtcdDistsync(r *run, name string, n int) ([]locker, error) {
 		}
 	}
 	return ls, nil
+}
+
+func openEtcdDistsync(r *run, name string, n int) ([]locker, error) {
+	clis, err := r.etcdClients(n)
+	if err != nil {
+		return nil, err
+	}
+	return openEach(n, func(i int) (acquirer, error) {
+		m, err := mutex.NewWithClient(r.ctx, clis[i%len(clis)], name, mutex.WithTTL(lockTTL))
+		if err != nil {
+			return nil, err
+		}
+		r.onClose(func() { _ = m.Close() })
+		return m.Lock, nil
+	})
 }
 
 func openEtcdConcurrency(r *run, name string, n int) ([]locker, error) {
@@ -159,22 +175,14 @@ func (r *run) redisClients(n int) []*goredis.Client {
 
 func openRedisDistsync(r *run, name string, n int) ([]locker, error) {
 	cs := r.redisClients(n)
-	ls := make([]locker, n)
-	for i := range ls {
+	return openEach(n, func(i int) (acquirer, error) {
 		m, err := redis.NewMutexWithClient(r.ctx, cs[i%len(cs)], name, redis.WithTTL(lockTTL))
 		if err != nil {
 			return nil, err
 		}
 		r.onClose(func() { _ = m.Close() })
-		ls[i] = func(ctx context.Context) (func(context.Context) error, error) {
-			l, err := m.Lock(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return l.Release, nil
-		}
-	}
-	return ls, nil
+		return m.Lock, nil
+	})
 }
 
 // redisQueued counts distsync's Redis holders and waiters of name.
@@ -269,8 +277,7 @@ func (r *run) zkSession() (*zookeeper.Session, error) {
 }
 
 func openZKDistsync(r *run, name string, n int) ([]locker, error) {
-	ls := make([]locker, n)
-	for i := range ls {
+	return openEach(n, func(int) (acquirer, error) {
 		s, err := r.zkSession()
 		if err != nil {
 			return nil, err
@@ -279,15 +286,8 @@ func openZKDistsync(r *run, name string, n int) ([]locker, error) {
 		if err != nil {
 			return nil, err
 		}
-		ls[i] = func(ctx context.Context) (func(context.Context) error, error) {
-			l, err := m.Lock(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return l.Release, nil
-		}
-	}
-	return ls, nil
+		return m.Lock, nil
+	})
 }
 
 func openZKLock(r *run, name string, n int) ([]locker, error) {

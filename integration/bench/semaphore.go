@@ -1,14 +1,8 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"slices"
-	"sync"
 	"time"
 
-	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/fallback/redis"
 	"github.com/distsync/distsync/fallback/zookeeper"
 	"github.com/distsync/distsync/semaphore"
@@ -36,7 +30,7 @@ var s3 = &scenario{
 		{"reqs", "requests/acq", "%.1f", -1},
 	},
 	jobs: func(p benchParams) []job {
-		mk := func(backend string, open func(r *run, name string) (acquirers, error)) job {
+		mk := func(backend string, open func(r *run, name string) ([]locker, error)) job {
 			return job{backend: backend, timeout: p.window + time.Minute, entries: []entry{{
 				name: "distsync", ours: true,
 				run: func(r *run) result { return semRound(r, open, p.window) },
@@ -50,43 +44,35 @@ var s3 = &scenario{
 	},
 }
 
-// acquirers are the clients' Acquire functions, one per client.
-type acquirers []func(context.Context) (distsync.Lease, error)
-
-func openEtcdSems(r *run, name string) (acquirers, error) {
+func openEtcdSems(r *run, name string) ([]locker, error) {
 	clis, err := r.etcdClients(semClients)
 	if err != nil {
 		return nil, err
 	}
-	as := make(acquirers, semClients)
-	for i := range as {
+	return openEach(semClients, func(i int) (acquirer, error) {
 		s, err := semaphore.NewWithClient(r.ctx, clis[i%len(clis)], name, semLimit, semaphore.WithTTL(lockTTL))
 		if err != nil {
 			return nil, err
 		}
 		r.onClose(func() { _ = s.Close() })
-		as[i] = s.Acquire
-	}
-	return as, nil
+		return s.Acquire, nil
+	})
 }
 
-func openRedisSems(r *run, name string) (acquirers, error) {
+func openRedisSems(r *run, name string) ([]locker, error) {
 	cs := r.redisClients(semClients)
-	as := make(acquirers, semClients)
-	for i := range as {
+	return openEach(semClients, func(i int) (acquirer, error) {
 		s, err := redis.NewSemaphoreWithClient(r.ctx, cs[i%len(cs)], name, semLimit, redis.WithTTL(lockTTL))
 		if err != nil {
 			return nil, err
 		}
 		r.onClose(func() { _ = s.Close() })
-		as[i] = s.Acquire
-	}
-	return as, nil
+		return s.Acquire, nil
+	})
 }
 
-func openZKSems(r *run, name string) (acquirers, error) {
-	as := make(acquirers, semClients)
-	for i := range as {
+func openZKSems(r *run, name string) ([]locker, error) {
+	return openEach(semClients, func(int) (acquirer, error) {
 		sess, err := r.zkSession()
 		if err != nil {
 			return nil, err
@@ -95,70 +81,20 @@ func openZKSems(r *run, name string) (acquirers, error) {
 		if err != nil {
 			return nil, err
 		}
-		as[i] = s.Acquire
-	}
-	return as, nil
+		return s.Acquire, nil
+	})
 }
 
-func semRound(r *run, open func(r *run, name string) (acquirers, error), window time.Duration) result {
-	as, err := open(r, nextName("semaphore"))
+// semRound is S2's contention with S3's setting, and the throughput as a
+// share of the ideal.
+func semRound(r *run, open func(r *run, name string) ([]locker, error), window time.Duration) result {
+	ls, err := open(r, nextName("semaphore"))
 	if err != nil {
 		return failed(err)
 	}
-	var (
-		x     = exclusion{limit: semLimit}
-		mu    sync.Mutex
-		waits []time.Duration
-		total int
-		errs  = make([]error, len(as))
-		wg    sync.WaitGroup
-	)
-	r.reqs.reset()
-	end := time.Now().Add(window)
-	for i, acquire := range as {
-		wg.Go(func() {
-			var mine []time.Duration
-			n := 0
-			for time.Now().Before(end) {
-				t0 := time.Now()
-				l, err := acquire(r.ctx)
-				if err != nil {
-					errs[i] = fmt.Errorf("client %d: acquire: %w", i, err)
-					break
-				}
-				got := time.Now()
-				x.enter()
-				time.Sleep(semHold)
-				x.leave()
-				if err := l.Release(r.ctx); err != nil {
-					errs[i] = fmt.Errorf("client %d: release: %w", i, err)
-					break
-				}
-				n++
-				if got.Before(end) {
-					mine = append(mine, got.Sub(t0))
-				}
-			}
-			mu.Lock()
-			waits = append(waits, mine...)
-			total += n
-			mu.Unlock()
-		})
+	res := contend(r, ls, window, semHold, semLimit)
+	if res.err == nil {
+		res.values["ofIdeal"] = 100 * res.values["acq"] / (semLimit / semHold.Seconds())
 	}
-	wg.Wait()
-	if err := errors.Join(x.err(), errors.Join(errs...)); err != nil {
-		return failed(err)
-	}
-	if len(waits) == 0 {
-		return failedf("no acquisition in %v", window)
-	}
-	slices.Sort(waits)
-	acq := float64(len(waits)) / window.Seconds()
-	return result{values: map[string]float64{
-		"ofIdeal": 100 * acq / (semLimit / semHold.Seconds()),
-		"acq":     acq,
-		"p50":     ms(percentile(waits, 0.50)),
-		"p99":     ms(percentile(waits, 0.99)),
-		"reqs":    float64(r.reqs.load()) / float64(total),
-	}}
+	return res
 }
