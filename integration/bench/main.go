@@ -157,6 +157,15 @@ func runBench(env *env, c config, p benchParams, scens []*scenario, args []strin
 						continue
 					}
 					log.Printf("round %d/%d %s %s %s %s", round+1, c.rounds, s.id, j.backend, j.label, e.name)
+					if j.backend == "etcd" {
+						// A production etcd compacts its history
+						// periodically; without it, the keys every earlier
+						// run left (distsync writes a new key per
+						// acquisition) would slow each later run's reads.
+						if err := env.etcd.Compact(context.Background()); err != nil {
+							log.Printf("compact etcd: %v", err)
+						}
+					}
 					res := runJob(env, j.timeout, e)
 					if res.err != nil {
 						log.Printf("  failed: %v", res.err)
