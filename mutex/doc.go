@@ -32,7 +32,11 @@
 // when the session ends, or when the session lease's renewal has not been
 // confirmed for three quarters of its TTL (measured on the monotonic clock,
 // so before etcd can expire it). A revoke or a deletion is reported as soon
-// as its watch event arrives: see the README for the measured delay.
+// as its watch event arrives: see the README for the measured delay. A lock
+// taken without waiting starts that watch 1 ms after it was taken (most
+// such locks are released sooner, and a watch costs the server more than
+// the lock), reading the key then: a loss within that first millisecond is
+// reported about a millisecond later than one after it.
 //
 // # Limits
 //

@@ -95,6 +95,10 @@ func (l *Lease) fail(err error) {
 	}
 }
 
+// followDelay is how long a lease acquired without waiting goes before its
+// follower sets up the watch on its key (see follow).
+const followDelay = time.Millisecond
+
 // follow watches for the lease's end until Release stops it.
 //
 // Without own, it first sets up a synced watch on the key (one started at a
@@ -123,7 +127,12 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 	if own != nil {
 		ownCh = own.ch
 	} else {
-		rewatch = time.After(0)
+		// A lock taken without waiting is often released within a round
+		// trip or two; setting up a watch and cancelling it costs the
+		// server more than the lock itself. The watch starts followDelay
+		// after the acquisition and reads the key if anything was
+		// written since, so a loss in between is reported then.
+		rewatch = time.After(followDelay)
 	}
 	for {
 		select {
