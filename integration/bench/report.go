@@ -401,6 +401,7 @@ func zkVersion(addr string) string {
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "Zookeeper version: "); ok {
 			v, _, _ = strings.Cut(v, ",")
+			v, _, _ = strings.Cut(v, "-${") // Debian's build leaves a placeholder
 			return v
 		}
 	}
