@@ -2,8 +2,10 @@ package etcdq
 
 import (
 	"context"
+	"errors"
 	"testing"
 
+	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/testserver"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -86,5 +88,67 @@ func TestPrefixIsInjective(t *testing.T) {
 	}
 	if got := Prefix("jobs"); got != "jobs/" {
 		t.Fatalf("Prefix(%q) = %q, want etcd's concurrency.Mutex layout %q", "jobs", got, "jobs/")
+	}
+}
+
+// TestCheckAt checks the handoff's read at the revision of the
+// predecessor's deletion against the states it must tell apart: first in
+// line, still behind an older key, its own key gone, and a revision the
+// member cannot answer for (the waiter then falls back to the full check).
+// The control is the full check at the current revision, which must agree.
+func TestCheckAt(t *testing.T) {
+	ctx := context.Background()
+	q := queue(t, t.Name())
+	wait := q.prefix
+	put := func() (string, int64) {
+		t.Helper()
+		key := newKey(q.prefix, q.s.Lease())
+		resp, err := q.enqueue(ctx, key, "", wait)
+		if err != nil || !resp.Succeeded {
+			t.Fatalf("enqueue: %v", err)
+		}
+		return key, resp.Header.Revision
+	}
+	del := func(key string) int64 {
+		t.Helper()
+		resp, err := q.c.Delete(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Header.Revision
+	}
+	agree := func(what string, key string, rev, at int64, wantFirst bool, wantPred string) {
+		t.Helper()
+		first, pred, err := q.checkAt(ctx, key, rev, wait, at)
+		if err != nil {
+			t.Fatalf("%s: checkAt: %v", what, err)
+		}
+		if first != wantFirst || (pred == nil) != (wantPred == "") || (pred != nil && string(pred.Key) != wantPred) {
+			t.Fatalf("%s: checkAt = first %v, pred %v; want first %v, pred %q", what, first, pred, wantFirst, wantPred)
+		}
+		cf, cp, err := q.check(ctx, key, rev, wait)
+		if err != nil || cf != first || (cp == nil) != (pred == nil) {
+			t.Fatalf("%s: check = first %v, pred %v, err %v; checkAt said first %v", what, cf, cp, err, first)
+		}
+	}
+
+	a, _ := put()
+	b, _ := put()
+	c, revC := put()
+	atB := del(b) // a waiter ahead of c cancelled: a still holds
+	agree("behind a holder", c, revC, atB, false, a)
+	atA := del(a)
+	agree("first in line", c, revC, atA, true, "")
+
+	// A later key does not change the answer for an earlier revision.
+	put()
+	agree("a newer waiter behind", c, revC, atA, true, "")
+
+	if _, _, err := q.checkAt(ctx, c, revC, wait, atA+1_000_000); err == nil {
+		t.Fatal("checkAt at a future revision succeeded; the waiter must fall back to check")
+	}
+	del(c)
+	if _, _, err := q.checkAt(ctx, c, revC, wait, atA); !errors.Is(err, distsync.ErrLost) {
+		t.Fatalf("checkAt after the waiter's own key was deleted: %v, want ErrLost", err)
 	}
 }

@@ -34,6 +34,7 @@ func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait strin
 		}
 	}()
 	backoff := newBackoff()
+	seen := int64(0) // the predecessor's deletion, once a watch reported it
 	for {
 		if own == nil {
 			if own, err = q.watch(ctx, key); err != nil {
@@ -54,7 +55,20 @@ func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait strin
 				continue
 			}
 		}
-		first, next, err := q.checkWithin(ctx, key, rev, wait)
+		// After a deletion the watch reported, a read at its revision
+		// answers without a quorum round; any doubt goes to the full check.
+		var (
+			first bool
+			next  *mvccpb.KeyValue
+			done  bool
+		)
+		if seen > 0 {
+			first, next, err = q.checkAt(ctx, key, rev, wait, seen)
+			done, seen = err == nil, 0
+		}
+		if !done {
+			first, next, err = q.checkWithin(ctx, key, rev, wait)
+		}
 		if err != nil {
 			if err = q.retryAfter(ctx, rw, backoff, err); err != nil {
 				return nil, err
@@ -68,7 +82,7 @@ func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait strin
 		if pred = next; pw.key != string(pred.Key) {
 			continue
 		}
-		if err := q.waitDelete(ctx, key, rw, own, pw); err != nil {
+		if seen, err = q.waitDelete(ctx, key, rw, own, pw); err != nil {
 			return nil, err
 		}
 		if own.broken {
@@ -108,6 +122,38 @@ func (q *Queue) retryAfter(ctx context.Context, rw *renewalWatch, b *backoff, er
 	}
 }
 
+// checkAt asks check's question with a serializable read at revision at,
+// where the waiter saw its predecessor deleted: no quorum round. That is
+// enough because being first is monotone. Keys are created at ever higher
+// revisions, so if no key under wait older than ours existed at revision
+// at, none exists at any later one; and the comparison, run at the
+// member's revision, which is at least at (else the read fails), shows our
+// key still there then. A later deletion of our key is the Lease's to
+// report, from the own-key watch the waiter hands it. On any error (a
+// member that has not applied revision at yet, a compaction) the caller
+// asks again with check.
+func (q *Queue) checkAt(ctx context.Context, key string, rev int64, wait string, at int64) (first bool, pred *mvccpb.KeyValue, err error) {
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	resp, err := q.c.Txn(clientv3.WithRequireLeader(actx)).If(
+		clientv3.Compare(clientv3.CreateRevision(key), "=", rev),
+	).Then(
+		clientv3.OpGet(wait, append(clientv3.WithLastCreate(),
+			clientv3.WithMaxCreateRev(rev-1), clientv3.WithRev(at), clientv3.WithSerializable())...),
+	).Commit()
+	switch {
+	case err != nil:
+		return false, nil, err
+	case !resp.Succeeded:
+		return false, nil, distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 {
+		return true, nil, nil
+	}
+	return false, kvs[0], nil
+}
+
 // checkWithin is check bounded by attemptTimeout: a member cut off from its
 // leader may hold a linearizable read for its whole request timeout (5 s).
 func (q *Queue) checkWithin(ctx context.Context, key string, rev int64, wait string) (bool, *mvccpb.KeyValue, error) {
@@ -132,39 +178,40 @@ func (b *backoff) next() time.Duration {
 	return b.d
 }
 
-// waitDelete blocks until pw's key is deleted or one of the watches
-// breaks (marked broken; the caller re-creates it and re-checks).
-func (q *Queue) waitDelete(ctx context.Context, key string, rw *renewalWatch, own, pw *keyWatch) error {
+// waitDelete blocks until pw's key is deleted, and returns the revision of
+// the deletion, or until one of the watches breaks (marked broken; the
+// caller re-creates it and re-checks; the revision is then 0).
+func (q *Queue) waitDelete(ctx context.Context, key string, rw *renewalWatch, own, pw *keyWatch) (int64, error) {
 	for {
 		select {
 		case resp, ok := <-rw.ka:
 			if err := rw.renewed(resp, ok); err != nil {
-				return err
+				return 0, err
 			}
 		case <-rw.expiry:
-			return rw.expired()
+			return 0, rw.expired()
 		case <-ctx.Done():
-			return distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for %q", pw.key)
+			return 0, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for %q", pw.key)
 		case <-q.s.Done():
-			return distsync.Errorf(distsync.ErrLost, nil, "etcd session ended while waiting")
+			return 0, distsync.Errorf(distsync.ErrLost, nil, "etcd session ended while waiting")
 		case wr, ok := <-own.ch:
 			if !ok || wr.Err() != nil {
 				own.broken = true
-				return nil
+				return 0, nil
 			}
 			for _, ev := range wr.Events {
 				if ev.Type == clientv3.EventTypeDelete {
-					return distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
+					return 0, distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
 				}
 			}
 		case wr, ok := <-pw.ch:
 			if !ok || wr.Err() != nil {
 				pw.broken = true
-				return nil
+				return 0, nil
 			}
 			for _, ev := range wr.Events {
 				if ev.Type == clientv3.EventTypeDelete {
-					return nil
+					return ev.Kv.ModRevision, nil
 				}
 			}
 		}
