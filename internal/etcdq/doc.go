@@ -7,5 +7,7 @@
 // synced watch (started at the current revision, so the etcd server serves it
 // at once rather than from its 100 ms catch-up loop) on its predecessor, and
 // on the predecessor's delete asks, in one Txn, "is my key still there, and
-// is any older key left?".
+// is any older key left?". That Txn reads at the revision of the delete,
+// serializably, with no quorum round: being first is monotone (later keys
+// get later revisions), so the answer at that revision holds from then on.
 package etcdq
