@@ -3,6 +3,7 @@ package zookeeper
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -29,6 +30,7 @@ type Lease struct {
 	stopc  chan struct{} // closed by Release: the follower exits
 	exited chan struct{} // closed when the follower has exited
 
+	releasing  atomic.Bool // Release has begun: what the follower sees is the release
 	release    sync.Once
 	releaseErr error
 }
@@ -67,13 +69,16 @@ func (l *Lease) SessionID() int64 { return l.sid }
 // in the background until it succeeds or the session ends.
 func (l *Lease) Release(ctx context.Context) error {
 	l.release.Do(func() {
-		close(l.stopc)
-		<-l.exited
-		// A lost lease's node is gone, or being removed in the
-		// background since the loss.
+		// The delete goes first, so the next holder is not kept waiting
+		// while the follower stops; the follower ignores what it sees of
+		// the release itself. A lost lease's node is gone, or being
+		// removed in the background since the loss.
+		l.releasing.Store(true)
 		if l.Err() == nil {
 			l.releaseErr = l.q.remove(ctx, l.path, l.sid)
 		}
+		close(l.stopc)
+		<-l.exited
 		l.end(distsync.Errorf(distsync.ErrReleased, nil, ""))
 	})
 	return l.releaseErr
@@ -82,7 +87,13 @@ func (l *Lease) Release(ctx context.Context) error {
 // end records why the lease ended, once, and closes Done.
 func (l *Lease) end(err error) { l.Set(err) }
 
-func (l *Lease) lose(err error) { l.end(err) }
+// lose ends the lease as the follower saw it end, unless a Release is
+// under way (what the follower sees is then the release itself).
+func (l *Lease) lose(err error) {
+	if !l.releasing.Load() {
+		l.end(err)
+	}
+}
 
 // follow watches for the lease's end until Release stops it: the end of
 // its epoch (see Session) or an event on its own node.
