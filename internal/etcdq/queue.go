@@ -198,13 +198,28 @@ func (q *Queue) fail(ctx context.Context, err error, op string) error {
 // check asks, in one Txn, whether key (created at rev) is still there and
 // which is the newest key under wait older than it. first is true when
 // there is none.
-func (q *Queue) check(ctx context.Context, key string, rev int64, wait string) (first bool, pred *mvccpb.KeyValue, err error) {
+//
+// With at > 0, a revision at which the waiter saw its predecessor deleted,
+// the read is serializable at revision at: no quorum round. That is enough
+// because being first is monotone. Keys are created at ever higher
+// revisions, so if no key under wait older than ours existed at revision
+// at, none exists at any later one; and the comparison, run at the member's
+// revision, which is at least at (else the read fails), shows our key still
+// there then. A later deletion of our key is the Lease's to report, from
+// the own-key watch the waiter hands it. Such a read fails on a member that
+// has not applied revision at yet, or after a compaction; the caller then
+// asks again with at = 0.
+func (q *Queue) check(ctx context.Context, key string, rev int64, wait string, at int64) (first bool, pred *mvccpb.KeyValue, err error) {
+	read := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(rev-1))
+	if at > 0 {
+		read = append(read, clientv3.WithRev(at), clientv3.WithSerializable())
+	}
 	// A member without a leader answers at once instead of after its
 	// request timeout, and the waiter retries elsewhere or later.
 	resp, err := q.c.Txn(clientv3.WithRequireLeader(ctx)).If(
 		clientv3.Compare(clientv3.CreateRevision(key), "=", rev),
 	).Then(
-		clientv3.OpGet(wait, append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(rev-1))...),
+		clientv3.OpGet(wait, read...),
 	).Commit()
 	if err != nil {
 		return false, nil, q.fail(ctx, err, "check queue")

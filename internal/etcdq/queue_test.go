@@ -119,16 +119,16 @@ func TestCheckAt(t *testing.T) {
 	}
 	agree := func(what string, key string, rev, at int64, wantFirst bool, wantPred string) {
 		t.Helper()
-		first, pred, err := q.checkAt(ctx, key, rev, wait, at)
+		first, pred, err := q.check(ctx, key, rev, wait, at)
 		if err != nil {
-			t.Fatalf("%s: checkAt: %v", what, err)
+			t.Fatalf("%s: check at %d: %v", what, at, err)
 		}
 		if first != wantFirst || (pred == nil) != (wantPred == "") || (pred != nil && string(pred.Key) != wantPred) {
-			t.Fatalf("%s: checkAt = first %v, pred %v; want first %v, pred %q", what, first, pred, wantFirst, wantPred)
+			t.Fatalf("%s: check at %d = first %v, pred %v; want first %v, pred %q", what, at, first, pred, wantFirst, wantPred)
 		}
-		cf, cp, err := q.check(ctx, key, rev, wait)
+		cf, cp, err := q.check(ctx, key, rev, wait, 0)
 		if err != nil || cf != first || (cp == nil) != (pred == nil) {
-			t.Fatalf("%s: check = first %v, pred %v, err %v; checkAt said first %v", what, cf, cp, err, first)
+			t.Fatalf("%s: full check = first %v, pred %v, err %v; check at a revision said first %v", what, cf, cp, err, first)
 		}
 	}
 
@@ -144,11 +144,11 @@ func TestCheckAt(t *testing.T) {
 	put()
 	agree("a newer waiter behind", c, revC, atA, true, "")
 
-	if _, _, err := q.checkAt(ctx, c, revC, wait, atA+1_000_000); err == nil {
-		t.Fatal("checkAt at a future revision succeeded; the waiter must fall back to check")
+	if _, _, err := q.check(ctx, c, revC, wait, atA+1_000_000); err == nil {
+		t.Fatal("check at a future revision succeeded; the waiter must fall back to the full check")
 	}
 	del(c)
-	if _, _, err := q.checkAt(ctx, c, revC, wait, atA); !errors.Is(err, distsync.ErrLost) {
-		t.Fatalf("checkAt after the waiter's own key was deleted: %v, want ErrLost", err)
+	if _, _, err := q.check(ctx, c, revC, wait, atA); !errors.Is(err, distsync.ErrLost) {
+		t.Fatalf("check at a revision after the waiter's own key was deleted: %v, want ErrLost", err)
 	}
 }

@@ -56,19 +56,13 @@ func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait strin
 			}
 		}
 		// After a deletion the watch reported, a read at its revision
-		// answers without a quorum round; any doubt goes to the full check.
-		var (
-			first bool
-			next  *mvccpb.KeyValue
-			done  bool
-		)
-		if seen > 0 {
-			first, next, err = q.checkAt(ctx, key, rev, wait, seen)
-			done, seen = err == nil, 0
+		// answers without a quorum round (see check); any error there goes
+		// to the full check.
+		first, next, err := q.checkWithin(ctx, key, rev, wait, seen)
+		if seen > 0 && err != nil {
+			first, next, err = q.checkWithin(ctx, key, rev, wait, 0)
 		}
-		if !done {
-			first, next, err = q.checkWithin(ctx, key, rev, wait)
-		}
+		seen = 0
 		if err != nil {
 			if err = q.retryAfter(ctx, rw, backoff, err); err != nil {
 				return nil, err
@@ -122,44 +116,12 @@ func (q *Queue) retryAfter(ctx context.Context, rw *renewalWatch, b *backoff, er
 	}
 }
 
-// checkAt asks check's question with a serializable read at revision at,
-// where the waiter saw its predecessor deleted: no quorum round. That is
-// enough because being first is monotone. Keys are created at ever higher
-// revisions, so if no key under wait older than ours existed at revision
-// at, none exists at any later one; and the comparison, run at the
-// member's revision, which is at least at (else the read fails), shows our
-// key still there then. A later deletion of our key is the Lease's to
-// report, from the own-key watch the waiter hands it. On any error (a
-// member that has not applied revision at yet, a compaction) the caller
-// asks again with check.
-func (q *Queue) checkAt(ctx context.Context, key string, rev int64, wait string, at int64) (first bool, pred *mvccpb.KeyValue, err error) {
-	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
-	defer cancel()
-	resp, err := q.c.Txn(clientv3.WithRequireLeader(actx)).If(
-		clientv3.Compare(clientv3.CreateRevision(key), "=", rev),
-	).Then(
-		clientv3.OpGet(wait, append(clientv3.WithLastCreate(),
-			clientv3.WithMaxCreateRev(rev-1), clientv3.WithRev(at), clientv3.WithSerializable())...),
-	).Commit()
-	switch {
-	case err != nil:
-		return false, nil, err
-	case !resp.Succeeded:
-		return false, nil, distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
-	}
-	kvs := resp.Responses[0].GetResponseRange().Kvs
-	if len(kvs) == 0 {
-		return true, nil, nil
-	}
-	return false, kvs[0], nil
-}
-
 // checkWithin is check bounded by attemptTimeout: a member cut off from its
 // leader may hold a linearizable read for its whole request timeout (5 s).
-func (q *Queue) checkWithin(ctx context.Context, key string, rev int64, wait string) (bool, *mvccpb.KeyValue, error) {
+func (q *Queue) checkWithin(ctx context.Context, key string, rev int64, wait string, at int64) (bool, *mvccpb.KeyValue, error) {
 	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
-	first, pred, err := q.check(actx, key, rev, wait)
+	first, pred, err := q.check(actx, key, rev, wait, at)
 	if err != nil && ctx.Err() == nil && actx.Err() != nil {
 		err = distsync.Errorf(distsync.ErrUnavailable, err, "queue check not answered within %v", attemptTimeout)
 	}
