@@ -157,24 +157,6 @@ func (c *concurrencyCandidate) campaign(ctx context.Context, value string) error
 func (c *concurrencyCandidate) resign(ctx context.Context) error { return c.e.Resign(ctx) }
 func (c *concurrencyCandidate) crash()                           { c.cli.Close() }
 
-// candidatesQueued waits until name has n candidates.
-func candidatesQueued(ctx context.Context, r *run, impl failoverImpl, name string, n int) error {
-	for {
-		got, err := impl.queued(ctx, r, name)
-		if err != nil {
-			return fmt.Errorf("waiting for %d candidates of %q: %w", n, name, err)
-		}
-		if got == n {
-			return nil
-		}
-		select {
-		case <-time.After(time.Millisecond):
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %d candidates of %q (have %d): %w", n, name, got, ctx.Err())
-		}
-	}
-}
-
 // handover makes next campaign, waits until it is queued (and gap more),
 // ends cur's leadership with end and returns the time from the end until
 // next leads.
@@ -188,7 +170,7 @@ func handover(ctx context.Context, r *run, impl failoverImpl, name string, cur, 
 		at = time.Now()
 		led <- err
 	}()
-	if err := candidatesQueued(ctx, r, impl, name, 2); err != nil {
+	if err := untilCount(ctx, r, impl.queued, name, 2, time.Millisecond); err != nil {
 		cancel()
 		<-led
 		return 0, err

@@ -342,6 +342,24 @@ func drain(r *run, l lib, n int, timeout time.Duration) result {
 	}}
 }
 
+// untilCount polls count every interval until it returns want for name.
+func untilCount(ctx context.Context, r *run, count func(context.Context, *run, string) (int, error), name string, want int, every time.Duration) error {
+	for {
+		got, err := count(ctx, r, name)
+		if err != nil {
+			return fmt.Errorf("count those of %q: %w", name, err)
+		}
+		if got == want {
+			return nil
+		}
+		select {
+		case <-time.After(every):
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d on %q: %w", got, want, name, ctx.Err())
+		}
+	}
+}
+
 // waitQueued waits until name has want holders and waiters and the
 // clients have sent no request for quietFor (the waiters have set up their
 // watches), for a library that queues; or 300 ms, for one that polls and
@@ -356,19 +374,8 @@ func waitQueued(ctx context.Context, r *run, l lib, name string, want int) error
 			return ctx.Err()
 		}
 	}
-	for {
-		got, err := l.queued(ctx, r, name)
-		if err != nil {
-			return fmt.Errorf("count the queue: %w", err)
-		}
-		if got == want {
-			break
-		}
-		select {
-		case <-time.After(5 * time.Millisecond):
-		case <-ctx.Done():
-			return fmt.Errorf("%d of %d holders and waiters queued: %w", got, want, ctx.Err())
-		}
+	if err := untilCount(ctx, r, l.queued, name, want, 5*time.Millisecond); err != nil {
+		return fmt.Errorf("holders and waiters: %w", err)
 	}
 	for n := r.reqs.load(); ; {
 		select {

@@ -120,40 +120,44 @@ func (rep *report) peers(r *row) []*row {
 	return out
 }
 
-// bestRef returns the best reference value of r's group's headline in
-// round i, and which library it was.
-func (rep *report) bestRef(r *row, i int) (float64, string, bool) {
+// bestRef returns the best reference of r's group by the headline value
+// val gives each row (one round's, or the median), and that value.
+func (rep *report) bestRef(r *row, val func(*row) (float64, bool)) (best *row, v float64) {
 	m := r.s.headline
-	var best float64
-	var who string
-	found := false
 	for _, x := range rep.peers(r) {
-		if x.ours {
+		xv, ok := val(x)
+		if x.ours || !ok {
 			continue
 		}
-		v, ok := x.value(m.key, i)
-		if !ok {
-			continue
-		}
-		if !found || (m.better > 0 && v > best) || (m.better < 0 && v < best) {
-			best, who, found = v, x.name, true
+		if best == nil || (m.better > 0 && xv > v) || (m.better < 0 && xv < v) {
+			best, v = x, xv
 		}
 	}
-	return best, who, found
+	return best, v
+}
+
+// better returns how much better ours is than theirs on metric m: above 1
+// when ours is better, whichever way m goes.
+func better(m metric, ours, theirs float64) (float64, bool) {
+	if ours == 0 || theirs == 0 {
+		return 0, false
+	}
+	if m.better < 0 {
+		return theirs / ours, true
+	}
+	return ours / theirs, true
 }
 
 // ratio returns r's headline in round i relative to the best reference's
-// of that round, oriented so that above 1 means r is better.
+// of that round (see better).
 func (rep *report) ratio(r *row, i int) (float64, bool) {
-	v, ok := r.value(r.s.headline.key, i)
-	best, _, found := rep.bestRef(r, i)
-	if !ok || !found || v == 0 || best == 0 {
+	key := r.s.headline.key
+	v, ok := r.value(key, i)
+	best, bv := rep.bestRef(r, func(x *row) (float64, bool) { return x.value(key, i) })
+	if !ok || best == nil {
 		return 0, false
 	}
-	if r.s.headline.better < 0 {
-		return best / v, true
-	}
-	return v / best, true
+	return better(r.s.headline, v, bv)
 }
 
 func (rep *report) write(mdPath, svgPath string) error {
@@ -440,17 +444,7 @@ func (rep *report) summary(w io.Writer) {
 				what += ", " + r.label
 			}
 			ref, ratio := "–", "–"
-			var best *row
-			var bestV float64
-			for _, x := range rep.peers(r) {
-				xv, ok := x.median(s.headline.key)
-				if x.ours || !ok {
-					continue
-				}
-				if best == nil || (s.headline.better > 0 && xv > bestV) || (s.headline.better < 0 && xv < bestV) {
-					best, bestV = x, xv
-				}
-			}
+			best, bestV := rep.bestRef(r, func(x *row) (float64, bool) { return x.median(s.headline.key) })
 			if best != nil {
 				ref = fmt.Sprintf(s.headline.format+" (%s)", bestV, best.name)
 				var rs []float64

@@ -64,13 +64,10 @@ func (rep *report) targets() []target {
 			}
 			a, ok1 := ours.value(ours.s.headline.key, i)
 			b, ok2 := theirs.value(theirs.s.headline.key, i)
-			if !ok1 || !ok2 || b == 0 {
+			if !ok1 || !ok2 {
 				return 0, false
 			}
-			if ours.s.headline.better < 0 {
-				return b / a, a != 0
-			}
-			return a / b, true
+			return better(ours.s.headline, a, b)
 		}
 	}
 	vsBest := func(sid, backend, label string) func(i int) (float64, bool) {
@@ -108,7 +105,10 @@ func (rep *report) targets() []target {
 			}
 			x, ok1 := a.value("p50", i)
 			y, ok2 := b.value("p50", i)
-			return y / x, ok1 && ok2 && x != 0
+			if !ok1 || !ok2 {
+				return 0, false
+			}
+			return better(metric{better: -1}, x, y)
 		}, "%.2f×", atLeast(0.95))
 	for _, b := range []string{"etcd", "Redis", "ZooKeeper"} {
 		add(fmt.Sprintf("S1 %s: no slower than the best reference (paired ratio ≥ 0.9)", b), vsBest("S1", b, ""), "%.2f×", atLeast(0.9))
