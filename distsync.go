@@ -113,3 +113,10 @@ type Election interface {
 	// (Leader.None), in order. The channel is closed when ctx ends.
 	Observe(ctx context.Context) <-chan Leader
 }
+
+// CancelGrace bounds how long an acquire call goes on after its context
+// ended, to remove the state it wrote (a waiter key or node) before it
+// returns. When the backend answers within CancelGrace, nothing is left once
+// the call returns. Otherwise the removal goes on in the background until
+// the backend answers or the session ends, and the call returns anyway.
+const CancelGrace = 100 * time.Millisecond

@@ -92,7 +92,7 @@ func StartZooKeeper() (*ZooKeeper, error) {
 		// The benchmarks queue 512 waiters, each with a session (a
 		// connection) of its own; the default allows 60 per address.
 		"maxClientCnxns=0",
-		"4lw.commands.whitelist=srvr,stat,cons",
+		"4lw.commands.whitelist=srvr,stat,cons,wchs,wchc,mntr,dump",
 		// Container nodes are reaped every checkIntervalMs; make it short
 		// so tests see a name's empty parent node go away.
 		"znode.container.checkIntervalMs=1000",
