@@ -39,14 +39,18 @@ local H, Q, QX, TOK, SEQ, LIM, E = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], 
 local ch, op, me, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
--- The counter of tokens and arrivals starts at the server's time in
--- microseconds, not at 1: a Redis restarted without its data would
--- otherwise issue tokens below ones already handed out (P3).
+-- Every number the counter hands out (a token, an arrival) is
+-- max(counter + 1, server time in microseconds), stored back: still
+-- strictly increasing on one server, so arrival order holds, and never
+-- below the clock. A server that lost the last increments (restarted
+-- without its data, or a replica that missed them and was promoted) thus
+-- continues above every token issued before, as long as its clock is not
+-- behind the old one by more than the time the failover took (P3).
+local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function seq()
-  if redis.call('EXISTS', SEQ) == 0 then
-    redis.call('SET', SEQ, tonumber(t[1]) * 1000000 + tonumber(t[2]))
-  end
-  return redis.call('INCR', SEQ)
+  local n = math.max((tonumber(redis.call('GET', SEQ)) or 0) + 1, nowUs)
+  redis.call('SET', SEQ, string.format('%d', n))
+  return n
 end
 local changed = false -- the holders (or the leader's value) changed
 local freed = false   -- a holder or waiter left: head waiters may now fit

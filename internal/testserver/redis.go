@@ -29,6 +29,7 @@ const (
 type Redis struct {
 	mu   sync.Mutex
 	addr string
+	argv func(port string) []string // redis-server's arguments; nil: a plain server
 	cmd  *exec.Cmd
 	exit chan struct{} // closed when cmd has been waited for
 }
@@ -37,7 +38,11 @@ type Redis struct {
 // it answers PING. It needs no *testing.T so that TestMain can call it. A
 // missing redis-server binary is an error (never a skip) that says how to
 // install it. The caller must call [Redis.Stop].
-func StartRedis() (*Redis, error) {
+func StartRedis() (*Redis, error) { return startRedis(nil) }
+
+// startRedis starts redis-server with the arguments argv returns for its
+// port (nil: a plain server, persistence off).
+func startRedis(argv func(port string) []string) (*Redis, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, fmt.Errorf("testserver: redis-server not found (install it: apt-get install -y redis-server): %w", err)
 	}
@@ -47,7 +52,7 @@ func StartRedis() (*Redis, error) {
 		if err != nil {
 			return nil, err
 		}
-		r := &Redis{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+		r := &Redis{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), argv: argv}
 		if last = r.start(); last == nil {
 			return r, nil
 		}
@@ -71,10 +76,13 @@ func redisFreePort() (int, error) {
 // or r unshared.
 func (r *Redis) start() error {
 	_, port, _ := net.SplitHostPort(r.addr)
-	cmd := exec.Command("redis-server",
-		"--bind", "127.0.0.1", "--port", port,
+	args := []string{"--bind", "127.0.0.1", "--port", port,
 		"--save", "", "--appendonly", "no", "--daemonize", "no",
-		"--protected-mode", "no", "--loglevel", "warning", "--logfile", "")
+		"--protected-mode", "no", "--loglevel", "warning", "--logfile", ""}
+	if r.argv != nil {
+		args = r.argv(port)
+	}
+	cmd := exec.Command("redis-server", args...)
 	var out strings.Builder
 	if _, ok := logLevel(); ok {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
