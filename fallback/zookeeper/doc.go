@@ -54,14 +54,26 @@
 //
 // # Failures
 //
-// Calls take a context, which go-zookeeper's do not: a cancelled call
-// returns at once, and a request left in flight is cleaned up when its
-// answer arrives (a node it created is deleted). After a connection loss
-// during a create, whose outcome is unknown, the waiter looks for its node
-// by its GUID and adopts it if its session owns it. Any failure after the
-// node was created deletes it, if need be in the background once the
-// connection is back: an orphaned node would block the name for the life of
-// the session.
+// Calls take a context, which go-zookeeper's do not. When the context of
+// an acquisition (Lock, RLock, Acquire, Campaign and the Try forms) ends,
+// the call waits for its request in flight and then deletes its node, for
+// at most distsync.CancelGrace after the context ended. When ZooKeeper
+// answers within that time, nothing is left once the call returns: no
+// node, no goroutine, and no watch but one on a node that is still there
+// (go-zookeeper cannot remove a watch; ZooKeeper drops it when that node
+// changes). Past CancelGrace the call returns anyway, and the deletion goes
+// on in the background until ZooKeeper answers or the session ends. Other
+// calls (Leader, Proclaim, Release) also wait up to CancelGrace for a
+// request in flight after their context ended, to learn its outcome.
+//
+// After a connection loss during a create, whose outcome is unknown, the
+// waiter looks for its node by its GUID and adopts it if its session owns
+// it. Any failure after the node was created deletes it, if need be in the
+// background once the connection is back: an orphaned node would block the
+// name for the life of the session. A request that gets no answer fails
+// once go-zookeeper gives up on the connection (two thirds of the session
+// timeout without a byte from the server), so a background cleanup never
+// waits forever on a silent connection.
 //
 // # Fencing
 //

@@ -56,8 +56,10 @@ func NewElection(s *Session, name string) (*Election, error) {
 // reports leadership its session no longer has.
 //
 // On failure or cancellation nothing is left behind: the node is deleted
-// (if ZooKeeper does not answer, in the background until it does or the
-// session ends) and no goroutine remains. The error wraps
+// and no goroutine remains. When ctx ends, Campaign goes on for at most
+// distsync.CancelGrace to delete the node; if ZooKeeper does not answer by
+// then, the deletion goes on in the background until it does or the
+// session ends. The error wraps
 // distsync.ErrNotAcquired and ctx.Err() when ctx ended, distsync.ErrLost
 // when the node was deleted or its session ended while waiting (the
 // candidacy is then gone; campaign again), distsync.ErrClosed when the

@@ -65,8 +65,9 @@ func (l *Lease) SessionID() int64 { return l.sid }
 // Release deletes the lease's node (only its own: node names are never
 // reused) and ends the lease. It is idempotent; later calls return the
 // first call's result. An error wraps distsync.ErrUnavailable: ZooKeeper
-// did not confirm the deletion within ctx or five seconds, and it goes on
-// in the background until it succeeds or the session ends.
+// did not confirm the deletion within five seconds, or within
+// distsync.CancelGrace after ctx ended, and it goes on in the background
+// until it succeeds or the session ends.
 func (l *Lease) Release(ctx context.Context) error {
 	l.release.Do(func() {
 		// The delete goes first, so the next holder is not kept waiting

@@ -36,8 +36,11 @@ func NewMutex(s *Session, name string) (*Mutex, error) {
 // Lock blocks until the lock is held or ctx ends, and returns the held
 // *Lease. It creates a protected ephemeral sequential node under Path and
 // waits for the deletion of the next older node only. On failure nothing
-// is left behind: the node is deleted (if ZooKeeper does not answer, in the
-// background until it does or the session ends) and no goroutine remains.
+// is left behind: the node is deleted and no goroutine remains. When ctx
+// ends, Lock goes on for at most distsync.CancelGrace to delete the node; if
+// ZooKeeper does not answer by then, the deletion goes on in the background
+// until it does or the session ends. A grant that raced the end of ctx is
+// kept: Lock then returns the held lease.
 // The error wraps distsync.ErrNotAcquired and ctx.Err() when ctx ended,
 // distsync.ErrLost when the node was deleted by someone else,
 // distsync.ErrClosed when the Session was closed, or
@@ -50,7 +53,8 @@ func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
 
 // TryLock takes the lock only if nobody holds or waits for it. Otherwise it
 // returns an error wrapping distsync.ErrWouldBlock and leaves nothing
-// behind (when the lock is visibly taken it writes nothing at all).
+// behind (when the lock is visibly taken it writes nothing at all). On
+// cancellation it cleans up as Lock does.
 func (m *Mutex) TryLock(ctx context.Context) (distsync.Lease, error) {
 	return lease(m.q.acquire(ctx, exclusive(lockKind), nil, true))
 }

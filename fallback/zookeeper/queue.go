@@ -29,7 +29,7 @@ type queue struct {
 	// parentData is the data of the name's node when this queue creates
 	// it; checkParent, if set, validates the data of an existing one.
 	parentData  []byte
-	checkParent func(data []byte, version int32) error
+	checkParent func(ctx context.Context, data []byte, version int32) error
 }
 
 func newQueue(s *Session, name string) (*queue, error) {
@@ -139,9 +139,12 @@ var errSessionChanged = errors.New("zookeeper session changed")
 
 // acquire creates a node of class c with value as data and waits until it
 // holds. With try, it fails with ErrWouldBlock instead of waiting. On any
-// failure the node is deleted (in the background if ZooKeeper does not
-// answer).
+// failure the node is deleted before acquire returns. When ctx ends,
+// acquire waits for the requests in flight and the deletion for at most
+// distsync.CancelGrace; past it the deletion goes on in the background
+// until ZooKeeper answers or the session ends.
 func (q *queue) acquire(ctx context.Context, c class, value []byte, try bool) (*Lease, error) {
+	ctx = withGrace(ctx)
 	if try {
 		// A cheap look first: a held name costs a read, not a write.
 		children, err := call(ctx, q.s, func() ([]string, error) {
@@ -250,8 +253,9 @@ func newGUID() string {
 // zk.Lock's create and list, not three. After a connection loss during the
 // create, whose outcome is unknown, it looks for its node by the GUID in
 // the name and adopts it if the connection's session owns it. If ctx ends
-// while a create is in flight, the create's node is deleted when its
-// answer arrives.
+// while a create is in flight, the create's node is deleted once its answer
+// arrives: before enqueue returns if that is within the grace (see call),
+// else in the background.
 func (q *queue) enqueue(ctx context.Context, kind string, value []byte) (path string, sid int64, stat *zk.Stat, own <-chan zk.Event, listing []string, err error) {
 	guid := newGUID()
 	prefix := q.path + "/" + "_c_" + guid + "-" + kind + "-"
@@ -266,8 +270,14 @@ func (q *queue) enqueue(ctx context.Context, kind string, value []byte) (path st
 		}, func(created string, err error) { q.abandon(owner, guid, created, err) })
 		switch {
 		case err == nil:
+			// Also when ctx ended meanwhile: the next step fails at
+			// once, and the node is deleted below.
 			path = created
 		case ctx.Err() != nil:
+			// The answer came within the grace; a connection loss
+			// leaves the outcome unknown, and the node is looked for
+			// in the background.
+			q.abandon(owner, guid, "", err)
 			return "", 0, nil, nil, nil, q.fail(ctx, err, "create waiter node")
 		case errors.Is(err, zk.ErrNoNode) && !madeParents:
 			if err := q.ensureParents(ctx); err != nil {
@@ -312,7 +322,7 @@ func (q *queue) enqueue(ctx context.Context, kind string, value []byte) (path st
 	}
 	switch {
 	case err != nil:
-		_ = q.remove(context.WithoutCancel(ctx), path, sid)
+		_ = q.remove(ctx, path, sid)
 		return "", 0, nil, nil, nil, q.fail(ctx, err, "watch waiter node")
 	case !exists:
 		// Only the end of its session deletes a fresh node unasked.
@@ -324,6 +334,11 @@ func (q *queue) enqueue(ctx context.Context, kind string, value []byte) (path st
 	return path, sid, stat, own, listing, nil
 }
 
+// existsW reports whether the node at path exists and, if it does, sets a
+// watch that fires when it is deleted or its data changes. It reads with
+// GetW, not ExistsW: an ExistsW on a missing node leaves a watch for its
+// creation on the server and in go-zookeeper, and a node of ours is never
+// created again, so that watch would stay for the session's life.
 func (q *queue) existsW(ctx context.Context, path string) (bool, *zk.Stat, <-chan zk.Event, error) {
 	type res struct {
 		ok   bool
@@ -331,10 +346,22 @@ func (q *queue) existsW(ctx context.Context, path string) (bool, *zk.Stat, <-cha
 		ch   <-chan zk.Event
 	}
 	r, err := call(ctx, q.s, func() (res, error) {
-		ok, stat, ch, err := q.s.conn.ExistsW(path)
+		ok, stat, ch, err := getW(q.s.conn, path)
 		return res{ok, stat, ch}, err
 	}, nil)
 	return r.ok, r.stat, r.ch, err
+}
+
+// getW is ExistsW that sets no watch on a missing node (see existsW).
+func getW(conn *zk.Conn, path string) (ok bool, stat *zk.Stat, ch <-chan zk.Event, err error) {
+	_, stat, ch, err = conn.GetW(path)
+	if errors.Is(err, zk.ErrNoNode) {
+		return false, nil, nil, nil
+	}
+	if err != nil {
+		return false, nil, nil, err
+	}
+	return true, stat, ch, nil
 }
 
 // existsAndList is existsW on path and a listing of the queue, both
@@ -360,7 +387,7 @@ func (q *queue) existsAndList(ctx context.Context, path string) (bool, *zk.Stat,
 			r.children, _, cerr = q.s.conn.Children(q.path)
 		}()
 		var err error
-		r.ok, r.stat, r.ch, err = q.s.conn.ExistsW(path)
+		r.ok, r.stat, r.ch, err = getW(q.s.conn, path)
 		<-done
 		if cerr != nil {
 			r.children = nil
@@ -427,14 +454,16 @@ func (q *queue) abandon(sid int64, guid, created string, err error) {
 	}
 }
 
-// remove deletes path, a node of session sid, waiting until ctx ends or
-// for cleanupTimeout,
-// and going on in the background after that. It returns an error wrapping
-// ErrUnavailable when the deletion was not confirmed.
+// remove deletes path, a node of session sid, waiting for at most
+// cleanupTimeout, and until ctx's grace deadline once ctx has ended (see
+// cleanupContext), and going on in the background after that. It returns
+// an error wrapping ErrUnavailable when the deletion was not confirmed.
 func (q *queue) remove(ctx context.Context, path string, sid int64) error {
 	if cur, _, _, _ := q.s.state(); cur != sid {
 		return nil // the session ended and its nodes with it
 	}
+	ctx, cancelGrace := cleanupContext(ctx)
+	defer cancelGrace()
 	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
 	_, err := call(ctx, q.s, func() (struct{}, error) {
@@ -487,7 +516,7 @@ func (q *queue) checkExisting(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return q.checkParent(r.data, r.stat.Version)
+	return q.checkParent(ctx, r.data, r.stat.Version)
 }
 
 // wait blocks until the node at path (of session sid) holds, watching only
@@ -506,7 +535,7 @@ func (q *queue) wait(ctx context.Context, c class, path string, sid int64, stat 
 			}
 		}
 		if err != nil && !errors.Is(err, errSessionChanged) {
-			if rerr := q.remove(context.WithoutCancel(ctx), path, sid); rerr != nil && ctx.Err() == nil {
+			if rerr := q.remove(ctx, path, sid); rerr != nil && ctx.Err() == nil {
 				err = errors.Join(err, rerr)
 			}
 		}
@@ -622,10 +651,10 @@ func (q *queue) gone(sid int64, name string) error {
 	return distsync.Errorf(distsync.ErrLost, nil, "waiter node %s/%s was deleted", q.path, name)
 }
 
-// lastLook is one more look at the queue after ctx ended, bounded by a
-// second: it returns the Lease if the node holds after all, else nil.
+// lastLook is one more look at the queue after ctx ended, within ctx's
+// grace: it returns the Lease if the node holds after all, else nil.
 func (q *queue) lastLook(ctx context.Context, c class, path, name string, sid int64, stat *zk.Stat, own <-chan zk.Event) *Lease {
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	lctx, cancel := cleanupContext(ctx)
 	defer cancel()
 	children, err := call(lctx, q.s, func() ([]string, error) {
 		ch, _, err := q.s.conn.Children(q.path)

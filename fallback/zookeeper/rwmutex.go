@@ -35,8 +35,9 @@ func NewRWMutex(s *Session, name string) (*RWMutex, error) {
 }
 
 // Lock blocks until the write lease is held or ctx ends: until every older
-// reader and writer has released. On failure nothing is left behind (see
-// Mutex.Lock for the errors).
+// reader and writer has released. On failure or cancellation nothing is
+// left behind, within distsync.CancelGrace after ctx ended when ZooKeeper
+// answers (see Mutex.Lock for the cleanup and the errors).
 func (rw *RWMutex) Lock(ctx context.Context) (distsync.Lease, error) {
 	return lease(rw.q.acquire(ctx, exclusive(writeKind), nil, false))
 }
@@ -49,8 +50,8 @@ func (rw *RWMutex) TryLock(ctx context.Context) (distsync.Lease, error) {
 }
 
 // RLock blocks until a read lease is held or ctx ends: until every older
-// writer has released (readers do not wait for each other). On failure
-// nothing is left behind.
+// writer has released (readers do not wait for each other). On failure or
+// cancellation nothing is left behind, as with Lock.
 func (rw *RWMutex) RLock(ctx context.Context) (distsync.Lease, error) {
 	return lease(rw.q.acquire(ctx, shared(readKind), nil, false))
 }

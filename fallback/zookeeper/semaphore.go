@@ -53,12 +53,18 @@ func NewSemaphore(ctx context.Context, s *Session, name string, limit int64) (*S
 
 // checkLimit compares a stored limit with ours, and stores ours on a node
 // without one (created by someone who is not a Semaphore).
-func (sem *Semaphore) checkLimit(data []byte, version int32) error {
+func (sem *Semaphore) checkLimit(ctx context.Context, data []byte, version int32) error {
 	if len(data) == 0 {
-		_, err := sem.q.s.conn.Set(sem.q.path, sem.q.parentData, version)
-		if err == zk.ErrBadVersion {
-			data, _, err = sem.q.s.conn.Get(sem.q.path)
-		}
+		s := sem.q.s
+		var err error
+		data, err = call(ctx, s, func() ([]byte, error) {
+			_, err := s.conn.Set(sem.q.path, sem.q.parentData, version)
+			if errors.Is(err, zk.ErrBadVersion) {
+				data, _, err := s.conn.Get(sem.q.path)
+				return data, err
+			}
+			return sem.q.parentData, err
+		}, nil)
 		if err != nil || len(data) == 0 {
 			return err
 		}
@@ -78,9 +84,11 @@ func (sem *Semaphore) Limit() int64 { return sem.limit }
 
 // Acquire blocks until a permit is held or ctx ends. It waits for the
 // deletion of any of the limit next older nodes, so a release wakes at most
-// limit waiters. On failure nothing is left behind; the errors are those of
-// Mutex.Lock, plus distsync.ErrLimitMismatch when the semaphore's node was
-// re-created with another limit.
+// limit waiters. On failure or cancellation nothing is left behind, within
+// distsync.CancelGrace after ctx ended when ZooKeeper answers (see
+// Mutex.Lock); the errors are those of Mutex.Lock, plus
+// distsync.ErrLimitMismatch when the semaphore's node was re-created with
+// another limit.
 func (sem *Semaphore) Acquire(ctx context.Context) (distsync.Lease, error) {
 	return lease(sem.q.acquire(ctx, counting(permitKind, int(sem.limit)), nil, false))
 }
