@@ -114,17 +114,15 @@ func StartZooKeeperEnsemble(n int) (*ZooKeeperEnsemble, error) {
 				continue
 			}
 			to := e.members[j]
-			q, err := newZKLink(fmt.Sprintf("127.0.0.1:%d", to.quorum))
+			q, err := newZKLink(fmt.Sprintf("127.0.0.1:%d", to.quorum), false)
 			if err != nil {
 				return fail(err)
 			}
 			e.links[i][j][0] = q
-			el, err := newZKLink(fmt.Sprintf("127.0.0.1:%d", to.election))
+			// See "How a partition is made" for i < j.
+			el, err := newZKLink(fmt.Sprintf("127.0.0.1:%d", to.election), i < j)
 			if err != nil {
 				return fail(err)
-			}
-			if i < j {
-				el.refuseAlways = true // see "How a partition is made"
 			}
 			e.links[i][j][1] = el
 		}
@@ -412,12 +410,12 @@ type zkLink struct {
 	wg    sync.WaitGroup
 }
 
-func newZKLink(target string) (*zkLink, error) {
+func newZKLink(target string, refuseAlways bool) (*zkLink, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("testserver: proxy listen: %w", err)
 	}
-	l := &zkLink{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	l := &zkLink{ln: ln, target: target, refuseAlways: refuseAlways, conns: map[net.Conn]bool{}}
 	l.wg.Add(1)
 	go l.accept()
 	return l, nil
