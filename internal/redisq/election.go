@@ -45,7 +45,7 @@ func (q *Queue) state(ctx context.Context, cursor string) (state, error) {
 	if cursor != "" {
 		arg = []byte(cursor)
 	}
-	r, err := run(ctx, q.s.c, q.k, "leader", "", 0, arg)
+	r, err := runCtx(ctx, q.s.c, q.k, "leader", "", 0, arg)
 	if err != nil {
 		return state{}, distsync.Errorf(distsync.ErrUnavailable, err, "read leader of %q", q.name)
 	}
@@ -94,7 +94,7 @@ func (q *Queue) Proclaim(ctx context.Context, l *Lease, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
-	r, err := run(ctx, q.s.c, q.k, "proclaim", l.member, 0, value)
+	r, err := runCtx(ctx, q.s.c, q.k, "proclaim", l.member, 0, value)
 	if err != nil {
 		return distsync.Errorf(distsync.ErrUnavailable, err, "proclaim on %q", q.name)
 	}

@@ -2,6 +2,7 @@ package redisq
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,10 +73,9 @@ func (s *sub) signal() {
 // newHub subscribes to the session's own channel, waits for the
 // confirmation, and starts the receive loop.
 func newHub(ctx context.Context, c Client, own string) (*hub, error) {
-	ps := c.Subscribe(ctx, own)
-	if _, err := ps.ReceiveTimeout(ctx, 10*time.Second); err != nil {
-		ps.Close()
-		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "subscribe")
+	ps, err := subscribe(ctx, c, own)
+	if err != nil {
+		return nil, err
 	}
 	h := &hub{
 		ps:      ps,
@@ -88,6 +88,47 @@ func newHub(ctx context.Context, c Client, own string) (*hub, error) {
 	}
 	go h.loop()
 	return h, nil
+}
+
+// subscribe opens a pub/sub connection subscribed to own and waits for
+// the confirmation, at most 10 s, returning when ctx ends (go-redis reads
+// the confirmation until a deadline only; closing the connection ends the
+// read at once).
+func subscribe(ctx context.Context, c Client, own string) (*redis.PubSub, error) {
+	psc := make(chan *redis.PubSub, 1)
+	errc := make(chan error, 1)
+	go func() {
+		ps := c.Subscribe(ctx, own)
+		psc <- ps
+		_, err := ps.ReceiveTimeout(ctx, 10*time.Second)
+		errc <- err
+	}()
+	fail := func(err error) error {
+		if ctx.Err() != nil {
+			return distsync.Errorf(distsync.ErrUnavailable, errors.Join(context.Cause(ctx), err), "subscribe")
+		}
+		return distsync.Errorf(distsync.ErrUnavailable, err, "subscribe")
+	}
+	var ps *redis.PubSub
+	select {
+	case ps = <-psc:
+	case <-ctx.Done():
+		// Subscribe only dials and writes, within the client's timeouts.
+		go func() { (<-psc).Close() }()
+		return nil, fail(nil)
+	}
+	select {
+	case err := <-errc:
+		if err != nil {
+			ps.Close()
+			return nil, fail(err)
+		}
+		return ps, nil
+	case <-ctx.Done():
+		ps.Close()
+		<-errc
+		return nil, fail(nil)
+	}
 }
 
 func (h *hub) loop() {

@@ -113,7 +113,7 @@ func (l *Lease) renew(ctx context.Context, deadline time.Time) {
 			go func(c chan<- renewal, deadline time.Time) {
 				rctx, cancel := context.WithDeadline(ctx, deadline)
 				defer cancel()
-				res, err := runAcked(rctx, l.s, l.k, "renew", l.member)
+				res, err := runAckedCtx(rctx, l.s, l.k, "renew", l.member)
 				c <- renewal{sent: sent, res: res, err: err}
 			}(inflight, deadline)
 		case r := <-inflight:
@@ -144,7 +144,8 @@ func (l *Lease) renew(ctx context.Context, deadline time.Time) {
 // Release deletes the lease's member, only its own (compare by member), and
 // hands the name to the next waiters. It is idempotent. After it returns
 // Done is closed; an error wraps ErrUnavailable when Redis did not confirm
-// the deletion, and the member then expires within the TTL.
+// the deletion before ctx ended, and the member then expires within the
+// TTL. It returns when ctx ends, even if Redis does not answer.
 func (l *Lease) Release(ctx context.Context) error {
 	return l.shutdown(ctx, distsync.ErrReleased)
 }
@@ -156,7 +157,7 @@ func (l *Lease) shutdown(ctx context.Context, final error) error {
 		// nothing to refresh and recreates nothing, and the loop, seeing
 		// stop closed, ignores its answer.
 		close(l.stop)
-		_, err := run(ctx, l.s.c, l.k, "rel", l.member, 0, nil)
+		_, err := runCtx(ctx, l.s.c, l.k, "rel", l.member, 0, nil)
 		<-l.loopDone
 		lost := l.Err() != nil
 		l.end(final)

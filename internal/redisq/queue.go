@@ -2,7 +2,6 @@ package redisq
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -70,35 +69,32 @@ func (q *Queue) limitFor(kind byte) int64 {
 	return q.limit
 }
 
-// do runs op under a context that the caller's cancellation cannot cut
-// short, so that its outcome is known.
-func (q *Queue) do(ctx context.Context, op, member string, kind byte, value []byte) (result, error) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
-	defer cancel()
-	return run(rctx, q.s.c, q.k, op, member, q.limitFor(kind), value)
-}
-
-// forget deletes member, held or waiting, in the background of the caller's
-// cancellation; if Redis does not answer, the member expires within the TTL.
-func (q *Queue) forget(ctx context.Context, member string) {
-	_, _ = q.do(ctx, "rel", member, Exclusive, nil)
-}
-
 // lease starts the lease of a granted member whose last confirmation was
 // sent at sent, after the replicas acknowledged it if the session asks for
 // that; on failure it deletes the member.
 func (q *Queue) lease(ctx context.Context, member string, token uint64, sent time.Time) (*Lease, error) {
 	sent, err := q.acked(ctx, member, sent)
 	if err != nil {
-		q.forget(ctx, member)
+		q.abandon(nil, member)
 		return nil, err
 	}
 	l, ok := newLease(q.s, q.k, member, token, sent)
 	if !ok {
-		q.forget(context.Background(), member)
+		q.abandon(nil, member)
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
 	}
 	return l, nil
+}
+
+// gaveUp deletes member after ctx ended or the session closed while p (nil
+// if none) was in flight (see abandon), and returns the error that says
+// which.
+func (q *Queue) gaveUp(ctx context.Context, p pending, member, what string) error {
+	q.abandon(p, member)
+	if ctx.Err() == nil && q.s.Closed() {
+		return distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+	}
+	return distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "%s %q", what, q.name)
 }
 
 func (q *Queue) mismatch(r result) error {
@@ -107,7 +103,8 @@ func (q *Queue) mismatch(r result) error {
 
 // TryAcquire takes a member of kind only if it fits now and nobody waits,
 // in one script; otherwise it fails with ErrWouldBlock and writes nothing.
-// value, if non-nil, is stored with the member (an election's value).
+// value, if non-nil, is stored with the member (an election's value). It
+// returns within distsync.CancelGrace after ctx ends (see abandon).
 func (q *Queue) TryAcquire(ctx context.Context, kind byte, value []byte) (*Lease, error) {
 	if q.s.Closed() {
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
@@ -117,19 +114,21 @@ func (q *Queue) TryAcquire(ctx context.Context, kind byte, value []byte) (*Lease
 	}
 	member := q.s.member(kind)
 	sent := time.Now()
-	r, err := run(ctx, q.s.c, q.k, "try", member, q.limitFor(kind), value)
+	p := q.start(ctx, "try", member, kind, value)
+	r, err, ok := q.await(ctx, p)
 	switch {
-	case err != nil && ctx.Err() != nil:
-		// The caller gave up, as in Acquire: not a backend failure.
-		q.forget(ctx, member)
-		return nil, distsync.Errorf(distsync.ErrNotAcquired, errors.Join(context.Cause(ctx), err), "try %q", q.name)
+	case !ok:
+		return nil, q.gaveUp(ctx, p, member, "try")
 	case err != nil:
 		// The script may have run: delete what it may have written.
-		q.forget(ctx, member)
-		return nil, distsync.Errorf(distsync.ErrUnavailable, errors.Join(err, context.Cause(ctx)), "try %q", q.name)
+		q.abandon(nil, member)
+		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "try %q", q.name)
 	case r.status == -2:
 		return nil, q.mismatch(r)
 	case r.status == 1:
+		if ctx.Err() != nil {
+			return nil, q.gaveUp(ctx, nil, member, "try")
+		}
 		return q.lease(ctx, member, uint64(r.n), sent)
 	}
 	return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q", q.name)
@@ -143,8 +142,11 @@ func (q *Queue) TryAcquire(ctx context.Context, kind byte, value []byte) (*Lease
 // no later
 // than the earliest holder's expiry or its own renewal time (TTL/3), to
 // reclaim crashed holders and to keep its own entry alive. On failure its
-// member is deleted before it returns (or, when Redis does not answer,
-// expires within the TTL).
+// member is deleted before it returns (or, when Redis does not answer
+// within distsync.CancelGrace of ctx's end, in the background; it expires
+// within the TTL if Redis never answers). Every request runs under
+// opTimeout, not ctx, so that its outcome is known; the call does not
+// wait for it past ctx's end (plus CancelGrace).
 func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, error) {
 	if ctx.Err() != nil {
 		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
@@ -160,17 +162,19 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, e
 	defer q.s.hub.unwait(sb)
 
 	sent := time.Now()
-	r, err := q.do(ctx, "acq", member, kind, value)
+	p := q.start(ctx, "acq", member, kind, value)
+	r, err, ok := q.await(ctx, p)
 	switch {
+	case !ok:
+		return nil, q.gaveUp(ctx, p, member, "enqueue on")
 	case err != nil:
-		q.forget(ctx, member)
+		q.abandon(nil, member)
 		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "enqueue on %q", q.name)
 	case r.status == -2:
 		return nil, q.mismatch(r)
 	case r.status == 1:
 		if ctx.Err() != nil {
-			q.forget(ctx, member)
-			return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
+			return nil, q.gaveUp(ctx, nil, member, "enqueue on")
 		}
 		return q.lease(ctx, member, uint64(r.n), sent)
 	}
@@ -182,11 +186,9 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, e
 		check := false
 		select {
 		case <-ctx.Done():
-			q.forget(ctx, member)
-			return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for %q", q.name)
+			return nil, q.gaveUp(ctx, nil, member, "waiting for")
 		case <-q.s.hub.closing:
-			q.forget(ctx, member)
-			return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+			return nil, q.gaveUp(ctx, nil, member, "waiting for")
 		case <-sb.wake:
 			if tok := sb.granted(); tok != 0 {
 				// The grant ran after the server answered the request
@@ -200,7 +202,11 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, e
 					return q.lease(ctx, member, tok, confirmed)
 				}
 				sent := time.Now()
-				r, err := q.do(ctx, "renew", member, kind, nil)
+				p := q.start(ctx, "renew", member, kind, nil)
+				r, err, ok := q.await(ctx, p)
+				if !ok {
+					return nil, q.gaveUp(ctx, p, member, "waiting for")
+				}
 				if err == nil && r.status == 1 {
 					return q.lease(ctx, member, tok, sent)
 				}
@@ -213,11 +219,14 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, e
 			continue
 		}
 		sent := time.Now()
-		r, err := q.do(ctx, "chk", member, kind, nil)
+		p := q.start(ctx, "chk", member, kind, nil)
+		r, err, ok := q.await(ctx, p)
 		switch {
+		case !ok:
+			return nil, q.gaveUp(ctx, p, member, "waiting for")
 		case err != nil:
 			if time.Since(confirmed) > q.s.ttl-q.s.margin() {
-				q.forget(ctx, member)
+				q.abandon(nil, member)
 				return nil, distsync.Errorf(distsync.ErrUnavailable, err, "waiting for %q", q.name)
 			}
 			next = q.s.interval() / 4
@@ -246,7 +255,7 @@ func (q *Queue) wait(next time.Duration) time.Duration {
 
 // Members lists the holders and then the waiters of the queue's name.
 func (q *Queue) Members(ctx context.Context) ([]string, error) {
-	m, err := list(ctx, q.s.c, q.k)
+	m, err := call(ctx, func(ctx context.Context) ([]string, error) { return list(ctx, q.s.c, q.k) })
 	if err != nil {
 		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "list %q", q.name)
 	}

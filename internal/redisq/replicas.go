@@ -90,6 +90,11 @@ func runAcked(ctx context.Context, s *Session, k Keys, op, member string) (resul
 	}
 }
 
+// runAckedCtx is runAcked bounded by ctx.
+func runAckedCtx(ctx context.Context, s *Session, k Keys, op, member string) (result, error) {
+	return call(ctx, func(ctx context.Context) (result, error) { return runAcked(ctx, s, k, op, member) })
+}
+
 // acked confirms a new grant of member with a renewal acknowledged by the
 // replicas the session asks for; it returns the time the renewal was sent.
 // Without the option it does nothing. On failure the caller must forget
@@ -99,7 +104,7 @@ func (q *Queue) acked(ctx context.Context, member string, sent time.Time) (time.
 		return sent, nil
 	}
 	sent = time.Now()
-	r, err := runAcked(ctx, q.s, q.k, "renew", member)
+	r, err := runAckedCtx(ctx, q.s, q.k, "renew", member)
 	switch {
 	case err != nil:
 		return sent, distsync.Errorf(distsync.ErrUnavailable, errors.Join(err, context.Cause(ctx)), "replicas of %q", q.name)

@@ -80,6 +80,15 @@ type Session struct {
 	mu     sync.Mutex
 	closed bool
 	leases map[*Lease]struct{}
+
+	// Background cleanups (see Queue.abandon): how many run, closed when
+	// they drop to none, whether new ones may start, and their context,
+	// cancelled at the end of Close.
+	bgN       int
+	bgIdle    chan struct{}
+	bgStopped bool
+	bgCtx     context.Context
+	bgCancel  context.CancelFunc
 }
 
 // NewSession opens the session's pub/sub connection under ctx. It fails
@@ -102,10 +111,60 @@ func NewSession(ctx context.Context, c Client, o Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	bgCtx, bgCancel := context.WithCancel(context.Background())
 	return &Session{
 		c: c, id: id, ttl: o.TTL, hub: h, leases: map[*Lease]struct{}{},
 		replicas: o.Replicas, replicaTimeout: o.ReplicaTimeout,
+		bgCtx: bgCtx, bgCancel: bgCancel,
 	}, nil
+}
+
+// goBackground runs f in a goroutine that Close waits for (at most
+// closeTimeout, then it cancels f's context). It reports false, running
+// nothing, once Close has stopped waiting.
+func (s *Session) goBackground(f func(ctx context.Context)) bool {
+	s.mu.Lock()
+	if s.bgStopped {
+		s.mu.Unlock()
+		return false
+	}
+	s.bgN++
+	s.mu.Unlock()
+	go func() {
+		defer s.bgDone()
+		f(s.bgCtx)
+	}()
+	return true
+}
+
+func (s *Session) bgDone() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bgN--
+	if s.bgN == 0 && s.bgIdle != nil {
+		close(s.bgIdle)
+		s.bgIdle = nil
+	}
+}
+
+// waitBackground waits until no background cleanup runs, or d passed.
+func (s *Session) waitBackground(d time.Duration) {
+	s.mu.Lock()
+	if s.bgN == 0 {
+		s.mu.Unlock()
+		return
+	}
+	if s.bgIdle == nil {
+		s.bgIdle = make(chan struct{})
+	}
+	idle := s.bgIdle
+	s.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+	}
 }
 
 // ID returns the session's random id, part of every member it writes.
@@ -152,7 +211,10 @@ func (s *Session) Closed() bool {
 // Close ends every lease of the session (their Err wraps ErrLost and
 // ErrClosed; their state is deleted, or expires if Redis does not answer),
 // makes waiting calls return ErrClosed, and closes the pub/sub connection.
-// It does not close the client. It is idempotent.
+// It does not close the client. It returns within about closeTimeout even
+// when Redis does not answer, leaving no goroutine of the session behind
+// (a request to an unresponsive server ends when the client gives up on
+// it). It is idempotent.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -165,26 +227,38 @@ func (s *Session) Close() error {
 		leases = append(leases, l)
 	}
 	s.mu.Unlock()
+	deadline := time.Now().Add(closeTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	var wg sync.WaitGroup
 	for _, l := range leases {
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		_ = l.shutdown(ctx, distsync.Errorf(distsync.ErrLost, distsync.ErrClosed, "session closed"))
-		cancel()
+		wg.Go(func() {
+			_ = l.shutdown(ctx, distsync.Errorf(distsync.ErrLost, distsync.ErrClosed, "session closed"))
+		})
 	}
+	wg.Wait()
+	cancel()
 	s.hub.close()
+	// Waiters woken by the close delete their entries in the background.
+	s.waitBackground(time.Until(deadline))
+	s.mu.Lock()
+	s.bgStopped = true
+	s.mu.Unlock()
+	s.bgCancel()
+	s.waitBackground(time.Hour) // they return at once when cancelled
 	return nil
 }
 
 // DropSession deletes, from outside, every holder and waiter of session id
 // on name, as if the session had expired. It is for tests and operators.
 func DropSession(ctx context.Context, c Client, name, id string) error {
-	_, err := run(ctx, c, KeysFor(name), "drop", "|"+id+"|", 0, nil)
+	_, err := runCtx(ctx, c, KeysFor(name), "drop", "|"+id+"|", 0, nil)
 	return err
 }
 
 // Members lists the holders and then the waiters of name, after reclaiming
 // expired ones.
 func Members(ctx context.Context, c Client, name string) ([]string, error) {
-	return list(ctx, c, KeysFor(name))
+	return call(ctx, func(ctx context.Context) ([]string, error) { return list(ctx, c, KeysFor(name)) })
 }
 
 // DeleteMember deletes l's entry with plain ZREM commands, as an operator

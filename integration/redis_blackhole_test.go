@@ -1,0 +1,370 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/distsync/distsync"
+	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/internal/redisq"
+	"github.com/distsync/distsync/internal/testserver"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// These tests blackhole a client's connections to Redis (bytes dropped
+// both ways, sockets kept open) and check that no call outlives its
+// context by more than blackholeSlack. The client is go-redis with its
+// default options, as a user would pass it: ReadTimeout 3 s, 3 retries,
+// ContextTimeoutEnabled false. The contexts are cancelled without a
+// deadline, which go-redis never notices on its own.
+
+const blackholeSlack = 200 * time.Millisecond
+
+// cutClient is a session whose client reaches Redis through a front of
+// its own.
+type cutClient struct {
+	front *testserver.RedisFront
+	s     *dsredis.Session
+}
+
+// newCutClient opens a session through a new front to addr; at cleanup
+// the front and the client close first, so that closing the session fails
+// fast instead of waiting on the blackhole.
+func newCutClient(t *testing.T, addr string, ttl time.Duration) *cutClient {
+	t.Helper()
+	f, err := testserver.NewRedisFront(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: f.Addr()})
+	s, err := dsredis.NewSession(context.Background(), c, dsredis.WithTTL(ttl))
+	if err != nil {
+		c.Close()
+		f.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		f.Close()
+		c.Close()
+		_ = s.Close()
+	})
+	return &cutClient{front: f, s: s}
+}
+
+// cancelAfter returns a context cancelled (not timed out: it has no
+// deadline) d from now.
+func cancelAfter(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	tm := time.AfterFunc(d, cancel)
+	t.Cleanup(func() { tm.Stop(); cancel() })
+	return ctx
+}
+
+// bounded runs f with a context cancelled after d and fails t if f returns
+// later than d+blackholeSlack. It returns f's error.
+func bounded(t *testing.T, what string, d time.Duration, f func(ctx context.Context) error) error {
+	t.Helper()
+	ctx := cancelAfter(t, d)
+	start := time.Now()
+	err := f(ctx)
+	took := time.Since(start)
+	if took > d+blackholeSlack {
+		t.Errorf("%s: returned %v after the call, %v after its context ended (bound %v); err %v", what, took.Round(time.Millisecond), (took - d).Round(time.Millisecond), blackholeSlack, err)
+	} else {
+		t.Logf("%s: returned %v after its context ended: %v", what, (took - d).Round(time.Millisecond), err)
+	}
+	return err
+}
+
+// blackholePrims are the acquisitions checked: every primitive, and the
+// RWMutex's read lock.
+var blackholePrims = append(redisHistPrims[:len(redisHistPrims):len(redisHistPrims)], struct {
+	prim string
+	open func(s *dsredis.Session, name string) (func(context.Context) (distsync.Lease, error), error)
+}{"rlock", func(s *dsredis.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+	rw, err := dsredis.NewRWMutex(s, name)
+	if err != nil {
+		return nil, err
+	}
+	return rw.RLock, nil
+}})
+
+// TestRedisBlackhole blackholes the connection of a caller before its
+// acquisition, while it waits, and while it holds, for every primitive:
+// every call returns within its context plus blackholeSlack, and a cut-off
+// holder is told (Done) before its TTL runs out on the server and before
+// anyone else acquires.
+func TestRedisBlackhole(t *testing.T) {
+	r := ownRedis(t)
+	const (
+		ttl  = 500 * time.Millisecond
+		wait = 300 * time.Millisecond
+	)
+	for _, p := range blackholePrims {
+		t.Run(p.prim, func(t *testing.T) {
+			name := t.Name()
+			open := func(s *dsredis.Session) func(context.Context) (distsync.Lease, error) {
+				acquire, err := p.open(s, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return acquire
+			}
+			// The other client goes straight to the server; a reader's
+			// other is a writer.
+			other := open(ttlSession(t, r.Addr(), ttl))
+			if p.prim == "rlock" {
+				rw, err := dsredis.NewRWMutex(ttlSession(t, r.Addr(), ttl), name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				other = rw.Lock
+			}
+
+			// Blackholed before the call.
+			c := newCutClient(t, r.Addr(), ttl)
+			c.front.Blackhole()
+			err := bounded(t, "acquire on a blackholed connection", wait, func(ctx context.Context) error {
+				_, err := open(c.s)(ctx)
+				return err
+			})
+			if !errors.Is(err, distsync.ErrNotAcquired) || !errors.Is(err, context.Canceled) {
+				t.Errorf("acquire on a blackholed connection: %v, want ErrNotAcquired and context.Canceled", err)
+			}
+
+			// Blackholed while waiting behind a holder.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			hl, err := other(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c = newCutClient(t, r.Addr(), ttl)
+			wctx, wcancel := context.WithCancel(ctx)
+			waited := make(chan error, 1)
+			go func() {
+				_, err := open(c.s)(wctx)
+				waited <- err
+			}()
+			waitFor(t, func() bool { return len(members(t, r, name)) == 2 }, "the waiter enqueued")
+			c.front.Blackhole()
+			err = bounded(t, "waiter blackholed while waiting", 0, func(context.Context) error {
+				wcancel()
+				return <-waited
+			})
+			if !errors.Is(err, distsync.ErrNotAcquired) {
+				t.Errorf("waiter: %v, want ErrNotAcquired", err)
+			}
+			if err := hl.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			// Blackholed while holding.
+			c = newCutClient(t, r.Addr(), ttl)
+			l, err := open(c.s)(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cut := time.Now()
+			c.front.Blackhole()
+			next := make(chan distsync.Lease, 1)
+			go func() {
+				nl, err := other(ctx)
+				if err != nil {
+					t.Errorf("next holder: %v", err)
+				}
+				// Was the cut-off holder told before this acquisition
+				// returned?
+				select {
+				case <-l.Done():
+				default:
+					t.Errorf("next holder acquired %v after the cut while the cut-off holder's Done is open", time.Since(cut))
+				}
+				next <- nl
+			}()
+			select {
+			case <-l.Done():
+				t.Logf("holder told %v after the cut: %v", time.Since(cut).Round(time.Millisecond), l.Err())
+			case <-time.After(ttl):
+				t.Errorf("holder not told within the TTL (%v) of the cut", ttl)
+			}
+			if !errors.Is(l.Err(), distsync.ErrLost) {
+				t.Errorf("holder Err %v, want ErrLost", l.Err())
+			}
+			bounded(t, "release on a blackholed connection", wait, func(ctx context.Context) error { return l.Release(ctx) })
+			if nl := <-next; nl != nil {
+				_ = nl.Release(ctx)
+			}
+
+			// TryAcquire-like calls on a blackholed connection.
+			c = newCutClient(t, r.Addr(), ttl)
+			c.front.Blackhole()
+			bounded(t, "try on a blackholed connection", wait, func(ctx context.Context) error {
+				_, err := tryOf(t, c.s, p.prim, name)(ctx)
+				return err
+			})
+		})
+	}
+}
+
+// tryOf returns the Try call of a primitive.
+func tryOf(t *testing.T, s *dsredis.Session, prim, name string) func(context.Context) (distsync.Lease, error) {
+	t.Helper()
+	var (
+		try func(context.Context) (distsync.Lease, error)
+		err error
+	)
+	switch prim {
+	case "mutex":
+		var m *dsredis.Mutex
+		m, err = dsredis.NewMutex(s, name)
+		if err == nil {
+			try = m.TryLock
+		}
+	case "rwmutex", "rlock":
+		var rw *dsredis.RWMutex
+		rw, err = dsredis.NewRWMutex(s, name)
+		if err == nil {
+			try = rw.TryLock
+			if prim == "rlock" {
+				try = rw.TryRLock
+			}
+		}
+	case "semaphore":
+		var sem *dsredis.Semaphore
+		sem, err = dsredis.NewSemaphore(s, name, 1)
+		if err == nil {
+			try = sem.TryAcquire
+		}
+	case "election":
+		// An election has no try: read the leader instead.
+		var e *dsredis.Election
+		e, err = dsredis.NewElection(s, name)
+		if err == nil {
+			try = func(ctx context.Context) (distsync.Lease, error) {
+				_, err := e.Leader(ctx)
+				return nil, err
+			}
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return try
+}
+
+// TestRedisBlackholeSession checks the calls around a session on a
+// blackholed connection: opening one, an election's Proclaim and Observe,
+// and Close with a holder and a waiter.
+func TestRedisBlackholeSession(t *testing.T) {
+	r := ownRedis(t)
+	const (
+		ttl  = 500 * time.Millisecond
+		wait = 300 * time.Millisecond
+	)
+	f, err := testserver.NewRedisFront(r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c := goredis.NewClient(&goredis.Options{Addr: f.Addr()})
+	defer c.Close()
+	f.Blackhole()
+	bounded(t, "NewSession on a blackholed connection", wait, func(ctx context.Context) error {
+		s, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(ttl))
+		if err == nil {
+			_ = s.Close()
+			return errors.New("NewSession succeeded on a blackholed connection")
+		}
+		return err
+	})
+
+	name := t.Name()
+	cc := newCutClient(t, r.Addr(), ttl)
+	e, err := dsredis.NewElection(cc.s, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ld, err := e.Campaign(ctx, []byte("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	octx, ocancel := context.WithCancel(ctx)
+	obs := e.Observe(octx)
+	<-obs // the current leader
+	// A waiter of the same session on a mutex held elsewhere.
+	hm := redisMutex(t, ttlSession(t, r.Addr(), ttl), name+"/m")
+	hl, err := hm.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hl.Release(ctx)
+	wm := redisMutex(t, cc.s, name+"/m")
+	waitErr := make(chan error, 1)
+	go func() {
+		_, err := wm.Lock(ctx)
+		waitErr <- err
+	}()
+	waitFor(t, func() bool { return len(members(t, r, name+"/m")) == 2 }, "the waiter enqueued")
+
+	cc.front.Blackhole()
+	bounded(t, "Proclaim on a blackholed connection", wait, func(ctx context.Context) error { return ld.Proclaim(ctx, []byte("b")) })
+	bounded(t, "Leader on a blackholed connection", wait, func(ctx context.Context) error {
+		_, err := e.Leader(ctx)
+		return err
+	})
+	ocancel()
+	start := time.Now()
+	for range obs {
+	}
+	if took := time.Since(start); took > blackholeSlack {
+		t.Errorf("Observe's channel closed %v after its context ended", took)
+	}
+	// Close: the leases' deletions are bounded by a second.
+	start = time.Now()
+	_ = cc.s.Close()
+	if took := time.Since(start); took > time.Second+blackholeSlack {
+		t.Errorf("Close on a blackholed connection took %v", took)
+	} else {
+		t.Logf("Close on a blackholed connection took %v", took.Round(time.Millisecond))
+	}
+	select {
+	case err := <-waitErr:
+		if !errors.Is(err, distsync.ErrClosed) {
+			t.Errorf("waiter after Close: %v, want ErrClosed", err)
+		}
+	case <-time.After(blackholeSlack):
+		t.Errorf("waiter still blocked %v after Close returned", blackholeSlack)
+	}
+	if !errors.Is(ld.Err(), distsync.ErrLost) {
+		t.Errorf("leadership after Close: %v, want ErrLost", ld.Err())
+	}
+}
+
+// waitFor polls cond (a read of server state, not a sleep in place of an
+// event) every 5 ms for up to 5 s.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// members lists the holders and waiters of name on r, read straight from
+// the server.
+func members(t *testing.T, r *testserver.Redis, name string) []string {
+	t.Helper()
+	m, err := redisq.Members(context.Background(), redisClient(t, r.Addr()), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

@@ -1,0 +1,116 @@
+package redisq
+
+import (
+	"context"
+	"time"
+
+	"github.com/distsync/distsync"
+)
+
+// go-redis reads a reply until the client's ReadTimeout (3 s by default),
+// or the context's deadline only with Options.ContextTimeoutEnabled, and
+// never stops at a context cancelled without a deadline. A connection
+// whose packets are dropped (a blackhole, not a close) would hold a call
+// that long, whatever its caller's context says. So every request of
+// this package runs in a goroutine of its own, and the caller stops
+// waiting when its context ends: the abandoned request goes on until the
+// client gives up on it (ReadTimeout, or the context's deadline when
+// ContextTimeoutEnabled is set), and its outcome is then ignored or, when
+// it may have written state, cleaned up (see abandon).
+
+// closeTimeout bounds Session.Close's deletion of its leases' state: what
+// Redis did not confirm by then expires within the TTL.
+const closeTimeout = time.Second
+
+type outcome[T any] struct {
+	v   T
+	err error
+}
+
+// call runs f under ctx and returns its result, or ctx's cause as soon as
+// ctx ends (f then runs on unobserved, until the client gives up).
+func call[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	if ctx.Done() == nil {
+		return f(ctx)
+	}
+	c := make(chan outcome[T], 1)
+	go func() {
+		v, err := f(ctx)
+		c <- outcome[T]{v, err}
+	}()
+	select {
+	case o := <-c:
+		return o.v, o.err
+	case <-ctx.Done():
+		var zero T
+		return zero, context.Cause(ctx)
+	}
+}
+
+// runCtx is run bounded by ctx.
+func runCtx(ctx context.Context, c Client, k Keys, op, member string, limit int64, value []byte) (result, error) {
+	return call(ctx, func(ctx context.Context) (result, error) {
+		return run(ctx, c, k, op, member, limit, value)
+	})
+}
+
+// pending is a request whose outcome must be known, whatever its caller
+// does meanwhile: its reply arrives on the channel, once.
+type pending <-chan outcome[result]
+
+// start runs op for member in the background under opTimeout (not the
+// caller's context, so that a cancellation cannot leave its outcome
+// unknown) and returns the channel its outcome arrives on.
+func (q *Queue) start(ctx context.Context, op, member string, kind byte, value []byte) pending {
+	c := make(chan outcome[result], 1)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
+	go func() {
+		defer cancel()
+		r, err := run(rctx, q.s.c, q.k, op, member, q.limitFor(kind), value)
+		c <- outcome[result]{r, err}
+	}()
+	return c
+}
+
+// await waits for p's outcome; it returns ok false, leaving p unread, when
+// ctx ends or the session closes first.
+func (q *Queue) await(ctx context.Context, p pending) (r result, err error, ok bool) {
+	select {
+	case o := <-p:
+		return o.v, o.err, true
+	case <-ctx.Done():
+	case <-q.s.hub.closing:
+	}
+	return result{}, nil, false
+}
+
+// abandon deletes member, held or waiting, after its caller gave up:
+// once p (the request that may have written it, nil if none) has
+// answered, it runs the release script. It returns when that is done or
+// after distsync.CancelGrace, whichever comes first; the rest goes on in
+// the background, each request bounded by opTimeout, and stops when the
+// session closes. If Redis never answers, member expires within the TTL.
+func (q *Queue) abandon(p pending, member string) {
+	done := make(chan struct{})
+	if !q.s.goBackground(func(ctx context.Context) {
+		defer close(done)
+		if p != nil {
+			select {
+			case <-p:
+			case <-ctx.Done():
+				return
+			}
+		}
+		rctx, cancel := context.WithTimeout(ctx, opTimeout)
+		defer cancel()
+		_, _ = runCtx(rctx, q.s.c, q.k, "rel", member, 0, nil)
+	}) {
+		return
+	}
+	t := time.NewTimer(distsync.CancelGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
