@@ -421,3 +421,160 @@ func zkConnections(t *testing.T) int {
 	}
 	return n
 }
+
+// TestZooKeeperCancelAsGranted cancels a waiting Lock at moments spread
+// around the holder's release (from 1 ms before to 1 ms after), so that the
+// grant and the cancellation race. Either outcome is allowed: the waiter
+// holds (the grant won), or it fails with the context's error; then its
+// node must be gone when Lock returns, and another session's TryLock
+// succeeds at once.
+func TestZooKeeperCancelAsGranted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	name := t.Name()
+	holder := zkMutex(t, zkSession(t), name)
+	waiter := zkMutex(t, zkSession(t), name)
+	other := zkMutex(t, zkSession(t), name)
+	const trials = 100
+	var granted, cancelled, late int
+	for i := range trials {
+		h, err := holder.Lock(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, wcancel := context.WithCancel(ctx)
+		type result struct {
+			l   distsync.Lease
+			err error
+			at  time.Time
+		}
+		got := make(chan result, 1)
+		go func() {
+			l, err := waiter.Lock(wctx)
+			got <- result{l, err, time.Now()}
+		}()
+		waitKeys(t, zkKeys, name, 2)
+		// offset < 0: the cancellation comes first, the release -offset
+		// later; offset >= 0: the release begins, the cancellation
+		// offset later.
+		offset := time.Duration(i%21-10) * 100 * time.Microsecond
+		released := make(chan error, 1)
+		var cancelledAt time.Time
+		if offset < 0 {
+			cancelledAt = time.Now()
+			wcancel()
+			time.Sleep(-offset)
+			go func() { released <- h.Release(ctx) }()
+		} else {
+			go func() { released <- h.Release(ctx) }()
+			time.Sleep(offset)
+			cancelledAt = time.Now()
+			wcancel()
+		}
+		r := <-got
+		if err := <-released; err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case r.err == nil:
+			granted++
+			if err := r.l.Err(); err != nil {
+				t.Fatalf("trial %d: granted lease already ended: %v", i, err)
+			}
+			if err := r.l.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+		case errors.Is(r.err, context.Canceled) && errors.Is(r.err, distsync.ErrNotAcquired):
+			cancelled++
+			if r.at.Sub(cancelledAt) >= distsync.CancelGrace {
+				late++
+				waitKeys(t, zkKeys, name, 0)
+				break
+			}
+			if keys := zkKeys(t, name); len(keys) != 0 {
+				t.Fatalf("trial %d (cancel %v after the release began): Lock returned %v after its context ended, leaving nodes %q", i, offset, r.at.Sub(cancelledAt), keys)
+			}
+			l, err := other.TryLock(ctx)
+			if err != nil {
+				t.Fatalf("trial %d: TryLock right after the cancelled Lock returned: %v", i, err)
+			}
+			if err := l.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatalf("trial %d: Lock: %v", i, r.err)
+		}
+		wcancel()
+	}
+	t.Logf("%d trials: %d granted, %d cancelled (%d used up the grace)", trials, granted, cancelled, late)
+	if late > trials/20 {
+		t.Errorf("%d of %d cancelled Locks went on for CancelGrace or more", late, trials)
+	}
+}
+
+// TestZooKeeperMutedCallsBounded drops every reply from the server (the
+// proxy keeps the connection open and passes requests on), and checks that
+// no call outlives its context by more than CancelGrace plus a small
+// margin: Lock with a create in flight, TryLock, Release, Leader. Close
+// must return within a few seconds. Once the session is closed the server
+// has deleted what the unanswered requests created.
+func TestZooKeeperMutedCallsBounded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := t.Name()
+	holder, err := zkMutex(t, zkSession(t), name).Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Release(ctx)
+	p := newTCPProxy(t, zkServer.Addr())
+	s := zkSessionTo(t, p.Addr())
+	m := zkMutex(t, s, name)
+	held, err := zkMutex(t, s, name+"-held").Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := zkElection(t, s, name+"-election")
+
+	const d = 300 * time.Millisecond
+	bound := d + distsync.CancelGrace + 100*time.Millisecond
+	p.Mute()
+	check := func(what string, f func(ctx context.Context) error) {
+		t.Helper()
+		cctx, ccancel := context.WithTimeout(ctx, d)
+		defer ccancel()
+		start := time.Now()
+		err := f(cctx)
+		took := time.Since(start)
+		if took > bound {
+			t.Errorf("%s with replies dropped took %v, want at most %v (context %v)", what, took, bound, d)
+		}
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s with replies dropped: %v, want an error wrapping the context's", what, err)
+		}
+		t.Logf("%s with replies dropped: returned after %v: %v", what, took.Round(time.Millisecond), err)
+	}
+	check("Lock", func(ctx context.Context) error {
+		_, err := m.Lock(ctx)
+		return err
+	})
+	check("TryLock", func(ctx context.Context) error {
+		_, err := m.TryLock(ctx)
+		return err
+	})
+	check("Release", func(ctx context.Context) error { return held.Release(ctx) })
+	check("Leader", func(ctx context.Context) error {
+		_, err := e.Leader(ctx)
+		return err
+	})
+	start := time.Now()
+	_ = s.Close()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Close with replies dropped took %v", took)
+	} else {
+		t.Logf("Close with replies dropped: %v", took.Round(time.Millisecond))
+	}
+	// The close request reached the server: the session's nodes go.
+	waitKeys(t, zkKeys, name, 1)
+	waitKeys(t, zkKeys, name+"-held", 0)
+}
