@@ -58,6 +58,18 @@ func (g *RedisGroup) StartSentinel(name string) (*Sentinel, error) {
 	}
 	s := &Sentinel{r: r, dir: dir, name: name, g: g}
 	g.sentinel = s
+	// Sentinel reads its replicas' INFO every 10 s, and turns a former
+	// master that still says it is one into a replica only 4 hello
+	// periods (2 s each) after it first said so: a failed-over master
+	// would be back as a replica some 20 s later. Redis 7's SENTINEL DEBUG
+	// (meant for tests) shortens both periods.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c := s.client()
+	defer c.Close()
+	if err := c.Process(ctx, goredis.NewCmd(ctx, "SENTINEL", "DEBUG", "info-period", 500, "publish-period", 250)); err != nil {
+		return nil, fmt.Errorf("testserver: SENTINEL DEBUG: %w", err)
+	}
 	if err := s.WaitReady(replicaSyncTimeout); err != nil {
 		return nil, err
 	}
