@@ -210,7 +210,7 @@ func TestZooKeeperEnsembleContention(t *testing.T) {
 					continue
 				}
 				p.d.enter(c, l)
-				hold := time.NewTimer(time.Duration(5+rng.IntN(20)) * time.Millisecond)
+				hold := time.NewTimer(time.Duration(20+rng.IntN(40)) * time.Millisecond)
 				lost := false
 				select {
 				case <-l.Done():
@@ -255,10 +255,10 @@ func TestZooKeeperEnsembleContention(t *testing.T) {
 		})
 	}
 
-	// The faults, each at a moment when a client holds: a leader kill
-	// stops every member serving until a new leader is elected (every
-	// client is disconnected), and a partitioned follower drops its own
-	// clients, so a fault is aimed at a holder connected to that follower.
+	// The faults, each aimed at a moment when a client connected to the
+	// member that goes holds: a killed leader's clients are disconnected
+	// at once, and so are a partitioned follower's (it stops serving when
+	// it loses the leader).
 	holder := func(onMember int) bool {
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
@@ -280,8 +280,8 @@ func TestZooKeeperEnsembleContention(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !holder(-1) {
-			t.Log("no holder within 5 s; killing the leader anyway")
+		if !holder(leader) {
+			t.Logf("no holder on leader %d within 5 s; killing it anyway", leader)
 		}
 		ens.Kill(leader)
 		leaderKills++
