@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"fmt"
+	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,6 +63,101 @@ func staleFailover(t *testing.T, g *testserver.RedisGroup, s *testserver.Sentine
 	return from, to
 }
 
+// tokenLog records when each acquisition of each primitive started and
+// returned, and its token.
+type tokenLog struct {
+	mu  sync.Mutex
+	acq map[string][]tokenAcq
+}
+
+type tokenAcq struct {
+	start, end time.Time
+	token      uint64
+}
+
+// wrap returns acquire, recording what it acquires under prim.
+func (l *tokenLog) wrap(prim string, acquire func(context.Context) (distsync.Lease, error)) func(context.Context) (distsync.Lease, error) {
+	return func(ctx context.Context) (distsync.Lease, error) {
+		start := time.Now()
+		ls, err := acquire(ctx)
+		if err == nil {
+			l.mu.Lock()
+			l.acq[prim] = append(l.acq[prim], tokenAcq{start: start, end: time.Now(), token: ls.Token()})
+			l.mu.Unlock()
+		}
+		return ls, err
+	}
+}
+
+// across returns, for each primitive, the highest token acquired before
+// promoted (the acquisitions the stale replica missed included) and the
+// lowest of those started after it (on either master: clients move when
+// the Sentinel tells them).
+func (l *tokenLog) across(promoted time.Time) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var lines []string
+	for _, p := range redisHistPrims {
+		var highest, lowest uint64
+		after := 0
+		for _, a := range l.acq[p.prim] {
+			if a.end.Before(promoted) {
+				highest = max(highest, a.token)
+			}
+		}
+		for _, a := range l.acq[p.prim] {
+			if a.start.After(promoted) {
+				after++
+				if lowest == 0 || a.token < lowest {
+					lowest = a.token
+				}
+			}
+		}
+		lines = append(lines, fmt.Sprintf("%s: highest before %d, lowest after %d (%d after)", p.prim, highest, lowest, after))
+	}
+	return lines
+}
+
+// ordered checks P3 in real time over the whole run, for each primitive:
+// an acquisition that started after another one returned has a greater
+// token. A promoted replica that went on from its stale counter breaks
+// it; with the fix its tokens start at its clock, above every token the
+// old master issued before (the two share the machine's clock here). It
+// returns one line per primitive.
+func (l *tokenLog) ordered(t *testing.T) []string {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var lines []string
+	for _, p := range redisHistPrims {
+		acq := append([]tokenAcq(nil), l.acq[p.prim]...)
+		sort.Slice(acq, func(i, j int) bool { return acq[i].end.Before(acq[j].end) })
+		upTo := make([]uint64, len(acq)) // highest token of acq[:i+1]
+		for i, a := range acq {
+			upTo[i] = a.token
+			if i > 0 {
+				upTo[i] = max(upTo[i], upTo[i-1])
+			}
+		}
+		bad, worst := 0, ""
+		for _, b := range acq {
+			// The acquisitions that returned before b started.
+			n := sort.Search(len(acq), func(i int) bool { return !acq[i].end.Before(b.start) })
+			if n > 0 && b.token <= upTo[n-1] {
+				if bad == 0 {
+					worst = fmt.Sprintf("; first: token %d after %d", b.token, upTo[n-1])
+				}
+				bad++
+			}
+		}
+		lines = append(lines, fmt.Sprintf("%s: %d acquisitions, %d with a token not above an earlier one%s", p.prim, len(acq), bad, worst))
+		if bad > 0 {
+			t.Errorf("%s: %d acquisitions got a token not above one acquired before they started%s", p.prim, bad, worst)
+		}
+	}
+	return lines
+}
+
 // TestHistoryRedisSentinel runs the fenced-history workload on every Redis
 // primitive through go-redis's Sentinel failover client, 8 clients each,
 // while a real Sentinel fails over again and again to a replica that
@@ -88,9 +185,13 @@ func TestHistoryRedisSentinel(t *testing.T) {
 		ws        []*histWorkload
 		faults    faultCounts
 		failovers []string
+		tokens    = &tokenLog{acq: map[string][]tokenAcq{}}
 	)
 	defer func() {
 		run.stop()
+		for _, line := range tokens.ordered(t) {
+			t.Log("tokens in real-time order: " + line)
+		}
 		checkHistories(t, "Redis, Sentinel failovers to a stale replica", ws, &faults, time.Since(start),
 			fmt.Sprintf("%d clients per primitive through a Sentinel failover client, session TTL %v, pauses %v", clients, ttl, 3*ttl),
 			fmt.Sprintf("failovers (node from->to, highest token before the cut, highest after): %v", failovers))
@@ -110,7 +211,7 @@ func TestHistoryRedisSentinel(t *testing.T) {
 				return nil, err
 			}
 			return &histClient{
-				acquire: acquire, close: s.Close,
+				acquire: tokens.wrap(p.prim, acquire), close: s.Close,
 				freeze: func(l distsync.Lease) func() {
 					rl := redisLease(l)
 					rl.SuspendRenewal(true)
@@ -143,11 +244,14 @@ func TestHistoryRedisSentinel(t *testing.T) {
 			failedOver := time.Now()
 			faults.add("sentinel-failover-to-stale-replica")
 			// Were the stale replica's tokens below the ones issued
-			// before, the fenced registers would refuse every new holder
-			// and progress would stop here.
+			// before, the fenced registers would refuse the new holders
+			// until its counter caught up.
 			progress(t, ws, 10, "after the failover")
 			resumed := time.Now()
 			failovers = append(failovers, fmt.Sprintf("%d->%d (%d, %d)", from, to, before, maxTok()))
+			for _, line := range tokens.across(failedOver) {
+				t.Logf("failover %d->%d, %s", from, to, line)
+			}
 			if err := g.WaitInSync(from, 30*time.Second); err != nil {
 				t.Fatal(err)
 			}
