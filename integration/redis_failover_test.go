@@ -2,10 +2,13 @@ package integration
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/distsync/distsync"
 	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/internal/redisq"
 	"github.com/distsync/distsync/internal/testserver"
 )
 
@@ -109,4 +112,73 @@ func TestRedisFailoverTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("promoted replica restarted empty", acquireTokens(t, ctx, replica, prefix))
+}
+
+// TestRedisTokenClockLead measures how far the token counter can run
+// ahead of the server's clock: one release that grants n readers at once
+// hands out n numbers in one script, at one reading of TIME, so the
+// counter ends up to n-1 µs ahead. That lead is part of the clock bound
+// in the package documentation: a promoted replica's first token is above
+// the old master's last one if the new clock lags the old one by less
+// than the failover took, minus the lead.
+func TestRedisTokenClockLead(t *testing.T) {
+	const readers = 200
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := t.Name()
+	c := redisClient(t)
+	s := redisSession(t, c)
+	rw, err := dsredis.NewRWMutex(s, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := rw.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases := make(chan distsync.Lease, readers)
+	for range readers {
+		go func() {
+			l, err := rw.RLock(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			leases <- l
+		}()
+	}
+	waitFor(t, func() bool { return len(redisKeys(t, name)) == readers+1 }, "the readers enqueued")
+	if err := w.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The counter and the clock, read atomically right after the grant.
+	v, err := c.Eval(ctx, "return {redis.call('GET', KEYS[1]), redis.call('TIME')}", []string{redisq.KeysFor(name).Seq}).Slice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, _ := strconv.ParseInt(v[0].(string), 10, 64)
+	tm := v[1].([]any)
+	sec, _ := strconv.ParseInt(tm[0].(string), 10, 64)
+	usec, _ := strconv.ParseInt(tm[1].(string), 10, 64)
+	now := sec*1_000_000 + usec
+	var lo, hi uint64
+	for range readers {
+		l := <-leases
+		if l == nil {
+			continue
+		}
+		if lo == 0 || l.Token() < lo {
+			lo = l.Token()
+		}
+		hi = max(hi, l.Token())
+		_ = l.Release(ctx)
+	}
+	// lo is the grant's reading of TIME (the counter was behind it), so
+	// hi-lo is the lead right after the grant.
+	t.Logf("%d readers granted by one release: tokens %d..%d, so the counter was %d µs ahead of that script's clock; at the next script it was %d µs ahead", readers, lo, hi, hi-lo, seq-now)
+	if hi-lo != readers-1 {
+		t.Errorf("one release granted tokens %d..%d, want %d consecutive", lo, hi, readers)
+	}
+	if lead := seq - now; lead > readers-1 {
+		t.Errorf("counter %d µs ahead of the clock, more than the %d numbers of one grant", lead, readers-1)
+	}
 }
