@@ -34,12 +34,26 @@
 //
 // # Fencing
 //
-// Token is the name's counter, incremented by the script that grants the
-// lease: strictly greater for every later acquisition of the name. The
-// counter is one small key per name that outlives the name's use (it must,
-// or tokens would restart); nothing else is kept per acquisition. A
+// Token is the name's counter, advanced by the script that grants the
+// lease: strictly greater for every later acquisition of the name. Each
+// number the counter hands out is max(counter+1, the server's TIME in
+// microseconds). So a server that lost the last increments (a replica
+// that missed them and was promoted, or a server restarted with or
+// without its data) still goes on above every token issued before. That
+// holds while the new server's clock lags the old one's by less than the
+// failover took: the time between the old server's last token and the
+// new server's first. Subtract the counter's lead over its own clock: at
+// most one microsecond per waiter that one release grants, or more after
+// the old server's clock stepped back. With clocks kept within a few
+// milliseconds (NTP) and failovers slower than that, tokens never repeat
+// or go backwards. While two masters accept writes at once (before
+// Sentinel demotes the old one), their tokens interleave by their clocks.
+//
+// The counter is one small key per name that outlives the name's use (it
+// must, or tokens would restart); nothing else is kept per acquisition. A
 // resource that remembers the highest token it accepted and rejects lower
-// ones is safe against a holder that was paused past its TTL.
+// ones is safe against a holder that was paused past its TTL, and against
+// a lock lost in a failover.
 //
 // # Loss
 //
@@ -49,8 +63,23 @@
 // within TTL-TTL/5 of being sent, measured on the monotonic clock, so
 // before Redis can expire it (given clocks that run at similar rates).
 // A deletion from outside is noticed at the next renewal, within TTL/3.
-// Give the go-redis client ContextTimeoutEnabled so that a request stuck
-// on a paused server is cut off at the lease's deadline.
+//
+// # Contexts and unresponsive servers
+//
+// Every call returns when its context ends, also when Redis does not
+// answer and the connection stays open (a paused server, a network that
+// drops packets). go-redis alone does not do that: it waits for a reply
+// until the client's ReadTimeout (3 s by default), or the context's
+// deadline only with ContextTimeoutEnabled, and never stops at a
+// cancellation. So each request runs in a goroutine, and the caller stops
+// waiting when its context ends. The abandoned request ends when the
+// client gives up on it (its ReadTimeout, or the context's deadline with
+// ContextTimeoutEnabled); do not set ReadTimeout to -1, or it may never
+// end. An acquisition whose context ended waits at most
+// distsync.CancelGrace for Redis to delete what it wrote; after that the
+// deletion goes on in the background until Redis answers or the session
+// closes, and the entry otherwise expires within the TTL. Session.Close
+// returns within about a second.
 //
 // # Limits
 //

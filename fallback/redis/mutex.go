@@ -43,8 +43,11 @@ func NewMutexWithClient(ctx context.Context, c Client, name string, opts ...Opti
 // grants it the lock, re-checking no later than the holder's expiry; it
 // never polls.
 //
-// On failure nothing is left behind: the waiter entry is deleted (if Redis
-// does not answer, it expires within the TTL) and no goroutine remains.
+// On failure nothing is left behind: the waiter entry is deleted before
+// Lock returns, at most distsync.CancelGrace after ctx ended. If Redis
+// has not answered by then, a goroutine of the session goes on deleting it
+// until Redis answers or the session closes, and the entry otherwise
+// expires within the TTL.
 // The error wraps distsync.ErrNotAcquired and ctx.Err() when ctx ended,
 // distsync.ErrLost when the waiter entry was deleted or expired (the
 // process was paused past the TTL), distsync.ErrClosed when the session

@@ -15,10 +15,11 @@ const MinTTL = redisq.MinTTL
 
 // Client is what the primitives need of a go-redis client: Lua scripts and
 // a pub/sub connection. A redis.UniversalClient (*redis.Client, a
-// Sentinel failover client or *redis.ClusterClient) satisfies it. Give
-// the client ContextTimeoutEnabled: true so that a renewal stuck on a
-// paused server is cut off at the lease's deadline rather than at the
-// client's ReadTimeout.
+// Sentinel failover client or *redis.ClusterClient) satisfies it. Calls
+// return when their context ends whatever the client's options (see
+// "Contexts and unresponsive servers" in the package documentation); a
+// request abandoned that way ends at the client's ReadTimeout, so keep
+// one (the default is 3 s).
 type Client = redisq.Client
 
 // Session is one process's identity on Redis: every holder and waiter it
@@ -30,7 +31,8 @@ type Client = redisq.Client
 // Close ends every lease of the session (their Err wraps distsync.ErrLost
 // and distsync.ErrClosed, and their Redis state is deleted), makes waiting
 // calls fail with distsync.ErrClosed, and closes the pub/sub connection,
-// not the client.
+// not the client. It returns within about a second even when Redis does
+// not answer; what it could not delete then expires within the TTL.
 type Session = redisq.Session
 
 // Lease is a held lock, read lock, permit or leadership. Lock, RLock,
