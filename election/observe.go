@@ -84,12 +84,16 @@ func (o *observer) watch(ctx context.Context) (healthy bool, err error) {
 	if !fresh {
 		opts = append(opts, clientv3.WithRev(o.rev+1))
 	}
-	wch := o.c.Watch(wctx, o.prefix, opts...)
-
-	timeout := time.NewTimer(attemptTimeout)
+	// clientv3's Watch call blocks until etcd confirms the watch, which a
+	// blackholed connection never does: the timer cancels it.
+	timeout := time.AfterFunc(attemptTimeout, cancel)
 	defer timeout.Stop()
+	wch := o.c.Watch(wctx, o.prefix, opts...)
 	select {
 	case wr, ok := <-wch:
+		if !timeout.Stop() {
+			return false, errors.New("election: watch not confirmed in time")
+		}
 		if err := o.broken(wr, ok); err != nil {
 			return false, err
 		}
@@ -105,7 +109,7 @@ func (o *observer) watch(ctx context.Context) (healthy bool, err error) {
 				return true, ctx.Err()
 			}
 		}
-	case <-timeout.C:
+	case <-wctx.Done():
 		return false, errors.New("election: watch not confirmed in time")
 	}
 	for {

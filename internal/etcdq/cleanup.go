@@ -25,6 +25,42 @@ func (q *Queue) remove(ctx context.Context, key string, rev int64) error {
 	return q.retry(ctx, op)
 }
 
+// removeAfter is remove after a failed acquisition, bounded by afterCtx.
+func (q *Queue) removeAfter(ctx context.Context, key string, rev int64) {
+	ctx, cancel := afterCtx(ctx)
+	defer cancel()
+	_ = q.remove(ctx, key, rev)
+}
+
+// abandonAfter is abandon after a failed enqueue, bounded by afterCtx.
+func (q *Queue) abandonAfter(ctx context.Context, key string) {
+	ctx, cancel := afterCtx(ctx)
+	defer cancel()
+	q.abandon(ctx, key)
+}
+
+// afterCtx bounds the foreground cleanup of a failed acquisition, so that
+// the call returns at most distsync.CancelGrace past the end of ctx: the
+// grace after ctx's deadline or cancellation, else cleanupTimeout. What
+// is not confirmed by then goes on in the background (see retry).
+func afterCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	end := time.Now().Add(cleanupTimeout)
+	if d, ok := ctx.Deadline(); ok {
+		end = minTime(end, d.Add(distsync.CancelGrace))
+	}
+	if ctx.Err() != nil {
+		end = minTime(end, time.Now().Add(distsync.CancelGrace))
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), end)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
 // abandon removes key after an enqueue whose outcome is unknown, and
 // leaves a tombstone (bound to the session lease) so that the enqueue,
 // should it still be applied later, finds it and writes nothing.

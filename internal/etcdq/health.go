@@ -2,104 +2,259 @@ package etcdq
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/distsync/distsync"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
-// A renewalWatch follows the session lease's keep-alives for one waiter or
-// holder, and says when the lease can no longer be trusted: its keep-alive
-// channel closed (expired, revoked, client closed) or no renewal was
-// confirmed for the TTL less a margin. Subscribing adds a channel to the
-// client's existing keep-alive of the lease; it sends no request.
-type renewalWatch struct {
-	q      *Queue
-	ka     <-chan *clientv3.LeaseKeepAliveResponse
-	timer  *time.Timer
-	expiry <-chan time.Time // timer.C once a deadline is known, else nil
-	cancel context.CancelFunc
+// A health follows the renewals of one session lease for every queue and
+// lease on that session, from the first use of the session until it ends.
+// It knows, at any moment, until when the lease is sure to live: the last
+// confirmed renewal plus the TTL, less a margin. Keeping it per session
+// (not per waiter or holder) means that a primitive reused after an idle
+// period arms its deadline from a fresh renewal, never from a stale one.
+type health struct {
+	s *concurrency.Session
+
+	mu        sync.Mutex
+	deadline  time.Time     // zero until the first confirmation
+	ttl       time.Duration // the lease's TTL, once known
+	keptAlive bool          // a keep-alive response has been seen
+	changed   chan struct{} // closed and replaced at every change
+	endErr    error         // set once the keep-alive ended
 }
 
-func (q *Queue) watchRenewal() (*renewalWatch, error) {
-	ctx, cancel := context.WithCancel(q.c.Ctx())
-	ka, err := q.c.KeepAlive(ctx, q.s.Lease())
+// healths maps each *concurrency.Session in use to its health; an entry
+// goes away when its session ends.
+var healths sync.Map
+
+// healthOf returns the health of s, starting to follow it on first use;
+// until the first keep-alive response it asks etcd for the lease's
+// remaining TTL, in the background.
+func healthOf(s *concurrency.Session) *health { return loadHealth(s, time.Time{}, 0) }
+
+// grantedHealth starts following s, a session whose lease was granted at
+// the latest at expires less ttl: it needs no request to know its deadline.
+func grantedHealth(s *concurrency.Session, expires time.Time, ttl time.Duration) *health {
+	return loadHealth(s, expires, ttl)
+}
+
+func loadHealth(s *concurrency.Session, expires time.Time, ttl time.Duration) *health {
+	if h, ok := healths.Load(s); ok {
+		return h.(*health)
+	}
+	h := &health{s: s, changed: make(chan struct{})}
+	if !expires.IsZero() {
+		h.set(expires.Add(-margin(ttl)), ttl, false)
+	}
+	if prev, loaded := healths.LoadOrStore(s, h); loaded {
+		return prev.(*health)
+	}
+	h.start(expires.IsZero())
+	return h
+}
+
+func (h *health) start(ask bool) {
+	c := h.s.Client()
+	// The subscription adds a channel to the client's existing keep-alive
+	// of the lease; it sends no request.
+	ka, err := c.KeepAlive(h.s.Ctx(), h.s.Lease())
 	if err != nil {
+		h.end(distsync.Errorf(distsync.ErrLost, err, "session lease keep-alive halted"))
+		healths.CompareAndDelete(h.s, h)
+		return
+	}
+	go h.follow(ka)
+	if ask {
+		go h.ask()
+	}
+}
+
+// follow records every keep-alive response until the keep-alive ends.
+func (h *health) follow(ka <-chan *clientv3.LeaseKeepAliveResponse) {
+	defer healths.CompareAndDelete(h.s, h)
+	for {
+		select {
+		case resp, ok := <-ka:
+			if !ok {
+				h.end(distsync.Errorf(distsync.ErrLost, nil, "session lease keep-alive ended: the lease expired or was revoked"))
+				return
+			}
+			ttl := time.Duration(resp.TTL) * time.Second
+			h.set(time.Now().Add(ttl-margin(ttl)), ttl, true)
+		case <-h.s.Done():
+			h.end(distsync.Errorf(distsync.ErrLost, nil, "etcd session ended"))
+			return
+		}
+	}
+}
+
+// ask reads the lease's remaining TTL, for a session this package did not
+// grant, until a keep-alive response confirms the lease. etcd gives the
+// remaining TTL in whole seconds, rounded down: the lease lives at least
+// that long after the request was sent, which needs no further margin. As
+// that may end before the client's next keep-alive (sent every TTL/3 on a
+// 500 ms tick), ask reads it again shortly before its deadline, for as
+// long as no keep-alive response came.
+func (h *health) ask() {
+	b := newBackoff()
+	for {
+		h.mu.Lock()
+		done := h.keptAlive || h.endErr != nil
+		h.mu.Unlock()
+		if done {
+			return
+		}
+		sent := time.Now()
+		ctx, cancel := context.WithTimeout(h.s.Ctx(), attemptTimeout)
+		resp, err := h.s.Client().TimeToLive(ctx, h.s.Lease())
 		cancel()
-		return nil, distsync.Errorf(distsync.ErrLost, err, "session lease keep-alive halted")
+		wait := b.next()
+		switch {
+		case h.s.Ctx().Err() != nil:
+			return
+		case errors.Is(err, rpctypes.ErrLeaseNotFound), err == nil && resp.TTL < 0:
+			h.end(distsync.Errorf(distsync.ErrLost, err, "session lease %x has expired", h.s.Lease()))
+			return
+		case err == nil && resp.TTL > 0:
+			rem := time.Duration(resp.TTL) * time.Second
+			h.set(sent.Add(rem), time.Duration(resp.GrantedTTL)*time.Second, false)
+			b.reset()
+			wait = max(rem-askAhead, 0)
+		}
+		select {
+		case <-h.s.Done():
+			return
+		case <-time.After(wait):
+		}
 	}
-	w := &renewalWatch{q: q, ka: ka, cancel: cancel, timer: time.NewTimer(time.Hour)}
-	w.timer.Stop()
-	w.arm()
-	return w, nil
 }
 
-func (w *renewalWatch) arm() {
-	if d, ok := w.q.renew.deadline(); ok {
-		w.timer.Reset(time.Until(d))
-		w.expiry = w.timer.C
+// askAhead is how long before a deadline known from a TTL query ask reads
+// the TTL again, if no keep-alive response came in between.
+const askAhead = 300 * time.Millisecond
+
+// set moves the deadline forward (never back) and wakes the subscribers.
+func (h *health) set(deadline time.Time, ttl time.Duration, keepAlive bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.keptAlive = h.keptAlive || keepAlive
+	if h.endErr != nil || !deadline.After(h.deadline) {
+		return
+	}
+	h.deadline, h.ttl = deadline, ttl
+	close(h.changed)
+	h.changed = make(chan struct{})
+}
+
+func (h *health) end(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.endErr == nil {
+		h.endErr = err
+		close(h.changed)
 	}
 }
 
-// renewed handles a receive from ka; it returns an error wrapping ErrLost
-// when the channel closed.
-func (w *renewalWatch) renewed(resp *clientv3.LeaseKeepAliveResponse, ok bool) error {
-	if !ok {
-		return distsync.Errorf(distsync.ErrLost, nil, "session lease keep-alive ended: the lease expired or was revoked")
+// state returns the deadline (zero while unknown), a channel closed at the
+// next change, and the error once the keep-alive ended.
+func (h *health) state() (time.Time, <-chan struct{}, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.deadline, h.changed, h.endErr
+}
+
+// check returns an error wrapping ErrLost when the lease can no longer be
+// trusted at now: its keep-alive ended, or its deadline passed.
+func (h *health) check(now time.Time) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.endErr != nil:
+		return h.endErr
+	case !h.deadline.IsZero() && !now.Before(h.deadline):
+		return distsync.Errorf(distsync.ErrLost, nil, "session lease renewal not confirmed for %v (TTL %v)", h.ttl-margin(h.ttl), h.ttl)
 	}
-	w.q.renew.update(time.Duration(resp.TTL) * time.Second)
-	w.arm()
 	return nil
 }
 
-// expired is the error for a fired expiry.
-func (w *renewalWatch) expired() error {
-	ttl := w.q.renew.ttlNow()
-	return distsync.Errorf(distsync.ErrLost, nil, "session lease renewal not confirmed for %v (TTL %v)", ttl-margin(ttl), ttl)
+// ready blocks until the lease's deadline is known (at once, but for the
+// first use of a session this package did not grant), and fails when the
+// lease can no longer be trusted.
+func (h *health) ready(ctx context.Context) error {
+	for {
+		d, changed, err := h.state()
+		switch {
+		case err != nil:
+			return err
+		case !d.IsZero():
+			return h.check(time.Now())
+		}
+		select {
+		case <-ctx.Done():
+			return distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for the session lease's first renewal")
+		case <-changed:
+		}
+	}
 }
 
-// stop ends the subscription; nil-safe.
+// A renewalWatch is one waiter's or holder's view of its session's health:
+// its channels fire when the health changed or the deadline passed, and
+// check then says whether the lease is still to be trusted.
+type renewalWatch struct {
+	h       *health
+	timer   *time.Timer
+	expiry  <-chan time.Time // the timer's channel once a deadline is known
+	changed <-chan struct{}
+}
+
+func (q *Queue) watchRenewal() *renewalWatch {
+	w := &renewalWatch{h: q.h, timer: time.NewTimer(time.Hour)}
+	w.timer.Stop()
+	_ = w.check()
+	return w
+}
+
+// check re-arms the watch from the current health, and returns an error
+// wrapping ErrLost when the lease can no longer be trusted.
+func (w *renewalWatch) check() error {
+	d, changed, err := w.h.state()
+	w.changed = changed
+	if err == nil {
+		err = w.h.check(time.Now())
+	}
+	if err != nil {
+		w.timer.Stop()
+		w.expiry, w.changed = nil, nil
+		return err
+	}
+	if !d.IsZero() {
+		w.timer.Reset(time.Until(d))
+		w.expiry = w.timer.C
+	}
+	return nil
+}
+
+// deadline returns the current deadline (zero while unknown).
+func (w *renewalWatch) deadline() time.Time {
+	d, _, _ := w.h.state()
+	return d
+}
+
+// stop releases the timer; nil-safe.
 func (w *renewalWatch) stop() {
 	if w != nil {
-		w.cancel()
 		w.timer.Stop()
 	}
 }
 
-// renewal is the latest confirmed renewal of a session lease, on the
-// monotonic clock.
-type renewal struct {
-	mu  sync.Mutex
-	at  time.Time
-	ttl time.Duration
-}
-
-func (r *renewal) update(ttl time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.at, r.ttl = time.Now(), ttl
-}
-
-func (r *renewal) ttlNow() time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ttl
-}
-
-// deadline is when the lease could have expired, less a margin: the server
-// renewed it no later than the response arrived, so it lives at least until
-// about then plus its TTL, minus the time the request spent in flight.
-func (r *renewal) deadline() (time.Time, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ttl <= 0 {
-		return time.Time{}, false
-	}
-	return r.at.Add(r.ttl - margin(r.ttl)), true
-}
-
 // margin is how long before a possible expiry a lease counts as lost. A
-// quarter of the TTL leaves room for two missed keep-alives (sent every
-// TTL/3) and a slow round trip.
+// quarter of the TTL leaves room for a slow round trip, and the client's
+// keep-alives (every TTL/3, on a 500 ms tick) keep a healthy lease ahead
+// of it.
 func margin(ttl time.Duration) time.Duration { return ttl / 4 }

@@ -111,12 +111,12 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 	defer l.cancel()
 	ctx := l.ctx
 	defer func() { own.stop() }()
-	rw, err := l.q.watchRenewal()
-	if err != nil {
+	rw := l.q.watchRenewal()
+	defer rw.stop()
+	if err := rw.check(); err != nil {
 		l.fail(err)
 		return
 	}
-	defer rw.stop()
 
 	var (
 		ownCh   clientv3.WatchChan
@@ -141,17 +141,26 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 		case <-l.q.s.Done():
 			l.lose(nil, "etcd session ended")
 			return
-		case resp, ok := <-rw.ka:
-			if err := rw.renewed(resp, ok); err != nil {
+		case <-rw.changed:
+			if err := rw.check(); err != nil {
 				l.fail(err)
 				return
 			}
 		case <-rw.expiry:
-			l.fail(rw.expired())
-			return
+			if err := rw.check(); err != nil {
+				l.fail(err)
+				return
+			}
 		case <-rewatch:
 			rewatch = nil
-			w, gone, err := l.reattach(ctx, known)
+			// The set-up must not outlast the session's deadline: the
+			// loop has to be back here to report the loss in time.
+			w, gone, err := l.reattach(ctx, known, rw.deadline())
+			if err := rw.check(); err != nil {
+				w.stop()
+				l.fail(err)
+				return
+			}
 			switch {
 			case l.ctx.Err() != nil:
 				return // Release interrupted the set-up
@@ -193,9 +202,14 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 // reattach starts a synced watch on the key and, unless the watch starts
 // right after known (nothing written in between), reads the key: gone is
 // true when it no longer exists as this lease created it.
-func (l *Lease) reattach(ctx context.Context, known int64) (w *keyWatch, gone bool, err error) {
+func (l *Lease) reattach(ctx context.Context, known int64, deadline time.Time) (w *keyWatch, gone bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
+	if !deadline.IsZero() {
+		var cancelD context.CancelFunc
+		ctx, cancelD = context.WithDeadline(ctx, deadline)
+		defer cancelD()
+	}
 	w, start, err := l.q.watchOpts(ctx, l.key)
 	if err != nil || start <= known {
 		return w, false, err

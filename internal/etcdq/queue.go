@@ -21,7 +21,7 @@ type Queue struct {
 	c      *clientv3.Client
 	prefix string
 
-	renew renewal        // last confirmed keep-alive, shared by this queue's leases
+	h     *health        // the session lease's renewals, shared by all its queues
 	bg    sync.WaitGroup // background removals
 	owned bool           // the session was created by Open and ends with Close
 
@@ -38,7 +38,7 @@ func New(s *concurrency.Session, name string) (*Queue, error) {
 	if err := distsync.ValidateName(name); err != nil {
 		return nil, err
 	}
-	return &Queue{s: s, c: s.Client(), prefix: Prefix(name)}, nil
+	return &Queue{s: s, c: s.Client(), prefix: Prefix(name), h: healthOf(s)}, nil
 }
 
 // Open returns the queue of name on a new session of client c with the
@@ -108,7 +108,7 @@ func (q *Queue) Acquire(ctx context.Context, c Class, value string) (*Lease, err
 	wait := q.prefix + c.Wait
 	resp, err := q.enqueue(ctx, key, value, wait)
 	if err != nil {
-		q.abandon(context.WithoutCancel(ctx), key)
+		q.abandonAfter(ctx, key)
 		return nil, q.fail(ctx, err, "enqueue")
 	}
 	if !resp.Succeeded {
@@ -123,14 +123,14 @@ func (q *Queue) Acquire(ctx context.Context, c Class, value string) (*Lease, err
 		}
 	}
 	if pred == nil {
-		return q.hold(key, rev, nil, rev+1), nil
+		return q.hold(ctx, key, rev, nil, rev+1)
 	}
 	own, err := q.waitFirst(ctx, key, rev, wait, pred)
 	if err != nil {
-		_ = q.remove(context.WithoutCancel(ctx), key, rev)
+		q.removeAfter(ctx, key, rev)
 		return nil, err
 	}
-	return q.hold(key, rev, own, 0), nil
+	return q.hold(ctx, key, rev, own, 0)
 }
 
 // enqueue creates key, unless it exists or was abandoned, and reads the
@@ -161,16 +161,18 @@ func (q *Queue) TryAcquire(ctx context.Context, c Class, value string) (*Lease, 
 		clientv3.OpPut(key, value, clientv3.WithLease(q.s.Lease())),
 	).Commit()
 	if err != nil {
-		q.abandon(context.WithoutCancel(ctx), key)
+		q.abandonAfter(ctx, key)
 		return nil, q.fail(ctx, err, "try-acquire")
 	}
 	if !resp.Succeeded {
 		return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.prefix)
 	}
-	return q.hold(key, resp.Header.Revision, nil, resp.Header.Revision+1), nil
+	return q.hold(ctx, key, resp.Header.Revision, nil, resp.Header.Revision+1)
 }
 
-// alive fails fast when the session has already ended.
+// alive fails fast when the session has already ended, or when its lease
+// can no longer be trusted (see health); for the first use of a session
+// this package did not grant, it waits until the lease's deadline is known.
 func (q *Queue) alive(ctx context.Context) error {
 	select {
 	case <-q.s.Done():
@@ -180,7 +182,7 @@ func (q *Queue) alive(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
 	}
-	return nil
+	return q.h.ready(ctx)
 }
 
 // fail turns an RPC error into a contract error.
@@ -236,6 +238,13 @@ func (q *Queue) check(ctx context.Context, key string, rev int64, wait string, a
 
 // hold turns an acquired key into a Lease that follows it.
 // Without own, the Lease's follower watches key from revision from on.
-func (q *Queue) hold(key string, rev int64, own *keyWatch, from int64) *Lease {
-	return newLease(q, key, rev, own, from)
+// A key acquired after the session's renewal deadline passed is removed
+// and the acquisition fails with ErrLost: its Lease would be lost at once.
+func (q *Queue) hold(ctx context.Context, key string, rev int64, own *keyWatch, from int64) (*Lease, error) {
+	if err := q.h.check(time.Now()); err != nil {
+		own.stop()
+		q.removeAfter(ctx, key, rev)
+		return nil, err
+	}
+	return newLease(q, key, rev, own, from), nil
 }

@@ -43,6 +43,7 @@ func NewSession(ctx context.Context, c *clientv3.Client, ttl time.Duration) (*co
 		return nil, err
 	}
 	secs := int64(ttl / time.Second)
+	sent := time.Now()
 	resp, err := c.Grant(ctx, secs)
 	if err != nil {
 		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "grant session lease")
@@ -57,5 +58,7 @@ func NewSession(ctx context.Context, c *clientv3.Client, ttl time.Duration) (*co
 	if err != nil {
 		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "start session keep-alive")
 	}
+	// The lease lives at least a TTL past the grant request's sending.
+	grantedHealth(s, sent.Add(ttl), ttl)
 	return s, nil
 }

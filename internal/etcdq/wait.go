@@ -20,16 +20,18 @@ const attemptTimeout = 2 * time.Second
 // etcd failures (a leader election, a member restart) are retried until ctx
 // ends or the session does: a waiter cut off from the quorum cannot renew
 // its session lease, so it fails within the session TTL instead of hanging.
-func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait string, pred *mvccpb.KeyValue) (own *keyWatch, err error) {
-	rw, err := q.watchRenewal()
-	if err != nil {
-		return nil, err
-	}
-	var pw *keyWatch
+func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait string, pred *mvccpb.KeyValue) (*keyWatch, error) {
+	rw := q.watchRenewal()
+	// own and pw are stopped on every way out but success, which hands own
+	// to the Lease; a plain variable (not a named result, which a return
+	// statement would overwrite) keeps the deferred stop on the right watch.
+	var own, pw *keyWatch
+	held := false
+	var err error
 	defer func() {
 		rw.stop()
 		pw.stop()
-		if err != nil {
+		if !held {
 			own.stop()
 		}
 	}()
@@ -71,6 +73,7 @@ func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait strin
 		}
 		backoff.reset()
 		if first {
+			held = true
 			return own, nil
 		}
 		if pred = next; pw.key != string(pred.Key) {
@@ -104,12 +107,14 @@ func (q *Queue) retryAfter(ctx context.Context, rw *renewalWatch, b *backoff, er
 			return distsync.Errorf(distsync.ErrNotAcquired, errors.Join(context.Cause(ctx), err), "")
 		case <-q.s.Done():
 			return distsync.Errorf(distsync.ErrLost, err, "etcd session ended while waiting")
-		case resp, ok := <-rw.ka:
-			if rerr := rw.renewed(resp, ok); rerr != nil {
+		case <-rw.changed:
+			if rerr := rw.check(); rerr != nil {
 				return errors.Join(rerr, err)
 			}
 		case <-rw.expiry:
-			return errors.Join(rw.expired(), err)
+			if rerr := rw.check(); rerr != nil {
+				return errors.Join(rerr, err)
+			}
 		case <-pause.C:
 			return nil
 		}
@@ -146,12 +151,14 @@ func (b *backoff) next() time.Duration {
 func (q *Queue) waitDelete(ctx context.Context, key string, rw *renewalWatch, own, pw *keyWatch) (int64, error) {
 	for {
 		select {
-		case resp, ok := <-rw.ka:
-			if err := rw.renewed(resp, ok); err != nil {
+		case <-rw.changed:
+			if err := rw.check(); err != nil {
 				return 0, err
 			}
 		case <-rw.expiry:
-			return 0, rw.expired()
+			if err := rw.check(); err != nil {
+				return 0, err
+			}
 		case <-ctx.Done():
 			return 0, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for %q", pw.key)
 		case <-q.s.Done():

@@ -49,7 +49,7 @@ func (q *Queue) AcquireWeighted(ctx context.Context, limit, w int64) (*Lease, er
 			clientv3.OpGet(q.limitKey()),
 		).Commit()
 		if err != nil {
-			q.abandon(context.WithoutCancel(ctx), key)
+			q.abandonAfter(ctx, key)
 			return nil, q.fail(ctx, err, "enqueue")
 		}
 		if resp.Succeeded {
@@ -64,14 +64,14 @@ func (q *Queue) AcquireWeighted(ctx context.Context, limit, w int64) (*Lease, er
 	}
 	rev := resp.Header.Revision
 	if olderWeight(resp.Responses[1].GetResponseRange().Kvs, rev)+w <= limit {
-		return q.hold(key, rev, nil, rev+1), nil
+		return q.hold(ctx, key, rev, nil, rev+1)
 	}
 	from, err := q.waitWeight(ctx, key, rev, limit-w)
 	if err != nil {
-		_ = q.remove(context.WithoutCancel(ctx), key, rev)
+		q.removeAfter(ctx, key, rev)
 		return nil, err
 	}
-	return q.hold(key, rev, nil, from), nil
+	return q.hold(ctx, key, rev, nil, from)
 }
 
 // TryAcquireWeighted takes a key of weight w only if the weights of all
@@ -103,11 +103,11 @@ func (q *Queue) TryAcquireWeighted(ctx context.Context, limit, w int64) (*Lease,
 			clientv3.OpPut(key, strconv.FormatInt(w, 10), clientv3.WithLease(q.s.Lease())),
 		).Commit()
 		if err != nil {
-			q.abandon(context.WithoutCancel(ctx), key)
+			q.abandonAfter(ctx, key)
 			return nil, q.fail(ctx, err, "try-acquire")
 		}
 		if resp.Succeeded {
-			return q.hold(key, resp.Header.Revision, nil, resp.Header.Revision+1), nil
+			return q.hold(ctx, key, resp.Header.Revision, nil, resp.Header.Revision+1)
 		}
 		if err := q.EnsureLimit(ctx, limit); err != nil {
 			return nil, err
@@ -174,10 +174,7 @@ func weight(kv *mvccpb.KeyValue) int64 {
 // deletion of key itself. It returns the revision from which the Lease
 // must watch key: the one after the last event it saw.
 func (q *Queue) waitWeight(ctx context.Context, key string, rev, room int64) (int64, error) {
-	rw, err := q.watchRenewal()
-	if err != nil {
-		return 0, err
-	}
+	rw := q.watchRenewal()
 	defer rw.stop()
 	backoff := newBackoff()
 	for {
@@ -228,12 +225,14 @@ func (q *Queue) countFrom(ctx context.Context, key string, rev, room int64, rw *
 			return 0, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for permits")
 		case <-q.s.Done():
 			return 0, distsync.Errorf(distsync.ErrLost, nil, "etcd session ended while waiting")
-		case resp, ok := <-rw.ka:
-			if err := rw.renewed(resp, ok); err != nil {
+		case <-rw.changed:
+			if err := rw.check(); err != nil {
 				return 0, err
 			}
 		case <-rw.expiry:
-			return 0, rw.expired()
+			if err := rw.check(); err != nil {
+				return 0, err
+			}
 		case wr, ok := <-pw.ch:
 			if !ok || wr.Err() != nil {
 				var err error
