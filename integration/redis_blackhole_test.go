@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -367,4 +369,95 @@ func members(t *testing.T, r *testserver.Redis, name string) []string {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestRedisBlackholeHub blackholes every open connection of a session for
+// good while new ones get through, as when a firewall forgets established
+// flows: the session's pub/sub connection must be replaced (seen on the
+// server: its channel gains a subscriber) within two TTLs, after which a
+// release reaches a waiter of the session at once, not at its next
+// re-check (TTL/3 later).
+func TestRedisBlackholeHub(t *testing.T) {
+	r := ownRedis(t)
+	const ttl = time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := t.Name()
+	f, err := testserver.NewRedisFront(r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A short ReadTimeout, so that the pool's dead connections are
+	// dropped quickly: the hub is what this test is about.
+	c := goredis.NewClient(&goredis.Options{Addr: f.Addr(), ReadTimeout: 200 * time.Millisecond})
+	s, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		f.Close()
+		c.Close()
+		_ = s.Close()
+	}()
+	admin := redisClient(t, r.Addr())
+	// The server's pub/sub connections, by id (the session's is the only
+	// one until the other sessions open below).
+	pubsubIDs := func() []string {
+		list, err := admin.Do(ctx, "CLIENT", "LIST", "TYPE", "pubsub").Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+			if id, _, ok := strings.Cut(strings.TrimPrefix(line, "id="), " "); ok {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	first := pubsubIDs()
+	if len(first) != 1 {
+		t.Fatalf("pub/sub connections %v, want the session's only", first)
+	}
+	cut := time.Now()
+	f.BlackholeOpen()
+	deadline := time.Now().Add(2*ttl + time.Second)
+	for {
+		ids := pubsubIDs()
+		if slices.ContainsFunc(ids, func(id string) bool { return id != first[0] }) {
+			t.Logf("pub/sub connection %s replaced by %v, %v after the cut", first[0], ids, time.Since(cut).Round(time.Millisecond))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the session's pub/sub connection not replaced %v after its connections were blackholed (pub/sub connections %v)", time.Since(cut), ids)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	holder := redisMutex(t, ttlSession(t, r.Addr(), ttl), name)
+	hl, err := holder.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiter := redisMutex(t, s, name)
+	got := make(chan time.Time, 1)
+	go func() {
+		l, err := waiter.Lock(ctx)
+		got <- time.Now()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_ = l.Release(ctx)
+	}()
+	waitFor(t, func() bool { return len(members(t, r, name)) == 2 }, "the waiter enqueued")
+	released := time.Now()
+	if err := hl.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	handoff := (<-got).Sub(released)
+	t.Logf("handoff after the replacement: %v", handoff.Round(time.Millisecond))
+	if handoff > ttl/6 {
+		t.Errorf("handoff took %v: the grant did not reach the waiter (re-check every %v)", handoff, ttl/3)
+	}
 }

@@ -3,6 +3,7 @@ package redisq
 import (
 	"context"
 	"errors"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,11 +23,22 @@ import (
 // wakes them. A resubscription after a reconnect wakes every waiter (own
 // channel) or observer (name channel), since messages may have been missed
 // meanwhile.
+//
+// A connection that stays open but delivers nothing (packets dropped, a
+// connection-tracking entry lost) would keep the hub deaf: grants would
+// then reach waiters only at their re-checks. So when nothing arrives for
+// health, the hub sends PING; when the pong does not arrive within
+// another health, it replaces the connection with a new one subscribed to
+// the same channels (which wakes everyone, as a reconnect does).
 type hub struct {
-	ps      *redis.PubSub
+	c       Client
 	own     string
+	health  time.Duration
 	closing chan struct{}
 	done    chan struct{}
+
+	psMu sync.Mutex
+	ps   *redis.PubSub // the current connection; replaced with h.wire held
 
 	// wire is held from deciding to subscribe or unsubscribe a channel
 	// until the command is sent, so that SUBSCRIBE and UNSUBSCRIBE of one
@@ -72,14 +84,16 @@ func (s *sub) signal() {
 
 // newHub subscribes to the session's own channel, waits for the
 // confirmation, and starts the receive loop.
-func newHub(ctx context.Context, c Client, own string) (*hub, error) {
+func newHub(ctx context.Context, c Client, own string, health time.Duration) (*hub, error) {
 	ps, err := subscribe(ctx, c, own)
 	if err != nil {
 		return nil, err
 	}
 	h := &hub{
+		c:       c,
 		ps:      ps,
 		own:     own,
+		health:  health,
 		closing: make(chan struct{}),
 		waiters: map[string]*sub{},
 		done:    make(chan struct{}),
@@ -131,17 +145,46 @@ func subscribe(ctx context.Context, c Client, own string) (*redis.PubSub, error)
 	}
 }
 
+// current returns the current connection.
+func (h *hub) current() *redis.PubSub {
+	h.psMu.Lock()
+	defer h.psMu.Unlock()
+	return h.ps
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 func (h *hub) loop() {
 	defer close(h.done)
-	var backoff time.Duration
+	var (
+		backoff time.Duration
+		pinged  bool // a PING is out and nothing came since
+	)
 	for {
-		msg, err := h.ps.Receive(context.Background())
+		ps := h.current()
+		msg, err := ps.ReceiveTimeout(context.Background(), h.health)
 		if err != nil {
 			select {
 			case <-h.closing:
 				return
 			default:
 			}
+			if isTimeout(err) {
+				if !pinged {
+					pinged = true
+					_ = ps.Ping(context.Background())
+				} else {
+					pinged = false
+					if !h.replace(ps) {
+						return
+					}
+				}
+				continue
+			}
+			pinged = false
 			// The next Receive redials and resubscribes; do not spin while
 			// the server is away.
 			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
@@ -154,7 +197,7 @@ func (h *hub) loop() {
 			}
 			continue
 		}
-		backoff = 0
+		backoff, pinged = 0, false
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
@@ -163,6 +206,56 @@ func (h *hub) loop() {
 		case *redis.Message:
 			h.dispatch(m.Channel, m.Payload)
 		}
+	}
+}
+
+// replace swaps old, a connection that answered nothing for two health
+// periods, for a new one subscribed to the same channels, and closes old.
+// The new subscriptions' confirmations wake every waiter and observer, as
+// after a reconnect. It reports false when the hub closed meanwhile: the
+// new connection's dial and handshake, bounded only by the client's
+// timeouts, then finish in the background and the connection is closed.
+func (h *hub) replace(old *redis.PubSub) bool {
+	_ = old.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.wire.Lock()
+		defer h.wire.Unlock()
+		h.mu.Lock()
+		names := []string{h.own}
+		for name := range h.chans {
+			names = append(names, name)
+		}
+		h.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		ps := h.c.Subscribe(ctx, names...)
+		h.psMu.Lock()
+		closed := h.closedLocked()
+		if !closed {
+			h.ps = ps
+		}
+		h.psMu.Unlock()
+		if closed {
+			_ = ps.Close()
+		}
+	}()
+	select {
+	case <-done:
+		return true
+	case <-h.closing:
+		return false
+	}
+}
+
+// closedLocked reports whether close was called.
+func (h *hub) closedLocked() bool {
+	select {
+	case <-h.closing:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -300,7 +393,7 @@ func (h *hub) add(ctx context.Context, s *sub) (*channel, error) {
 	if !fresh {
 		return c, nil
 	}
-	if err := h.ps.Subscribe(context.WithoutCancel(ctx), s.name); err != nil {
+	if err := h.current().Subscribe(context.WithoutCancel(ctx), s.name); err != nil {
 		h.mu.Lock()
 		if h.pending[s.name]--; h.pending[s.name] <= 0 {
 			delete(h.pending, s.name)
@@ -338,7 +431,7 @@ func (h *hub) remove(s *sub) {
 	if last && !closed {
 		// A failure leaves a subscription whose messages nobody reads; it
 		// ends with the connection.
-		_ = h.ps.Unsubscribe(context.Background(), s.name)
+		_ = h.current().Unsubscribe(context.Background(), s.name)
 	}
 }
 
@@ -351,8 +444,11 @@ func (h *hub) close() {
 		return
 	}
 	h.closed = true
+	h.psMu.Lock()
 	close(h.closing)
+	ps := h.ps
+	h.psMu.Unlock()
 	h.mu.Unlock()
-	_ = h.ps.Close()
+	_ = ps.Close()
 	<-h.done
 }

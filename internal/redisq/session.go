@@ -107,7 +107,7 @@ func NewSession(ctx context.Context, c Client, o Options) (*Session, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
-	h, err := newHub(ctx, c, sessionChannelPrefix+id)
+	h, err := newHub(ctx, c, sessionChannelPrefix+id, o.TTL)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,7 @@ type RedisFront struct {
 type frontConn struct {
 	client, server net.Conn
 	repl           bool // a replica's link: it sent REPLCONF or PSYNC
+	hole           bool // blackholed on its own (BlackholeOpen)
 }
 
 // NewRedisFront starts a proxy to target on a free loopback port. The
@@ -135,7 +136,7 @@ func (f *RedisFront) pipe(fc *frontConn, dst, src net.Conn, request bool) {
 				fc.repl = isReplication(buf[:n])
 			}
 			cut := fc.repl && f.replCut
-			hole := f.blackhole
+			hole := f.blackhole || fc.hole
 			f.mu.Unlock()
 			if cut {
 				return
@@ -189,6 +190,17 @@ func (f *RedisFront) Blackhole() { f.setBlackhole(true) }
 // Unblackhole forwards again; what was sent meanwhile stays lost, so
 // connections that were in use are usually broken for good.
 func (f *RedisFront) Unblackhole() { f.setBlackhole(false) }
+
+// BlackholeOpen blackholes the connections open now, for good, and
+// forwards new ones: as when a firewall or NAT forgets established flows.
+// A client must notice on its own that its old connections are dead.
+func (f *RedisFront) BlackholeOpen() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for fc := range f.conns {
+		fc.hole = true
+	}
+}
 
 func (f *RedisFront) setBlackhole(on bool) {
 	f.mu.Lock()
