@@ -240,7 +240,7 @@ func testLeftovers(t *testing.T, b lifeBackend, k lifeKind, n int) {
 	b.state(t, name) // the readers' own connections are up
 	b.entries(t, name)
 	g0 := goroutinesNow()
-	s0 := b.state(t, name)
+	s0 := lifeSteadyState(t, b, name)
 
 	hs, ws := b.newSession(t), b.newSession(t)
 	defer hs.close()
@@ -264,8 +264,8 @@ func testLeftovers(t *testing.T, b lifeBackend, k lifeKind, n int) {
 		cancel()
 	}
 	lifeWaitEntries(t, b, name, 0)
+	s1 := lifeSteadyState(t, b, name) // the warm-up's watches have ended
 	g1 := goroutinesNow()
-	s1 := b.state(t, name)
 
 	r := leftoverRun{failErrs: map[string]int{}}
 	hold := func() distsync.Lease {
@@ -312,8 +312,17 @@ func testLeftovers(t *testing.T, b lifeBackend, k lifeKind, n int) {
 		}
 	}
 
-	nDeadline, nWaiting, nGrant := n*4/10, n*2/10, n*3/10
-	nFail := n - nDeadline - nWaiting - nGrant
+	phase := time.Now()
+	var took []string
+	lap := func(name string) {
+		took = append(took, fmt.Sprintf("%s %v", name, time.Since(phase).Round(time.Millisecond)))
+		phase = time.Now()
+	}
+	// Failures and Closes need a session each: a tenth of the run, at
+	// most 20.
+	nFail := min(n/10, 20)
+	nDeadline, nWaiting := (n-nFail)*4/9, (n-nFail)*2/9
+	nGrant := n - nFail - nDeadline - nWaiting
 
 	// Deadlines from 1µs to ~4ms, behind a holder: most end before the
 	// enqueue reply, some while waiting.
@@ -330,6 +339,7 @@ func testLeftovers(t *testing.T, b lifeBackend, k lifeKind, n int) {
 		r.deadlines++
 	}
 
+	lap("deadlines")
 	// The same deadlines, ten calls at a time through the one primitive:
 	// once all have returned, each within CancelGrace, none may have left
 	// anything.
@@ -375,6 +385,7 @@ func testLeftovers(t *testing.T, b lifeBackend, k lifeKind, n int) {
 		r.deadlines += m
 	}
 
+	lap("bursts")
 	// Cancelled while waiting behind the holder.
 	for range nWaiting {
 		lifeWaitEntries(t, b, name, 1) // the holder alone: nothing else is left
@@ -388,6 +399,7 @@ func testLeftovers(t *testing.T, b lifeBackend, k lifeKind, n int) {
 		r.waiting++
 	}
 
+	lap("waiting")
 	// Cancelled as the grant arrives: the holder releases and the waiter's
 	// context is cancelled at an offset from -1ms to +3ms of it.
 	offsets := []time.Duration{-time.Millisecond, -200 * time.Microsecond, 0, 20 * time.Microsecond,
@@ -431,6 +443,7 @@ func testLeftovers(t *testing.T, b lifeBackend, k lifeKind, n int) {
 		r.worstReacquire = max(r.worstReacquire, time.Since(start))
 	}
 
+	lap("grants")
 	// Failures and Close while waiting, each on a session of its own:
 	// the session ended from outside, or the primitive and session closed.
 	for i := range nFail {
@@ -492,10 +505,12 @@ func testLeftovers(t *testing.T, b lifeBackend, k lifeKind, n int) {
 		fs.close()
 	}
 	release(l)
+	lap("failures")
 
 	// With the sessions still open: back to the warmed-up baseline.
 	lifeWaitEntries(t, b, name, 0)
 	s2, g2 := lifeSettle(t, b, name, s1, g1, false)
+	lap("settle")
 	// Close the primitives and sessions: back to before they were opened.
 	for _, a := range []lifeAcquirer{holder, waiter} {
 		if a.close != nil {
@@ -507,6 +522,7 @@ func testLeftovers(t *testing.T, b lifeBackend, k lifeKind, n int) {
 	hs.close()
 	ws.close()
 	s3, g3 := lifeSettle(t, b, name, s0, g0, true)
+	lap("close")
 
 	t.Logf("leftovers %s %-14s %d cancels (deadline %d, waiting %d, at grant %d [lease won %d], session ended %d, closed %d); "+
 		"left at return %d; worst overrun of a cancel %v; worst return after session end/close %v; worst re-acquire %v",
@@ -515,6 +531,7 @@ func testLeftovers(t *testing.T, b lifeBackend, k lifeKind, n int) {
 		r.worstReacquire.Round(time.Microsecond))
 	t.Logf("leftovers %s %-14s session ended or closed while waiting: %d still waiting a TTL later (then cancelled); returned with %v",
 		b.name, k, r.kept, r.failErrs)
+	t.Logf("leftovers %s %-14s took: %s", b.name, k, strings.Join(took, ", "))
 	t.Logf("leftovers %s %-14s open sessions: goroutines %d -> %d (%d new); server %v -> %v",
 		b.name, k, len(g1), len(g2), len(g2.since(g1)), s1, s2)
 	t.Logf("leftovers %s %-14s after Close:   goroutines %d -> %d (%d new); server %v -> %v",
@@ -553,6 +570,25 @@ func lifeSettle(t *testing.T, b lifeBackend, name string, base serverState, g go
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// lifeSteadyState reads the server's state until it is the same three
+// times in a row, 50ms apart (for at most 5s), so that a baseline does not
+// include what a client is still in the middle of removing.
+func lifeSteadyState(t *testing.T, b lifeBackend, name string) serverState {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	last, same := b.state(t, name), 0
+	for same < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		s := b.state(t, name)
+		if len(last.diff(s, true)) == 0 {
+			same++
+		} else {
+			last, same = s, 0
+		}
+	}
+	return last
 }
 
 type lifeOutcome struct {
