@@ -319,6 +319,11 @@ func TestRedisBlackholeSession(t *testing.T) {
 		_, err := e.Leader(ctx)
 		return err
 	})
+	bounded(t, "a new Observe on a blackholed connection, until its channel closes", wait, func(ctx context.Context) error {
+		for range e.Observe(ctx) {
+		}
+		return nil
+	})
 	ocancel()
 	start := time.Now()
 	for range obs {
@@ -460,4 +465,54 @@ func TestRedisBlackholeHub(t *testing.T) {
 	if handoff > ttl/6 {
 		t.Errorf("handoff took %v: the grant did not reach the waiter (re-check every %v)", handoff, ttl/3)
 	}
+}
+
+// TestRedisBlackholeReplicas blackholes a session that waits for a
+// replica's acknowledgement (WithReplicas, WAIT after each write): the
+// acquisition, the renewal and the release stay bounded by their contexts
+// and the lease's deadline.
+func TestRedisBlackholeReplicas(t *testing.T) {
+	g := redisGroup(t, 2)
+	const (
+		ttl  = time.Second
+		wait = 300 * time.Millisecond
+	)
+	f, err := testserver.NewRedisFront(g.Nodes[0].Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: f.Addr()})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(ttl), dsredis.WithReplicas(1, 200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		f.Close()
+		c.Close()
+		_ = s.Close()
+	}()
+	m := redisMutex(t, s, t.Name())
+	l, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	f.Blackhole()
+	select {
+	case <-l.Done():
+		t.Logf("holder told %v after the cut: %v", time.Since(cut).Round(time.Millisecond), l.Err())
+	case <-time.After(ttl):
+		t.Errorf("holder not told within the TTL (%v) of the cut", ttl)
+	}
+	bounded(t, "release on a blackholed connection, with replicas", wait, func(ctx context.Context) error { return l.Release(ctx) })
+	bounded(t, "lock on a blackholed connection, with replicas", wait, func(ctx context.Context) error {
+		_, err := m.Lock(ctx)
+		return err
+	})
+	bounded(t, "trylock on a blackholed connection, with replicas", wait, func(ctx context.Context) error {
+		_, err := m.TryLock(ctx)
+		return err
+	})
 }

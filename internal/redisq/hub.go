@@ -355,11 +355,34 @@ func (h *hub) unwait(s *sub) {
 // is confirmed, so that no message published afterwards is missed.
 func (h *hub) join(ctx context.Context, name string) (*sub, error) {
 	s := &sub{h: h, name: name, wake: make(chan struct{}, 1)}
-	h.wire.Lock()
-	c, err := h.add(ctx, s)
-	h.wire.Unlock()
-	if err != nil {
-		return nil, err
+	// Sending SUBSCRIBE may wait for the wire (a connection being
+	// replaced) or a dial, bounded only by the client's timeouts: do not
+	// wait past ctx; an abandoned join leaves once it is done.
+	type added struct {
+		c   *channel
+		err error
+	}
+	res := make(chan added, 1)
+	go func() {
+		h.wire.Lock()
+		c, err := h.add(ctx, s)
+		h.wire.Unlock()
+		res <- added{c, err}
+	}()
+	var c *channel
+	select {
+	case a := <-res:
+		if a.err != nil {
+			return nil, a.err
+		}
+		c = a.c
+	case <-ctx.Done():
+		go func() {
+			if a := <-res; a.err == nil {
+				h.leave(s)
+			}
+		}()
+		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "subscribing")
 	}
 	select {
 	case <-c.ready:
