@@ -8,9 +8,10 @@ import (
 )
 
 // TestZooKeeperEnsembleFaults starts a 3-member ensemble, kills its leader
-// (another member must lead), restarts it (it must rejoin as a follower),
-// and partitions a follower: it must stop serving while the other two keep
-// a leader, and serve again once healed.
+// (another member must lead) and restarts it (it must rejoin as a
+// follower), twice, so that a member with a lower ID than the leader
+// rejoins too; then it partitions a follower: it must stop serving while
+// the other two keep a leader, and serve again once healed.
 func TestZooKeeperEnsembleFaults(t *testing.T) {
 	start := time.Now()
 	e, err := testserver.StartZooKeeperEnsemble(3)
@@ -24,21 +25,27 @@ func TestZooKeeperEnsembleFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	start = time.Now()
-	e.Kill(leader)
-	next, err := e.WaitLeader(30 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if next == leader {
-		t.Fatalf("killed member %d still leads", leader)
-	}
-	t.Logf("leader %d killed: member %d leads after %v", leader, next, time.Since(start))
-	if err := e.Restart(leader); err != nil {
-		t.Fatal(err)
-	}
-	if mode := e.Mode(leader); mode != "follower" {
-		t.Fatalf("restarted member %d: mode %q, want follower", leader, mode)
+	var next int
+	for range 2 {
+		start = time.Now()
+		e.Kill(leader)
+		next, err = e.WaitLeader(30 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next == leader {
+			t.Fatalf("killed member %d still leads", leader)
+		}
+		t.Logf("leader %d killed: member %d leads after %v", leader, next, time.Since(start))
+		start = time.Now()
+		if err := e.Restart(leader); err != nil {
+			t.Fatal(err)
+		}
+		if mode := e.Mode(leader); mode != "follower" {
+			t.Fatalf("restarted member %d: mode %q, want follower", leader, mode)
+		}
+		t.Logf("member %d restarted: follower after %v", leader, time.Since(start))
+		leader = next
 	}
 
 	follower := (next + 1) % 3
