@@ -614,7 +614,7 @@ func (q *queue) wait(ctx context.Context, c class, path string, sid int64, stat 
 		}
 		gone := false
 		for _, bn := range blockers {
-			exists, _, ch, err := q.existsW(ctx, q.path+"/"+bn.name)
+			exists, _, ch, err := q.s.watchShared(ctx, q.path+"/"+bn.name)
 			if err != nil {
 				if err := retry(err); err != nil {
 					return nil, err

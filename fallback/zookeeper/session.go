@@ -50,6 +50,12 @@ type Session struct {
 
 	bg        sync.WaitGroup // calls, lease followers, background removals
 	closeOnce sync.Once
+
+	// watches are the watch channels armed on other acquisitions' nodes,
+	// by path, shared by the waiters that wait for the same node (see
+	// watchShared).
+	watchMu sync.Mutex
+	watches map[string]<-chan zk.Event
 }
 
 // An epoch is a span during which leases taken through a session hold. It
@@ -466,6 +472,73 @@ func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 		return ctx, func() {}
 	}
 	return context.WithDeadline(context.WithoutCancel(ctx), graceDeadline(ctx))
+}
+
+// watchShared reports whether the node at path exists and, if it does,
+// returns a channel that receives or is closed at its next change. Waiters
+// for the same node share one go-zookeeper watch while it has not fired:
+// go-zookeeper keeps every watch's channel until the watch fires, so a
+// watch per wait would pile up, one per cancelled waiter, on a node that is
+// held for long. A receiver must treat any receive, even from a closed
+// channel, as "the node changed".
+//
+// Sharing is safe: a watch that was armed and has not fired yet fires at
+// the node's next change, and the plain read that comes after the check
+// sees any change before it.
+func (s *Session) watchShared(ctx context.Context, path string) (bool, *zk.Stat, <-chan zk.Event, error) {
+	s.watchMu.Lock()
+	ch := s.watches[path]
+	s.watchMu.Unlock()
+	if ch != nil && !fired(ch) {
+		type res struct {
+			ok   bool
+			stat *zk.Stat
+		}
+		r, err := call(ctx, s, func() (res, error) {
+			ok, stat, err := s.conn.Exists(path)
+			return res{ok, stat}, err
+		}, nil)
+		if err != nil || !r.ok {
+			return false, nil, nil, err
+		}
+		return true, r.stat, ch, nil
+	}
+	type res struct {
+		ok   bool
+		stat *zk.Stat
+		ch   <-chan zk.Event
+	}
+	r, err := call(ctx, s, func() (res, error) {
+		ok, stat, ch, err := getW(s.conn, path)
+		return res{ok, stat, ch}, err
+	}, nil)
+	if err == nil && r.ok {
+		s.watchMu.Lock()
+		if s.watches == nil {
+			s.watches = map[string]<-chan zk.Event{}
+		}
+		if len(s.watches) >= 16 {
+			for p, c := range s.watches {
+				if fired(c) {
+					delete(s.watches, p)
+				}
+			}
+		}
+		s.watches[path] = r.ch
+		s.watchMu.Unlock()
+	}
+	return r.ok, r.stat, r.ch, err
+}
+
+// fired reports whether a watch channel has received its event (which it
+// consumes; other receivers then see the channel closed).
+func fired(ch <-chan zk.Event) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // goTracked adds a goroutine to the Session's WaitGroup unless it is closed.
