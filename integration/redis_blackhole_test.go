@@ -135,6 +135,18 @@ func TestRedisBlackhole(t *testing.T) {
 			if !errors.Is(err, distsync.ErrNotAcquired) || !errors.Is(err, context.Canceled) {
 				t.Errorf("acquire on a blackholed connection: %v, want ErrNotAcquired and context.Canceled", err)
 			}
+			// The same with a deadline, which go-redis also ignores
+			// without ContextTimeoutEnabled.
+			dctx, dcancel := context.WithTimeout(context.Background(), wait)
+			start := time.Now()
+			_, err = open(c.s)(dctx)
+			dcancel()
+			if took := time.Since(start); took > wait+blackholeSlack {
+				t.Errorf("acquire with a %v deadline on a blackholed connection returned after %v", wait, took)
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("acquire with a deadline on a blackholed connection: %v, want context.DeadlineExceeded", err)
+			}
 
 			// Blackholed while waiting behind a holder.
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
