@@ -232,6 +232,7 @@ type leftoverRun struct {
 	worstReacquire                           time.Duration  // the longest the holder took to acquire again after a grant race
 	worstFailReturn                          time.Duration  // the latest a waiter returned after its session ended or closed
 	kept                                     int            // waiters still waiting a TTL after their session ended
+	closedStuck                              int            // waiters not returned a TTL after their session closed
 	failErrs                                 map[string]int // the errors of waiters whose session ended or closed
 }
 
@@ -471,8 +472,17 @@ func testLeftovers(t *testing.T, b lifeBackend, k lifeKind, n int) {
 		case o = <-res:
 		case <-time.After(b.ttl + time.Second):
 			if i%2 == 1 {
-				t.Fatalf("%s while waiting: the call has not returned after %v; server entries of the name: %d; the call's goroutine:\n%s",
-					what, b.ttl+time.Second, b.entries(t, name), goroutinesNow().matching("lifeAcquireAsync"))
+				r.closedStuck++
+				if r.closedStuck <= 2 {
+					t.Errorf("%s while waiting: the call has not returned after %v; server entries of the name: %d; the call's goroutine:\n%s",
+						what, b.ttl+time.Second, b.entries(t, name), goroutinesNow().matching("lifeAcquireAsync"))
+				}
+				select {
+				case o = <-res:
+				case <-time.After(30 * time.Second):
+					t.Fatalf("%s while waiting: the call has not returned after 30s", what)
+				}
+				break
 			}
 			// The waiter goes on waiting in the session's successor
 			// (ZooKeeper re-enqueues in its new session): then it must
@@ -529,8 +539,8 @@ func testLeftovers(t *testing.T, b lifeBackend, k lifeKind, n int) {
 		b.name, k, r.deadlines+r.waiting+r.grants+r.ends+r.closes, r.deadlines, r.waiting, r.grants, r.grantedAtCancel,
 		r.ends, r.closes, r.leftAtReturn, r.worstOverrun.Round(time.Microsecond), r.worstFailReturn.Round(time.Microsecond),
 		r.worstReacquire.Round(time.Microsecond))
-	t.Logf("leftovers %s %-14s session ended or closed while waiting: %d still waiting a TTL later (then cancelled); returned with %v",
-		b.name, k, r.kept, r.failErrs)
+	t.Logf("leftovers %s %-14s session ended or closed while waiting: %d still waiting a TTL after the end (then cancelled), %d a TTL after the close; returned with %v",
+		b.name, k, r.kept, r.closedStuck, r.failErrs)
 	t.Logf("leftovers %s %-14s took: %s", b.name, k, strings.Join(took, ", "))
 	t.Logf("leftovers %s %-14s open sessions: goroutines %d -> %d (%d new); server %v -> %v",
 		b.name, k, len(g1), len(g2), len(g2.since(g1)), s1, s2)
