@@ -55,16 +55,17 @@
 // # Failures
 //
 // Calls take a context, which go-zookeeper's do not. When the context of
-// an acquisition (Lock, RLock, Acquire, Campaign and the Try forms) ends,
-// the call waits for its request in flight and then deletes its node, for
-// at most distsync.CancelGrace after the context ended. When ZooKeeper
-// answers within that time, nothing is left once the call returns: no
-// node, no goroutine, and no watch but one on a node that is still there
-// (go-zookeeper cannot remove a watch; ZooKeeper drops it when that node
-// changes). Past CancelGrace the call returns anyway, and the deletion goes
-// on in the background until ZooKeeper answers or the session ends. Other
-// calls (Leader, Proclaim, Release) also wait up to CancelGrace for a
-// request in flight after their context ended, to learn its outcome.
+// an acquisition ends (Lock, RLock, Acquire, Campaign and the Try forms),
+// the call waits for its request in flight and then deletes its node. It
+// does so for at most distsync.CancelGrace after the context ended. When
+// ZooKeeper answers within that time, nothing is left once the call
+// returns: no node, no goroutine, and no watch but one on a node that is
+// still there. (go-zookeeper cannot remove a watch; ZooKeeper drops it at
+// that node's next change, and waiters on one node share one watch.) Past
+// CancelGrace the call returns anyway, and the deletion goes on in the
+// background until ZooKeeper answers or the session ends. Other calls
+// (Leader, Proclaim, Release) also wait up to CancelGrace for a request in
+// flight after their context ended, to learn its outcome.
 //
 // After a connection loss during a create, whose outcome is unknown, the
 // waiter looks for its node by its GUID and adopts it if its session owns
