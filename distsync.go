@@ -40,7 +40,11 @@ type Mutex interface {
 	// Lock blocks until the lock is held or ctx ends. On success it returns
 	// the Lease. On failure it returns an error from this package (wrapping
 	// ctx.Err() when ctx ended) and leaves nothing behind: no waiter state on
-	// the backend and no goroutine.
+	// the backend and no goroutine. When ctx ends, Lock returns within
+	// CancelGrace, having removed its waiter state if the backend answered
+	// in that time (else the removal goes on in the background). A grant
+	// that reaches the waiter in the same instant as the cancellation may
+	// still be returned as a Lease, which the caller then owns.
 	Lock(ctx context.Context) (Lease, error)
 
 	// TryLock acquires the lock only if it is free, without waiting. When

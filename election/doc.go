@@ -41,6 +41,13 @@
 // expires its session lease, about one TTL later. See the README for the
 // measured figures.
 //
+// The session lease's renewals are followed once per session, from its
+// first use until it ends, so an Election kept for hours campaigns again
+// with a deadline armed from the latest renewal. Every call is bounded by
+// its context, also when the connection drops packets without closing; a
+// Campaign whose context ends returns at most distsync.CancelGrace later,
+// its key deleted if etcd answered in that time (else in the background).
+//
 // # Observing
 //
 // Leader reads the current leader; Observe delivers every change: each new

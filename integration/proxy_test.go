@@ -8,16 +8,19 @@ import (
 )
 
 // tcpProxy forwards TCP connections to a target address, and can cut them:
-// Cut drops every open connection and refuses new ones until Heal. It puts
-// one client's connection to a single-member server under the test's
-// control, where the 3-member cluster's bridges would need a cluster.
+// Cut drops every open connection and refuses new ones until Heal;
+// Blackhole keeps every connection open but passes no byte either way (as
+// a network that drops packets silently) until Heal. It puts one client's
+// connection to a single-member server under the test's control, where the
+// 3-member cluster's bridges would need a cluster.
 type tcpProxy struct {
 	ln     net.Listener
 	target string
 
 	mu    sync.Mutex
 	cut   bool
-	muted bool // replies (server to client) are dropped
+	muted bool          // replies (server to client) are dropped
+	holes chan struct{} // non-nil while blackholed; closed by Heal or Cut
 	conns map[net.Conn]bool
 	wg    sync.WaitGroup
 }
@@ -81,22 +84,52 @@ func (p *tcpProxy) accept() {
 	}
 }
 
-// reader reads src; replies read while the proxy is muted are dropped.
+// reader reads src; replies read while the proxy is muted are dropped, and
+// nothing read while it is blackholed passes until it is healed.
 func (p *tcpProxy) reader(src net.Conn, reply bool) io.Reader {
-	if !reply {
-		return src
-	}
 	return readerFunc(func(b []byte) (int, error) {
 		for {
+			p.holdWhileBlackholed()
 			n, err := src.Read(b)
+			p.holdWhileBlackholed()
 			p.mu.Lock()
-			muted := p.muted
+			muted := p.muted && reply
 			p.mu.Unlock()
 			if !muted || err != nil {
 				return n, err
 			}
 		}
 	})
+}
+
+// holdWhileBlackholed blocks while the proxy is blackholed: the bytes wait
+// in the proxy (and then in the kernel's buffers), as they would in a
+// network that drops them and retransmits later.
+func (p *tcpProxy) holdWhileBlackholed() {
+	p.mu.Lock()
+	h := p.holes
+	p.mu.Unlock()
+	if h != nil {
+		<-h
+	}
+}
+
+// Blackhole stops every byte, both ways, on open and new connections, and
+// keeps the connections open, until Heal (or Cut, which also closes them).
+func (p *tcpProxy) Blackhole() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.holes == nil {
+		p.holes = make(chan struct{})
+	}
+}
+
+// openHoles ends a blackhole; p.mu held.
+func (p *tcpProxy) openHoles() {
+	if p.holes != nil {
+		close(p.holes)
+		p.holes = nil
+	}
 }
 
 type readerFunc func([]byte) (int, error)
@@ -122,16 +155,18 @@ func (p *tcpProxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = true
+	p.openHoles()
 	for c := range p.conns {
 		c.Close()
 	}
 }
 
-// Heal accepts connections again.
+// Heal accepts connections again and ends a blackhole.
 func (p *tcpProxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = false
+	p.openHoles()
 }
 
 func (p *tcpProxy) close() {

@@ -38,6 +38,21 @@
 // the lock), reading the key then: a loss within that first millisecond is
 // reported about a millisecond later than one after it.
 //
+// The session lease's renewals are followed once per session, from the
+// first use of the session until it ends, so a Mutex kept for hours and
+// used now and then arms every new lease from the latest renewal. A
+// session granted by NewWithClient is known from its grant; the first use
+// of a session of your own (New) asks etcd once for its remaining TTL.
+//
+// # Cancellation and faults
+//
+// Every call is bounded by its context, also when the connection to etcd
+// drops packets without closing. A Lock whose context ends returns at most
+// distsync.CancelGrace later. By then its waiter key is deleted if etcd
+// answered; otherwise the deletion goes on in the background until etcd
+// answers or the session ends. A waiter cut off from etcd also fails once
+// its session's renewal is overdue, as a holder is told.
+//
 // # Limits
 //
 // The guarantees are etcd's: a holder paused longer than its session TTL
