@@ -203,17 +203,20 @@ func leftoverCancels() int {
 
 // TestLifecycleLeftovers cancels acquisitions of every kind on every
 // backend at many moments: deadlines from 1µs to a few ms (before the
-// enqueue reply), while waiting behind a holder, at the moment the holder
-// releases (swept over small offsets), the waiter's session ended from
-// outside while waiting, and its primitive and session closed while waiting.
-// Then, with the sessions still open, the client's goroutines and the
-// server's watchers, subscriptions and entries of the name must be back to
-// what they were before the cancellations; and once the sessions are
-// closed, goroutines and the server's state (connections too) must be back
-// to what they were before the sessions were opened.
+// enqueue reply), one at a time and ten at once; while waiting behind a
+// holder; at the moment the holder releases (swept over small offsets);
+// the waiter's session ended from outside while waiting; and its primitive
+// and session closed while waiting. A cancelled call that returns within
+// distsync.CancelGrace must have removed its entry from the server by then.
+// Afterwards, with the sessions still open, the client's goroutines must be
+// those of before the cancellations, and the server's watchers,
+// subscriptions and entries of the name no more than before; once the
+// sessions are closed, goroutines and the server's state (connections
+// too) must be exactly what they were before the sessions were opened.
 //
-// The subtests run one at a time: goroutines and server-wide figures are
-// counted for the whole process and server.
+// The subtests run one at a time, and no other test runs meanwhile (none
+// is parallel): goroutines and server-wide figures are counted for the
+// whole process and server.
 func TestLifecycleLeftovers(t *testing.T) {
 	n := leftoverCancels()
 	for _, mk := range lifeBackends {
