@@ -43,10 +43,17 @@ bench: ensure-servers
 bench-quick: ensure-servers
 	$(GO) run ./integration/bench -quick $(BENCHFLAGS)
 
-# soak runs the fenced-history tests (integration/history*_test.go) of the
-# three backends for DURATION each, at the same time, one test process per
-# backend, and prints their outcome tables; the full logs stay in the
-# directory it names. RACE=-race builds with the race detector (slower).
+# soak runs the long versions of the safety and reliability checks:
+#  1. the fenced-history tests (integration/history*_test.go) of the three
+#     backends, plus Redis under repeated Sentinel failovers, for DURATION
+#     each, at the same time, one test process each;
+#  2. then, alone on the machine (they time calls against deadlines), the
+#     reliability checks in full: the fault sweep over every primitive,
+#     offset, contention and cut; reuse after idle gaps; 1000 cancelled
+#     acquisitions per primitive and backend; and the ZooKeeper ensemble
+#     under leader kills and partitions for DURATION.
+# It prints the outcome tables; the full logs stay in the directory it names.
+# RACE=-race builds with the race detector (slower).
 #   make soak DURATION=10m
 soak: DURATION ?= 10m
 soak: RACE ?=
@@ -54,16 +61,20 @@ soak: ensure-servers
 	@dir=$$(mktemp -d /tmp/distsync-soak.XXXXXX); \
 	$(GO) test -c $(RACE) -o $$dir/integration.test ./integration/ || exit 1; \
 	echo "soak: $(DURATION) per backend, logs in $$dir"; \
-	for b in Etcd Redis ZooKeeper; do \
+	for b in Etcd Redis ZooKeeper RedisSentinel; do \
 		( cd integration && DISTSYNC_SOAK=$(DURATION) $$dir/integration.test \
 			-test.run "^TestHistory$$b\$$" -test.count 1 -test.timeout 0 -test.v \
 			> $$dir/$$b.log 2>&1; echo $$? > $$dir/$$b.status ) & \
 	done; \
 	wait; \
+	( cd integration && DISTSYNC_SOAK=$(DURATION) $$dir/integration.test \
+		-test.run '^(TestFaultSweep|TestLifecycleReuse|TestLifecycleLeftovers|TestZooKeeperCancelLeavesNothing|TestZooKeeperEnsembleContention)$$' \
+		-test.count 1 -test.timeout 0 -test.v > $$dir/Reliability.log 2>&1; echo $$? > $$dir/Reliability.status ); \
 	failed=0; \
-	for b in Etcd Redis ZooKeeper; do \
+	for b in Etcd Redis ZooKeeper RedisSentinel Reliability; do \
 		awk '/^=== fenced-history outcome/ {p = 1} p {print} /^$$/ {p = 0}' $$dir/$$b.log; \
+		grep -E 'fault sweep|lifecycle|ensemble' $$dir/$$b.log | grep -v '^=== ' | head -60; \
 		if [ "$$(cat $$dir/$$b.status)" = 0 ]; then echo "soak $$b: PASS"; \
-		else echo "soak $$b: FAIL (see $$dir/$$b.log)"; grep -E -- '--- FAIL|history.*_test.go:[0-9]+:' $$dir/$$b.log | head -20; failed=1; fi; \
+		else echo "soak $$b: FAIL (see $$dir/$$b.log)"; grep -E -- '--- FAIL|_test.go:[0-9]+:' $$dir/$$b.log | head -20; failed=1; fi; \
 	done; \
 	exit $$failed

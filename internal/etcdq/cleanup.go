@@ -62,21 +62,47 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // abandon removes key after an enqueue whose outcome is unknown, and
-// leaves a tombstone (bound to the session lease) so that the enqueue,
-// should it still be applied later, finds it and writes nothing.
+// leaves a tombstone so that the enqueue, should it still be applied
+// later, finds it and writes nothing.
+//
+// The tombstone lives on a lease of its own, granted for the session's TTL
+// plus tombstoneGrace, and goes away by itself: a session used for hours,
+// with waits cancelled often, would otherwise pile tombstones up until it
+// ended. That is long enough: a late enqueue puts its key on the session
+// lease, so it can land only while that lease is renewed, which takes a
+// working connection; a working connection delivers what it carries at
+// once, and etcd stops processing a request after its request timeout.
 func (q *Queue) abandon(ctx context.Context, key string) {
 	op := func(ctx context.Context) error {
-		_, err := q.c.Txn(ctx).Then(
+		g, err := q.c.Grant(ctx, q.tombstoneTTL())
+		if err != nil {
+			return err
+		}
+		_, err = q.c.Txn(ctx).Then(
 			clientv3.OpDelete(key),
-			clientv3.OpPut(tombstone(key), "", clientv3.WithLease(q.s.Lease())),
+			clientv3.OpPut(tombstone(key), "", clientv3.WithLease(g.ID)),
 		).Commit()
 		return err
 	}
 	_ = q.retry(ctx, op)
 }
 
-// retry runs op once in the foreground and, if it fails while the session
-// lives, again in the background with backoff until it succeeds or the
+// tombstoneGrace is how much longer than the session's TTL a tombstone
+// lives: more than etcd's default request timeout (5 s plus two election
+// timeouts).
+const tombstoneGrace = 8 * time.Second
+
+// tombstoneTTL is the TTL of a tombstone's lease, in whole seconds.
+func (q *Queue) tombstoneTTL() int64 {
+	ttl := q.h.grantedTTL()
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	return int64((ttl + tombstoneGrace + time.Second - 1) / time.Second)
+}
+
+// retry runs op once in the foreground, unless the session or the client
+// has ended, and, if it fails while the session lives, again in the background with backoff until it succeeds or the
 // session ends; an orphaned key would block the name for the session's life.
 //
 // The foreground attempt runs under ctx (bounded by cleanupTimeout).
@@ -89,6 +115,14 @@ func (q *Queue) retry(ctx context.Context, op func(context.Context) error) error
 			return nil // the lease is gone and its keys with it
 		}
 		return err
+	}
+	switch {
+	case q.s.Ctx().Err() != nil:
+		// The session has ended: its keys end with its lease, and a
+		// request now could only wait on a closing client.
+		return nil
+	case q.c.Ctx().Err() != nil:
+		return distsync.Errorf(distsync.ErrClosed, nil, "etcd client closed; the key ends with the session lease")
 	}
 	err := attempt(ctx)
 	if err == nil {

@@ -169,6 +169,13 @@ func (h *health) state() (time.Time, <-chan struct{}, error) {
 	return h.deadline, h.changed, h.endErr
 }
 
+// grantedTTL returns the session lease's TTL, or 0 while unknown.
+func (h *health) grantedTTL() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ttl
+}
+
 // check returns an error wrapping ErrLost when the lease can no longer be
 // trusted at now: its keep-alive ended, or its deadline passed.
 func (h *health) check(now time.Time) error {

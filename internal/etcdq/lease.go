@@ -163,7 +163,8 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 			}
 			switch {
 			case l.ctx.Err() != nil:
-				return // Release interrupted the set-up
+				w.stop() // the watch may have come up just before
+				return   // Release interrupted the set-up
 			case gone:
 				l.lose(err, "key %q was deleted", l.key)
 				return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/testserver"
@@ -150,5 +151,49 @@ func TestCheckAt(t *testing.T) {
 	del(c)
 	if _, _, err := q.check(ctx, c, revC, wait, atA); !errors.Is(err, distsync.ErrLost) {
 		t.Fatalf("check at a revision after the waiter's own key was deleted: %v, want ErrLost", err)
+	}
+}
+
+// TestAbandonedTombstoneExpires checks that a tombstone does not outlive
+// its purpose: a session kept for hours, with waits cancelled often, must
+// not pile them up. It lives for the session's TTL plus tombstoneGrace,
+// then etcd deletes it; the session stays open throughout. The first read
+// is the control: the tombstone is there to be seen.
+func TestAbandonedTombstoneExpires(t *testing.T) {
+	ctx := context.Background()
+	s, err := NewSession(ctx, etcd.Client(t), MinTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	q, err := New(s, t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := newKey(q.prefix, q.s.Lease())
+	start := time.Now()
+	q.abandon(ctx, key)
+	count := func() int64 {
+		got, err := q.c.Get(ctx, tombstone(key), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Count
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("control: %d tombstones right after abandon, want 1", n)
+	}
+	limit := MinTTL + tombstoneGrace + 3*time.Second // lease granularity and etcd's expiry loop
+	for count() != 0 {
+		if time.Since(start) > limit {
+			t.Fatalf("tombstone still there %v after it was written (session open)", time.Since(start).Round(time.Millisecond))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("tombstone gone %v after it was written", time.Since(start).Round(time.Millisecond))
+	select {
+	case <-s.Done():
+		t.Fatal("the session ended: the tombstone's expiry proves nothing")
+	default:
 	}
 }
