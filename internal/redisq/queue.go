@@ -112,6 +112,10 @@ func (q *Queue) TryAcquire(ctx context.Context, kind byte, value []byte) (*Lease
 	if ctx.Err() != nil {
 		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
 	}
+	if !q.s.enter() {
+		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+	}
+	defer q.s.bgDone()
 	member := q.s.member(kind)
 	sent := time.Now()
 	p := q.start(ctx, "try", member, kind, value)
@@ -151,9 +155,10 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, e
 	if ctx.Err() != nil {
 		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
 	}
-	if q.s.Closed() {
+	if q.s.Closed() || !q.s.enter() {
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
 	}
+	defer q.s.bgDone()
 	member := q.s.member(kind)
 	sb, err := q.s.hub.wait(member)
 	if err != nil {

@@ -104,8 +104,21 @@ func (q *Queue) acked(ctx context.Context, member string, sent time.Time) (time.
 		return sent, nil
 	}
 	sent = time.Now()
+	// An acquisition keeps Session.Close waiting (see Session.enter):
+	// stop at the close too, not only at ctx's end.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-q.s.hub.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	r, err := runAckedCtx(ctx, q.s, q.k, "renew", member)
 	switch {
+	case err != nil && q.s.Closed() && context.Cause(ctx) == context.Canceled:
+		return sent, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
 	case err != nil:
 		return sent, distsync.Errorf(distsync.ErrUnavailable, errors.Join(err, context.Cause(ctx)), "replicas of %q", q.name)
 	case r.status != 1:

@@ -123,17 +123,31 @@ func NewSession(ctx context.Context, c Client, o Options) (*Session, error) {
 // closeTimeout, then it cancels f's context). It reports false, running
 // nothing, once Close has stopped waiting.
 func (s *Session) goBackground(f func(ctx context.Context)) bool {
-	s.mu.Lock()
-	if s.bgStopped {
-		s.mu.Unlock()
+	if !s.enter() {
 		return false
 	}
-	s.bgN++
-	s.mu.Unlock()
 	go func() {
 		defer s.bgDone()
 		f(s.bgCtx)
 	}()
+	return true
+}
+
+// enter counts an acquisition in progress as Close counts background
+// cleanups: Close waits (at most closeTimeout) until it returned. A waiter
+// woken by Close thus starts the deletion of its entry (see abandon)
+// before Close stops waiting for cleanups; without that, Close could find
+// no cleanup running yet, stop, and leave the entry to expire in a queue
+// that nothing reclaims until the next script on the name. It reports
+// false, counting nothing, once Close has stopped waiting; otherwise the
+// caller must call bgDone when it returns.
+func (s *Session) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bgStopped {
+		return false
+	}
+	s.bgN++
 	return true
 }
 
@@ -210,7 +224,9 @@ func (s *Session) Closed() bool {
 
 // Close ends every lease of the session (their Err wraps ErrLost and
 // ErrClosed; their state is deleted, or expires if Redis does not answer),
-// makes waiting calls return ErrClosed, and closes the pub/sub connection.
+// makes waiting calls return ErrClosed (their entries deleted before Close
+// returns, or expiring if Redis does not answer), and closes the pub/sub
+// connection.
 // It does not close the client. It returns within about closeTimeout even
 // when Redis does not answer, leaving no goroutine of the session behind
 // (a request to an unresponsive server ends when the client gives up on
@@ -238,7 +254,8 @@ func (s *Session) Close() error {
 	wg.Wait()
 	cancel()
 	s.hub.close()
-	// Waiters woken by the close delete their entries in the background.
+	// Acquisitions woken by the close delete their entries, in the
+	// background past CancelGrace: wait for both (see enter).
 	s.waitBackground(time.Until(deadline))
 	s.mu.Lock()
 	s.bgStopped = true
