@@ -62,29 +62,96 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // abandon removes key after an enqueue whose outcome is unknown, and
-// leaves a tombstone so that the enqueue, should it still be applied
-// later, finds it and writes nothing.
+// leaves a tombstone (bound to the session lease) so that the enqueue,
+// should it still be applied later, finds it and writes nothing.
 //
-// The tombstone lives on a lease of its own, granted for the session's TTL
-// plus tombstoneGrace, and goes away by itself: a session used for hours,
-// with waits cancelled often, would otherwise pile tombstones up until it
-// ended. That is long enough: a late enqueue puts its key on the session
-// lease, so it can land only while that lease is renewed, which takes a
-// working connection; a working connection delivers what it carries at
-// once, and etcd stops processing a request after its request timeout.
+// The tombstone is deleted once no late enqueue can land any more (see
+// forget), so that a session used for hours, with waits cancelled often,
+// does not pile tombstones up; the end of the session deletes it sooner.
 func (q *Queue) abandon(ctx context.Context, key string) {
 	op := func(ctx context.Context) error {
-		g, err := q.c.Grant(ctx, q.tombstoneTTL())
-		if err != nil {
-			return err
-		}
-		_, err = q.c.Txn(ctx).Then(
+		_, err := q.c.Txn(ctx).Then(
 			clientv3.OpDelete(key),
-			clientv3.OpPut(tombstone(key), "", clientv3.WithLease(g.ID)),
+			clientv3.OpPut(tombstone(key), "", clientv3.WithLease(q.s.Lease())),
 		).Commit()
 		return err
 	}
-	_ = q.retry(ctx, op)
+	if q.retry(ctx, op) == nil {
+		q.forget(tombstone(key))
+	}
+}
+
+// forget deletes tombstone once the session's TTL plus tombstoneGrace
+// have passed. That is long enough: a late enqueue puts its key on the
+// session lease, so it can land only while that lease is renewed, which
+// takes a working connection; a working connection delivers what it
+// carries at once, and etcd stops processing a request after its request
+// timeout. The deletions of a queue are batched on one timer; Close stops
+// it, and the session's end deletes what is left.
+func (q *Queue) forget(tombstone string) {
+	q.tmu.Lock()
+	defer q.tmu.Unlock()
+	if q.tclosed {
+		return
+	}
+	q.tdue = append(q.tdue, dueTombstone{key: tombstone, at: time.Now().Add(q.tombstoneLinger())})
+	if q.timer == nil {
+		q.timer = time.AfterFunc(time.Until(q.tdue[0].at), q.deleteDue)
+	}
+}
+
+type dueTombstone struct {
+	key string
+	at  time.Time
+}
+
+// deleteDue deletes the tombstones that are due, in one Txn, and sets the
+// timer for the next.
+func (q *Queue) deleteDue() {
+	q.tmu.Lock()
+	var ops []clientv3.Op
+	for len(q.tdue) > 0 && !q.tdue[0].at.After(time.Now()) && len(ops) < 64 {
+		ops = append(ops, clientv3.OpDelete(q.tdue[0].key))
+		q.tdue = q.tdue[1:]
+	}
+	q.tmu.Unlock()
+	ok := true
+	if len(ops) > 0 && q.s.Ctx().Err() == nil {
+		ctx, cancel := context.WithTimeout(q.s.Ctx(), attemptTimeout)
+		_, err := q.c.Txn(ctx).Then(ops...).Commit()
+		cancel()
+		ok = err == nil
+	}
+	q.tmu.Lock()
+	defer q.tmu.Unlock()
+	next := time.Second // after a failure: try again
+	if ok && len(q.tdue) > 0 {
+		next = max(time.Until(q.tdue[0].at), 0)
+	}
+	if !ok {
+		// Put them back at the front, to be deleted with the next batch.
+		for i := len(ops) - 1; i >= 0; i-- {
+			q.tdue = append([]dueTombstone{{key: string(ops[i].KeyBytes())}}, q.tdue...)
+		}
+	}
+	switch {
+	case q.tclosed || q.s.Ctx().Err() != nil || len(q.tdue) == 0:
+		q.timer = nil
+	default:
+		q.timer = time.AfterFunc(next, q.deleteDue)
+	}
+}
+
+// stopForgetting ends the deletion of tombstones: Close calls it, after
+// which the session's end deletes them.
+func (q *Queue) stopForgetting() {
+	q.tmu.Lock()
+	defer q.tmu.Unlock()
+	q.tclosed = true
+	if q.timer != nil {
+		q.timer.Stop()
+		q.timer = nil
+	}
 }
 
 // tombstoneGrace is how much longer than the session's TTL a tombstone
@@ -92,13 +159,13 @@ func (q *Queue) abandon(ctx context.Context, key string) {
 // timeouts).
 const tombstoneGrace = 8 * time.Second
 
-// tombstoneTTL is the TTL of a tombstone's lease, in whole seconds.
-func (q *Queue) tombstoneTTL() int64 {
+// tombstoneLinger is how long a tombstone is kept.
+func (q *Queue) tombstoneLinger() time.Duration {
 	ttl := q.h.grantedTTL()
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
-	return int64((ttl + tombstoneGrace + time.Second - 1) / time.Second)
+	return ttl + tombstoneGrace
 }
 
 // retry runs op once in the foreground, unless the session or the client

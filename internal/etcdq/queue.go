@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -21,9 +22,15 @@ type Queue struct {
 	c      *clientv3.Client
 	prefix string
 
-	h     *health        // the session lease's renewals, shared by all its queues
-	bg    sync.WaitGroup // background removals
-	owned bool           // the session was created by Open and ends with Close
+	h       *health        // the session lease's renewals, shared by all its queues
+	bg      sync.WaitGroup // background removals and stream reaping
+	reaping atomic.Bool    // a reapStream is under way
+
+	tmu     sync.Mutex     // guards the tombstones to delete (see forget)
+	tdue    []dueTombstone // in order of due time
+	timer   *time.Timer    // deletes the due tombstones
+	tclosed bool           // Close stopped the deletions
+	owned   bool           // the session was created by Open and ends with Close
 
 	closeOnce sync.Once // an owned session is revoked once; later Closes return that result
 	closeErr  error
@@ -66,6 +73,7 @@ func Open(ctx context.Context, c *clientv3.Client, name string, ttl time.Duratio
 // they end when their key is gone or the session ends. The session is
 // ended once: a later Close returns the first one's result.
 func (q *Queue) Close() error {
+	q.stopForgetting()
 	var err error
 	if q.owned {
 		q.closeOnce.Do(func() {

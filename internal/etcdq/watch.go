@@ -55,6 +55,9 @@ func (q *Queue) watchOpts(ctx context.Context, key string, opts ...clientv3.OpOp
 		return w, wr.Header.Revision, nil
 	}
 	cancel()
+	if !timerStopped || !ctxStopped {
+		q.reapStream()
+	}
 	switch {
 	case ctx.Err() != nil:
 		return nil, 0, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "watch %q", key)
@@ -73,4 +76,29 @@ func (w *keyWatch) stop() {
 	if w != nil {
 		w.cancel()
 	}
+}
+
+// reapStream ends a watch stream that clientv3 may have left open with no
+// watch on it. clientv3 opens one gRPC stream per client for our watches
+// and closes it when its last watch ends; but a Watch call abandoned
+// before the stream took its request (the context ended while the stream
+// was being set up) leaves the stream open with none, on the client and
+// on the server, until the client closes. A watch set up and cancelled
+// through the same stream makes clientv3 close it. It runs in the
+// background, once at a time, bounded by attemptTimeout; Close waits for it.
+func (q *Queue) reapStream() {
+	if !q.reaping.CompareAndSwap(false, true) {
+		return
+	}
+	q.bg.Add(1)
+	go func() {
+		defer q.bg.Done()
+		defer q.reaping.Store(false)
+		ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(q.c.Ctx()), attemptTimeout)
+		defer cancel()
+		select {
+		case <-q.c.Watch(ctx, q.prefix, clientv3.WithCreatedNotify(), clientv3.WithFilterPut(), clientv3.WithFilterDelete()):
+		case <-ctx.Done():
+		}
+	}()
 }
