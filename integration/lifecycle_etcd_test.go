@@ -104,7 +104,13 @@ func etcdLifeAcquirer(t *testing.T, s *concurrency.Session, k lifeKind, name str
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = semaphore.DeleteLimit(context.Background(), s.Client(), name) })
+		// The session's client may be closed (or cut off) by then: the
+		// limit is deleted through a client of the test's own.
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = semaphore.DeleteLimit(ctx, etcdServer.Client(t), name)
+		})
 		return lifeAcquirer{acquire: sem.Acquire, close: sem.Close}
 	case lifeElection:
 		e, err := election.New(s, name)
