@@ -107,9 +107,14 @@ func etcdLifeAcquirer(t *testing.T, s *concurrency.Session, k lifeKind, name str
 		// The session's client may be closed (or cut off) by then: the
 		// limit is deleted through a client of the test's own.
 		t.Cleanup(func() {
+			c, err := etcdServer.NewClient()
+			if err != nil {
+				return
+			}
+			defer c.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_ = semaphore.DeleteLimit(ctx, etcdServer.Client(t), name)
+			_ = semaphore.DeleteLimit(ctx, c, name)
 		})
 		return lifeAcquirer{acquire: sem.Acquire, close: sem.Close}
 	case lifeElection:
