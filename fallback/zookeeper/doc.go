@@ -95,7 +95,8 @@
 // uncertain. WithDisconnectGrace keeps leases through a disconnection
 // shorter than a third of the session timeout, if the same session comes
 // back. A waiter survives a disconnection; if its session expired
-// meanwhile, it queues again in the new one.
+// meanwhile, it queues again in the new one. A Campaign instead fails with
+// ErrLost when its session's leases would end.
 //
 // # Limits
 //

@@ -64,7 +64,12 @@ func NewElection(s *Session, name string) (*Election, error) {
 // when the node was deleted or its session ended while waiting (the
 // candidacy is then gone; campaign again), distsync.ErrClosed when the
 // Session was closed, or distsync.ErrUnavailable when ZooKeeper failed a
-// request. A mere disconnection while waiting is waited out.
+// request. A waiting candidate follows its session as a Lease does: it
+// fails with ErrLost as soon as a lease of the session would be lost (see
+// Session), without waiting for go-zookeeper to reconnect. By default
+// that includes a disconnection; with WithDisconnectGrace, a shorter one
+// is waited out. A node left behind by a mere disconnection is deleted
+// once the connection is back.
 func (e *Election) Campaign(ctx context.Context, value []byte) (distsync.Leadership, error) {
 	if value == nil {
 		value = []byte{}
@@ -80,8 +85,25 @@ func (e *Election) Campaign(ctx context.Context, value []byte) (distsync.Leaders
 // under the election's node. It returns an error wrapping
 // distsync.ErrNoLeader when nobody campaigns, or distsync.ErrUnavailable
 // (joined with ctx.Err() when ctx ended, distsync.ErrClosed when the
-// Session was closed) when ZooKeeper did not answer.
+// Session was closed) when ZooKeeper did not answer. A lost connection is
+// waited out until ctx ends.
 func (e *Election) Leader(ctx context.Context) (distsync.Leader, error) {
+	b := newBackoff()
+	// retry waits out a lost connection, within ctx.
+	retry := func(err error) error {
+		if !connLost(err) || ctx.Err() != nil {
+			return e.readErr(ctx, err)
+		}
+		if _, rerr := e.q.reconnected(ctx); rerr != nil {
+			return e.readErr(ctx, errors.Join(rerr, err))
+		}
+		select {
+		case <-ctx.Done():
+			return e.readErr(ctx, err)
+		case <-time.After(b.next()):
+			return nil
+		}
+	}
 	for {
 		children, err := call(ctx, e.q.s, func() ([]string, error) {
 			ch, _, err := e.q.s.conn.Children(e.q.path)
@@ -91,7 +113,10 @@ func (e *Election) Leader(ctx context.Context) (distsync.Leader, error) {
 			return distsync.Leader{}, distsync.Errorf(distsync.ErrNoLeader, nil, "election %q", e.q.path)
 		}
 		if err != nil {
-			return distsync.Leader{}, e.readErr(ctx, err)
+			if err := retry(err); err != nil {
+				return distsync.Leader{}, err
+			}
+			continue
 		}
 		nodes := sortNodes(children)
 		if len(nodes) == 0 {
@@ -109,7 +134,10 @@ func (e *Election) Leader(ctx context.Context) (distsync.Leader, error) {
 		case errors.Is(err, zk.ErrNoNode):
 			continue // the leader resigned since the listing
 		case err != nil:
-			return distsync.Leader{}, e.readErr(ctx, err)
+			if err := retry(err); err != nil {
+				return distsync.Leader{}, err
+			}
+			continue
 		}
 		return distsync.Leader{Value: r.data, Term: uint64(r.stat.Czxid), Time: time.Now()}, nil
 	}

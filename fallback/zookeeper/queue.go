@@ -163,7 +163,7 @@ func (q *queue) acquire(ctx context.Context, c class, value []byte, try bool) (*
 		}
 	}
 	for {
-		path, sid, stat, own, listing, err := q.enqueue(ctx, c.kind, value)
+		w, err := q.enqueue(ctx, c, value)
 		if errors.Is(err, errSessionChanged) {
 			if c.oneSession {
 				return nil, distsync.Errorf(distsync.ErrLost, err, "new waiter node ended with its session")
@@ -173,10 +173,10 @@ func (q *queue) acquire(ctx context.Context, c class, value []byte, try bool) (*
 		if err != nil {
 			return nil, err
 		}
-		l, err := q.wait(ctx, c, path, sid, stat, own, listing, try)
+		l, err := q.wait(ctx, c, w, try)
 		if errors.Is(err, errSessionChanged) {
 			if c.oneSession {
-				return nil, distsync.Errorf(distsync.ErrLost, err, "waiter node %s ended with its session 0x%x", path, sid)
+				return nil, distsync.Errorf(distsync.ErrLost, err, "waiter node %s ended with its session 0x%x", w.path, w.sid)
 			}
 			continue
 		}
@@ -222,9 +222,45 @@ func connLost(err error) bool {
 		errors.Is(err, zk.ErrSessionExpired) || errors.Is(err, zk.ErrSessionMoved)
 }
 
+// epochEnded is the error of a wait whose epoch ended: errSessionChanged,
+// or ErrClosed when the Session was closed.
+func (q *queue) epochEnded(ctx context.Context) error {
+	if q.closed() {
+		return q.fail(ctx, distsync.Errorf(distsync.ErrClosed, nil, "zookeeper session closed"), "wait")
+	}
+	return errSessionChanged
+}
+
+// follow returns ctx, also cancelled (with cause errSessionChanged) when e
+// ends, and the function that stops following; with a nil e, ctx itself.
+func follow(ctx context.Context, e *epoch) (context.Context, func()) {
+	if e == nil {
+		return ctx, func() {}
+	}
+	fctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-e.done:
+			cancel(errSessionChanged)
+		case <-done:
+		}
+	}()
+	return fctx, func() {
+		close(done)
+		cancel(context.Canceled)
+	}
+}
+
 // reconnected waits until the connection has a session again and returns
 // its ID.
 func (q *queue) reconnected(ctx context.Context) (int64, error) {
+	return q.reconnectedIn(ctx, nil)
+}
+
+// reconnectedIn is reconnected that fails with errSessionChanged as soon
+// as e ends; with a nil e it is reconnected.
+func (q *queue) reconnectedIn(ctx context.Context, e *epoch) (int64, error) {
 	for {
 		sid, connected, changed, closed := q.s.state()
 		switch {
@@ -236,6 +272,8 @@ func (q *queue) reconnected(ctx context.Context) (int64, error) {
 		select {
 		case <-ctx.Done():
 			return 0, context.Cause(ctx)
+		case <-e.ended():
+			return 0, errSessionChanged
 		case <-changed:
 		}
 	}
@@ -255,14 +293,19 @@ func newGUID() string {
 // the name and adopts it if the connection's session owns it. If ctx ends
 // while a create is in flight, the create's node is deleted once its answer
 // arrives: before enqueue returns if that is within the grace (see call),
-// else in the background.
-func (q *queue) enqueue(ctx context.Context, kind string, value []byte) (path string, sid int64, stat *zk.Stat, own <-chan zk.Event, listing []string, err error) {
+// else in the background. For a class bound to one session, the waiter
+// follows the epoch the node was created in from then on (see wait).
+func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, error) {
+	var (
+		path, sid = "", int64(0)
+		err       error
+	)
 	guid := newGUID()
-	prefix := q.path + "/" + "_c_" + guid + "-" + kind + "-"
+	prefix := q.path + "/" + "_c_" + guid + "-" + c.kind + "-"
 	madeParents := false
 	for path == "" {
 		if sid, err = q.reconnected(ctx); err != nil {
-			return "", 0, nil, nil, nil, q.fail(ctx, err, "connect")
+			return waiter{}, q.fail(ctx, err, "connect")
 		}
 		owner := sid // the abandon callback may run after enqueue returned
 		created, err := call(ctx, q.s, func() (string, error) {
@@ -278,10 +321,10 @@ func (q *queue) enqueue(ctx context.Context, kind string, value []byte) (path st
 			// leaves the outcome unknown, and the node is looked for
 			// in the background.
 			q.abandon(owner, guid, "", err)
-			return "", 0, nil, nil, nil, q.fail(ctx, err, "create waiter node")
+			return waiter{}, q.fail(ctx, err, "create waiter node")
 		case errors.Is(err, zk.ErrNoNode) && !madeParents:
 			if err := q.ensureParents(ctx); err != nil {
-				return "", 0, nil, nil, nil, q.fail(ctx, err, "create %q", q.path)
+				return waiter{}, q.fail(ctx, err, "create %q", q.path)
 			}
 			madeParents = true
 		case connLost(err):
@@ -292,46 +335,80 @@ func (q *queue) enqueue(ctx context.Context, kind string, value []byte) (path st
 				if ctx.Err() != nil {
 					q.abandon(owner, guid, "", zk.ErrConnectionClosed)
 				}
-				return "", 0, nil, nil, nil, q.fail(ctx, ferr, "look for waiter node after a connection loss")
+				return waiter{}, q.fail(ctx, ferr, "look for waiter node after a connection loss")
 			}
 			path = found
 		default:
-			return "", 0, nil, nil, nil, q.fail(ctx, err, "create waiter node")
+			return waiter{}, q.fail(ctx, err, "create waiter node")
 		}
 	}
+	w := waiter{path: path, sid: sid}
+	if c.oneSession {
+		// Bound to one session: follow it as a Lease does (see
+		// Lease.follow), from the creation on. The wait ends when the
+		// epoch ends, at once, not when go-zookeeper has reconnected
+		// and the requests and watches fail.
+		if w.bound = q.s.current(); w.bound == nil || w.bound.sid != sid {
+			q.s.removeLater(path, sid)
+			return waiter{}, q.epochEnded(ctx)
+		}
+	}
+	fctx, stop := follow(ctx, w.bound)
+	defer stop()
 	var exists bool
 	b := newBackoff()
 	for {
-		exists, stat, own, listing, err = q.existsAndList(ctx, path)
+		exists, w.stat, w.own, w.listing, err = q.existsAndList(fctx, path)
+		if err != nil && ctx.Err() == nil && w.bound.over() {
+			q.s.removeLater(path, sid)
+			return waiter{}, q.epochEnded(ctx)
+		}
 		if err == nil || !connLost(err) || ctx.Err() != nil {
 			break
 		}
 		// The node is there, or gone with its session: wait and see.
-		cur, rerr := q.reconnected(ctx)
+		cur, rerr := q.reconnectedIn(ctx, w.bound)
+		if errors.Is(rerr, errSessionChanged) {
+			q.s.removeLater(path, sid)
+			return waiter{}, q.epochEnded(ctx)
+		}
 		if rerr != nil {
 			err = errors.Join(rerr, err)
 			break
 		}
 		if cur != sid {
-			return "", 0, nil, nil, nil, errSessionChanged
+			return waiter{}, errSessionChanged
 		}
 		select {
 		case <-ctx.Done():
+		case <-w.bound.ended():
 		case <-time.After(b.next()):
 		}
 	}
 	switch {
 	case err != nil:
 		_ = q.remove(ctx, path, sid)
-		return "", 0, nil, nil, nil, q.fail(ctx, err, "watch waiter node")
+		return waiter{}, q.fail(ctx, err, "watch waiter node")
 	case !exists:
 		// Only the end of its session deletes a fresh node unasked.
-		return "", 0, nil, nil, nil, errSessionChanged
-	case stat.EphemeralOwner != sid:
-		q.s.removeLater(path, stat.EphemeralOwner)
-		return "", 0, nil, nil, nil, errSessionChanged
+		return waiter{}, errSessionChanged
+	case w.stat.EphemeralOwner != sid:
+		q.s.removeLater(path, w.stat.EphemeralOwner)
+		return waiter{}, errSessionChanged
 	}
-	return path, sid, stat, own, listing, nil
+	return w, nil
+}
+
+// A waiter is an acquisition's node, as enqueue created it.
+type waiter struct {
+	path    string
+	sid     int64           // the session that owns the node
+	stat    *zk.Stat        // the node's, when created
+	own     <-chan zk.Event // a watch on the node
+	listing []string        // the queue, read just after; nil if that read failed
+	// bound, for a class bound to one session, is the epoch the node was
+	// created in: the acquisition fails when it ends.
+	bound *epoch
 }
 
 // existsW reports whether the node at path exists and, if it does, sets a
@@ -519,11 +596,13 @@ func (q *queue) checkExisting(ctx context.Context) error {
 	return q.checkParent(ctx, r.data, r.stat.Version)
 }
 
-// wait blocks until the node at path (of session sid) holds, watching only
-// the nodes that block it and its own node.
-// listing, if not nil, is a listing of the queue read after the node was
-// created, for the first look.
-func (q *queue) wait(ctx context.Context, c class, path string, sid int64, stat *zk.Stat, own <-chan zk.Event, listing []string, try bool) (l *Lease, err error) {
+// wait blocks until w's node holds, watching only the nodes that block it
+// and its own node; w's listing, if not nil, is the first look. For a
+// class bound to one session it also follows w's epoch, and fails with
+// errSessionChanged (the node deleted in the background if its session
+// lives on) as soon as that ends.
+func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease, err error) {
+	path, sid, stat, own, listing, bound := w.path, w.sid, w.stat, w.own, w.listing, w.bound
 	name := path[strings.LastIndexByte(path, '/')+1:]
 	defer func() {
 		if err != nil && ctx.Err() != nil && !try {
@@ -534,18 +613,34 @@ func (q *queue) wait(ctx context.Context, c class, path string, sid int64, stat 
 				return
 			}
 		}
-		if err != nil && !errors.Is(err, errSessionChanged) {
+		switch {
+		case err == nil:
+		case errors.Is(err, errSessionChanged):
+			// The node is gone with its session, or, if the epoch
+			// ended with a mere disconnection, goes once it is back.
+			q.s.removeLater(path, sid)
+		default:
 			if rerr := q.remove(ctx, path, sid); rerr != nil && ctx.Err() == nil {
 				err = errors.Join(err, rerr)
 			}
 		}
 	}()
 	b := newBackoff()
+	// Requests follow the epoch too: one sent while disconnected would
+	// wait for go-zookeeper's reconnection.
+	fctx, stop := follow(ctx, bound)
+	defer stop()
 	retry := func(err error) error {
+		if ctx.Err() == nil && bound.over() {
+			return q.epochEnded(ctx)
+		}
 		if !connLost(err) {
 			return q.fail(ctx, err, "wait")
 		}
-		cur, rerr := q.reconnected(ctx)
+		cur, rerr := q.reconnectedIn(ctx, bound)
+		if errors.Is(rerr, errSessionChanged) {
+			return rerr
+		}
 		if rerr != nil {
 			return q.fail(ctx, errors.Join(rerr, err), "wait")
 		}
@@ -555,13 +650,15 @@ func (q *queue) wait(ctx context.Context, c class, path string, sid int64, stat 
 		select {
 		case <-ctx.Done():
 			return q.fail(ctx, err, "wait")
+		case <-bound.ended():
+			return q.epochEnded(ctx)
 		case <-time.After(b.next()):
 			return nil
 		}
 	}
 	for {
 		if own == nil {
-			exists, _, ch, err := q.existsW(ctx, path)
+			exists, _, ch, err := q.existsW(fctx, path)
 			if err != nil {
 				if err := retry(err); err != nil {
 					return nil, err
@@ -576,7 +673,7 @@ func (q *queue) wait(ctx context.Context, c class, path string, sid int64, stat 
 		children, err := listing, error(nil)
 		listing = nil
 		if children == nil {
-			children, err = call(ctx, q.s, func() ([]string, error) {
+			children, err = call(fctx, q.s, func() ([]string, error) {
 				ch, _, err := q.s.conn.Children(q.path)
 				return ch, err
 			}, nil)
@@ -595,6 +692,9 @@ func (q *queue) wait(ctx context.Context, c class, path string, sid int64, stat 
 		blockers := c.blockers(nodes, me)
 		if len(blockers) == 0 {
 			e := q.s.current()
+			if bound != nil && e != bound {
+				return nil, q.epochEnded(ctx)
+			}
 			if e == nil || e.sid != sid {
 				// Disconnected just now: hold only once the session is
 				// back (the node may be gone with it).
@@ -611,10 +711,11 @@ func (q *queue) wait(ctx context.Context, c class, path string, sid int64, stat 
 		cases := []reflect.SelectCase{
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(own)},
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(bound.ended())},
 		}
 		gone := false
 		for _, bn := range blockers {
-			exists, _, ch, err := q.s.watchShared(ctx, q.path+"/"+bn.name)
+			exists, _, ch, err := q.s.watchShared(fctx, q.path+"/"+bn.name)
 			if err != nil {
 				if err := retry(err); err != nil {
 					return nil, err
@@ -637,6 +738,8 @@ func (q *queue) wait(ctx context.Context, c class, path string, sid int64, stat 
 			return nil, q.fail(ctx, context.Cause(ctx), "wait for %s", blockers[0].name)
 		case 1:
 			own = nil // deleted, changed or not watched any more: look again
+		case 2:
+			return nil, q.epochEnded(ctx)
 		}
 		// A blocker went away (or its watch ended): look again.
 	}

@@ -67,6 +67,25 @@ type epoch struct {
 	err  error // why it ended, set before done is closed
 }
 
+// ended returns a channel closed when e ends; nil (never ready) for a nil
+// e.
+func (e *epoch) ended() <-chan struct{} {
+	if e == nil {
+		return nil
+	}
+	return e.done
+}
+
+// over reports whether e has ended; false for a nil e.
+func (e *epoch) over() bool {
+	select {
+	case <-e.ended():
+		return true
+	default:
+		return false
+	}
+}
+
 type options struct {
 	timeout time.Duration
 	grace   time.Duration
@@ -374,7 +393,8 @@ func (s *Session) Close() error {
 // goroutine runs on until the server answers or the connection fails
 // (go-zookeeper fails every pending request when it gets no answer within
 // two thirds of the session timeout), and hands the answer to abandon, if
-// not nil, so that what f created is removed in the background.
+// not nil, so that what f created is removed in the background. A ctx
+// ended by its epoch (see follow) gets no grace.
 func call[T any](ctx context.Context, s *Session, f func() (T, error), abandon func(T, error)) (T, error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
@@ -413,7 +433,14 @@ func call[T any](ctx context.Context, s *Session, f func() (T, error), abandon f
 		return r.v, r.err
 	case <-ctx.Done():
 	}
-	t := time.NewTimer(time.Until(graceDeadline(ctx)))
+	// A request that follows an epoch which ended (see follow) has no
+	// grace: what it did goes with the session or is undone in the
+	// background.
+	var wait time.Duration
+	if context.Cause(ctx) != errSessionChanged {
+		wait = time.Until(graceDeadline(ctx))
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case r := <-res:
