@@ -50,7 +50,10 @@
 // delivers the current state. The etcd and Redis Elections deliver every
 // change; use them when an observer must see each one. The observer's
 // channel closes only when its context ends, even after the Session was
-// closed.
+// closed. The observers of a session share their watches, and an election
+// with no node is watched through its nearest existing ancestor's
+// children, so an Observe whose context ended leaves no watch that other
+// observers do not use.
 //
 // # Failures
 //

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -16,8 +19,9 @@ import (
 // leader, the watch is a data watch on the leader's node: only its deletion
 // (resignation, loss) or a new value (Proclaim) changes the state, since
 // a later candidate's node is always higher. With no leader it is a child
-// watch on the election's node, or an existence watch while that node
-// does not exist. A waiting candidate joining or leaving wakes no observer.
+// watch on the election's node, or, while that node does not exist, on
+// its nearest existing ancestor. A waiting candidate joining or leaving
+// wakes no observer. The observers of a session share their watches.
 type observer struct {
 	q   *queue
 	out chan<- distsync.Leader
@@ -83,7 +87,9 @@ func (o *observer) pause(ctx context.Context, b *backoff) bool {
 }
 
 // read returns the election's state and a watch that fires when it
-// changes.
+// changes. Observers of the session share their watches (see shareWatch),
+// so an Observe that ends leaves no watch of its own: only the ones that
+// other observers use too, which go when they fire.
 func (o *observer) read(ctx context.Context) (distsync.Leader, <-chan zk.Event, error) {
 	s := o.q.s
 	for {
@@ -91,52 +97,72 @@ func (o *observer) read(ctx context.Context) (distsync.Leader, <-chan zk.Event, 
 			ch, _, err := s.conn.Children(o.q.path)
 			return ch, err
 		}, nil)
-		if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		missing := errors.Is(err, zk.ErrNoNode)
+		if err != nil && !missing {
 			return distsync.Leader{}, nil, err
 		}
 		if nodes := sortNodes(children); len(nodes) > 0 {
-			type res struct {
-				data []byte
-				stat *zk.Stat
-				ch   <-chan zk.Event
-			}
-			r, err := call(ctx, s, func() (res, error) {
-				data, stat, ch, err := s.conn.GetW(o.q.path + "/" + nodes[0].name)
-				return res{data, stat, ch}, err
-			}, nil)
+			r, ch, err := s.getShared(ctx, o.q.path+"/"+nodes[0].name)
 			switch {
-			case errors.Is(err, zk.ErrNoNode):
-				continue // it resigned since the listing
 			case err != nil:
 				return distsync.Leader{}, nil, err
+			case !r.ok:
+				continue // it resigned since the listing
 			}
-			return distsync.Leader{Value: r.data, Term: uint64(r.stat.Czxid), Time: time.Now()}, r.ch, nil
+			return distsync.Leader{Value: r.data, Term: uint64(r.stat.Czxid), Time: time.Now()}, ch, nil
 		}
 		// No leader: wait for a first candidate.
-		type res struct {
-			children []string
-			ch       <-chan zk.Event
-		}
-		r, err := call(ctx, s, func() (res, error) {
-			children, _, ch, err := s.conn.ChildrenW(o.q.path)
-			if errors.Is(err, zk.ErrNoNode) {
-				var exists bool
-				exists, _, ch, err = s.conn.ExistsW(o.q.path)
-				if err == nil && exists {
-					err = zk.ErrNodeExists // created meanwhile: list again
-				}
+		var ch <-chan zk.Event
+		if !missing {
+			children, ch, err = s.childrenShared(ctx, o.q.path)
+			switch {
+			case errors.Is(err, zk.ErrNoNode):
+				continue // deleted since the listing
+			case err != nil:
+				return distsync.Leader{}, nil, err
+			case len(sortNodes(children)) > 0:
+				continue // a candidate came since the first listing
 			}
-			return res{children, ch}, err
-		}, nil)
+		} else {
+			var created bool
+			ch, created, err = o.watchCreation(ctx)
+			switch {
+			case err != nil:
+				return distsync.Leader{}, nil, err
+			case created:
+				continue
+			}
+		}
+		return distsync.Leader{None: true, Time: time.Now()}, ch, nil
+	}
+}
+
+// watchCreation watches for the creation of the election's node, which
+// does not exist, with a child watch on its nearest existing ancestor (the
+// root, mostly). created reports that the node exists by now. It sets no
+// existence watch on the missing node itself: that would stay, on the
+// server and in go-zookeeper, until the node is created, which may never
+// happen. A child watch on an ancestor fires at the next change of its
+// children, so it does not outlast the observers that need it by long.
+func (o *observer) watchCreation(ctx context.Context) (ch <-chan zk.Event, created bool, err error) {
+	s := o.q.s
+	p := o.q.path
+	for {
+		parent, base := path.Split(p)
+		if parent != "/" {
+			parent = strings.TrimSuffix(parent, "/")
+		}
+		children, ch, err := s.childrenShared(ctx, parent)
 		switch {
-		case errors.Is(err, zk.ErrNodeExists):
+		case errors.Is(err, zk.ErrNoNode) && parent != "/":
+			p = parent // the root is missing too: watch its parent
 			continue
 		case err != nil:
-			return distsync.Leader{}, nil, err
-		case len(sortNodes(r.children)) > 0:
-			continue // a candidate came since the first listing
+			return nil, false, err
+		case slices.Contains(children, base):
+			return nil, true, nil
 		}
-		return distsync.Leader{None: true, Time: time.Now()}, r.ch, nil
+		return ch, false, nil
 	}
 }
 

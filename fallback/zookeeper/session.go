@@ -51,9 +51,9 @@ type Session struct {
 	bg        sync.WaitGroup // calls, lease followers, background removals
 	closeOnce sync.Once
 
-	// watches are the watch channels armed on other acquisitions' nodes,
-	// by path, shared by the waiters that wait for the same node (see
-	// watchShared).
+	// watches are the watch channels armed by waiters and observers, by
+	// kind of watch and path, shared by those that wait for the same
+	// change (see shareWatch).
 	watchMu sync.Mutex
 	watches map[string]<-chan zk.Event
 }
@@ -502,59 +502,99 @@ func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // watchShared reports whether the node at path exists and, if it does,
-// returns a channel that receives or is closed at its next change. Waiters
-// for the same node share one go-zookeeper watch while it has not fired:
-// go-zookeeper keeps every watch's channel until the watch fires, so a
-// watch per wait would pile up, one per cancelled waiter, on a node that is
-// held for long. A receiver must treat any receive, even from a closed
-// channel, as "the node changed".
+// returns a channel that receives or is closed at its next change (see
+// shareWatch). Waiters for the same node share one watch.
+func (s *Session) watchShared(ctx context.Context, path string) (bool, *zk.Stat, <-chan zk.Event, error) {
+	r, ch, err := s.getShared(ctx, path)
+	return r.ok, r.stat, ch, err
+}
+
+// nodeRead is what getShared read of a node.
+type nodeRead struct {
+	ok   bool // the node exists
+	data []byte
+	stat *zk.Stat
+}
+
+// getShared reads the node at path and, if it exists, returns a channel
+// that receives or is closed at its deletion or the next change of its
+// data (see shareWatch). A missing node gets no watch: GetW, unlike
+// ExistsW, leaves no watch for its creation.
+func (s *Session) getShared(ctx context.Context, path string) (nodeRead, <-chan zk.Event, error) {
+	return shareWatch(ctx, s, "data "+path, func() (nodeRead, <-chan zk.Event, error) {
+		data, stat, ch, err := s.conn.GetW(path)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nodeRead{}, nil, nil
+		}
+		return nodeRead{true, data, stat}, ch, err
+	}, func() (nodeRead, error) {
+		data, stat, err := s.conn.Get(path)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nodeRead{}, nil
+		}
+		return nodeRead{true, data, stat}, err
+	})
+}
+
+// childrenShared lists the children of the node at path and returns a
+// channel that receives or is closed at the next change of the list or the
+// node's deletion (see shareWatch). A missing node fails with
+// zk.ErrNoNode and gets no watch.
+func (s *Session) childrenShared(ctx context.Context, path string) ([]string, <-chan zk.Event, error) {
+	return shareWatch(ctx, s, "children "+path, func() ([]string, <-chan zk.Event, error) {
+		children, _, ch, err := s.conn.ChildrenW(path)
+		return children, ch, err
+	}, func() ([]string, error) {
+		children, _, err := s.conn.Children(path)
+		return children, err
+	})
+}
+
+// shareWatch reads with watched, which sets a watch, or, while a watch
+// that key names has been set and has not fired, with plain and returns
+// that watch's channel. Callers that wait for the same change (waiters for
+// one node, observers of one election) thus share one go-zookeeper watch:
+// go-zookeeper keeps every watch's channel until the watch fires, and
+// ZooKeeper has no request to remove a watch, so a watch per wait would
+// pile up, one per cancelled wait, on a node that does not change for
+// long. A receiver must treat any receive, even from a closed channel, as
+// "it changed".
 //
 // Sharing is safe: a watch that was armed and has not fired yet fires at
-// the node's next change, and the plain read that comes after the check
-// sees any change before it.
-func (s *Session) watchShared(ctx context.Context, path string) (bool, *zk.Stat, <-chan zk.Event, error) {
+// the next change, and the plain read that comes after the check sees any
+// change before it.
+func shareWatch[T any](ctx context.Context, s *Session, key string, watched func() (T, <-chan zk.Event, error), plain func() (T, error)) (T, <-chan zk.Event, error) {
 	s.watchMu.Lock()
-	ch := s.watches[path]
+	ch := s.watches[key]
 	s.watchMu.Unlock()
 	if ch != nil && !fired(ch) {
-		type res struct {
-			ok   bool
-			stat *zk.Stat
-		}
-		r, err := call(ctx, s, func() (res, error) {
-			ok, stat, err := s.conn.Exists(path)
-			return res{ok, stat}, err
-		}, nil)
-		if err != nil || !r.ok {
-			return false, nil, nil, err
-		}
-		return true, r.stat, ch, nil
+		v, err := call(ctx, s, plain, nil)
+		return v, ch, err
 	}
 	type res struct {
-		ok   bool
-		stat *zk.Stat
-		ch   <-chan zk.Event
+		v  T
+		ch <-chan zk.Event
 	}
 	r, err := call(ctx, s, func() (res, error) {
-		ok, stat, ch, err := getW(s.conn, path)
-		return res{ok, stat, ch}, err
+		v, ch, err := watched()
+		return res{v, ch}, err
 	}, nil)
-	if err == nil && r.ok {
+	if err == nil && r.ch != nil {
 		s.watchMu.Lock()
 		if s.watches == nil {
 			s.watches = map[string]<-chan zk.Event{}
 		}
 		if len(s.watches) >= 16 {
-			for p, c := range s.watches {
+			for k, c := range s.watches {
 				if fired(c) {
-					delete(s.watches, p)
+					delete(s.watches, k)
 				}
 			}
 		}
-		s.watches[path] = r.ch
+		s.watches[key] = r.ch
 		s.watchMu.Unlock()
 	}
-	return r.ok, r.stat, r.ch, err
+	return r.v, r.ch, err
 }
 
 // fired reports whether a watch channel has received its event (which it
