@@ -165,7 +165,7 @@ func (e *Election) renew(ctx context.Context, old *etcdq.Queue, done chan struct
 	e.renewing = nil
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return nil, distsync.Errorf(distsync.ErrNotAcquired, errors.Join(context.Cause(ctx), err), "renew session")
+		return nil, distsync.Errorf(distsync.ErrNotAcquired, errors.Join(context.Cause(ctx), etcdq.Flat(err)), "renew session")
 	case err != nil:
 		return nil, err
 	case e.closed:

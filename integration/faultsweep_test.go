@@ -308,6 +308,9 @@ func sweepOne(t *testing.T, tr sweepTrial, p *tcpProxy, mine, other lifeAcquirer
 		!errors.Is(err, distsync.ErrUnavailable) && !errors.Is(err, distsync.ErrClosed) {
 		fail("acquire: error wraps no expected sentinel: %v", err)
 	}
+	if n := sentinels(err); err != nil && n != 1 {
+		fail("acquire: error wraps %d sentinels, want exactly 1: %v", n, err)
+	}
 	if err == nil {
 		r.acquired = true
 		if wrap != nil {
@@ -335,12 +338,27 @@ func sweepOne(t *testing.T, tr sweepTrial, p *tcpProxy, mine, other lifeAcquirer
 		}
 		rctx, rcancel := context.WithTimeout(bg, 300*time.Millisecond)
 		rstart := time.Now()
-		_ = l.Release(rctx)
+		if err := l.Release(rctx); err != nil && sentinels(err) != 1 {
+			fail("Release: error wraps %d sentinels, want exactly 1: %v", sentinels(err), err)
+		}
 		rcancel()
 		late("Release", rstart, 300*time.Millisecond)
 	}
 	_ = ol.Release(bg)
 	return r
+}
+
+// sentinels counts the contract's sentinel errors that err wraps.
+func sentinels(err error) int {
+	n := 0
+	for _, s := range []error{distsync.ErrWouldBlock, distsync.ErrNotAcquired, distsync.ErrLost, distsync.ErrReleased,
+		distsync.ErrInvalidName, distsync.ErrInvalidConfig, distsync.ErrLimitMismatch, distsync.ErrNoLeader,
+		distsync.ErrClosed, distsync.ErrUnavailable} {
+		if errors.Is(err, s) {
+			n++
+		}
+	}
+	return n
 }
 
 // reportSweep fails t on violations and logs one summary line.

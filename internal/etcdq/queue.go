@@ -193,6 +193,16 @@ func (q *Queue) alive(ctx context.Context) error {
 	return q.h.ready(ctx)
 }
 
+// Flat returns an error with err's message that wraps nothing, for an
+// error that already wraps a sentinel and becomes the detail of another:
+// every error of the contract wraps exactly one sentinel.
+func Flat(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errors.New(err.Error())
+}
+
 // fail turns an RPC error into a contract error.
 func (q *Queue) fail(ctx context.Context, err error, op string) error {
 	switch {

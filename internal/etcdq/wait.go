@@ -3,6 +3,7 @@ package etcdq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -104,16 +105,16 @@ func (q *Queue) retryAfter(ctx context.Context, rw *renewalWatch, b *backoff, er
 	for {
 		select {
 		case <-ctx.Done():
-			return distsync.Errorf(distsync.ErrNotAcquired, errors.Join(context.Cause(ctx), err), "")
+			return distsync.Errorf(distsync.ErrNotAcquired, errors.Join(context.Cause(ctx), Flat(err)), "")
 		case <-q.s.Done():
-			return distsync.Errorf(distsync.ErrLost, err, "etcd session ended while waiting")
+			return distsync.Errorf(distsync.ErrLost, Flat(err), "etcd session ended while waiting")
 		case <-rw.changed:
 			if rerr := rw.check(); rerr != nil {
-				return errors.Join(rerr, err)
+				return fmt.Errorf("%w (while retrying: %w)", rerr, Flat(err))
 			}
 		case <-rw.expiry:
 			if rerr := rw.check(); rerr != nil {
-				return errors.Join(rerr, err)
+				return fmt.Errorf("%w (while retrying: %w)", rerr, Flat(err))
 			}
 		case <-pause.C:
 			return nil
@@ -128,7 +129,7 @@ func (q *Queue) checkWithin(ctx context.Context, key string, rev int64, wait str
 	defer cancel()
 	first, pred, err := q.check(actx, key, rev, wait, at)
 	if err != nil && ctx.Err() == nil && actx.Err() != nil {
-		err = distsync.Errorf(distsync.ErrUnavailable, err, "queue check not answered within %v", attemptTimeout)
+		err = distsync.Errorf(distsync.ErrUnavailable, Flat(err), "queue check not answered within %v", attemptTimeout)
 	}
 	return first, pred, err
 }
