@@ -63,15 +63,27 @@ type sweepBackend struct {
 
 func sweepBackends(t *testing.T) []sweepBackend {
 	return []sweepBackend{
-		{life: etcdLifeBackend(t), target: etcdServer.Endpoints()[0], through: etcdSweepSession, bystander: etcdBystander},
-		{life: redisLifeBackend(t), target: redisServer.Addr(), through: redisSweepSession, bystander: redisBystander},
-		{life: zkLifeBackend(t), target: zkServer.Addr(), through: zkSweepSession, bystander: zkBystander},
+		sweepBackendOf(etcdLifeBackend(t), etcdServer.Endpoints()[0], etcdSweepSession, 5*time.Second),
+		sweepBackendOf(redisLifeBackend(t), redisServer.Addr(), redisSweepSession, 3*redisTTL),
+		sweepBackendOf(zkLifeBackend(t), zkServer.Addr(), zkSweepSession, zkTestTimeout),
+	}
+}
+
+// sweepBackendOf builds a sweepBackend from one session opener: the
+// cut-off client dials the proxy with the backend's lifecycle TTL, the
+// bystanders dial the server with bystanderTTL.
+func sweepBackendOf(life lifeBackend, target string, open func(t *testing.T, addr string, ttl time.Duration) *lifeSession, bystanderTTL time.Duration) sweepBackend {
+	return sweepBackend{
+		life:      life,
+		target:    target,
+		through:   func(t *testing.T, addr string) *lifeSession { return open(t, addr, life.ttl) },
+		bystander: func(t *testing.T) *lifeSession { return open(t, target, bystanderTTL) },
 	}
 }
 
 // etcdSweepSession is a session as etcd primitives' NewWithClient makes it
-// (granted by the library, TTL etcdq.MinTTL), on a client of addr only.
-func etcdSweepSession(t *testing.T, addr string) *lifeSession {
+// (granted by the library), on a client of addr only.
+func etcdSweepSession(t *testing.T, addr string, ttl time.Duration) *lifeSession {
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{addr},
 		DialTimeout: 2 * time.Second,
@@ -86,7 +98,7 @@ func etcdSweepSession(t *testing.T, addr string) *lifeSession {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := etcdq.NewSession(ctx, c, etcdq.MinTTL)
+	s, err := etcdq.NewSession(ctx, c, ttl)
 	if err != nil {
 		c.Close()
 		t.Fatal(err)
@@ -107,11 +119,11 @@ func etcdSweepSession(t *testing.T, addr string) *lifeSession {
 	}
 }
 
-func redisSweepSession(t *testing.T, addr string) *lifeSession {
+func redisSweepSession(t *testing.T, addr string, ttl time.Duration) *lifeSession {
 	c := goredis.NewClient(&goredis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(redisTTL))
+	s, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(ttl))
 	if err != nil {
 		c.Close()
 		t.Fatal(err)
@@ -130,37 +142,8 @@ func redisSweepSession(t *testing.T, addr string) *lifeSession {
 	}
 }
 
-func zkSweepSession(t *testing.T, addr string) *lifeSession {
-	s := zkSessionTo(t, addr, zookeeper.WithSessionTimeout(zkLifeTimeout))
-	return &lifeSession{
-		open:  func(t *testing.T, k lifeKind, name string) lifeAcquirer { return zkLifeAcquirer(t, s, k, name) },
-		close: func() { _ = s.Close() },
-	}
-}
-
-func etcdBystander(t *testing.T) *lifeSession {
-	s := etcdSession(t, etcdServer.Client(t)) // TTL 5 s
-	return &lifeSession{
-		open:  func(t *testing.T, k lifeKind, name string) lifeAcquirer { return etcdLifeAcquirer(t, s, k, name) },
-		close: func() { _ = s.Close() },
-	}
-}
-
-func redisBystander(t *testing.T) *lifeSession {
-	c := redisClient(t)
-	s, err := dsredis.NewSession(context.Background(), c, dsredis.WithTTL(3*redisTTL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return &lifeSession{
-		open:  func(t *testing.T, k lifeKind, name string) lifeAcquirer { return redisLifeAcquirer(t, s, k, name) },
-		close: func() { _ = s.Close() },
-	}
-}
-
-func zkBystander(t *testing.T) *lifeSession {
-	s := zkSession(t) // zkTestTimeout
+func zkSweepSession(t *testing.T, addr string, timeout time.Duration) *lifeSession {
+	s := zkSessionTo(t, addr, zookeeper.WithSessionTimeout(timeout))
 	return &lifeSession{
 		open:  func(t *testing.T, k lifeKind, name string) lifeAcquirer { return zkLifeAcquirer(t, s, k, name) },
 		close: func() { _ = s.Close() },
