@@ -69,14 +69,42 @@ type RWMutex interface {
 
 // A Semaphore is a distributed counting semaphore: at most its limit of
 // permits are held at any time across all clients.
+//
+// The limit is stored with the semaphore on the backend while anyone holds
+// or waits for a permit, and only then: an idle semaphore leaves nothing
+// behind, and its next user stores its own limit. Opening or acquiring with
+// a limit other than the stored one fails with ErrLimitMismatch, so clients
+// that disagree are told instead of admitting too many. SetLimit changes the
+// limit on purpose.
 type Semaphore interface {
 	// Acquire blocks until a permit is held or ctx ends, with the same
-	// guarantees as Mutex.Lock.
+	// guarantees as Mutex.Lock. It is AcquireN(ctx, 1).
 	Acquire(ctx context.Context) (Lease, error)
 
-	// TryAcquire takes a permit only if one is free, else it returns an
-	// error wrapping ErrWouldBlock.
+	// TryAcquire takes a permit only if one is free and nobody waits, else
+	// it returns an error wrapping ErrWouldBlock. It is TryAcquireN(ctx, 1).
 	TryAcquire(ctx context.Context) (Lease, error)
+
+	// AcquireN blocks until n permits are held together, as one Lease, or
+	// ctx ends, with the same guarantees as Mutex.Lock. Waiters are served
+	// in arrival order: a waiting AcquireN holds back later acquisitions
+	// until it fits. n must be between 1 and the limit (ErrInvalidConfig).
+	AcquireN(ctx context.Context, n int64) (Lease, error)
+
+	// TryAcquireN takes n permits only if they are free and nobody waits,
+	// else it returns an error wrapping ErrWouldBlock and leaves nothing
+	// behind.
+	TryAcquireN(ctx context.Context, n int64) (Lease, error)
+
+	// Limit returns the limit this Semaphore acquires under.
+	Limit() int64
+
+	// SetLimit changes the limit to limit (at least 1): the stored limit,
+	// if the semaphore is in use, and this Semaphore's. Permits already
+	// held are kept, also when the new limit is lower. Acquisitions through
+	// other Semaphore values still opened with the old limit then fail with
+	// ErrLimitMismatch, waiting ones included, until they SetLimit too.
+	SetLimit(ctx context.Context, limit int64) error
 }
 
 // Leader describes the current leader of an election, as seen by an
@@ -116,6 +144,43 @@ type Election interface {
 	// Observe delivers every change of leader, including "no leader"
 	// (Leader.None), in order. The channel is closed when ctx ends.
 	Observe(ctx context.Context) <-chan Leader
+}
+
+// A Session is a process's identity on one backend, and opens that
+// backend's primitives. Every backend (etcd, Redis, ZooKeeper) has a
+// Session type implementing this interface, so a program written against it
+// changes backend by changing the one line that creates the Session.
+//
+// A Session lives until Close. When the backend's own session underneath
+// ends (an etcd lease expired or revoked, a ZooKeeper session expired, a
+// Redis renewal that failed), the leases taken under it end as lost, and the
+// Session and the primitives opened from it go on with a new one: the next
+// acquisition works again. A Session and its primitives are safe for
+// concurrent use by multiple goroutines.
+type Session interface {
+	// Mutex returns the Mutex called name. It does no I/O; it fails with
+	// ErrInvalidName for a name that breaks ValidateName.
+	Mutex(name string) (Mutex, error)
+
+	// RWMutex returns the RWMutex called name, as Mutex does.
+	RWMutex(name string) (RWMutex, error)
+
+	// Semaphore returns the Semaphore called name with the given limit. It
+	// checks the limit against the stored one, bounded by ctx, and fails
+	// with ErrLimitMismatch when the semaphore is in use with another
+	// limit, with ErrInvalidConfig for a limit below 1, or with
+	// ErrInvalidName.
+	Semaphore(ctx context.Context, name string, limit int64) (Semaphore, error)
+
+	// Election returns the Election called name, as Mutex does.
+	Election(name string) (Election, error)
+
+	// Close ends the Session: the leases taken under it end (released where
+	// the backend is reachable, else they expire), calls through its
+	// primitives fail with ErrClosed, and its goroutines end. A client the
+	// caller handed in stays open: the caller closes it. Close is
+	// idempotent.
+	Close() error
 }
 
 // CancelGrace bounds how long an acquire call goes on after its context

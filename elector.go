@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/distsync/distsync/internal/backoff"
 )
 
 // Callbacks are what Run calls as leadership comes and goes, in the manner
@@ -99,7 +101,7 @@ func Run(ctx context.Context, e Election, value []byte, cb Callbacks, opts ...Ru
 		}()
 	}
 
-	var delay time.Duration
+	var delay backoff.Backoff
 	for {
 		l, err := e.Campaign(ctx, value)
 		if err != nil {
@@ -109,13 +111,12 @@ func Run(ctx context.Context, e Election, value []byte, cb Callbacks, opts ...Ru
 			if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrLost) {
 				return err
 			}
-			delay = min(max(2*delay, 50*time.Millisecond), 2*time.Second)
-			if !sleep(ctx, delay) {
+			if !delay.Sleep(ctx) {
 				return nil
 			}
 			continue
 		}
-		delay = 0
+		delay.Reset()
 		lost, relErr := lead(ctx, l, cb)
 		switch {
 		case lost != nil && ctx.Err() == nil && !o.stopOnLoss:
@@ -144,16 +145,4 @@ func lead(ctx context.Context, l Leadership, cb Callbacks) (lost, relErr error) 
 		cb.OnStoppedLeading()
 	}
 	return lost, relErr
-}
-
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

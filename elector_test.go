@@ -363,10 +363,17 @@ func TestRunRetriesCampaignFailures(t *testing.T) {
 		t.Fatalf("%d campaigns, want 3 (two retried failures)", n)
 	}
 
-	e.failures = []error{distsync.Errorf(distsync.ErrClosed, nil, "closed")}
-	err = distsync.Run(context.Background(), e, []byte("a"), distsync.Callbacks{OnStartedLeading: func(context.Context, distsync.Leadership) {}})
-	if !errors.Is(err, distsync.ErrClosed) {
-		t.Fatalf("Run on a closed election: %v, want ErrClosed", err)
+	// Permanent failures end Run at once, with one campaign each.
+	for _, sentinel := range []error{distsync.ErrClosed, distsync.ErrDenied, distsync.ErrInvalidConfig} {
+		before := e.campaigns.Load()
+		e.failures = []error{distsync.Errorf(sentinel, nil, "permanent"), distsync.Errorf(sentinel, nil, "permanent")}
+		err = distsync.Run(context.Background(), e, []byte("a"), distsync.Callbacks{OnStartedLeading: func(context.Context, distsync.Leadership) {}})
+		if !errors.Is(err, sentinel) {
+			t.Fatalf("Run with a campaign failing with %v: %v", sentinel, err)
+		}
+		if n := e.campaigns.Load() - before; n != 1 {
+			t.Fatalf("%v: %d campaigns, want 1 (never retried)", sentinel, n)
+		}
 	}
 }
 

@@ -30,8 +30,9 @@ var (
 	// name rules (see ValidateName) or that the backend cannot store.
 	ErrInvalidName = errors.New("distsync: invalid name")
 
-	// ErrInvalidConfig is returned by constructors for an option out of
-	// range (a TTL below the backend's minimum, a nil client, ...).
+	// ErrInvalidConfig is returned for an option out of range (a TTL below
+	// the backend's minimum, a nil client, a semaphore limit below 1, ...).
+	// Like ErrDenied it is never retried.
 	ErrInvalidConfig = errors.New("distsync: invalid configuration")
 
 	// ErrLimitMismatch is returned when a semaphore is opened with a limit
@@ -45,9 +46,18 @@ var (
 	// was closed.
 	ErrClosed = errors.New("distsync: closed")
 
-	// ErrUnavailable wraps a backend failure: the server could not be
-	// reached, had no quorum, or answered with an error.
+	// ErrUnavailable wraps a backend failure that may pass: the server
+	// could not be reached, had no quorum, or answered with an error.
+	// Blocking calls retry it within their context.
 	ErrUnavailable = errors.New("distsync: backend unavailable")
+
+	// ErrDenied wraps a failure that does not pass by retrying: the backend
+	// refused the credentials or the permission (etcd "permission denied",
+	// Redis NOPERM or WRONGPASS, ZooKeeper "not authenticated"), or cannot
+	// run what distsync needs (a Redis server without scripting). It is
+	// returned at once and never retried, by the blocking calls, by Run or
+	// in the background.
+	ErrDenied = errors.New("distsync: denied")
 )
 
 // Errorf returns an error wrapping sentinel and, if non-nil, cause, with

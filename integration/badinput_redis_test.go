@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/redisq"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -16,8 +16,8 @@ func TestBadInputRedis(t *testing.T) {
 	bg := context.Background()
 	c := redisClient(t)
 	const ttl = time.Second
-	session := func(t *testing.T) *dsredis.Session { return redisSession(t, c) }
-	closedSession := func(t *testing.T) *dsredis.Session {
+	session := func(t *testing.T) *redissync.Session { return redisSession(t, c) }
+	closedSession := func(t *testing.T) *redissync.Session {
 		s := session(t)
 		_ = s.Close()
 		return s
@@ -35,7 +35,7 @@ func TestBadInputRedis(t *testing.T) {
 	// opens it with the WithClient constructor and closes it (Lock after
 	// Close).
 	type prim interface{ Close() error }
-	opener := func(open func(name string, s *dsredis.Session) (prim, error), owned func(name string) (prim, error)) func(t *testing.T, name string, closed bool) prim {
+	opener := func(open func(name string, s *redissync.Session) (prim, error), owned func(name string) (prim, error)) func(t *testing.T, name string, closed bool) prim {
 		return func(t *testing.T, name string, closed bool) prim {
 			var (
 				p   prim
@@ -56,48 +56,48 @@ func TestBadInputRedis(t *testing.T) {
 		}
 	}
 	mutexes := opener(
-		func(name string, s *dsredis.Session) (prim, error) {
-			return errPrim(dsredis.NewMutex(s, name))
+		func(name string, s *redissync.Session) (prim, error) {
+			return errPrim(redissync.NewMutex(s, name))
 		},
 		func(name string) (prim, error) {
-			return errPrim(dsredis.NewMutexWithClient(bg, c, name, dsredis.WithTTL(ttl)))
+			return errPrim(redissync.NewMutexWithClient(bg, c, name, redissync.WithTTL(ttl)))
 		})
 	rws := opener(
-		func(name string, s *dsredis.Session) (prim, error) {
-			return errPrim(dsredis.NewRWMutex(s, name))
+		func(name string, s *redissync.Session) (prim, error) {
+			return errPrim(redissync.NewRWMutex(s, name))
 		},
 		func(name string) (prim, error) {
-			return errPrim(dsredis.NewRWMutexWithClient(bg, c, name, dsredis.WithTTL(ttl)))
+			return errPrim(redissync.NewRWMutexWithClient(bg, c, name, redissync.WithTTL(ttl)))
 		})
 	sems := opener(
-		func(name string, s *dsredis.Session) (prim, error) {
-			return errPrim(dsredis.NewSemaphore(s, name, 1))
+		func(name string, s *redissync.Session) (prim, error) {
+			return errPrim(redissync.NewSemaphore(s, name, 1))
 		},
 		func(name string) (prim, error) {
-			return errPrim(dsredis.NewSemaphoreWithClient(bg, c, name, 1, dsredis.WithTTL(ttl)))
+			return errPrim(redissync.NewSemaphoreWithClient(bg, c, name, 1, redissync.WithTTL(ttl)))
 		})
 	elections := opener(
-		func(name string, s *dsredis.Session) (prim, error) {
-			return errPrim(dsredis.NewElection(s, name))
+		func(name string, s *redissync.Session) (prim, error) {
+			return errPrim(redissync.NewElection(s, name))
 		},
 		func(name string) (prim, error) {
-			return errPrim(dsredis.NewElectionWithClient(bg, c, name, dsredis.WithTTL(ttl)))
+			return errPrim(redissync.NewElectionWithClient(bg, c, name, redissync.WithTTL(ttl)))
 		})
 	pick := func(open func(*testing.T, string, bool) prim, f func(prim) call) func(*testing.T, string, bool) call {
 		return func(t *testing.T, name string, closed bool) call { return f(open(t, name, closed)) }
 	}
 	acquirers := []acquirer{
-		{"Mutex.Lock", pick(mutexes, func(p prim) call { return p.(*dsredis.Mutex).Lock }), true},
-		{"Mutex.TryLock", pick(mutexes, func(p prim) call { return p.(*dsredis.Mutex).TryLock }), false},
-		{"RWMutex.Lock", pick(rws, func(p prim) call { return p.(*dsredis.RWMutex).Lock }), true},
-		{"RWMutex.TryLock", pick(rws, func(p prim) call { return p.(*dsredis.RWMutex).TryLock }), false},
-		{"RWMutex.RLock", pick(rws, func(p prim) call { return p.(*dsredis.RWMutex).RLock }), true},
-		{"RWMutex.TryRLock", pick(rws, func(p prim) call { return p.(*dsredis.RWMutex).TryRLock }), false},
-		{"Semaphore.Acquire", pick(sems, func(p prim) call { return p.(*dsredis.Semaphore).Acquire }), true},
-		{"Semaphore.TryAcquire", pick(sems, func(p prim) call { return p.(*dsredis.Semaphore).TryAcquire }), false},
+		{"Mutex.Lock", pick(mutexes, func(p prim) call { return p.(*redissync.Mutex).Lock }), true},
+		{"Mutex.TryLock", pick(mutexes, func(p prim) call { return p.(*redissync.Mutex).TryLock }), false},
+		{"RWMutex.Lock", pick(rws, func(p prim) call { return p.(*redissync.RWMutex).Lock }), true},
+		{"RWMutex.TryLock", pick(rws, func(p prim) call { return p.(*redissync.RWMutex).TryLock }), false},
+		{"RWMutex.RLock", pick(rws, func(p prim) call { return p.(*redissync.RWMutex).RLock }), true},
+		{"RWMutex.TryRLock", pick(rws, func(p prim) call { return p.(*redissync.RWMutex).TryRLock }), false},
+		{"Semaphore.Acquire", pick(sems, func(p prim) call { return p.(*redissync.Semaphore).Acquire }), true},
+		{"Semaphore.TryAcquire", pick(sems, func(p prim) call { return p.(*redissync.Semaphore).TryAcquire }), false},
 		{"Election.Campaign", pick(elections, func(p prim) call {
 			return func(ctx context.Context) (distsync.Lease, error) {
-				l, err := p.(*dsredis.Election).Campaign(ctx, []byte("v"))
+				l, err := p.(*redissync.Election).Campaign(ctx, []byte("v"))
 				if err != nil {
 					return nil, err
 				}
@@ -110,31 +110,31 @@ func TestBadInputRedis(t *testing.T) {
 	cases = append(cases, nameCases(map[string]func(*testing.T, string) func() error{
 		"NewMutex": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(dsredis.NewMutex(s, n)) }
+			return func() error { return errOf(redissync.NewMutex(s, n)) }
 		},
 		"NewMutexWithClient": func(t *testing.T, n string) func() error {
-			return func() error { return errOf(dsredis.NewMutexWithClient(bg, c, n)) }
+			return func() error { return errOf(redissync.NewMutexWithClient(bg, c, n)) }
 		},
 		"NewRWMutex": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(dsredis.NewRWMutex(s, n)) }
+			return func() error { return errOf(redissync.NewRWMutex(s, n)) }
 		},
 		"NewRWMutexWithClient": func(t *testing.T, n string) func() error {
-			return func() error { return errOf(dsredis.NewRWMutexWithClient(bg, c, n)) }
+			return func() error { return errOf(redissync.NewRWMutexWithClient(bg, c, n)) }
 		},
 		"NewSemaphore": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(dsredis.NewSemaphore(s, n, 1)) }
+			return func() error { return errOf(redissync.NewSemaphore(s, n, 1)) }
 		},
 		"NewSemaphoreWithClient": func(t *testing.T, n string) func() error {
-			return func() error { return errOf(dsredis.NewSemaphoreWithClient(bg, c, n, 1)) }
+			return func() error { return errOf(redissync.NewSemaphoreWithClient(bg, c, n, 1)) }
 		},
 		"NewElection": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(dsredis.NewElection(s, n)) }
+			return func() error { return errOf(redissync.NewElection(s, n)) }
 		},
 		"NewElectionWithClient": func(t *testing.T, n string) func() error {
-			return func() error { return errOf(dsredis.NewElectionWithClient(bg, c, n)) }
+			return func() error { return errOf(redissync.NewElectionWithClient(bg, c, n)) }
 		},
 	})...)
 
@@ -143,35 +143,35 @@ func TestBadInputRedis(t *testing.T) {
 	simple := func(label string, want []error, f func() error) badCase {
 		return badCase{name: label, want: want, setup: func(*testing.T) func() error { return f }, left: leftOf(name)}
 	}
-	withSession := func(label string, want []error, f func(s *dsredis.Session) error) badCase {
+	withSession := func(label string, want []error, f func(s *redissync.Session) error) badCase {
 		return badCase{name: label, want: want, left: leftOf(name), setup: func(t *testing.T) func() error {
 			s := session(t)
 			return func() error { return f(s) }
 		}}
 	}
 	cases = append(cases,
-		simple("NewSession/nil-client", invalid, func() error { return errOf(dsredis.NewSession(bg, nil)) }),
-		simple("NewMutex/nil-session", invalid, func() error { return errOf(dsredis.NewMutex(nil, name)) }),
-		simple("NewRWMutex/nil-session", invalid, func() error { return errOf(dsredis.NewRWMutex(nil, name)) }),
-		simple("NewSemaphore/nil-session", invalid, func() error { return errOf(dsredis.NewSemaphore(nil, name, 1)) }),
-		simple("NewElection/nil-session", invalid, func() error { return errOf(dsredis.NewElection(nil, name)) }),
-		simple("NewMutexWithClient/nil-client", invalid, func() error { return errOf(dsredis.NewMutexWithClient(bg, nil, name)) }),
-		simple("NewRWMutexWithClient/nil-client", invalid, func() error { return errOf(dsredis.NewRWMutexWithClient(bg, nil, name)) }),
-		simple("NewSemaphoreWithClient/nil-client", invalid, func() error { return errOf(dsredis.NewSemaphoreWithClient(bg, nil, name, 1)) }),
-		simple("NewElectionWithClient/nil-client", invalid, func() error { return errOf(dsredis.NewElectionWithClient(bg, nil, name)) }),
-		withSession("NewSemaphore/limit-0", invalid, func(s *dsredis.Session) error { return errOf(dsredis.NewSemaphore(s, name, 0)) }),
-		withSession("NewSemaphore/limit-negative", invalid, func(s *dsredis.Session) error { return errOf(dsredis.NewSemaphore(s, name, -1)) }),
-		simple("NewSemaphoreWithClient/limit-0", invalid, func() error { return errOf(dsredis.NewSemaphoreWithClient(bg, c, name, 0)) }),
-		simple("NewSemaphoreWithClient/limit-negative", invalid, func() error { return errOf(dsredis.NewSemaphoreWithClient(bg, c, name, -3)) }),
+		simple("NewSession/nil-client", invalid, func() error { return errOf(redissync.NewSession(bg, nil)) }),
+		simple("NewMutex/nil-session", invalid, func() error { return errOf(redissync.NewMutex(nil, name)) }),
+		simple("NewRWMutex/nil-session", invalid, func() error { return errOf(redissync.NewRWMutex(nil, name)) }),
+		simple("NewSemaphore/nil-session", invalid, func() error { return errOf(redissync.NewSemaphore(nil, name, 1)) }),
+		simple("NewElection/nil-session", invalid, func() error { return errOf(redissync.NewElection(nil, name)) }),
+		simple("NewMutexWithClient/nil-client", invalid, func() error { return errOf(redissync.NewMutexWithClient(bg, nil, name)) }),
+		simple("NewRWMutexWithClient/nil-client", invalid, func() error { return errOf(redissync.NewRWMutexWithClient(bg, nil, name)) }),
+		simple("NewSemaphoreWithClient/nil-client", invalid, func() error { return errOf(redissync.NewSemaphoreWithClient(bg, nil, name, 1)) }),
+		simple("NewElectionWithClient/nil-client", invalid, func() error { return errOf(redissync.NewElectionWithClient(bg, nil, name)) }),
+		withSession("NewSemaphore/limit-0", invalid, func(s *redissync.Session) error { return errOf(redissync.NewSemaphore(s, name, 0)) }),
+		withSession("NewSemaphore/limit-negative", invalid, func(s *redissync.Session) error { return errOf(redissync.NewSemaphore(s, name, -1)) }),
+		simple("NewSemaphoreWithClient/limit-0", invalid, func() error { return errOf(redissync.NewSemaphoreWithClient(bg, c, name, 0)) }),
+		simple("NewSemaphoreWithClient/limit-negative", invalid, func() error { return errOf(redissync.NewSemaphoreWithClient(bg, c, name, -3)) }),
 		simple("NewSession/replicas-negative", invalid, func() error {
-			return errOf(dsredis.NewSession(bg, c, dsredis.WithReplicas(-1, 10*time.Millisecond)))
+			return errOf(redissync.NewSession(bg, c, redissync.WithReplicas(-1, 10*time.Millisecond)))
 		}),
-		simple("NewSession/replica-timeout-zero", invalid, func() error { return errOf(dsredis.NewSession(bg, c, dsredis.WithReplicas(1, 0))) }),
+		simple("NewSession/replica-timeout-zero", invalid, func() error { return errOf(redissync.NewSession(bg, c, redissync.WithReplicas(1, 0))) }),
 		simple("NewSession/replica-timeout-too-long", invalid, func() error {
-			return errOf(dsredis.NewSession(bg, c, dsredis.WithTTL(time.Second), dsredis.WithReplicas(1, 900*time.Millisecond)))
+			return errOf(redissync.NewSession(bg, c, redissync.WithTTL(time.Second), redissync.WithReplicas(1, 900*time.Millisecond)))
 		}),
-		withSession("Election.Leader/no-leader", is(distsync.ErrNoLeader), func(s *dsredis.Session) error {
-			e, err := dsredis.NewElection(s, name)
+		withSession("Election.Leader/no-leader", is(distsync.ErrNoLeader), func(s *redissync.Session) error {
+			e, err := redissync.NewElection(s, name)
 			if err != nil {
 				return err
 			}
@@ -182,30 +182,30 @@ func TestBadInputRedis(t *testing.T) {
 	for _, tc := range []struct {
 		label string
 		ttl   time.Duration
-	}{{"zero", 0}, {"negative", -time.Second}, {"below-minimum", dsredis.MinTTL - time.Millisecond}, {"fractional", 150*time.Millisecond + 500*time.Microsecond}} {
-		opt := dsredis.WithTTL(tc.ttl)
+	}{{"zero", 0}, {"negative", -time.Second}, {"below-minimum", redissync.MinTTL - time.Millisecond}, {"fractional", 150*time.Millisecond + 500*time.Microsecond}} {
+		opt := redissync.WithTTL(tc.ttl)
 		cases = append(cases,
-			simple("NewSession/ttl-"+tc.label, invalid, func() error { return errOf(dsredis.NewSession(bg, c, opt)) }),
-			simple("NewMutexWithClient/ttl-"+tc.label, invalid, func() error { return errOf(dsredis.NewMutexWithClient(bg, c, name, opt)) }),
-			simple("NewRWMutexWithClient/ttl-"+tc.label, invalid, func() error { return errOf(dsredis.NewRWMutexWithClient(bg, c, name, opt)) }),
-			simple("NewSemaphoreWithClient/ttl-"+tc.label, invalid, func() error { return errOf(dsredis.NewSemaphoreWithClient(bg, c, name, 1, opt)) }),
-			simple("NewElectionWithClient/ttl-"+tc.label, invalid, func() error { return errOf(dsredis.NewElectionWithClient(bg, c, name, opt)) }),
+			simple("NewSession/ttl-"+tc.label, invalid, func() error { return errOf(redissync.NewSession(bg, c, opt)) }),
+			simple("NewMutexWithClient/ttl-"+tc.label, invalid, func() error { return errOf(redissync.NewMutexWithClient(bg, c, name, opt)) }),
+			simple("NewRWMutexWithClient/ttl-"+tc.label, invalid, func() error { return errOf(redissync.NewRWMutexWithClient(bg, c, name, opt)) }),
+			simple("NewSemaphoreWithClient/ttl-"+tc.label, invalid, func() error { return errOf(redissync.NewSemaphoreWithClient(bg, c, name, 1, opt)) }),
+			simple("NewElectionWithClient/ttl-"+tc.label, invalid, func() error { return errOf(redissync.NewElectionWithClient(bg, c, name, opt)) }),
 		)
 	}
 	for _, cc := range ctxCases {
 		cases = append(cases,
-			simple("NewSession/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func() error { return errOf(dsredis.NewSession(cc.ctx(), c)) }),
-			simple("NewMutexWithClient/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func() error { return errOf(dsredis.NewMutexWithClient(cc.ctx(), c, name)) }),
-			withSession("Election.Leader/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func(s *dsredis.Session) error {
-				e, err := dsredis.NewElection(s, name)
+			simple("NewSession/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func() error { return errOf(redissync.NewSession(cc.ctx(), c)) }),
+			simple("NewMutexWithClient/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func() error { return errOf(redissync.NewMutexWithClient(cc.ctx(), c, name)) }),
+			withSession("Election.Leader/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func(s *redissync.Session) error {
+				e, err := redissync.NewElection(s, name)
 				if err != nil {
 					return err
 				}
 				_, err = e.Leader(cc.ctx())
 				return err
 			}),
-			withSession("Election.Observe/"+cc.label+"-context", nil, func(s *dsredis.Session) error {
-				e, err := dsredis.NewElection(s, name)
+			withSession("Election.Observe/"+cc.label+"-context", nil, func(s *redissync.Session) error {
+				e, err := redissync.NewElection(s, name)
 				if err != nil {
 					return err
 				}
@@ -217,17 +217,17 @@ func TestBadInputRedis(t *testing.T) {
 		badCase{name: "NewSession/closed-client", want: is(distsync.ErrUnavailable), left: leftOf(name), setup: func(t *testing.T) func() error {
 			cc := goredis.NewClient(&goredis.Options{Addr: redisServer.Addr()})
 			_ = cc.Close()
-			return func() error { return errOf(dsredis.NewSession(bg, cc)) }
+			return func() error { return errOf(redissync.NewSession(bg, cc)) }
 		}},
 		badCase{name: "Mutex.Lock/closed-session", want: is(distsync.ErrClosed), left: leftOf(name), setup: func(t *testing.T) func() error {
-			m, err := dsredis.NewMutex(closedSession(t), name)
+			m, err := redissync.NewMutex(closedSession(t), name)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return func() error { return releaseIfHeld(m.Lock(bg)) }
 		}},
 		badCase{name: "Semaphore.Acquire/closed-session", want: is(distsync.ErrClosed), left: leftOf(name), setup: func(t *testing.T) func() error {
-			s, err := dsredis.NewSemaphore(closedSession(t), name, 1)
+			s, err := redissync.NewSemaphore(closedSession(t), name, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -237,7 +237,7 @@ func TestBadInputRedis(t *testing.T) {
 	// Limits that disagree: a semaphore in use with limit 2, opened with 3.
 	const semName = "badinput-redis-semaphore-limits"
 	inUse := func(t *testing.T) {
-		s, err := dsredis.NewSemaphore(session(t), semName, 2)
+		s, err := redissync.NewSemaphore(session(t), semName, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -249,11 +249,11 @@ func TestBadInputRedis(t *testing.T) {
 	}
 	for _, acq := range []struct {
 		label string
-		f     func(*dsredis.Semaphore) call
-	}{{"Acquire", func(s *dsredis.Semaphore) call { return s.Acquire }}, {"TryAcquire", func(s *dsredis.Semaphore) call { return s.TryAcquire }}} {
+		f     func(*redissync.Semaphore) call
+	}{{"Acquire", func(s *redissync.Semaphore) call { return s.Acquire }}, {"TryAcquire", func(s *redissync.Semaphore) call { return s.TryAcquire }}} {
 		cases = append(cases, badCase{name: "Semaphore." + acq.label + "/limit-mismatch", want: is(distsync.ErrLimitMismatch), setup: func(t *testing.T) func() error {
 			inUse(t)
-			s, err := dsredis.NewSemaphore(session(t), semName, 3)
+			s, err := redissync.NewSemaphore(session(t), semName, 3)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -262,13 +262,17 @@ func TestBadInputRedis(t *testing.T) {
 	}
 	// Close is an end call: a second one is not an error.
 	for label, open := range map[string]func() (interface{ Close() error }, error){
-		"Session": func() (interface{ Close() error }, error) { return errPrim(dsredis.NewSession(bg, c)) },
-		"Mutex":   func() (interface{ Close() error }, error) { return errPrim(dsredis.NewMutexWithClient(bg, c, name)) },
-		"RWMutex": func() (interface{ Close() error }, error) { return errPrim(dsredis.NewRWMutexWithClient(bg, c, name)) },
-		"Semaphore": func() (interface{ Close() error }, error) {
-			return errPrim(dsredis.NewSemaphoreWithClient(bg, c, name, 1))
+		"Session": func() (interface{ Close() error }, error) { return errPrim(redissync.NewSession(bg, c)) },
+		"Mutex":   func() (interface{ Close() error }, error) { return errPrim(redissync.NewMutexWithClient(bg, c, name)) },
+		"RWMutex": func() (interface{ Close() error }, error) {
+			return errPrim(redissync.NewRWMutexWithClient(bg, c, name))
 		},
-		"Election": func() (interface{ Close() error }, error) { return errPrim(dsredis.NewElectionWithClient(bg, c, name)) },
+		"Semaphore": func() (interface{ Close() error }, error) {
+			return errPrim(redissync.NewSemaphoreWithClient(bg, c, name, 1))
+		},
+		"Election": func() (interface{ Close() error }, error) {
+			return errPrim(redissync.NewElectionWithClient(bg, c, name))
+		},
 	} {
 		cases = append(cases, badCase{name: label + ".Close/twice", left: leftOf(name), setup: func(t *testing.T) func() error {
 			p, err := open()

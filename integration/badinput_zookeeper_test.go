@@ -7,23 +7,23 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/go-zookeeper/zk"
 )
 
 // TestBadInputZooKeeper is the bad-input table of the ZooKeeper primitives.
 func TestBadInputZooKeeper(t *testing.T) {
 	bg := context.Background()
-	session := func(t *testing.T) *zookeeper.Session { return zkSession(t) }
+	session := func(t *testing.T) *zksync.Session { return zkSession(t) }
 	leftOf := func(name string) func(t *testing.T) []string {
 		return func(t *testing.T) []string { return zkKeys(t, name) }
 	}
 	lose := func(t *testing.T, l distsync.Lease) {
 		var path string
 		switch l := l.(type) {
-		case *zookeeper.Lease:
+		case *zksync.Lease:
 			path = l.Path()
-		case *zookeeper.Leadership:
+		case *zksync.Leadership:
 			path = l.Path()
 		}
 		if err := zkAdmin(t).Delete(path, -1); err != nil {
@@ -33,7 +33,7 @@ func TestBadInputZooKeeper(t *testing.T) {
 	type call = func(context.Context) (distsync.Lease, error)
 	// on opens a primitive on a session of its own; with closed, the
 	// session is closed before the call.
-	on := func(open func(s *zookeeper.Session, name string) (call, error)) func(*testing.T, string, bool) call {
+	on := func(open func(s *zksync.Session, name string) (call, error)) func(*testing.T, string, bool) call {
 		return func(t *testing.T, name string, closed bool) call {
 			s := session(t)
 			f, err := open(s, name)
@@ -46,35 +46,35 @@ func TestBadInputZooKeeper(t *testing.T) {
 			return f
 		}
 	}
-	mutexCall := func(pick func(*zookeeper.Mutex) call) func(*testing.T, string, bool) call {
-		return on(func(s *zookeeper.Session, name string) (call, error) {
-			m, err := zookeeper.NewMutex(s, name)
+	mutexCall := func(pick func(*zksync.Mutex) call) func(*testing.T, string, bool) call {
+		return on(func(s *zksync.Session, name string) (call, error) {
+			m, err := zksync.NewMutex(s, name)
 			if err != nil {
 				return nil, err
 			}
 			return pick(m), nil
 		})
 	}
-	rwCall := func(pick func(*zookeeper.RWMutex) call) func(*testing.T, string, bool) call {
-		return on(func(s *zookeeper.Session, name string) (call, error) {
-			rw, err := zookeeper.NewRWMutex(s, name)
+	rwCall := func(pick func(*zksync.RWMutex) call) func(*testing.T, string, bool) call {
+		return on(func(s *zksync.Session, name string) (call, error) {
+			rw, err := zksync.NewRWMutex(s, name)
 			if err != nil {
 				return nil, err
 			}
 			return pick(rw), nil
 		})
 	}
-	semCall := func(pick func(*zookeeper.Semaphore) call) func(*testing.T, string, bool) call {
-		return on(func(s *zookeeper.Session, name string) (call, error) {
-			sem, err := zookeeper.NewSemaphore(bg, s, name, 1)
+	semCall := func(pick func(*zksync.Semaphore) call) func(*testing.T, string, bool) call {
+		return on(func(s *zksync.Session, name string) (call, error) {
+			sem, err := zksync.NewSemaphore(bg, s, name, 1)
 			if err != nil {
 				return nil, err
 			}
 			return pick(sem), nil
 		})
 	}
-	campaign := on(func(s *zookeeper.Session, name string) (call, error) {
-		e, err := zookeeper.NewElection(s, name)
+	campaign := on(func(s *zksync.Session, name string) (call, error) {
+		e, err := zksync.NewElection(s, name)
 		if err != nil {
 			return nil, err
 		}
@@ -87,14 +87,14 @@ func TestBadInputZooKeeper(t *testing.T) {
 		}, nil
 	})
 	acquirers := []acquirer{
-		{"Mutex.Lock", mutexCall(func(m *zookeeper.Mutex) call { return m.Lock }), true},
-		{"Mutex.TryLock", mutexCall(func(m *zookeeper.Mutex) call { return m.TryLock }), false},
-		{"RWMutex.Lock", rwCall(func(rw *zookeeper.RWMutex) call { return rw.Lock }), true},
-		{"RWMutex.TryLock", rwCall(func(rw *zookeeper.RWMutex) call { return rw.TryLock }), false},
-		{"RWMutex.RLock", rwCall(func(rw *zookeeper.RWMutex) call { return rw.RLock }), true},
-		{"RWMutex.TryRLock", rwCall(func(rw *zookeeper.RWMutex) call { return rw.TryRLock }), false},
-		{"Semaphore.Acquire", semCall(func(s *zookeeper.Semaphore) call { return s.Acquire }), true},
-		{"Semaphore.TryAcquire", semCall(func(s *zookeeper.Semaphore) call { return s.TryAcquire }), false},
+		{"Mutex.Lock", mutexCall(func(m *zksync.Mutex) call { return m.Lock }), true},
+		{"Mutex.TryLock", mutexCall(func(m *zksync.Mutex) call { return m.TryLock }), false},
+		{"RWMutex.Lock", rwCall(func(rw *zksync.RWMutex) call { return rw.Lock }), true},
+		{"RWMutex.TryLock", rwCall(func(rw *zksync.RWMutex) call { return rw.TryLock }), false},
+		{"RWMutex.RLock", rwCall(func(rw *zksync.RWMutex) call { return rw.RLock }), true},
+		{"RWMutex.TryRLock", rwCall(func(rw *zksync.RWMutex) call { return rw.TryRLock }), false},
+		{"Semaphore.Acquire", semCall(func(s *zksync.Semaphore) call { return s.Acquire }), true},
+		{"Semaphore.TryAcquire", semCall(func(s *zksync.Semaphore) call { return s.TryAcquire }), false},
 		{"Election.Campaign", campaign, true},
 	}
 	cases := acquireCases("zookeeper", acquirers, zkKeys, lose)
@@ -102,22 +102,22 @@ func TestBadInputZooKeeper(t *testing.T) {
 	cases = append(cases, nameCases(map[string]func(*testing.T, string) func() error{
 		"NewMutex": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(zookeeper.NewMutex(s, n)) }
+			return func() error { return errOf(zksync.NewMutex(s, n)) }
 		},
 		"NewRWMutex": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(zookeeper.NewRWMutex(s, n)) }
+			return func() error { return errOf(zksync.NewRWMutex(s, n)) }
 		},
 		"NewSemaphore": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(zookeeper.NewSemaphore(bg, s, n, 1)) }
+			return func() error { return errOf(zksync.NewSemaphore(bg, s, n, 1)) }
 		},
 		"NewElection": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(zookeeper.NewElection(s, n)) }
+			return func() error { return errOf(zksync.NewElection(s, n)) }
 		},
 		"NodePath": func(t *testing.T, n string) func() error {
-			return func() error { _, err := zookeeper.NodePath(zookeeper.DefaultRoot, n); return err }
+			return func() error { _, err := zksync.NodePath(zksync.DefaultRoot, n); return err }
 		},
 	})...)
 
@@ -125,36 +125,36 @@ func TestBadInputZooKeeper(t *testing.T) {
 	invalid := is(distsync.ErrInvalidConfig)
 	servers := zkServer.Servers()
 	dial := func(ctx context.Context, opts ...zookeeper.Option) error {
-		return errOf(zookeeper.Dial(ctx, servers, opts...))
+		return errOf(zksync.Dial(ctx, servers, opts...))
 	}
 	simple := func(label string, want []error, f func() error) badCase {
 		return badCase{name: label, want: want, setup: func(*testing.T) func() error { return f }, left: leftOf(name)}
 	}
-	withSession := func(label string, want []error, f func(s *zookeeper.Session) error) badCase {
+	withSession := func(label string, want []error, f func(s *zksync.Session) error) badCase {
 		return badCase{name: label, want: want, left: leftOf(name), setup: func(t *testing.T) func() error {
 			s := session(t)
 			return func() error { return f(s) }
 		}}
 	}
 	cases = append(cases,
-		simple("Dial/no-servers", invalid, func() error { return errOf(zookeeper.Dial(bg, nil)) }),
-		simple("Dial/timeout-zero", invalid, func() error { return dial(bg, zookeeper.WithSessionTimeout(0)) }),
-		simple("Dial/timeout-negative", invalid, func() error { return dial(bg, zookeeper.WithSessionTimeout(-time.Second)) }),
-		simple("Dial/timeout-fractional", invalid, func() error { return dial(bg, zookeeper.WithSessionTimeout(2*time.Second+time.Microsecond)) }),
-		simple("Dial/grace-negative", invalid, func() error { return dial(bg, zookeeper.WithDisconnectGrace(-time.Second)) }),
+		simple("Dial/no-servers", invalid, func() error { return errOf(zksync.Dial(bg, nil)) }),
+		simple("Dial/timeout-zero", invalid, func() error { return dial(bg, zksync.WithSessionTimeout(0)) }),
+		simple("Dial/timeout-negative", invalid, func() error { return dial(bg, zksync.WithSessionTimeout(-time.Second)) }),
+		simple("Dial/timeout-fractional", invalid, func() error { return dial(bg, zksync.WithSessionTimeout(2*time.Second+time.Microsecond)) }),
+		simple("Dial/grace-negative", invalid, func() error { return dial(bg, zksync.WithDisconnectGrace(-time.Second)) }),
 		simple("Dial/grace-above-third", invalid, func() error {
-			return dial(bg, zookeeper.WithSessionTimeout(3*time.Second), zookeeper.WithDisconnectGrace(1001*time.Millisecond))
+			return dial(bg, zksync.WithSessionTimeout(3*time.Second), zksync.WithDisconnectGrace(1001*time.Millisecond))
 		}),
-		simple("Dial/nil-dialer", invalid, func() error { return dial(bg, zookeeper.WithDialer(nil)) }),
-		simple("Dial/empty-ACL", invalid, func() error { return dial(bg, zookeeper.WithACL(nil)) }),
-		simple("NewMutex/nil-session", invalid, func() error { return errOf(zookeeper.NewMutex(nil, name)) }),
-		simple("NewRWMutex/nil-session", invalid, func() error { return errOf(zookeeper.NewRWMutex(nil, name)) }),
-		simple("NewSemaphore/nil-session", invalid, func() error { return errOf(zookeeper.NewSemaphore(bg, nil, name, 1)) }),
-		simple("NewElection/nil-session", invalid, func() error { return errOf(zookeeper.NewElection(nil, name)) }),
-		withSession("NewSemaphore/limit-0", invalid, func(s *zookeeper.Session) error { return errOf(zookeeper.NewSemaphore(bg, s, name, 0)) }),
-		withSession("NewSemaphore/limit-negative", invalid, func(s *zookeeper.Session) error { return errOf(zookeeper.NewSemaphore(bg, s, name, -1)) }),
-		withSession("Election.Leader/no-leader", is(distsync.ErrNoLeader), func(s *zookeeper.Session) error {
-			e, err := zookeeper.NewElection(s, name)
+		simple("Dial/nil-dialer", invalid, func() error { return dial(bg, zksync.WithDialer(nil)) }),
+		simple("Dial/empty-ACL", invalid, func() error { return dial(bg, zksync.WithACL(nil)) }),
+		simple("NewMutex/nil-session", invalid, func() error { return errOf(zksync.NewMutex(nil, name)) }),
+		simple("NewRWMutex/nil-session", invalid, func() error { return errOf(zksync.NewRWMutex(nil, name)) }),
+		simple("NewSemaphore/nil-session", invalid, func() error { return errOf(zksync.NewSemaphore(bg, nil, name, 1)) }),
+		simple("NewElection/nil-session", invalid, func() error { return errOf(zksync.NewElection(nil, name)) }),
+		withSession("NewSemaphore/limit-0", invalid, func(s *zksync.Session) error { return errOf(zksync.NewSemaphore(bg, s, name, 0)) }),
+		withSession("NewSemaphore/limit-negative", invalid, func(s *zksync.Session) error { return errOf(zksync.NewSemaphore(bg, s, name, -1)) }),
+		withSession("Election.Leader/no-leader", is(distsync.ErrNoLeader), func(s *zksync.Session) error {
+			e, err := zksync.NewElection(s, name)
 			if err != nil {
 				return err
 			}
@@ -170,31 +170,31 @@ func TestBadInputZooKeeper(t *testing.T) {
 			defer ln.Close()
 			ctx, cancel := context.WithTimeout(bg, 500*time.Millisecond)
 			defer cancel()
-			return errOf(zookeeper.Dial(ctx, []string{ln.Addr().String()}))
+			return errOf(zksync.Dial(ctx, []string{ln.Addr().String()}))
 		}),
 	)
 	for _, root := range []struct{ label, root string }{
 		{"empty", ""}, {"slash", "/"}, {"relative", "distsync"}, {"trailing-slash", "/a/"},
 		{"double-slash", "/a//b"}, {"dot", "/a/./b"}, {"dot-dot", "/a/../b"}, {"NUL", "/a\x00b"},
 	} {
-		cases = append(cases, simple("Dial/root-"+root.label, invalid, func() error { return dial(bg, zookeeper.WithRoot(root.root)) }))
+		cases = append(cases, simple("Dial/root-"+root.label, invalid, func() error { return dial(bg, zksync.WithRoot(root.root)) }))
 	}
 	for _, cc := range ctxCases {
 		cases = append(cases,
 			simple("Dial/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func() error { return dial(cc.ctx()) }),
-			withSession("NewSemaphore/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func(s *zookeeper.Session) error {
-				return errOf(zookeeper.NewSemaphore(cc.ctx(), s, name, 1))
+			withSession("NewSemaphore/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func(s *zksync.Session) error {
+				return errOf(zksync.NewSemaphore(cc.ctx(), s, name, 1))
 			}),
-			withSession("Election.Leader/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func(s *zookeeper.Session) error {
-				e, err := zookeeper.NewElection(s, name)
+			withSession("Election.Leader/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func(s *zksync.Session) error {
+				e, err := zksync.NewElection(s, name)
 				if err != nil {
 					return err
 				}
 				_, err = e.Leader(cc.ctx())
 				return err
 			}),
-			withSession("Election.Observe/"+cc.label+"-context", nil, func(s *zookeeper.Session) error {
-				e, err := zookeeper.NewElection(s, name)
+			withSession("Election.Observe/"+cc.label+"-context", nil, func(s *zksync.Session) error {
+				e, err := zksync.NewElection(s, name)
 				if err != nil {
 					return err
 				}
@@ -206,7 +206,7 @@ func TestBadInputZooKeeper(t *testing.T) {
 	const semName = "badinput-zookeeper-semaphore-limits"
 	cases = append(cases, badCase{name: "NewSemaphore/limit-mismatch", want: is(distsync.ErrLimitMismatch), setup: func(t *testing.T) func() error {
 		s := session(t)
-		sem, err := zookeeper.NewSemaphore(bg, s, semName, 2)
+		sem, err := zksync.NewSemaphore(bg, s, semName, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,12 +216,12 @@ func TestBadInputZooKeeper(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = l.Release(bg) })
 		other := session(t)
-		return func() error { return errOf(zookeeper.NewSemaphore(bg, other, semName, 3)) }
+		return func() error { return errOf(zksync.NewSemaphore(bg, other, semName, 3)) }
 	}})
 	// The session's connection closed under it.
 	cases = append(cases, badCase{name: "Mutex.Lock/closed-conn", want: is(distsync.ErrClosed), left: leftOf(name), setup: func(t *testing.T) func() error {
 		s := session(t)
-		m, err := zookeeper.NewMutex(s, name)
+		m, err := zksync.NewMutex(s, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +231,7 @@ func TestBadInputZooKeeper(t *testing.T) {
 	}})
 	// Close is an end call: a second one is not an error.
 	cases = append(cases, badCase{name: "Session.Close/twice", left: leftOf(name), setup: func(t *testing.T) func() error {
-		s, err := zookeeper.Dial(bg, servers)
+		s, err := zksync.Dial(bg, servers)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	dsredis "github.com/distsync/distsync/fallback/redis"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/redissync"
+	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/distsync/distsync/internal/etcdq"
 	goredis "github.com/redis/go-redis/v9"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -123,7 +123,7 @@ func redisSweepSession(t *testing.T, addr string, ttl time.Duration) *lifeSessio
 	c := goredis.NewClient(&goredis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(ttl))
+	s, err := redissync.NewSession(ctx, c, redissync.WithTTL(ttl))
 	if err != nil {
 		c.Close()
 		t.Fatal(err)
@@ -143,7 +143,7 @@ func redisSweepSession(t *testing.T, addr string, ttl time.Duration) *lifeSessio
 }
 
 func zkSweepSession(t *testing.T, addr string, timeout time.Duration) *lifeSession {
-	s := zkSessionTo(t, addr, zookeeper.WithSessionTimeout(timeout))
+	s := zkSessionTo(t, addr, zksync.WithSessionTimeout(timeout))
 	return &lifeSession{
 		open:  func(t *testing.T, k lifeKind, name string) lifeAcquirer { return zkLifeAcquirer(t, s, k, name) },
 		close: func() { _ = s.Close() },

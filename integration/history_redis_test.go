@@ -7,38 +7,38 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/redisq"
 )
 
 // redisHistPrims open each Redis primitive on a session.
 var redisHistPrims = []struct {
 	prim string
-	open func(s *dsredis.Session, name string) (func(context.Context) (distsync.Lease, error), error)
+	open func(s *redissync.Session, name string) (func(context.Context) (distsync.Lease, error), error)
 }{
-	{"mutex", func(s *dsredis.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		m, err := dsredis.NewMutex(s, name)
+	{"mutex", func(s *redissync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		m, err := redissync.NewMutex(s, name)
 		if err != nil {
 			return nil, err
 		}
 		return m.Lock, nil
 	}},
-	{"semaphore", func(s *dsredis.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		sem, err := dsredis.NewSemaphore(s, name, 1)
+	{"semaphore", func(s *redissync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		sem, err := redissync.NewSemaphore(s, name, 1)
 		if err != nil {
 			return nil, err
 		}
 		return sem.Acquire, nil
 	}},
-	{"rwmutex", func(s *dsredis.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		rw, err := dsredis.NewRWMutex(s, name)
+	{"rwmutex", func(s *redissync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		rw, err := redissync.NewRWMutex(s, name)
 		if err != nil {
 			return nil, err
 		}
 		return rw.Lock, nil
 	}},
-	{"election", func(s *dsredis.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		e, err := dsredis.NewElection(s, name)
+	{"election", func(s *redissync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		e, err := redissync.NewElection(s, name)
 		if err != nil {
 			return nil, err
 		}
@@ -53,11 +53,11 @@ var redisHistPrims = []struct {
 }
 
 // redisLease returns the *redisq.Lease behind a Redis lease or leadership.
-func redisLease(l distsync.Lease) *dsredis.Lease {
-	if ld, ok := l.(*dsredis.Leadership); ok {
+func redisLease(l distsync.Lease) *redissync.Lease {
+	if ld, ok := l.(*redissync.Leadership); ok {
 		return ld.Lease
 	}
-	return l.(*dsredis.Lease)
+	return l.(*redissync.Lease)
 }
 
 // TestHistoryRedis runs the fenced-history workload on every Redis
@@ -72,7 +72,7 @@ func TestHistoryRedis(t *testing.T) {
 		clients = 8
 		ttl     = 500 * time.Millisecond
 	)
-	conns := make([]dsredis.Client, clients)
+	conns := make([]redissync.Client, clients)
 	for i := range conns {
 		conns[i] = redisClient(t, r.Addr())
 	}
@@ -100,7 +100,7 @@ func TestHistoryRedis(t *testing.T) {
 		ws = append(ws, w)
 		names[w] = name
 		run.wgs = append(run.wgs, w.run(ctx, clients, func(ctx context.Context, i int) (*histClient, error) {
-			s, err := dsredis.NewSession(ctx, conns[i], dsredis.WithTTL(ttl))
+			s, err := redissync.NewSession(ctx, conns[i], redissync.WithTTL(ttl))
 			if err != nil {
 				return nil, err
 			}

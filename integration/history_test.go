@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/zksync"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
@@ -205,7 +205,7 @@ type histClient struct {
 	member  int                         // etcd: the member kv talks to
 	session func() *concurrency.Session // etcd: the primitive's current session
 	proxy   *tcpProxy                   // ZooKeeper: the client's own way to the server
-	zk      *zookeeper.Session          // ZooKeeper
+	zk      *zksync.Session             // ZooKeeper
 }
 
 // histOpen opens client i of a workload.

@@ -7,37 +7,37 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/zksync"
 )
 
 // zkHistPrims open each ZooKeeper primitive on a session.
 var zkHistPrims = []struct {
 	prim string
-	open func(ctx context.Context, s *zookeeper.Session, name string) (func(context.Context) (distsync.Lease, error), error)
+	open func(ctx context.Context, s *zksync.Session, name string) (func(context.Context) (distsync.Lease, error), error)
 }{
-	{"mutex", func(_ context.Context, s *zookeeper.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		m, err := zookeeper.NewMutex(s, name)
+	{"mutex", func(_ context.Context, s *zksync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		m, err := zksync.NewMutex(s, name)
 		if err != nil {
 			return nil, err
 		}
 		return m.Lock, nil
 	}},
-	{"semaphore", func(ctx context.Context, s *zookeeper.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		sem, err := zookeeper.NewSemaphore(ctx, s, name, 1)
+	{"semaphore", func(ctx context.Context, s *zksync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		sem, err := zksync.NewSemaphore(ctx, s, name, 1)
 		if err != nil {
 			return nil, err
 		}
 		return sem.Acquire, nil
 	}},
-	{"rwmutex", func(_ context.Context, s *zookeeper.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		rw, err := zookeeper.NewRWMutex(s, name)
+	{"rwmutex", func(_ context.Context, s *zksync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		rw, err := zksync.NewRWMutex(s, name)
 		if err != nil {
 			return nil, err
 		}
 		return rw.Lock, nil
 	}},
-	{"election", func(_ context.Context, s *zookeeper.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		e, err := zookeeper.NewElection(s, name)
+	{"election", func(_ context.Context, s *zksync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		e, err := zksync.NewElection(s, name)
 		if err != nil {
 			return nil, err
 		}
@@ -89,8 +89,8 @@ func TestHistoryZooKeeper(t *testing.T) {
 		run.wgs = append(run.wgs, w.run(ctx, clients, func(ctx context.Context, i int) (*histClient, error) {
 			dctx, dcancel := context.WithTimeout(ctx, 20*time.Second)
 			defer dcancel()
-			s, err := zookeeper.Dial(dctx, []string{proxies[i].Addr()},
-				zookeeper.WithSessionTimeout(timeout), zookeeper.WithDialer(zkDialer))
+			s, err := zksync.Dial(dctx, []string{proxies[i].Addr()},
+				zksync.WithSessionTimeout(timeout), zksync.WithDialer(zkDialer))
 			if err != nil {
 				return nil, err
 			}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/distsync/distsync"
-	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/redisq"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -26,7 +26,7 @@ func redisLifeBackend(t *testing.T) lifeBackend {
 		ttl:  redisTTL,
 		newSession: func(t *testing.T) *lifeSession {
 			c := goredis.NewClient(&goredis.Options{Addr: redisServer.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
-			s, err := dsredis.NewSession(bg, c, dsredis.WithTTL(redisTTL))
+			s, err := redissync.NewSession(bg, c, redissync.WithTTL(redisTTL))
 			if err != nil {
 				c.Close()
 				t.Fatal(err)
@@ -135,17 +135,17 @@ func redisNameKeys(t *testing.T, admin *goredis.Client, name string) []string {
 }
 
 // redisLifeAcquirer opens the Redis primitive of kind k on s.
-func redisLifeAcquirer(t *testing.T, s *dsredis.Session, k lifeKind, name string) lifeAcquirer {
+func redisLifeAcquirer(t *testing.T, s *redissync.Session, k lifeKind, name string) lifeAcquirer {
 	t.Helper()
 	switch k {
 	case lifeMutex:
-		m, err := dsredis.NewMutex(s, name)
+		m, err := redissync.NewMutex(s, name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return lifeAcquirer{acquire: m.Lock, close: m.Close}
 	case lifeWrite, lifeRead:
-		rw, err := dsredis.NewRWMutex(s, name)
+		rw, err := redissync.NewRWMutex(s, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -154,13 +154,13 @@ func redisLifeAcquirer(t *testing.T, s *dsredis.Session, k lifeKind, name string
 		}
 		return lifeAcquirer{acquire: rw.Lock, close: rw.Close}
 	case lifeSemaphore:
-		sem, err := dsredis.NewSemaphore(s, name, 1)
+		sem, err := redissync.NewSemaphore(s, name, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return lifeAcquirer{acquire: sem.Acquire, close: sem.Close}
 	case lifeElection:
-		e, err := dsredis.NewElection(s, name)
+		e, err := redissync.NewElection(s, name)
 		if err != nil {
 			t.Fatal(err)
 		}

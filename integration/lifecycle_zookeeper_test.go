@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/go-zookeeper/zk"
 )
 
@@ -27,7 +27,7 @@ func zkLifeBackend(t *testing.T) lifeBackend {
 		name: "zookeeper",
 		ttl:  zkLifeTimeout,
 		newSession: func(t *testing.T) *lifeSession {
-			s := zkSession(t, zookeeper.WithSessionTimeout(zkLifeTimeout))
+			s := zkSession(t, zksync.WithSessionTimeout(zkLifeTimeout))
 			return &lifeSession{
 				open: func(t *testing.T, k lifeKind, name string) lifeAcquirer { return zkLifeAcquirer(t, s, k, name) },
 				end:  func(t *testing.T, _ string) { zkExpire(t, s.SessionID()) },
@@ -50,7 +50,7 @@ func zkLifeBackend(t *testing.T) lifeBackend {
 // zkChildren counts the children of name's node: its holders and waiters.
 func zkChildren(t *testing.T, admin *zk.Conn, name string) int {
 	t.Helper()
-	p, err := zookeeper.NodePath(zookeeper.DefaultRoot, name)
+	p, err := zksync.NodePath(zksync.DefaultRoot, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,13 +66,13 @@ func zkChildren(t *testing.T, admin *zk.Conn, name string) int {
 
 // zkLifeAcquirer opens the ZooKeeper primitive of kind k on s. ZooKeeper's
 // primitives have no Close of their own.
-func zkLifeAcquirer(t *testing.T, s *zookeeper.Session, k lifeKind, name string) lifeAcquirer {
+func zkLifeAcquirer(t *testing.T, s *zksync.Session, k lifeKind, name string) lifeAcquirer {
 	t.Helper()
 	switch k {
 	case lifeMutex:
 		return lifeAcquirer{acquire: zkMutex(t, s, name).Lock}
 	case lifeWrite, lifeRead:
-		rw, err := zookeeper.NewRWMutex(s, name)
+		rw, err := zksync.NewRWMutex(s, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +83,7 @@ func zkLifeAcquirer(t *testing.T, s *zookeeper.Session, k lifeKind, name string)
 	case lifeSemaphore:
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		sem, err := zookeeper.NewSemaphore(ctx, s, name, 1)
+		sem, err := zksync.NewSemaphore(ctx, s, name, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

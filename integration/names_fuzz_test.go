@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/distsync/distsync/internal/etcdq"
 	"github.com/distsync/distsync/internal/redisq"
 )
@@ -100,9 +100,9 @@ func checkRedisNames(t *testing.T, a, b string) {
 }
 
 func checkZooKeeperNames(t *testing.T, a, b string) {
-	root := zookeeper.DefaultRoot
-	pa, errA := zookeeper.NodePath(root, a)
-	pb, errB := zookeeper.NodePath(root, b)
+	root := zksync.DefaultRoot
+	pa, errA := zksync.NodePath(root, a)
+	pb, errB := zksync.NodePath(root, b)
 	if errA != nil || errB != nil {
 		t.Fatalf("zookeeper: NodePath refused valid names: %v, %v", errA, errB)
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/redisq"
 	"github.com/distsync/distsync/internal/testserver"
 	goredis "github.com/redis/go-redis/v9"
@@ -28,7 +28,7 @@ const blackholeSlack = 200 * time.Millisecond
 // its own.
 type cutClient struct {
 	front *testserver.RedisFront
-	s     *dsredis.Session
+	s     *redissync.Session
 }
 
 // newCutClient opens a session through a new front to addr; at cleanup
@@ -41,7 +41,7 @@ func newCutClient(t *testing.T, addr string, ttl time.Duration) *cutClient {
 		t.Fatal(err)
 	}
 	c := goredis.NewClient(&goredis.Options{Addr: f.Addr()})
-	s, err := dsredis.NewSession(context.Background(), c, dsredis.WithTTL(ttl))
+	s, err := redissync.NewSession(context.Background(), c, redissync.WithTTL(ttl))
 	if err != nil {
 		c.Close()
 		f.Close()
@@ -84,9 +84,9 @@ func bounded(t *testing.T, what string, d time.Duration, f func(ctx context.Cont
 // RWMutex's read lock.
 var blackholePrims = append(redisHistPrims[:len(redisHistPrims):len(redisHistPrims)], struct {
 	prim string
-	open func(s *dsredis.Session, name string) (func(context.Context) (distsync.Lease, error), error)
-}{"rlock", func(s *dsredis.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-	rw, err := dsredis.NewRWMutex(s, name)
+	open func(s *redissync.Session, name string) (func(context.Context) (distsync.Lease, error), error)
+}{"rlock", func(s *redissync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+	rw, err := redissync.NewRWMutex(s, name)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func TestRedisBlackhole(t *testing.T) {
 	for _, p := range blackholePrims {
 		t.Run(p.prim, func(t *testing.T) {
 			name := t.Name()
-			open := func(s *dsredis.Session) func(context.Context) (distsync.Lease, error) {
+			open := func(s *redissync.Session) func(context.Context) (distsync.Lease, error) {
 				acquire, err := p.open(s, name)
 				if err != nil {
 					t.Fatal(err)
@@ -118,7 +118,7 @@ func TestRedisBlackhole(t *testing.T) {
 			// other is a writer.
 			other := open(ttlSession(t, r.Addr(), ttl))
 			if p.prim == "rlock" {
-				rw, err := dsredis.NewRWMutex(ttlSession(t, r.Addr(), ttl), name)
+				rw, err := redissync.NewRWMutex(ttlSession(t, r.Addr(), ttl), name)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -224,7 +224,7 @@ func TestRedisBlackhole(t *testing.T) {
 }
 
 // tryOf returns the Try call of a primitive.
-func tryOf(t *testing.T, s *dsredis.Session, prim, name string) func(context.Context) (distsync.Lease, error) {
+func tryOf(t *testing.T, s *redissync.Session, prim, name string) func(context.Context) (distsync.Lease, error) {
 	t.Helper()
 	var (
 		try func(context.Context) (distsync.Lease, error)
@@ -232,14 +232,14 @@ func tryOf(t *testing.T, s *dsredis.Session, prim, name string) func(context.Con
 	)
 	switch prim {
 	case "mutex":
-		var m *dsredis.Mutex
-		m, err = dsredis.NewMutex(s, name)
+		var m *redissync.Mutex
+		m, err = redissync.NewMutex(s, name)
 		if err == nil {
 			try = m.TryLock
 		}
 	case "rwmutex", "rlock":
-		var rw *dsredis.RWMutex
-		rw, err = dsredis.NewRWMutex(s, name)
+		var rw *redissync.RWMutex
+		rw, err = redissync.NewRWMutex(s, name)
 		if err == nil {
 			try = rw.TryLock
 			if prim == "rlock" {
@@ -247,15 +247,15 @@ func tryOf(t *testing.T, s *dsredis.Session, prim, name string) func(context.Con
 			}
 		}
 	case "semaphore":
-		var sem *dsredis.Semaphore
-		sem, err = dsredis.NewSemaphore(s, name, 1)
+		var sem *redissync.Semaphore
+		sem, err = redissync.NewSemaphore(s, name, 1)
 		if err == nil {
 			try = sem.TryAcquire
 		}
 	case "election":
 		// An election has no try: read the leader instead.
-		var e *dsredis.Election
-		e, err = dsredis.NewElection(s, name)
+		var e *redissync.Election
+		e, err = redissync.NewElection(s, name)
 		if err == nil {
 			try = func(ctx context.Context) (distsync.Lease, error) {
 				_, err := e.Leader(ctx)
@@ -287,7 +287,7 @@ func TestRedisBlackholeSession(t *testing.T) {
 	defer c.Close()
 	f.Blackhole()
 	bounded(t, "NewSession on a blackholed connection", wait, func(ctx context.Context) error {
-		s, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(ttl))
+		s, err := redissync.NewSession(ctx, c, redissync.WithTTL(ttl))
 		if err == nil {
 			_ = s.Close()
 			return errors.New("NewSession succeeded on a blackholed connection")
@@ -297,7 +297,7 @@ func TestRedisBlackholeSession(t *testing.T) {
 
 	name := t.Name()
 	cc := newCutClient(t, r.Addr(), ttl)
-	e, err := dsredis.NewElection(cc.s, name)
+	e, err := redissync.NewElection(cc.s, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +407,7 @@ func TestRedisBlackholeHub(t *testing.T) {
 	// A short ReadTimeout, so that the pool's dead connections are
 	// dropped quickly: the hub is what this test is about.
 	c := goredis.NewClient(&goredis.Options{Addr: f.Addr(), ReadTimeout: 200 * time.Millisecond})
-	s, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(ttl))
+	s, err := redissync.NewSession(ctx, c, redissync.WithTTL(ttl))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,7 +496,7 @@ func TestRedisBlackholeReplicas(t *testing.T) {
 	c := goredis.NewClient(&goredis.Options{Addr: f.Addr()})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(ttl), dsredis.WithReplicas(1, 200*time.Millisecond))
+	s, err := redissync.NewSession(ctx, c, redissync.WithTTL(ttl), redissync.WithReplicas(1, 200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

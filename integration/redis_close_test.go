@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/redisq"
 )
 
@@ -31,15 +31,15 @@ func TestRedisCloseWhileWaiting(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			name := fmt.Sprintf("close-waiting-%s-%d", kind, time.Now().UnixNano())
 			k := redisq.KeysFor(name)
-			open := func(s *dsredis.Session) func(ctx context.Context) (distsync.Lease, error) {
+			open := func(s *redissync.Session) func(ctx context.Context) (distsync.Lease, error) {
 				if kind == "mutex" {
-					m, err := dsredis.NewMutex(s, name)
+					m, err := redissync.NewMutex(s, name)
 					if err != nil {
 						t.Fatal(err)
 					}
 					return m.Lock
 				}
-				sem, err := dsredis.NewSemaphore(s, name, 1)
+				sem, err := redissync.NewSemaphore(s, name, 1)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -57,7 +57,7 @@ func TestRedisCloseWhileWaiting(t *testing.T) {
 				worstClose time.Duration
 			)
 			for round := range rounds {
-				var ss []*dsredis.Session
+				var ss []*redissync.Session
 				var wg sync.WaitGroup
 				errs := make(chan error, sessions*perSess)
 				for range sessions {

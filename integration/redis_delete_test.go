@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/redisq"
 )
 
@@ -49,7 +49,7 @@ func TestRedisDeletedHolderPassesOn(t *testing.T) {
 	}()
 	waitKeys(t, redisKeys, name, 3)
 	deleted := time.Now()
-	if err := redisq.DeleteMember(ctx, redisClient(t), holder.(*dsredis.Lease)); err != nil {
+	if err := redisq.DeleteMember(ctx, redisClient(t), holder.(*redissync.Lease)); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -5,12 +5,12 @@ import (
 	"testing"
 
 	"github.com/distsync/distsync"
-	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/redissync"
 )
 
-func redisElection(t *testing.T, s *dsredis.Session, name string) *dsredis.Election {
+func redisElection(t *testing.T, s *redissync.Session, name string) *redissync.Election {
 	t.Helper()
-	e, err := dsredis.NewElection(s, name)
+	e, err := redissync.NewElection(s, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func redisElectionBackend() electionBackend {
 			return redisElection(t, redisSession(t, redisClient(t, p.Addr())), name), p.Cut, p.Heal
 		},
 		endSession: func(t *testing.T, e distsync.Election) {
-			el := e.(*dsredis.Election)
+			el := e.(*redissync.Election)
 			redisEndSession(t, el.Session(), el.Name())
 		},
 		compact: func(t *testing.T) {

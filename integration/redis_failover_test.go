@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/redisq"
 	"github.com/distsync/distsync/internal/testserver"
 )
@@ -29,7 +29,7 @@ func redisGroup(t *testing.T, n int) *testserver.RedisGroup {
 func acquireTokens(t *testing.T, ctx context.Context, addr, prefix string) map[string]uint64 {
 	t.Helper()
 	c := redisClient(t, addr)
-	s, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(redisTTL))
+	s, err := redissync.NewSession(ctx, c, redissync.WithTTL(redisTTL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestRedisTokenClockLead(t *testing.T) {
 	name := t.Name()
 	c := redisClient(t)
 	s := redisSession(t, c)
-	rw, err := dsredis.NewRWMutex(s, name)
+	rw, err := redissync.NewRWMutex(s, name)
 	if err != nil {
 		t.Fatal(err)
 	}

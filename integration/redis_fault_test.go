@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/testserver"
 )
 
@@ -22,9 +22,9 @@ func ownRedis(t *testing.T) *testserver.Redis {
 	return r
 }
 
-func ttlSession(t *testing.T, addr string, ttl time.Duration) *dsredis.Session {
+func ttlSession(t *testing.T, addr string, ttl time.Duration) *redissync.Session {
 	t.Helper()
-	s, err := dsredis.NewSession(context.Background(), redisClient(t, addr), dsredis.WithTTL(ttl))
+	s, err := redissync.NewSession(context.Background(), redisClient(t, addr), redissync.WithTTL(ttl))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestRedisFaultPausedHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	paused := time.Now()
-	old.(*dsredis.Lease).SuspendRenewal(true)
+	old.(*redissync.Lease).SuspendRenewal(true)
 	next := make(chan distsync.Lease, 1)
 	go func() {
 		l, err := m2.Lock(ctx)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/testserver"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -174,7 +174,7 @@ func TestHistoryRedisSentinel(t *testing.T) {
 		clients = 8
 		ttl     = 500 * time.Millisecond
 	)
-	conns := make([]dsredis.Client, clients)
+	conns := make([]redissync.Client, clients)
 	for i := range conns {
 		conns[i] = sentinelClient(t, sen)
 	}
@@ -201,7 +201,7 @@ func TestHistoryRedisSentinel(t *testing.T) {
 		w := newHistWorkload(p.prim, &memRegister{fenced: true}, &memRegister{})
 		ws = append(ws, w)
 		run.wgs = append(run.wgs, w.run(ctx, clients, func(ctx context.Context, i int) (*histClient, error) {
-			s, err := dsredis.NewSession(ctx, conns[i], dsredis.WithTTL(ttl))
+			s, err := redissync.NewSession(ctx, conns[i], redissync.WithTTL(ttl))
 			if err != nil {
 				return nil, err
 			}

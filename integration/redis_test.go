@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/redisq"
 	"github.com/distsync/distsync/internal/testserver"
 	goredis "github.com/redis/go-redis/v9"
@@ -44,15 +44,15 @@ func redisClient(t testing.TB, addr ...string) *goredis.Client {
 }
 
 // redisSession returns a session on a client of its own, closed at cleanup.
-func redisSession(t testing.TB, c ...dsredis.Client) *dsredis.Session {
+func redisSession(t testing.TB, c ...dsredis.Client) *redissync.Session {
 	t.Helper()
-	var cl dsredis.Client
+	var cl redissync.Client
 	if len(c) > 0 {
 		cl = c[0]
 	} else {
 		cl = redisClient(t)
 	}
-	s, err := dsredis.NewSession(context.Background(), cl, dsredis.WithTTL(redisTTL))
+	s, err := redissync.NewSession(context.Background(), cl, redissync.WithTTL(redisTTL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,16 +72,16 @@ func redisKeys(t *testing.T, name string) []string {
 
 // redisEndSession deletes every holder and waiter of s on name, as the
 // expiry of a crashed session would.
-func redisEndSession(t *testing.T, s *dsredis.Session, name string) {
+func redisEndSession(t *testing.T, s *redissync.Session, name string) {
 	t.Helper()
 	if err := redisq.DropSession(context.Background(), redisClient(t), name, s.ID()); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func redisMutex(t *testing.T, s *dsredis.Session, name string) *dsredis.Mutex {
+func redisMutex(t *testing.T, s *redissync.Session, name string) *redissync.Mutex {
 	t.Helper()
-	m, err := dsredis.NewMutex(s, name)
+	m, err := redissync.NewMutex(s, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,13 +100,13 @@ func redisMutexBackend() mutexBackend {
 			return redisMutex(t, s, name), redisMutex(t, s, name)
 		},
 		endSession: func(t *testing.T, m distsync.Mutex) {
-			mu := m.(*dsredis.Mutex)
+			mu := m.(*redissync.Mutex)
 			redisEndSession(t, mu.Session(), mu.Name())
 		},
 		deleteState: func(t *testing.T, l distsync.Lease) {
 			// Delete the holder's entry from the holders' sorted set by
 			// hand, as an operator would.
-			rl := l.(*dsredis.Lease)
+			rl := l.(*redissync.Lease)
 			if err := redisq.DeleteMember(context.Background(), redisClient(t), rl); err != nil {
 				t.Fatal(err)
 			}
@@ -122,14 +122,14 @@ func TestRedisMutexConformance(t *testing.T) {
 func TestRedisRWMutexConformance(t *testing.T) {
 	testRWMutexConformance(t, rwBackend{
 		newRW: func(t *testing.T, name string) distsync.RWMutex {
-			rw, err := dsredis.NewRWMutex(redisSession(t), name)
+			rw, err := redissync.NewRWMutex(redisSession(t), name)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return rw
 		},
 		endSession: func(t *testing.T, rw distsync.RWMutex) {
-			r := rw.(*dsredis.RWMutex)
+			r := rw.(*redissync.RWMutex)
 			redisEndSession(t, r.Session(), r.Name())
 		},
 		keys: redisKeys,
@@ -139,10 +139,10 @@ func TestRedisRWMutexConformance(t *testing.T) {
 func TestRedisSemaphoreConformance(t *testing.T) {
 	testSemaphoreConformance(t, semBackend{
 		newSem: func(t *testing.T, name string, limit int64) (distsync.Semaphore, error) {
-			return dsredis.NewSemaphore(redisSession(t), name, limit)
+			return redissync.NewSemaphore(redisSession(t), name, limit)
 		},
 		endSession: func(t *testing.T, s distsync.Semaphore) {
-			sem := s.(*dsredis.Semaphore)
+			sem := s.(*redissync.Semaphore)
 			redisEndSession(t, sem.Session(), sem.Name())
 		},
 		keys: redisKeys,

@@ -6,6 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/distsync/distsync/fallback/zksync"
+	"github.com/distsync/distsync/internal/etcdq"
+	"github.com/distsync/distsync/internal/redisq"
+	"github.com/go-zookeeper/zk"
+	goredis "github.com/redis/go-redis/v9"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"io"
 	"net"
 	"net/http"
@@ -16,13 +22,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/distsync/distsync/fallback/zookeeper"
-	"github.com/distsync/distsync/internal/etcdq"
-	"github.com/distsync/distsync/internal/redisq"
-	"github.com/go-zookeeper/zk"
-	goredis "github.com/redis/go-redis/v9"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // A stateFigure is one count read from a server: watchers, subscriptions,
@@ -383,7 +382,7 @@ func zkLeaveBehind(t *testing.T, name string) (undo func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := zookeeper.NodePath(zookeeper.DefaultRoot, name)
+	p, err := zksync.NodePath(zksync.DefaultRoot, name)
 	if err != nil {
 		t.Fatal(err)
 	}

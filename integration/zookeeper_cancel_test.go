@@ -17,7 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/go-zookeeper/zk"
 )
 
@@ -27,9 +27,9 @@ import (
 // must succeed at once after the holders release.
 type zkCancelCase struct {
 	name    string
-	hold    func(ctx context.Context, t *testing.T, s *zookeeper.Session, name string) []distsync.Lease
-	acquire func(s *zookeeper.Session, name string) func(ctx context.Context) (distsync.Lease, error)
-	try     func(ctx context.Context, t *testing.T, s *zookeeper.Session, name string) (distsync.Lease, error)
+	hold    func(ctx context.Context, t *testing.T, s *zksync.Session, name string) []distsync.Lease
+	acquire func(s *zksync.Session, name string) func(ctx context.Context) (distsync.Lease, error)
+	try     func(ctx context.Context, t *testing.T, s *zksync.Session, name string) (distsync.Lease, error)
 }
 
 func zkCancelCases() []zkCancelCase {
@@ -41,31 +41,31 @@ func zkCancelCases() []zkCancelCase {
 		}
 		return l
 	}
-	mutex := func(s *zookeeper.Session, name string) *zookeeper.Mutex {
-		m, err := zookeeper.NewMutex(s, name)
+	mutex := func(s *zksync.Session, name string) *zksync.Mutex {
+		m, err := zksync.NewMutex(s, name)
 		if err != nil {
 			panic(err)
 		}
 		return m
 	}
-	rw := func(s *zookeeper.Session, name string) *zookeeper.RWMutex {
-		m, err := zookeeper.NewRWMutex(s, name)
+	rw := func(s *zksync.Session, name string) *zksync.RWMutex {
+		m, err := zksync.NewRWMutex(s, name)
 		if err != nil {
 			panic(err)
 		}
 		return m
 	}
-	sem := func(s *zookeeper.Session, name string) *zookeeper.Semaphore {
+	sem := func(s *zksync.Session, name string) *zksync.Semaphore {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		m, err := zookeeper.NewSemaphore(ctx, s, name, 2)
+		m, err := zksync.NewSemaphore(ctx, s, name, 2)
 		if err != nil {
 			panic(err)
 		}
 		return m
 	}
-	elect := func(s *zookeeper.Session, name string) *zookeeper.Election {
-		e, err := zookeeper.NewElection(s, name)
+	elect := func(s *zksync.Session, name string) *zksync.Election {
+		e, err := zksync.NewElection(s, name)
 		if err != nil {
 			panic(err)
 		}
@@ -73,56 +73,56 @@ func zkCancelCases() []zkCancelCase {
 	}
 	return []zkCancelCase{{
 		name: "Mutex",
-		hold: func(ctx context.Context, t *testing.T, s *zookeeper.Session, name string) []distsync.Lease {
+		hold: func(ctx context.Context, t *testing.T, s *zksync.Session, name string) []distsync.Lease {
 			return []distsync.Lease{must(mutex(s, name).Lock(ctx))}
 		},
-		acquire: func(s *zookeeper.Session, name string) func(context.Context) (distsync.Lease, error) {
+		acquire: func(s *zksync.Session, name string) func(context.Context) (distsync.Lease, error) {
 			return mutex(s, name).Lock
 		},
-		try: func(ctx context.Context, t *testing.T, s *zookeeper.Session, name string) (distsync.Lease, error) {
+		try: func(ctx context.Context, t *testing.T, s *zksync.Session, name string) (distsync.Lease, error) {
 			return mutex(s, name).TryLock(ctx)
 		},
 	}, {
 		name: "RWMutexWrite", // held by a reader
-		hold: func(ctx context.Context, t *testing.T, s *zookeeper.Session, name string) []distsync.Lease {
+		hold: func(ctx context.Context, t *testing.T, s *zksync.Session, name string) []distsync.Lease {
 			return []distsync.Lease{must(rw(s, name).RLock(ctx))}
 		},
-		acquire: func(s *zookeeper.Session, name string) func(context.Context) (distsync.Lease, error) {
+		acquire: func(s *zksync.Session, name string) func(context.Context) (distsync.Lease, error) {
 			return rw(s, name).Lock
 		},
-		try: func(ctx context.Context, t *testing.T, s *zookeeper.Session, name string) (distsync.Lease, error) {
+		try: func(ctx context.Context, t *testing.T, s *zksync.Session, name string) (distsync.Lease, error) {
 			return rw(s, name).TryLock(ctx)
 		},
 	}, {
 		name: "RWMutexRead", // held by a writer
-		hold: func(ctx context.Context, t *testing.T, s *zookeeper.Session, name string) []distsync.Lease {
+		hold: func(ctx context.Context, t *testing.T, s *zksync.Session, name string) []distsync.Lease {
 			return []distsync.Lease{must(rw(s, name).Lock(ctx))}
 		},
-		acquire: func(s *zookeeper.Session, name string) func(context.Context) (distsync.Lease, error) {
+		acquire: func(s *zksync.Session, name string) func(context.Context) (distsync.Lease, error) {
 			return rw(s, name).RLock
 		},
-		try: func(ctx context.Context, t *testing.T, s *zookeeper.Session, name string) (distsync.Lease, error) {
+		try: func(ctx context.Context, t *testing.T, s *zksync.Session, name string) (distsync.Lease, error) {
 			return rw(s, name).TryRLock(ctx)
 		},
 	}, {
 		name: "Semaphore", // limit 2, both permits held
-		hold: func(ctx context.Context, t *testing.T, s *zookeeper.Session, name string) []distsync.Lease {
+		hold: func(ctx context.Context, t *testing.T, s *zksync.Session, name string) []distsync.Lease {
 			m := sem(s, name)
 			return []distsync.Lease{must(m.Acquire(ctx)), must(m.Acquire(ctx))}
 		},
-		acquire: func(s *zookeeper.Session, name string) func(context.Context) (distsync.Lease, error) {
+		acquire: func(s *zksync.Session, name string) func(context.Context) (distsync.Lease, error) {
 			return sem(s, name).Acquire
 		},
-		try: func(ctx context.Context, t *testing.T, s *zookeeper.Session, name string) (distsync.Lease, error) {
+		try: func(ctx context.Context, t *testing.T, s *zksync.Session, name string) (distsync.Lease, error) {
 			return sem(s, name).TryAcquire(ctx)
 		},
 	}, {
 		name: "Election",
-		hold: func(ctx context.Context, t *testing.T, s *zookeeper.Session, name string) []distsync.Lease {
+		hold: func(ctx context.Context, t *testing.T, s *zksync.Session, name string) []distsync.Lease {
 			l, err := elect(s, name).Campaign(ctx, []byte("holder"))
 			return []distsync.Lease{must(l, err)}
 		},
-		acquire: func(s *zookeeper.Session, name string) func(context.Context) (distsync.Lease, error) {
+		acquire: func(s *zksync.Session, name string) func(context.Context) (distsync.Lease, error) {
 			e := elect(s, name)
 			return func(ctx context.Context) (distsync.Lease, error) {
 				l, err := e.Campaign(ctx, []byte("waiter"))
@@ -134,7 +134,7 @@ func zkCancelCases() []zkCancelCase {
 		},
 		// An Election has no try: with no other candidate left, a
 		// Campaign leads at once, within a short deadline.
-		try: func(ctx context.Context, t *testing.T, s *zookeeper.Session, name string) (distsync.Lease, error) {
+		try: func(ctx context.Context, t *testing.T, s *zksync.Session, name string) (distsync.Lease, error) {
 			ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 			defer cancel()
 			l, err := elect(s, name).Campaign(ctx, []byte("next"))
@@ -184,7 +184,7 @@ func testZooKeeperCancel(t *testing.T, c zkCancelCase, n int) {
 	slices.Sort(held)
 	acquire := c.acquire(ws, name)
 	admin := zkAdmin(t)
-	nodePath, err := zookeeper.NodePath(zookeeper.DefaultRoot, name)
+	nodePath, err := zksync.NodePath(zksync.DefaultRoot, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,12 +4,12 @@ import (
 	"testing"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/zksync"
 )
 
-func zkElection(t *testing.T, s *zookeeper.Session, name string) *zookeeper.Election {
+func zkElection(t *testing.T, s *zksync.Session, name string) *zksync.Election {
 	t.Helper()
-	e, err := zookeeper.NewElection(s, name)
+	e, err := zksync.NewElection(s, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func zkElectionBackend() electionBackend {
 			return zkElection(t, zkSessionTo(t, p.Addr()), name), p.Cut, p.Heal
 		},
 		endSession: func(t *testing.T, e distsync.Election) {
-			zkExpire(t, e.(*zookeeper.Election).Session().SessionID())
+			zkExpire(t, e.(*zksync.Election).Session().SessionID())
 		},
 		keys:             zkKeys,
 		observeCoalesces: true,

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/distsync/distsync/internal/testserver"
 	"github.com/go-zookeeper/zk"
 )
@@ -146,10 +146,10 @@ func TestZooKeeperEnsembleContention(t *testing.T) {
 	t.Logf("control (no lock): %d overlaps in %d acquisitions", control.overlaps, control.acquired)
 
 	const clients = 8
-	sessions := make([]*zookeeper.Session, clients)
+	sessions := make([]*zksync.Session, clients)
 	for c := range clients {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		s, err := zookeeper.Dial(ctx, ens.Servers(), zookeeper.WithSessionTimeout(2*time.Second))
+		s, err := zksync.Dial(ctx, ens.Servers(), zksync.WithSessionTimeout(2*time.Second))
 		cancel()
 		if err != nil {
 			t.Fatal(err)
@@ -175,12 +175,12 @@ func TestZooKeeperEnsembleContention(t *testing.T) {
 	var wg sync.WaitGroup
 	for c := range clients {
 		s := sessions[c]
-		m, err := zookeeper.NewMutex(s, name+"-mutex")
+		m, err := zksync.NewMutex(s, name+"-mutex")
 		if err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		sem, err := zookeeper.NewSemaphore(ctx, s, name+"-sem", 2)
+		sem, err := zksync.NewSemaphore(ctx, s, name+"-sem", 2)
 		cancel()
 		if err != nil {
 			t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/zksync"
 )
 
 // TestZooKeeperCampaignFollowsSessionExpiry ends, from outside, the
@@ -23,7 +23,7 @@ func TestZooKeeperCampaignFollowsSessionExpiry(t *testing.T) {
 	const rounds = 20
 	bg := context.Background()
 	name := fmt.Sprintf("campaign-expiry-%d", time.Now().UnixNano())
-	leader, err := zookeeper.NewElection(zkSession(t), name)
+	leader, err := zksync.NewElection(zkSession(t), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestZooKeeperCampaignFollowsSessionExpiry(t *testing.T) {
 	var worst time.Duration
 	for round := range rounds {
 		ws := zkSession(t)
-		e, err := zookeeper.NewElection(ws, name)
+		e, err := zksync.NewElection(ws, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +98,7 @@ func TestZooKeeperCancelledObservesLeaveNothing(t *testing.T) {
 	held, idle := base+"-held", base+"-idle"
 
 	ls := zkSession(t)
-	le, err := zookeeper.NewElection(ls, held)
+	le, err := zksync.NewElection(ls, held)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,9 +109,9 @@ func TestZooKeeperCancelledObservesLeaveNothing(t *testing.T) {
 	defer lead.Release(bg)
 
 	os := zkSession(t)
-	elections := map[string]*zookeeper.Election{}
+	elections := map[string]*zksync.Election{}
 	for _, name := range []string{held, idle} {
-		e, err := zookeeper.NewElection(os, name)
+		e, err := zksync.NewElection(os, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func TestZooKeeperCancelledObservesLeaveNothing(t *testing.T) {
 	// With no live observer, cancelled Observes of an election whose node
 	// does not exist leave no watch on that node (an existence watch
 	// would stay until the node is created, maybe never).
-	missing, err := zookeeper.NewElection(os, base+"-missing")
+	missing, err := zksync.NewElection(os, base+"-missing")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestZooKeeperCancelledObservesLeaveNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitObserved(t, live[held], func(l distsync.Leader) bool { return l.None }, "no leader")
-	ie, err := zookeeper.NewElection(ls, idle)
+	ie, err := zksync.NewElection(ls, idle)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/distsync/distsync/internal/testserver"
 	"github.com/go-zookeeper/zk"
 )
@@ -137,17 +137,17 @@ func readFrame(r io.Reader) ([]byte, error) {
 
 // zkSession dials a session of its own to addr (the server unless given),
 // closed at cleanup.
-func zkSession(t testing.TB, opts ...zookeeper.Option) *zookeeper.Session {
+func zkSession(t testing.TB, opts ...zookeeper.Option) *zksync.Session {
 	t.Helper()
 	return zkSessionTo(t, zkServer.Addr(), opts...)
 }
 
-func zkSessionTo(t testing.TB, addr string, opts ...zookeeper.Option) *zookeeper.Session {
+func zkSessionTo(t testing.TB, addr string, opts ...zookeeper.Option) *zksync.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	opts = append([]zookeeper.Option{zookeeper.WithSessionTimeout(zkTestTimeout), zookeeper.WithDialer(zkDialer)}, opts...)
-	s, err := zookeeper.Dial(ctx, []string{addr}, opts...)
+	opts = append([]zksync.Option{zksync.WithSessionTimeout(zkTestTimeout), zksync.WithDialer(zkDialer)}, opts...)
+	s, err := zksync.Dial(ctx, []string{addr}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func (quietZK) Printf(string, ...any) {}
 // zkKeys lists the children of a name's node: its holders and waiters.
 func zkKeys(t *testing.T, name string) []string {
 	t.Helper()
-	p, err := zookeeper.NodePath(zookeeper.DefaultRoot, name)
+	p, err := zksync.NodePath(zksync.DefaultRoot, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,9 +209,9 @@ func zkAdmin(t testing.TB) *zk.Conn {
 	return c
 }
 
-func zkMutex(t *testing.T, s *zookeeper.Session, name string) *zookeeper.Mutex {
+func zkMutex(t *testing.T, s *zksync.Session, name string) *zksync.Mutex {
 	t.Helper()
-	m, err := zookeeper.NewMutex(s, name)
+	m, err := zksync.NewMutex(s, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,10 +228,10 @@ func zkMutexBackend() mutexBackend {
 			return zkMutex(t, s, name), zkMutex(t, s, name)
 		},
 		endSession: func(t *testing.T, m distsync.Mutex) {
-			zkExpire(t, m.(*zookeeper.Mutex).Session().SessionID())
+			zkExpire(t, m.(*zksync.Mutex).Session().SessionID())
 		},
 		deleteState: func(t *testing.T, l distsync.Lease) {
-			if err := zkAdmin(t).Delete(l.(*zookeeper.Lease).Path(), -1); err != nil {
+			if err := zkAdmin(t).Delete(l.(*zksync.Lease).Path(), -1); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -246,14 +246,14 @@ func TestZooKeeperMutexConformance(t *testing.T) {
 func TestZooKeeperRWMutexConformance(t *testing.T) {
 	testRWMutexConformance(t, rwBackend{
 		newRW: func(t *testing.T, name string) distsync.RWMutex {
-			rw, err := zookeeper.NewRWMutex(zkSession(t), name)
+			rw, err := zksync.NewRWMutex(zkSession(t), name)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return rw
 		},
 		endSession: func(t *testing.T, rw distsync.RWMutex) {
-			zkExpire(t, rw.(*zookeeper.RWMutex).Session().SessionID())
+			zkExpire(t, rw.(*zksync.RWMutex).Session().SessionID())
 		},
 		keys: zkKeys,
 	})
@@ -264,14 +264,14 @@ func TestZooKeeperSemaphoreConformance(t *testing.T) {
 		newSem: func(t *testing.T, name string, limit int64) (distsync.Semaphore, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			s, err := zookeeper.NewSemaphore(ctx, zkSession(t), name, limit)
+			s, err := zksync.NewSemaphore(ctx, zkSession(t), name, limit)
 			if err != nil {
 				return nil, err
 			}
 			return s, nil
 		},
 		endSession: func(t *testing.T, s distsync.Semaphore) {
-			zkExpire(t, s.(*zookeeper.Semaphore).Session().SessionID())
+			zkExpire(t, s.(*zksync.Semaphore).Session().SessionID())
 		},
 		keys: zkKeys,
 	})

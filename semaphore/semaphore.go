@@ -184,3 +184,8 @@ func DeleteLimit(ctx context.Context, c *clientv3.Client, name string) error {
 	}
 	return nil
 }
+
+// SetLimit is not implemented yet (TODO(issue 13)).
+func (s *Semaphore) SetLimit(ctx context.Context, limit int64) error {
+	return distsync.Errorf(distsync.ErrInvalidConfig, nil, "SetLimit not implemented")
+}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/election"
-	"github.com/distsync/distsync/fallback/redis"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/redissync"
+	"github.com/distsync/distsync/fallback/zksync"
 )
 
 const (
@@ -271,14 +271,14 @@ func crashFailover(r *run, impl failoverImpl, lanes, perLane int) result {
 
 type redisCandidate struct {
 	c *goredis.Client
-	e *redis.Election
+	e *redissync.Election
 	l distsync.Leadership
 }
 
 func newRedisCandidate(r *run, name string, ttl time.Duration) (candidate, error) {
 	c := goredis.NewClient(&goredis.Options{Addr: r.env.redis.Addr(), ContextTimeoutEnabled: true})
 	r.onClose(func() { c.Close() })
-	e, err := redis.NewElectionWithClient(r.ctx, c, name, redis.WithTTL(ttl))
+	e, err := redissync.NewElectionWithClient(r.ctx, c, name, redissync.WithTTL(ttl))
 	if err != nil {
 		return nil, err
 	}
@@ -299,19 +299,19 @@ func (c *redisCandidate) crash() { c.c.Close() }
 
 type zkCandidate struct {
 	d *cuttableDialer
-	e *zookeeper.Election
+	e *zksync.Election
 	l distsync.Leadership
 }
 
 func newZKCandidate(r *run, name string, ttl time.Duration) (candidate, error) {
 	d := &cuttableDialer{}
-	s, err := zookeeper.Dial(r.ctx, r.env.zk.Servers(), zookeeper.WithSessionTimeout(ttl),
-		zookeeper.WithDialer(d.dial), zookeeper.WithLogger(quietZK{}))
+	s, err := zksync.Dial(r.ctx, r.env.zk.Servers(), zksync.WithSessionTimeout(ttl),
+		zksync.WithDialer(d.dial), zksync.WithLogger(quietZK{}))
 	if err != nil {
 		return nil, err
 	}
 	r.onClose(func() { _ = s.Close() })
-	e, err := zookeeper.NewElection(s, name)
+	e, err := zksync.NewElection(s, name)
 	if err != nil {
 		return nil, err
 	}

@@ -17,8 +17,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/redis"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/redissync"
+	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/distsync/distsync/internal/redisq"
 	"github.com/distsync/distsync/mutex"
 )
@@ -176,7 +176,7 @@ func (r *run) redisClients(n int) []*goredis.Client {
 func openRedisDistsync(r *run, name string, n int) ([]locker, error) {
 	cs := r.redisClients(n)
 	return openEach(n, func(i int) (acquirer, error) {
-		m, err := redis.NewMutexWithClient(r.ctx, cs[i%len(cs)], name, redis.WithTTL(lockTTL))
+		m, err := redissync.NewMutexWithClient(r.ctx, cs[i%len(cs)], name, redissync.WithTTL(lockTTL))
 		if err != nil {
 			return nil, err
 		}
@@ -266,9 +266,9 @@ func openRueidislock(r *run, name string, n int) ([]locker, error) {
 }
 
 // zkSession dials a counted distsync ZooKeeper session.
-func (r *run) zkSession() (*zookeeper.Session, error) {
-	s, err := zookeeper.Dial(r.ctx, r.env.zk.Servers(), zookeeper.WithSessionTimeout(lockTTL),
-		zookeeper.WithDialer(r.reqs.zkDialer()), zookeeper.WithLogger(quietZK{}))
+func (r *run) zkSession() (*zksync.Session, error) {
+	s, err := zksync.Dial(r.ctx, r.env.zk.Servers(), zksync.WithSessionTimeout(lockTTL),
+		zksync.WithDialer(r.reqs.zkDialer()), zksync.WithLogger(quietZK{}))
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +282,7 @@ func openZKDistsync(r *run, name string, n int) ([]locker, error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := zookeeper.NewMutex(s, name)
+		m, err := zksync.NewMutex(s, name)
 		if err != nil {
 			return nil, err
 		}
@@ -291,7 +291,7 @@ func openZKDistsync(r *run, name string, n int) ([]locker, error) {
 }
 
 func openZKLock(r *run, name string, n int) ([]locker, error) {
-	p, err := zookeeper.NodePath(zookeeper.DefaultRoot, name)
+	p, err := zksync.NodePath(zksync.DefaultRoot, name)
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +338,7 @@ func zkHasSession(ctx context.Context, events <-chan zk.Event) error {
 // zkQueued counts the children of name's lock node: both ZooKeeper
 // libraries create their sequential nodes there.
 func zkQueued(ctx context.Context, r *run, name string) (int, error) {
-	p, err := zookeeper.NodePath(zookeeper.DefaultRoot, name)
+	p, err := zksync.NodePath(zksync.DefaultRoot, name)
 	if err != nil {
 		return 0, err
 	}

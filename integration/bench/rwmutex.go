@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/redis"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/redissync"
+	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/distsync/distsync/rwmutex"
 )
 
@@ -68,7 +68,7 @@ func openRedisRW(r *run, name string, n int) ([]distsync.RWMutex, error) {
 	cs := r.redisClients(n)
 	rws := make([]distsync.RWMutex, n)
 	for i := range rws {
-		rw, err := redis.NewRWMutexWithClient(r.ctx, cs[i%len(cs)], name, redis.WithTTL(lockTTL))
+		rw, err := redissync.NewRWMutexWithClient(r.ctx, cs[i%len(cs)], name, redissync.WithTTL(lockTTL))
 		if err != nil {
 			return nil, err
 		}
@@ -85,7 +85,7 @@ func openZKRW(r *run, name string, n int) ([]distsync.RWMutex, error) {
 		if err != nil {
 			return nil, err
 		}
-		rw, err := zookeeper.NewRWMutex(s, name)
+		rw, err := zksync.NewRWMutex(s, name)
 		if err != nil {
 			return nil, err
 		}

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"time"
-
-	"github.com/distsync/distsync/fallback/redis"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/redissync"
+	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/distsync/distsync/semaphore"
+	"time"
 )
 
 // S3's setting: the ideal throughput is semLimit/semHold = 400/s.
@@ -62,7 +61,7 @@ func openEtcdSems(r *run, name string) ([]locker, error) {
 func openRedisSems(r *run, name string) ([]locker, error) {
 	cs := r.redisClients(semClients)
 	return openEach(semClients, func(i int) (acquirer, error) {
-		s, err := redis.NewSemaphoreWithClient(r.ctx, cs[i%len(cs)], name, semLimit, redis.WithTTL(lockTTL))
+		s, err := redissync.NewSemaphoreWithClient(r.ctx, cs[i%len(cs)], name, semLimit, redissync.WithTTL(lockTTL))
 		if err != nil {
 			return nil, err
 		}
@@ -77,7 +76,7 @@ func openZKSems(r *run, name string) ([]locker, error) {
 		if err != nil {
 			return nil, err
 		}
-		s, err := zookeeper.NewSemaphore(r.ctx, sess, name, semLimit)
+		s, err := zksync.NewSemaphore(r.ctx, sess, name, semLimit)
 		if err != nil {
 			return nil, err
 		}

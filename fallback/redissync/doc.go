@@ -102,4 +102,4 @@
 // tag; this guards the key layout, at no I/O cost), since a Cluster
 // rejects a script whose keys span slots. A semaphore used with two
 // different limits fails with distsync.ErrLimitMismatch.
-package redis
+package redissync

@@ -1,4 +1,4 @@
-package zookeeper_test
+package zksync_test
 
 import (
 	"context"
@@ -8,20 +8,20 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/zksync"
 )
 
 // A job wrapped in a cluster-wide lock on ZooKeeper: whoever holds it runs
 // the job, and the job's context ends if the lock is lost.
 func Example() {
 	ctx := context.Background()
-	s, err := zookeeper.Dial(ctx, server.Servers(), zookeeper.WithSessionTimeout(10*time.Second))
+	s, err := zksync.Dial(ctx, server.Servers(), zksync.WithSessionTimeout(10*time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
 
-	mu, err := zookeeper.NewMutex(s, "jobs/nightly-report")
+	mu, err := zksync.NewMutex(s, "jobs/nightly-report")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -43,12 +43,12 @@ func Example() {
 // At most two holders at once; a third TryAcquire would block.
 func ExampleSemaphore() {
 	ctx := context.Background()
-	s, err := zookeeper.Dial(ctx, server.Servers())
+	s, err := zksync.Dial(ctx, server.Servers())
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	sem, err := zookeeper.NewSemaphore(ctx, s, "example-pool", 2)
+	sem, err := zksync.NewSemaphore(ctx, s, "example-pool", 2)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -66,12 +66,12 @@ func ExampleSemaphore() {
 // (czxids) are left out of the output because they depend on the server.
 func ExampleElection() {
 	ctx := context.Background()
-	s, err := zookeeper.Dial(ctx, server.Servers())
+	s, err := zksync.Dial(ctx, server.Servers())
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	e, err := zookeeper.NewElection(s, "example-election")
+	e, err := zksync.NewElection(s, "example-election")
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package redis
+package redissync
 
 import (
 	"context"
@@ -73,4 +73,22 @@ func (s *Semaphore) TryAcquire(ctx context.Context) (distsync.Lease, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// TODO(issue 13): weighted acquisitions and SetLimit; stubs keep the tree
+// building while they are written.
+
+// AcquireN is not implemented yet.
+func (s *Semaphore) AcquireN(ctx context.Context, n int64) (distsync.Lease, error) {
+	return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "AcquireN not implemented")
+}
+
+// TryAcquireN is not implemented yet.
+func (s *Semaphore) TryAcquireN(ctx context.Context, n int64) (distsync.Lease, error) {
+	return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "TryAcquireN not implemented")
+}
+
+// SetLimit is not implemented yet.
+func (s *Semaphore) SetLimit(ctx context.Context, limit int64) error {
+	return distsync.Errorf(distsync.ErrInvalidConfig, nil, "SetLimit not implemented")
 }

@@ -1,4 +1,4 @@
-package redis_test
+package redissync_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/redisq"
 )
 
@@ -16,31 +16,31 @@ func TestConstructorsRejectBadInput(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 	for _, ttl := range []time.Duration{0, -time.Second, 99 * time.Millisecond, 100*time.Millisecond + time.Microsecond} {
-		if _, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(ttl)); !errors.Is(err, distsync.ErrInvalidConfig) {
+		if _, err := redissync.NewSession(ctx, c, redissync.WithTTL(ttl)); !errors.Is(err, distsync.ErrInvalidConfig) {
 			t.Errorf("WithTTL(%v): got %v, want ErrInvalidConfig", ttl, err)
 		}
-		if _, err := dsredis.NewMutexWithClient(ctx, c, "ok", dsredis.WithTTL(ttl)); !errors.Is(err, distsync.ErrInvalidConfig) {
+		if _, err := redissync.NewMutexWithClient(ctx, c, "ok", redissync.WithTTL(ttl)); !errors.Is(err, distsync.ErrInvalidConfig) {
 			t.Errorf("NewMutexWithClient WithTTL(%v): got %v, want ErrInvalidConfig", ttl, err)
 		}
 	}
-	if _, err := dsredis.NewSession(ctx, nil); !errors.Is(err, distsync.ErrInvalidConfig) {
+	if _, err := redissync.NewSession(ctx, nil); !errors.Is(err, distsync.ErrInvalidConfig) {
 		t.Errorf("nil client: got %v, want ErrInvalidConfig", err)
 	}
-	if _, err := dsredis.NewMutex(nil, "ok"); !errors.Is(err, distsync.ErrInvalidConfig) {
+	if _, err := redissync.NewMutex(nil, "ok"); !errors.Is(err, distsync.ErrInvalidConfig) {
 		t.Errorf("nil session: got %v, want ErrInvalidConfig", err)
 	}
-	s, err := dsredis.NewSession(ctx, c)
+	s, err := redissync.NewSession(ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	for _, name := range []string{"", strings.Repeat("x", distsync.MaxNameLen+1), "bad\x00name", "bad\xffutf8"} {
-		if _, err := dsredis.NewMutex(s, name); !errors.Is(err, distsync.ErrInvalidName) {
+		if _, err := redissync.NewMutex(s, name); !errors.Is(err, distsync.ErrInvalidName) {
 			t.Errorf("NewMutex(%q): got %v, want ErrInvalidName", name, err)
 		}
 	}
 	for _, limit := range []int64{0, -1} {
-		if _, err := dsredis.NewSemaphore(s, "ok", limit); !errors.Is(err, distsync.ErrInvalidConfig) {
+		if _, err := redissync.NewSemaphore(s, "ok", limit); !errors.Is(err, distsync.ErrInvalidConfig) {
 			t.Errorf("NewSemaphore(limit %d): got %v, want ErrInvalidConfig", limit, err)
 		}
 	}
@@ -48,7 +48,7 @@ func TestConstructorsRejectBadInput(t *testing.T) {
 
 func TestLockReleaseTokens(t *testing.T) {
 	ctx := context.Background()
-	m, err := dsredis.NewMutexWithClient(ctx, newClient(t), t.Name(), dsredis.WithTTL(time.Second))
+	m, err := redissync.NewMutexWithClient(ctx, newClient(t), t.Name(), redissync.WithTTL(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestLockReleaseTokens(t *testing.T) {
 // A held lease outlives several TTLs: renewal works.
 func TestRenewalKeepsLease(t *testing.T) {
 	ctx := context.Background()
-	m, err := dsredis.NewMutexWithClient(ctx, newClient(t), t.Name(), dsredis.WithTTL(150*time.Millisecond))
+	m, err := redissync.NewMutexWithClient(ctx, newClient(t), t.Name(), redissync.WithTTL(150*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,11 +105,11 @@ func TestRenewalKeepsLease(t *testing.T) {
 func TestSessionClose(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
-	s, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(time.Second))
+	s, err := redissync.NewSession(ctx, c, redissync.WithTTL(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := dsredis.NewMutex(s, t.Name())
+	m, _ := redissync.NewMutex(s, t.Name())
 	l, err := m.Lock(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +122,7 @@ func TestSessionClose(t *testing.T) {
 	if _, err := m.Lock(ctx); !errors.Is(err, distsync.ErrClosed) {
 		t.Fatalf("Lock after Close: %v, want ErrClosed", err)
 	}
-	other, err := dsredis.NewMutexWithClient(ctx, c, t.Name())
+	other, err := redissync.NewMutexWithClient(ctx, c, t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestWithReplicasValidation(t *testing.T) {
 		{time.Second, 1, 100*time.Millisecond + time.Microsecond},
 		{time.Second, 1, 500 * time.Millisecond}, // no room for a renewal
 	} {
-		_, err := dsredis.NewSession(ctx, c, dsredis.WithTTL(tc.ttl), dsredis.WithReplicas(tc.n, tc.timeout))
+		_, err := redissync.NewSession(ctx, c, redissync.WithTTL(tc.ttl), redissync.WithReplicas(tc.n, tc.timeout))
 		if !errors.Is(err, distsync.ErrInvalidConfig) {
 			t.Errorf("ttl %v WithReplicas(%d, %v): got %v, want ErrInvalidConfig", tc.ttl, tc.n, tc.timeout, err)
 		}
@@ -161,7 +161,7 @@ func TestWithReplicas(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 	name := t.Name()
-	m0, err := dsredis.NewMutexWithClient(ctx, c, name, dsredis.WithTTL(300*time.Millisecond), dsredis.WithReplicas(0, 0))
+	m0, err := redissync.NewMutexWithClient(ctx, c, name, redissync.WithTTL(300*time.Millisecond), redissync.WithReplicas(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestWithReplicas(t *testing.T) {
 	_ = l.Release(ctx)
 
 	const timeout = 100 * time.Millisecond
-	m1, err := dsredis.NewMutexWithClient(ctx, c, name, dsredis.WithReplicas(1, timeout))
+	m1, err := redissync.NewMutexWithClient(ctx, c, name, redissync.WithReplicas(1, timeout))
 	if err != nil {
 		t.Fatal(err)
 	}

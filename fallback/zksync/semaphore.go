@@ -1,4 +1,4 @@
-package zookeeper
+package zksync
 
 import (
 	"context"
@@ -105,3 +105,21 @@ func (sem *Semaphore) Path() string { return sem.q.path }
 
 // Session returns the session the semaphore's nodes belong to.
 func (sem *Semaphore) Session() *Session { return sem.q.s }
+
+// TODO(issue 13): weighted acquisitions and SetLimit; stubs keep the tree
+// building while they are written.
+
+// AcquireN is not implemented yet.
+func (sem *Semaphore) AcquireN(ctx context.Context, n int64) (distsync.Lease, error) {
+	return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "AcquireN not implemented")
+}
+
+// TryAcquireN is not implemented yet.
+func (sem *Semaphore) TryAcquireN(ctx context.Context, n int64) (distsync.Lease, error) {
+	return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "TryAcquireN not implemented")
+}
+
+// SetLimit is not implemented yet.
+func (sem *Semaphore) SetLimit(ctx context.Context, limit int64) error {
+	return distsync.Errorf(distsync.ErrInvalidConfig, nil, "SetLimit not implemented")
+}

@@ -1,4 +1,4 @@
-package redis_test
+package redissync_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	dsredis "github.com/distsync/distsync/fallback/redis"
+	"github.com/distsync/distsync/fallback/redissync"
 	goredis "github.com/redis/go-redis/v9"
 )
 
@@ -25,7 +25,7 @@ func Example() {
 	defer client.Close()
 	ctx := context.Background()
 
-	mu, err := dsredis.NewMutexWithClient(ctx, client, "jobs/nightly-report", dsredis.WithTTL(5*time.Second))
+	mu, err := redissync.NewMutexWithClient(ctx, client, "jobs/nightly-report", redissync.WithTTL(5*time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -50,13 +50,13 @@ func ExampleNewSession() {
 	defer client.Close()
 	ctx := context.Background()
 
-	s, err := dsredis.NewSession(ctx, client, dsredis.WithTTL(3*time.Second))
+	s, err := redissync.NewSession(ctx, client, redissync.WithTTL(3*time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	a, _ := dsredis.NewMutex(s, "example-session")
-	b, _ := dsredis.NewMutex(s, "example-session")
+	a, _ := redissync.NewMutex(s, "example-session")
+	b, _ := redissync.NewMutex(s, "example-session")
 
 	held, err := a.TryLock(ctx)
 	if err != nil {
@@ -73,16 +73,16 @@ func ExampleSemaphore() {
 	client := exampleClient()
 	defer client.Close()
 	ctx := context.Background()
-	s, _ := dsredis.NewSession(ctx, client)
+	s, _ := redissync.NewSession(ctx, client)
 	defer s.Close()
 
-	sem, _ := dsredis.NewSemaphore(s, "example-workers", 2)
+	sem, _ := redissync.NewSemaphore(s, "example-workers", 2)
 	p1, _ := sem.Acquire(ctx)
 	p2, _ := sem.Acquire(ctx)
 	_, err := sem.TryAcquire(ctx)
 	fmt.Println("third permit would block:", errors.Is(err, distsync.ErrWouldBlock))
 
-	other, _ := dsredis.NewSemaphore(s, "example-workers", 3)
+	other, _ := redissync.NewSemaphore(s, "example-workers", 3)
 	_, err = other.TryAcquire(ctx)
 	fmt.Println("limit 3 on a limit-2 semaphore:", errors.Is(err, distsync.ErrLimitMismatch))
 	p1.Release(ctx)
@@ -97,9 +97,9 @@ func ExampleElection() {
 	client := exampleClient()
 	defer client.Close()
 	ctx := context.Background()
-	s, _ := dsredis.NewSession(ctx, client)
+	s, _ := redissync.NewSession(ctx, client)
 	defer s.Close()
-	e, _ := dsredis.NewElection(s, "example-election")
+	e, _ := redissync.NewElection(s, "example-election")
 
 	octx, stop := context.WithCancel(ctx)
 	changes := e.Observe(octx)
@@ -141,14 +141,14 @@ func ExampleLease_Token() {
 	client := exampleClient()
 	defer client.Close()
 	ctx := context.Background()
-	s, _ := dsredis.NewSession(ctx, client, dsredis.WithTTL(300*time.Millisecond))
+	s, _ := redissync.NewSession(ctx, client, redissync.WithTTL(300*time.Millisecond))
 	defer s.Close()
 	store := &fencedStore{}
-	m, _ := dsredis.NewMutex(s, "example-fencing")
+	m, _ := redissync.NewMutex(s, "example-fencing")
 
 	old, _ := m.Lock(ctx)
 	// An operator deletes the holder's entry; renewal notices within TTL/3.
-	client.ZRem(ctx, "distsync:{example-fencing}:h", old.(*dsredis.Lease).Member())
+	client.ZRem(ctx, "distsync:{example-fencing}:h", old.(*redissync.Lease).Member())
 	<-old.Done()
 	cur, _ := m.Lock(ctx)
 	fmt.Println("new holder writes:", store.Write(cur.Token()))

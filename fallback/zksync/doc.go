@@ -106,4 +106,4 @@
 // The guarantees are ZooKeeper's: a holder paused longer than its session
 // timeout can wake up and act before it learns that the lock passed on.
 // Only a fencing check at the resource closes that gap.
-package zookeeper
+package zksync

@@ -1,4 +1,4 @@
-package zookeeper_test
+package zksync_test
 
 import (
 	"context"
@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/zksync"
 )
 
-func newElection(t *testing.T, name string) *zookeeper.Election {
+func newElection(t *testing.T, name string) *zksync.Election {
 	t.Helper()
-	e, err := zookeeper.NewElection(session(t), name)
+	e, err := zksync.NewElection(session(t), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestElectionProclaimAfterDeletion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := l.(*zookeeper.Leadership).Path()
+	path := l.(*zksync.Leadership).Path()
 	if err := session(t).Conn().Delete(path, -1); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestElectionProclaimAfterDeletion(t *testing.T) {
 // goroutine ends then (goleak in TestMain checks).
 func TestElectionObserveOutlivesSession(t *testing.T) {
 	s := session(t)
-	e, err := zookeeper.NewElection(s, t.Name())
+	e, err := zksync.NewElection(s, t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package zookeeper_test
+package zksync_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/zookeeper"
+	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/distsync/distsync/internal/testserver"
 	"github.com/go-zookeeper/zk"
 )
@@ -19,11 +19,11 @@ func TestMain(m *testing.M) {
 	testserver.RunWithZooKeeper(m, func(z *testserver.ZooKeeper) { server = z })
 }
 
-func session(t *testing.T, opts ...zookeeper.Option) *zookeeper.Session {
+func session(t *testing.T, opts ...zookeeper.Option) *zksync.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := zookeeper.Dial(ctx, server.Servers(), append([]zookeeper.Option{zookeeper.WithSessionTimeout(4 * time.Second)}, opts...)...)
+	s, err := zksync.Dial(ctx, server.Servers(), append([]zksync.Option{zksync.WithSessionTimeout(4 * time.Second)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,13 +44,13 @@ func TestNodePath(t *testing.T) {
 		{"\U0001F600", "/r/%F0%9F%98%80"},
 		{"\ufff5", "/r/%EF%BF%B5"},
 	} {
-		got, err := zookeeper.NodePath("/r", tc.name)
+		got, err := zksync.NodePath("/r", tc.name)
 		if err != nil || got != tc.want {
 			t.Errorf("NodePath(%q) = %q, %v; want %q", tc.name, got, err, tc.want)
 		}
 	}
 	for _, bad := range []string{"", strings.Repeat("x", distsync.MaxNameLen+1), "a\x00b", "bad\xff"} {
-		if _, err := zookeeper.NodePath("/r", bad); !errors.Is(err, distsync.ErrInvalidName) {
+		if _, err := zksync.NodePath("/r", bad); !errors.Is(err, distsync.ErrInvalidName) {
 			t.Errorf("NodePath(%q): got %v, want ErrInvalidName", bad, err)
 		}
 	}
@@ -62,7 +62,7 @@ func TestAwkwardNamesAreStorable(t *testing.T) {
 	ctx := context.Background()
 	s := session(t)
 	for _, name := range []string{t.Name() + "/.", ".", "..", "\ue000", "\U0001F600", "\ufff5", "zookeeper", "a//b"} {
-		m, err := zookeeper.NewMutex(s, name)
+		m, err := zksync.NewMutex(s, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,42 +79,42 @@ func TestAwkwardNamesAreStorable(t *testing.T) {
 func TestNewRejectsBadInput(t *testing.T) {
 	ctx := context.Background()
 	s := session(t)
-	if _, err := zookeeper.NewMutex(s, ""); !errors.Is(err, distsync.ErrInvalidName) {
+	if _, err := zksync.NewMutex(s, ""); !errors.Is(err, distsync.ErrInvalidName) {
 		t.Errorf("NewMutex(\"\"): got %v, want ErrInvalidName", err)
 	}
-	if _, err := zookeeper.NewMutex(nil, "ok"); !errors.Is(err, distsync.ErrInvalidConfig) {
+	if _, err := zksync.NewMutex(nil, "ok"); !errors.Is(err, distsync.ErrInvalidConfig) {
 		t.Errorf("NewMutex(nil): got %v, want ErrInvalidConfig", err)
 	}
-	if _, err := zookeeper.NewRWMutex(s, "bad\x01"); !errors.Is(err, distsync.ErrInvalidName) {
+	if _, err := zksync.NewRWMutex(s, "bad\x01"); !errors.Is(err, distsync.ErrInvalidName) {
 		t.Errorf("NewRWMutex: got %v, want ErrInvalidName", err)
 	}
-	if _, err := zookeeper.NewSemaphore(ctx, s, "ok", 0); !errors.Is(err, distsync.ErrInvalidConfig) {
+	if _, err := zksync.NewSemaphore(ctx, s, "ok", 0); !errors.Is(err, distsync.ErrInvalidConfig) {
 		t.Errorf("NewSemaphore(limit 0): got %v, want ErrInvalidConfig", err)
 	}
-	for _, opts := range [][]zookeeper.Option{
-		{zookeeper.WithSessionTimeout(0)},
-		{zookeeper.WithSessionTimeout(1500 * time.Microsecond)},
-		{zookeeper.WithSessionTimeout(3 * time.Second), zookeeper.WithDisconnectGrace(2 * time.Second)},
-		{zookeeper.WithDisconnectGrace(-time.Second)},
-		{zookeeper.WithRoot("/")},
-		{zookeeper.WithRoot("relative")},
-		{zookeeper.WithRoot("/a/")},
-		{zookeeper.WithRoot("/a/../b")},
-		{zookeeper.WithACL(nil)},
-		{zookeeper.WithDialer(nil)},
+	for _, opts := range [][]zksync.Option{
+		{zksync.WithSessionTimeout(0)},
+		{zksync.WithSessionTimeout(1500 * time.Microsecond)},
+		{zksync.WithSessionTimeout(3 * time.Second), zksync.WithDisconnectGrace(2 * time.Second)},
+		{zksync.WithDisconnectGrace(-time.Second)},
+		{zksync.WithRoot("/")},
+		{zksync.WithRoot("relative")},
+		{zksync.WithRoot("/a/")},
+		{zksync.WithRoot("/a/../b")},
+		{zksync.WithACL(nil)},
+		{zksync.WithDialer(nil)},
 	} {
-		if _, err := zookeeper.Dial(ctx, server.Servers(), opts...); !errors.Is(err, distsync.ErrInvalidConfig) {
+		if _, err := zksync.Dial(ctx, server.Servers(), opts...); !errors.Is(err, distsync.ErrInvalidConfig) {
 			t.Errorf("Dial with bad options: got %v, want ErrInvalidConfig", err)
 		}
 	}
-	if _, err := zookeeper.Dial(ctx, nil); !errors.Is(err, distsync.ErrInvalidConfig) {
+	if _, err := zksync.Dial(ctx, nil); !errors.Is(err, distsync.ErrInvalidConfig) {
 		t.Errorf("Dial(no servers): got %v, want ErrInvalidConfig", err)
 	}
 }
 
 func TestLockReleaseTokens(t *testing.T) {
 	ctx := context.Background()
-	m, err := zookeeper.NewMutex(session(t), t.Name())
+	m, err := zksync.NewMutex(session(t), t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestLockReleaseTokens(t *testing.T) {
 func TestClosedSession(t *testing.T) {
 	ctx := context.Background()
 	s := session(t)
-	m, _ := zookeeper.NewMutex(s, t.Name())
+	m, _ := zksync.NewMutex(s, t.Name())
 	l, err := m.Lock(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +166,7 @@ func TestClosedSession(t *testing.T) {
 func TestSemaphoreLimitStored(t *testing.T) {
 	ctx := context.Background()
 	s := session(t)
-	sem, err := zookeeper.NewSemaphore(ctx, s, t.Name(), 2)
+	sem, err := zksync.NewSemaphore(ctx, s, t.Name(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestSemaphoreLimitStored(t *testing.T) {
 	if err != nil || string(data) != "2" {
 		t.Fatalf("limit node data %q, %v; want \"2\"", data, err)
 	}
-	if _, err := zookeeper.NewSemaphore(ctx, s, t.Name(), 3); !errors.Is(err, distsync.ErrLimitMismatch) {
+	if _, err := zksync.NewSemaphore(ctx, s, t.Name(), 3); !errors.Is(err, distsync.ErrLimitMismatch) {
 		t.Fatalf("NewSemaphore with another limit: got %v, want ErrLimitMismatch", err)
 	}
 }
@@ -184,7 +184,7 @@ func TestSemaphoreLimitStored(t *testing.T) {
 func TestReadersWaitForOlderWriterOnly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	rw, err := zookeeper.NewRWMutex(session(t), t.Name())
+	rw, err := zksync.NewRWMutex(session(t), t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
