@@ -44,7 +44,7 @@ func redisClient(t testing.TB, addr ...string) *goredis.Client {
 }
 
 // redisSession returns a session on a client of its own, closed at cleanup.
-func redisSession(t testing.TB, c ...dsredis.Client) *redissync.Session {
+func redisSession(t testing.TB, c ...redissync.Client) *redissync.Session {
 	t.Helper()
 	var cl redissync.Client
 	if len(c) > 0 {
