@@ -124,7 +124,7 @@ func TestBadInputZooKeeper(t *testing.T) {
 	const name = "badinput-zookeeper"
 	invalid := is(distsync.ErrInvalidConfig)
 	servers := zkServer.Servers()
-	dial := func(ctx context.Context, opts ...zookeeper.Option) error {
+	dial := func(ctx context.Context, opts ...zksync.Option) error {
 		return errOf(zksync.Dial(ctx, servers, opts...))
 	}
 	simple := func(label string, want []error, f func() error) badCase {

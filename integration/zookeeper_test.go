@@ -137,12 +137,12 @@ func readFrame(r io.Reader) ([]byte, error) {
 
 // zkSession dials a session of its own to addr (the server unless given),
 // closed at cleanup.
-func zkSession(t testing.TB, opts ...zookeeper.Option) *zksync.Session {
+func zkSession(t testing.TB, opts ...zksync.Option) *zksync.Session {
 	t.Helper()
 	return zkSessionTo(t, zkServer.Addr(), opts...)
 }
 
-func zkSessionTo(t testing.TB, addr string, opts ...zookeeper.Option) *zksync.Session {
+func zkSessionTo(t testing.TB, addr string, opts ...zksync.Option) *zksync.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -19,7 +19,7 @@ func TestMain(m *testing.M) {
 	testserver.RunWithZooKeeper(m, func(z *testserver.ZooKeeper) { server = z })
 }
 
-func session(t *testing.T, opts ...zookeeper.Option) *zksync.Session {
+func session(t *testing.T, opts ...zksync.Option) *zksync.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
