@@ -69,6 +69,14 @@ type noSem struct{}
 
 func (noSem) Acquire(context.Context) (distsync.Lease, error)    { return fakeLease{}, nil }
 func (noSem) TryAcquire(context.Context) (distsync.Lease, error) { return fakeLease{}, nil }
+func (noSem) AcquireN(context.Context, int64) (distsync.Lease, error) {
+	return fakeLease{}, nil
+}
+func (noSem) TryAcquireN(context.Context, int64) (distsync.Lease, error) {
+	return fakeLease{}, nil
+}
+func (noSem) Limit() int64                          { return 0 }
+func (noSem) SetLimit(context.Context, int64) error { return nil }
 
 func semChurn(t *testing.T, sems []distsync.Semaphore, rounds int, c *holdCounter) {
 	t.Helper()
