@@ -41,6 +41,10 @@ func testSemaphoreConformance(t *testing.T, b semBackend) {
 	t.Run("FIFO", func(t *testing.T) { testSemFIFO(t, b) })
 	t.Run("CancelLeavesNothing", func(t *testing.T) { testSemCancel(t, b) })
 	t.Run("LossOnSessionEnd", func(t *testing.T) { testSemLoss(t, b) })
+	t.Run("Weighted", func(t *testing.T) { testSemWeighted(t, b) })
+	t.Run("WeightedFIFO", func(t *testing.T) { testSemWeightedFIFO(t, b) })
+	t.Run("LimitOnlyWhileInUse", func(t *testing.T) { testSemLimitWhileInUse(t, b) })
+	t.Run("SetLimit", func(t *testing.T) { testSemSetLimit(t, b) })
 }
 
 // holdCounter counts holders inside and the times they were more than limit.
@@ -259,4 +263,165 @@ func testSemLoss(t *testing.T, b semBackend) {
 		t.Fatalf("TryAcquire after the holder was lost: %v", err)
 	}
 	_ = l2.Release(ctx)
+}
+
+func testSemWeighted(t *testing.T, b semBackend) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := t.Name()
+	s := b.open(t, name, 5)
+	three, err := s.AcquireN(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.open(t, name, 5).TryAcquireN(ctx, 3); !errors.Is(err, distsync.ErrWouldBlock) {
+		t.Fatalf("TryAcquireN(3) with 2 of 5 free: %v, want ErrWouldBlock", err)
+	}
+	two, err := b.open(t, name, 5).TryAcquireN(ctx, 2)
+	if err != nil {
+		t.Fatalf("TryAcquireN(2) with 2 of 5 free: %v", err)
+	}
+	if _, err := s.TryAcquire(ctx); !errors.Is(err, distsync.ErrWouldBlock) {
+		t.Fatalf("TryAcquire with 0 of 5 free: %v, want ErrWouldBlock", err)
+	}
+	for _, n := range []int64{0, -1, 6} {
+		if _, err := s.AcquireN(ctx, n); !errors.Is(err, distsync.ErrInvalidConfig) {
+			t.Fatalf("AcquireN(%d) of limit 5: %v, want ErrInvalidConfig", n, err)
+		}
+	}
+	// Releasing the 3 lets a waiting AcquireN(3) in.
+	waiter := b.open(t, name, 5)
+	got := make(chan error, 1)
+	go func() {
+		l, err := waiter.AcquireN(ctx, 3)
+		if err == nil {
+			err = l.Release(ctx)
+		}
+		got <- err
+	}()
+	waitKeys(t, b.keys, name, 3)
+	select {
+	case err := <-got:
+		t.Fatalf("AcquireN(3) returned while only 0 of 5 were free: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := three.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("waiting AcquireN(3) after 3 were released: %v", err)
+	}
+	_ = two.Release(ctx)
+	waitKeys(t, b.keys, name, 0)
+}
+
+// testSemWeightedFIFO: a waiting AcquireN holds back later, smaller
+// acquisitions until it fits (no starvation of large requests).
+func testSemWeightedFIFO(t *testing.T, b semBackend) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := t.Name()
+	one, err := b.open(t, name, 2).Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make(chan error, 1)
+	bigSem := b.open(t, name, 2)
+	go func() {
+		l, err := bigSem.AcquireN(ctx, 2)
+		if err == nil {
+			err = l.Release(ctx)
+		}
+		big <- err
+	}()
+	waitKeys(t, b.keys, name, 2)
+	// One permit is free, but the waiting AcquireN(2) came first.
+	if _, err := b.open(t, name, 2).TryAcquire(ctx); !errors.Is(err, distsync.ErrWouldBlock) {
+		t.Fatalf("TryAcquire behind a waiting AcquireN(2): %v, want ErrWouldBlock", err)
+	}
+	if err := one.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-big; err != nil {
+		t.Fatalf("AcquireN(2): %v", err)
+	}
+	waitKeys(t, b.keys, name, 0)
+}
+
+// testSemLimitWhileInUse: the limit is stored only while the semaphore is
+// in use; an idle one takes the limit of its next user.
+func testSemLimitWhileInUse(t *testing.T, b semBackend) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := t.Name()
+	l, err := b.open(t, name, 2).Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitKeys(t, b.keys, name, 0)
+	s, err := b.newSem(t, name, 3)
+	if err != nil {
+		t.Fatalf("opening an idle semaphore with another limit: %v", err)
+	}
+	var held []distsync.Lease
+	for i := range 3 {
+		l, err := s.TryAcquire(ctx)
+		if err != nil {
+			t.Fatalf("permit %d of the new limit 3: %v", i+1, err)
+		}
+		held = append(held, l)
+	}
+	for _, l := range held {
+		_ = l.Release(ctx)
+	}
+	waitKeys(t, b.keys, name, 0)
+}
+
+// testSemSetLimit: SetLimit changes the limit in use; held permits are
+// kept; other values opened with the old limit get ErrLimitMismatch.
+func testSemSetLimit(t *testing.T, b semBackend) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := t.Name()
+	a := b.open(t, name, 1)
+	old := b.open(t, name, 1)
+	la, err := a.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetLimit(ctx, 0); !errors.Is(err, distsync.ErrInvalidConfig) {
+		t.Fatalf("SetLimit(0): %v, want ErrInvalidConfig", err)
+	}
+	if err := a.SetLimit(ctx, 2); err != nil {
+		t.Fatalf("SetLimit(2): %v", err)
+	}
+	if got := a.Limit(); got != 2 {
+		t.Fatalf("Limit after SetLimit(2) = %d", got)
+	}
+	if la.Err() != nil {
+		t.Fatalf("held permit ended by SetLimit: %v", la.Err())
+	}
+	lb, err := b.open(t, name, 2).TryAcquire(ctx)
+	if err != nil {
+		t.Fatalf("second permit under the new limit 2: %v", err)
+	}
+	if _, err := old.TryAcquire(ctx); !errors.Is(err, distsync.ErrLimitMismatch) {
+		t.Fatalf("TryAcquire through a value opened with the old limit: %v, want ErrLimitMismatch", err)
+	}
+	// Lowering keeps what is held.
+	if err := a.SetLimit(ctx, 1); err != nil {
+		t.Fatalf("SetLimit(1): %v", err)
+	}
+	if la.Err() != nil || lb.Err() != nil {
+		t.Fatalf("held permits ended by lowering the limit: %v, %v", la.Err(), lb.Err())
+	}
+	if _, err := a.TryAcquire(ctx); !errors.Is(err, distsync.ErrWouldBlock) {
+		t.Fatalf("TryAcquire with 2 held under limit 1: %v, want ErrWouldBlock", err)
+	}
+	_ = la.Release(ctx)
+	_ = lb.Release(ctx)
+	waitKeys(t, b.keys, name, 0)
 }

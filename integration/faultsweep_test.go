@@ -336,7 +336,7 @@ func sentinels(err error) int {
 	n := 0
 	for _, s := range []error{distsync.ErrWouldBlock, distsync.ErrNotAcquired, distsync.ErrLost, distsync.ErrReleased,
 		distsync.ErrInvalidName, distsync.ErrInvalidConfig, distsync.ErrLimitMismatch, distsync.ErrNoLeader,
-		distsync.ErrClosed, distsync.ErrUnavailable} {
+		distsync.ErrClosed, distsync.ErrUnavailable, distsync.ErrDenied} {
 		if errors.Is(err, s) {
 			n++
 		}
