@@ -2,14 +2,25 @@
 
 GO ?= go
 
-.PHONY: all test ensure-servers fmt fmt-check vet run bench bench-quick soak
+.PHONY: all test ensure-servers etcd-member fmt fmt-check vet run bench bench-quick soak
 
 all: test
 
+# The repository is four Go modules joined by go.work: the library (root),
+# examples/, integration/ (tests and benchmark) and internal/etcdtest/
+# (etcd's server for the tests). PKGS names every package of all four.
+PKGS := ./... ./examples/... ./integration/... ./internal/etcdtest/...
+
 # ensure-servers installs redis-server and ZooKeeper if missing (etcd runs
 # embedded in the tests), then the tests start their own server processes.
-test: ensure-servers fmt-check vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+test: ensure-servers fmt-check vet etcd-member
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# etcd-member compiles the etcd member the library's own tests run as a
+# child process (internal/testserver), once, before the test packages start
+# it in parallel.
+etcd-member:
+	$(GO) build -o /dev/null ./internal/etcdtest/cmd/etcd-test-member
 
 ensure-servers:
 	./scripts/ensure-servers.sh
@@ -27,7 +38,7 @@ fmt:
 	gofmt -w .
 
 vet:
-	$(GO) vet ./...
+	$(GO) vet $(PKGS)
 
 run:
 	$(GO) run ./examples/quickstart

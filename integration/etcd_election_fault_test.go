@@ -9,7 +9,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/election"
-	"github.com/distsync/distsync/internal/testserver"
+	"github.com/distsync/distsync/internal/etcdtest/etcdcluster"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -88,7 +88,7 @@ func (tc *termChecker) observe(ctx context.Context, e distsync.Election) {
 // electing, there is never more than one leader, and terms only grow.
 func TestEtcdElectionLeaderStop(t *testing.T) {
 	const name = "fault-election-leader-stop"
-	cl := testserver.NewCluster(t, 3)
+	cl := etcdcluster.New(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
 		c     churn

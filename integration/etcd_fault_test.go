@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/internal/testserver"
+	"github.com/distsync/distsync/internal/etcdtest/etcdcluster"
 	"github.com/distsync/distsync/mutex"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -70,7 +70,7 @@ func mutexOpener(name string) opener {
 // and its own session, looping acquire / inside / Release until ctx ends.
 // A failed acquisition (an election in progress, a session that ended) is
 // counted and retried, with a new session if the old one ended.
-func (c *churn) run(ctx context.Context, t *testing.T, cl *testserver.Cluster, workers int, open opener, inside func(distsync.Lease)) *sync.WaitGroup {
+func (c *churn) run(ctx context.Context, t *testing.T, cl *etcdcluster.Cluster, workers int, open opener, inside func(distsync.Lease)) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for range workers {
 		client := cl.Client(t)
@@ -167,7 +167,7 @@ func (c *churn) check(t *testing.T) {
 // clients contend, then restarts it: the Mutex keeps working and safety
 // holds throughout.
 func TestEtcdMutexLeaderStop(t *testing.T) {
-	cl := testserver.NewCluster(t, 3)
+	cl := etcdcluster.New(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	var c churn
 	wg := c.run(ctx, t, cl, 8, mutexOpener("fault-leader-stop"), c.exclusive)
@@ -188,7 +188,7 @@ func TestEtcdMutexLeaderStop(t *testing.T) {
 // TestEtcdMutexMemberRestart stops and restarts a follower twice under the
 // same load.
 func TestEtcdMutexMemberRestart(t *testing.T) {
-	cl := testserver.NewCluster(t, 3)
+	cl := etcdcluster.New(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	var c churn
 	wg := c.run(ctx, t, cl, 8, mutexOpener("fault-member-restart"), c.exclusive)
@@ -212,7 +212,7 @@ func TestEtcdMutexMemberRestart(t *testing.T) {
 // the holder elsewhere keeps its lock, and after the member heals the
 // waiter's key is gone.
 func TestEtcdMutexCutOffWaiter(t *testing.T) {
-	cl := testserver.NewCluster(t, 3)
+	cl := etcdcluster.New(t, 3)
 	ctx := context.Background()
 	name := "fault-cut-off-waiter"
 	leader := cl.WaitLeader(t)
@@ -275,7 +275,7 @@ func TestEtcdMutexCutOffWaiter(t *testing.T) {
 // holder must be told its lease is lost before etcd expires the session
 // lease and lets someone else in (P2).
 func TestEtcdMutexLossBeforeExpiry(t *testing.T) {
-	cl := testserver.NewCluster(t, 3)
+	cl := etcdcluster.New(t, 3)
 	ctx := context.Background()
 	name := "fault-loss-before-expiry"
 	leader := cl.WaitLeader(t)

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/internal/testserver"
+	"github.com/distsync/distsync/internal/etcdtest/etcdcluster"
 	"github.com/distsync/distsync/semaphore"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -15,7 +15,7 @@ import (
 // on a semaphore with limit 3: the limit is never exceeded by live leases,
 // and acquisitions go on after the fault and after the restart.
 func TestEtcdSemaphoreLeaderStop(t *testing.T) {
-	cl := testserver.NewCluster(t, 3)
+	cl := etcdcluster.New(t, 3)
 	const limit, clients = 3, 12
 	open := func(ctx context.Context, c *clientv3.Client) (func(context.Context) (distsync.Lease, error), func() error, error) {
 		s, err := semaphore.NewWithClient(ctx, c, "fault-semaphore", limit, semaphore.WithTTL(5*time.Second))

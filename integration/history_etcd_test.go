@@ -11,7 +11,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/election"
-	"github.com/distsync/distsync/internal/testserver"
+	"github.com/distsync/distsync/internal/etcdtest/etcdcluster"
 	"github.com/distsync/distsync/mutex"
 	"github.com/distsync/distsync/rwmutex"
 	"github.com/distsync/distsync/semaphore"
@@ -165,7 +165,7 @@ var etcdHistPrims = []struct {
 // and a follower, and blackholes a holder's member.
 func TestHistoryEtcd(t *testing.T) {
 	soak := soakDuration(t)
-	cl := testserver.NewCluster(t, 3)
+	cl := etcdcluster.New(t, 3)
 	const (
 		clients = 8
 		ttl     = 2 * time.Second

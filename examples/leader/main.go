@@ -50,7 +50,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/election"
-	"github.com/distsync/distsync/internal/localetcd"
+	"github.com/distsync/distsync/internal/etcdtest/localetcd"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )

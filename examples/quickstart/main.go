@@ -33,7 +33,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/internal/localetcd"
+	"github.com/distsync/distsync/internal/etcdtest/localetcd"
 	"github.com/distsync/distsync/mutex"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"

@@ -106,7 +106,7 @@ func TestElectionProclaimAfterDeletion(t *testing.T) {
 
 // TestElectionObserveOutlivesSession: an observer's channel closes only
 // when its context ends, even after its Session was closed, and its
-// goroutine ends then (goleak in TestMain checks).
+// goroutine ends then (the leak check in TestMain checks).
 func TestElectionObserveOutlivesSession(t *testing.T) {
 	s := session(t)
 	e, err := zksync.NewElection(s, t.Name())

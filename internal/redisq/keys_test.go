@@ -3,10 +3,10 @@ package redisq
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/distsync/distsync/internal/testserver"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testserver.Main(m) }
 
 func TestSlot(t *testing.T) {
 	for _, tc := range []struct {

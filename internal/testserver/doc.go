@@ -7,7 +7,7 @@
 //   - [NewCluster] runs a multi-member etcd cluster (etcd's own integration
 //     framework) whose members a fault test can stop, restart, isolate from
 //     their peers or cut off from their clients.
-//   - [Run] and [Main] wrap testing.M with a goleak check that runs after the
+//   - [Run] and [Main] wrap testing.M with a goroutine-leak check that runs after the
 //     servers are stopped, so a goroutine a test leaked is reported while the
 //     servers' own goroutines are not.
 //

@@ -1,43 +1,157 @@
 package testserver
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/distsync/distsync/internal/localetcd"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// dialTimeout is the DialTimeout of every client this package hands out.
-const dialTimeout = 5 * time.Second
+const (
+	// dialTimeout is the DialTimeout of every client this package hands
+	// out.
+	dialTimeout = 5 * time.Second
+	// buildTimeout bounds building the member binary: the first build
+	// compiles etcd's server.
+	buildTimeout = 10 * time.Minute
+	// readyTimeout bounds the member's start once built.
+	readyTimeout = 60 * time.Second
+)
 
-// Etcd is one embedded etcd member (see localetcd.Server: loopback port,
-// temporary data directory, Endpoints, Stop). Its methods other than Stop are
-// safe for concurrent use; a test package usually shares one member through
-// [RunWithEtcd] and keeps tests apart by giving each its own key names.
+// Etcd is one etcd member running as a child process (the command
+// internal/etcdtest/cmd/etcd-test-member, built on first use), on a free
+// loopback port with its data in a temporary directory. It runs as a
+// process so that the library module, whose tests use it, does not depend
+// on etcd's server. Its methods other than Stop are safe for concurrent
+// use; a test package usually shares one member through [RunWithEtcd] and
+// keeps tests apart by giving each its own key names.
 //
 // The member ticks every 10ms with a 100ms election timeout, as etcd's own
 // integration framework does, so the smallest lease TTL etcd grants is one
 // second rather than two and sessions expire quickly in tests. Writes skip
-// fsync: the data directory is thrown away.
+// fsync. The member is killed if the test process dies.
 type Etcd struct {
-	*localetcd.Server
+	cmd       *exec.Cmd
+	stdin     io.WriteCloser
+	dir       string
+	endpoints []string
+	exited    chan struct{}
 }
 
-// StartEtcd starts an embedded etcd member and returns once it has elected
-// itself leader and serves requests. It needs no *testing.T so that TestMain
-// can call it. On error nothing is left running and the data directory is
-// removed. The caller must call [Etcd.Stop].
+// StartEtcd builds and starts a member and returns once it serves
+// requests. It needs no *testing.T so that TestMain can call it. On error
+// nothing is left running. The caller must call [Etcd.Stop].
 func StartEtcd() (*Etcd, error) {
-	s, err := localetcd.Start(stderrLogger())
+	dir, err := os.MkdirTemp("", "distsync-etcd-member-")
 	if err != nil {
 		return nil, fmt.Errorf("testserver: %w", err)
 	}
-	return &Etcd{Server: s}, nil
+	bin := filepath.Join(dir, "etcd-test-member")
+	if err := buildMember(bin); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cmd := exec.Command(bin)
+	cmd.Stderr = os.Stderr
+	// The member dies with the test process, whatever kills it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("testserver: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("testserver: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("testserver: start etcd member: %w", err)
+	}
+	e := &Etcd{cmd: cmd, stdin: stdin, dir: dir, exited: make(chan struct{})}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if ep, ok := strings.CutPrefix(sc.Text(), "ready "); ok {
+				ready <- ep
+			}
+		}
+		close(ready)
+	}()
+	go func() {
+		_ = cmd.Wait()
+		close(e.exited)
+	}()
+	select {
+	case ep, ok := <-ready:
+		if !ok {
+			e.Stop()
+			return nil, errors.New("testserver: etcd member exited before it was ready (see its stderr)")
+		}
+		e.endpoints = strings.Split(ep, ",")
+	case <-time.After(readyTimeout):
+		e.Stop()
+		return nil, fmt.Errorf("testserver: etcd member not ready after %v", readyTimeout)
+	}
+	return e, nil
+}
+
+// buildMember builds the member command to bin, from this repository's
+// workspace (go.work makes the etcdtest module visible).
+func buildMember(bin string) error {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return errors.New("testserver: cannot locate the repository")
+	}
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "./internal/etcdtest/cmd/etcd-test-member")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("testserver: build the etcd member (go build ./internal/etcdtest/cmd/etcd-test-member in %s): %v\n%s", root, err, out)
+	}
+	return nil
+}
+
+// Endpoints returns the member's client endpoints ("127.0.0.1:PORT"), ready
+// for clientv3.Config.Endpoints. The caller may modify the returned slice.
+func (e *Etcd) Endpoints() []string { return append([]string(nil), e.endpoints...) }
+
+// Stop stops the member (closing its standard input, then killing it after
+// 15 s), waits for it to exit and removes its directory. Clients should be
+// closed first. Stop is idempotent.
+func (e *Etcd) Stop() {
+	if e.cmd == nil {
+		return
+	}
+	_ = e.stdin.Close()
+	select {
+	case <-e.exited:
+	case <-time.After(15 * time.Second):
+		_ = e.cmd.Process.Kill()
+		<-e.exited
+	}
+	e.cmd = nil
+	os.RemoveAll(e.dir)
 }
 
 // NewClient returns a new client of the member with a 5s dial timeout and

@@ -2,11 +2,9 @@ package testserver
 
 import (
 	"os"
-	"testing"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest"
 )
 
 // logEnv names the environment variable that turns server and client logs
@@ -44,16 +42,4 @@ func stderrLogger() *zap.Logger {
 		return zap.NewNop()
 	}
 	return lg
-}
-
-// testLogger returns the logger for servers and clients owned by one test.
-// Without DISTSYNC_TEST_LOG it still records errors, which testing prints only
-// when the test fails or runs with -v: that is when a member's view of the
-// fault is worth reading.
-func testLogger(tb testing.TB) *zap.Logger {
-	lvl, ok := logLevel()
-	if !ok {
-		lvl = zapcore.ErrorLevel
-	}
-	return zaptest.NewLogger(tb, zaptest.Level(lvl))
 }

@@ -1,11 +1,19 @@
-package testserver
+// Package etcdcluster runs a multi-member etcd cluster inside a test
+// process, for the fault tests: members can be stopped, restarted, isolated
+// from each other and blackholed from their clients.
+package etcdcluster
 
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -41,7 +49,7 @@ type Cluster struct {
 	blackholed []bool
 }
 
-// NewCluster starts a cluster of size members, waits until they agree on a
+// New starts a cluster of size members, waits until they agree on a
 // leader, and terminates it when t's test finishes (after the clients made by
 // Client and MemberClient are closed). It fails t if the cluster cannot start.
 //
@@ -50,10 +58,10 @@ type Cluster struct {
 // must not call t.Parallel (it panics if it does), it must not read files by
 // relative path (testdata) after NewCluster, and it can start only one
 // cluster (subtests share it).
-func NewCluster(t *testing.T, size int) *Cluster {
+func New(t *testing.T, size int) *Cluster {
 	t.Helper()
 	if size < 1 {
-		t.Fatalf("testserver: cluster size %d, want at least 1", size)
+		t.Fatalf("etcdcluster: cluster size %d, want at least 1", size)
 	}
 	// t.Chdir makes testing panic if this test, or a parent, runs in
 	// parallel, which turns the framework's silent process-wide chdir into
@@ -80,7 +88,7 @@ func NewCluster(t *testing.T, size int) *Cluster {
 	}
 	initial, err := types.NewURLsMap(strings.Join(peers, ","))
 	if err != nil {
-		t.Fatalf("testserver: initial cluster: %v", err)
+		t.Fatalf("etcdcluster: initial cluster: %v", err)
 	}
 	for _, m := range fw.Members {
 		m.InitialPeerURLsMap = initial
@@ -141,7 +149,7 @@ func (c *Cluster) newClient(tb testing.TB, endpoints []string) *clientv3.Client 
 		Logger:      testLogger(tb).Named("client"),
 	})
 	if err != nil {
-		tb.Fatalf("testserver: cluster client: %v", err)
+		tb.Fatalf("etcdcluster: cluster client: %v", err)
 	}
 	tb.Cleanup(func() { cli.Close() })
 	return cli
@@ -184,7 +192,7 @@ func (c *Cluster) WaitLeader(tb testing.TB) int {
 		}
 		select {
 		case <-ctx.Done():
-			tb.Fatalf("testserver: no leader after %v", leaderTimeout)
+			tb.Fatalf("etcdcluster: no leader after %v", leaderTimeout)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -225,7 +233,7 @@ func (c *Cluster) Restart(tb testing.TB, i int) {
 		return
 	}
 	if err := c.fw.Members[i].Restart(tb); err != nil {
-		tb.Fatalf("testserver: restart member %d: %v", i, err)
+		tb.Fatalf("etcdcluster: restart member %d: %v", i, err)
 	}
 	c.stopped[i] = false
 	// The restarted member has a new server, which knows nothing of the
@@ -259,7 +267,7 @@ func (c *Cluster) Isolate(tb testing.TB, i int) {
 			c.cut(i, j, true)
 		}
 	}
-	tb.Logf("testserver: member %d isolated", i)
+	tb.Logf("etcdcluster: member %d isolated", i)
 }
 
 // Heal undoes Isolate: member i exchanges raft traffic with the others again
@@ -276,7 +284,7 @@ func (c *Cluster) Heal(tb testing.TB, i int) {
 			c.cut(i, j, false)
 		}
 	}
-	tb.Logf("testserver: member %d healed", i)
+	tb.Logf("etcdcluster: member %d healed", i)
 }
 
 // cut drops (or restores) raft messages between members i and j, on the
@@ -303,7 +311,7 @@ func (c *Cluster) index(m *integration.Member) int {
 			return i
 		}
 	}
-	panic(fmt.Sprintf("testserver: member %s not in cluster", m.Name))
+	panic(fmt.Sprintf("etcdcluster: member %s not in cluster", m.Name))
 }
 
 // Blackhole cuts member i's clients off from it: from the moment Blackhole
@@ -324,7 +332,7 @@ func (c *Cluster) Blackhole(tb testing.TB, i int) {
 	b.Blackhole()
 	b.DropConnections()
 	c.blackholed[i] = true
-	tb.Logf("testserver: member %d blackholed", i)
+	tb.Logf("etcdcluster: member %d blackholed", i)
 }
 
 // Unblackhole undoes Blackhole: member i's clients reconnect by themselves.
@@ -338,5 +346,23 @@ func (c *Cluster) Unblackhole(tb testing.TB, i int) {
 	// once instead of waiting for a keepalive to time out.
 	c.fw.Members[i].Bridge().Unblackhole()
 	c.blackholed[i] = false
-	tb.Logf("testserver: member %d unblackholed", i)
+	tb.Logf("etcdcluster: member %d unblackholed", i)
+}
+
+// dialTimeout is the DialTimeout of every client this package hands out.
+const dialTimeout = 5 * time.Second
+
+// testLogger returns the logger of a member or client owned by tb: errors
+// only (testing prints them when the test fails or runs with -v), or the
+// level DISTSYNC_TEST_LOG names.
+func testLogger(tb testing.TB) *zap.Logger {
+	lvl := zapcore.ErrorLevel
+	if v := os.Getenv("DISTSYNC_TEST_LOG"); v != "" {
+		if l, err := zapcore.ParseLevel(v); err == nil {
+			lvl = l
+		} else {
+			lvl = zapcore.DebugLevel
+		}
+	}
+	return zaptest.NewLogger(tb, zaptest.Level(lvl))
 }

@@ -1,0 +1,61 @@
+// Command etcd-test-member runs one etcd member for distsync's own tests,
+// as a child process: the library module's tests start it through
+// internal/testserver, so that the library module does not depend on etcd's
+// server. The member listens on a free loopback port with its data in a
+// temporary directory, ticks every 10ms (so etcd grants 1 s leases), and
+// skips fsync.
+//
+// It prints "ready ENDPOINT" on stdout once it serves, and stops, removing
+// its data, when its standard input closes or it gets SIGINT or SIGTERM.
+// DISTSYNC_TEST_LOG=LEVEL turns its log on (stderr).
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/distsync/distsync/internal/etcdtest/localetcd"
+)
+
+func main() {
+	s, err := localetcd.Start(logger())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "etcd-test-member:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("ready %s\n", strings.Join(s.Endpoints(), ","))
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		stop <- syscall.SIGTERM
+	}()
+	<-stop
+	s.Stop()
+}
+
+func logger() *zap.Logger {
+	v := os.Getenv("DISTSYNC_TEST_LOG")
+	if v == "" {
+		return zap.NewNop()
+	}
+	lvl, err := zapcore.ParseLevel(v)
+	if err != nil {
+		lvl = zapcore.DebugLevel
+	}
+	cfg := zap.NewDevelopmentConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	lg, err := cfg.Build()
+	if err != nil {
+		return zap.NewNop()
+	}
+	return lg
+}
