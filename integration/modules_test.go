@@ -1,0 +1,122 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// consumer is a scratch module that imports some packages, as a user's
+// program would.
+type consumer struct {
+	name    string
+	imports []string
+	require string // a published module to require instead of distsync
+}
+
+// TestConsumerModules builds scratch consumer modules outside the
+// repository and checks what importing one backend pulls in: the modules
+// linked into the program, and `go list -m all` (the module graph a
+// vulnerability scanner reads). Next to them, the same for etcd's own
+// concurrency package and bsm/redislock, for scale.
+func TestConsumerModules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds scratch modules")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	heavy := []string{"go.etcd.io/etcd/server", "go.etcd.io/etcd/tests", "go.etcd.io/etcd/pkg", "go.etcd.io/raft",
+		"go.etcd.io/bbolt", "github.com/bsm/redislock", "github.com/go-redsync", "github.com/redis/rueidis",
+		"github.com/anishathalye/porcupine", "go.uber.org/goleak"}
+	for _, c := range []struct {
+		consumer
+		notLinked []string // module path prefixes that must not be linked
+	}{
+		{consumer{name: "etcd-only", imports: []string{"github.com/distsync/distsync/etcdsync", "github.com/distsync/distsync/mutex"}},
+			[]string{"github.com/redis/", "github.com/go-zookeeper/"}},
+		{consumer{name: "redis-only", imports: []string{"github.com/distsync/distsync/fallback/redissync"}},
+			[]string{"go.etcd.io/", "github.com/go-zookeeper/", "google.golang.org/grpc"}},
+		{consumer{name: "zookeeper-only", imports: []string{"github.com/distsync/distsync/fallback/zksync"}},
+			[]string{"go.etcd.io/", "github.com/redis/", "google.golang.org/grpc"}},
+		{consumer{name: "etcd concurrency (reference)", imports: []string{"go.etcd.io/etcd/client/v3/concurrency"}, require: "go.etcd.io/etcd/client/v3 v3.7.3"}, nil},
+		{consumer{name: "bsm/redislock (reference)", imports: []string{"github.com/bsm/redislock"}, require: "github.com/bsm/redislock v0.9.4"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			graph, linked := buildConsumer(t, root, c.consumer)
+			t.Logf("%s: go list -m all: %d modules; linked: %d modules (%s)", c.name, len(graph), len(linked), strings.Join(linked, " "))
+			for _, m := range linked {
+				for _, p := range c.notLinked {
+					if strings.HasPrefix(m, p) {
+						t.Errorf("%s links %s", c.name, m)
+					}
+				}
+			}
+			if c.require != "" {
+				return
+			}
+			for _, m := range graph {
+				for _, p := range heavy {
+					if strings.HasPrefix(m, p) {
+						t.Errorf("%s has %s in its module graph (a server, test or benchmark module)", c.name, m)
+					}
+				}
+			}
+		})
+	}
+}
+
+// buildConsumer writes the consumer module in a temporary directory, tidies
+// and vets it, and returns its module graph (go list -m all, without the
+// main module) and the modules its program links.
+func buildConsumer(t *testing.T, root string, c consumer) (graph, linked []string) {
+	t.Helper()
+	dir := t.TempDir()
+	mod := "module example.com/consumer\n\ngo 1.26.0\n"
+	if c.require != "" {
+		mod += "\nrequire " + c.require + "\n"
+	} else {
+		mod += fmt.Sprintf("\nrequire github.com/distsync/distsync v0.0.0\n\nreplace github.com/distsync/distsync => %s\n", root)
+	}
+	var src strings.Builder
+	src.WriteString("package main\n\nimport (\n")
+	for _, imp := range c.imports {
+		fmt.Fprintf(&src, "\t_ %q\n", imp)
+	}
+	src.WriteString(")\n\nfunc main() {}\n")
+	for name, data := range map[string]string{"go.mod": mod, "main.go": src.String()} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goCmd := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+		out, err := cmd.Output()
+		if err != nil {
+			stderr := ""
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = string(ee.Stderr)
+			}
+			t.Fatalf("go %s in the %s consumer: %v\n%s", strings.Join(args, " "), c.name, err, stderr)
+		}
+		return string(out)
+	}
+	goCmd("mod", "tidy")
+	for _, l := range strings.Split(strings.TrimSpace(goCmd("list", "-m", "all")), "\n")[1:] {
+		graph = append(graph, strings.Fields(l)[0])
+	}
+	for _, m := range strings.Split(goCmd("list", "-deps", "-f", "{{with .Module}}{{.Path}}{{end}}", "."), "\n") {
+		if m != "" && m != "example.com/consumer" && !slices.Contains(linked, m) {
+			linked = append(linked, m)
+		}
+	}
+	slices.Sort(linked)
+	return graph, linked
+}
