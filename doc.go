@@ -1,7 +1,27 @@
 // Package distsync is the contract shared by every distsync primitive:
 // distributed Mutex, RWMutex, counting Semaphore and leader Election, on
-// etcd (packages mutex, rwmutex, semaphore, election) and, expressed the same
-// way, on Redis and ZooKeeper (packages under fallback/).
+// etcd (package etcdsync, with the primitives in packages mutex, rwmutex,
+// semaphore and election) and, expressed the same way, on Redis and
+// ZooKeeper (packages fallback/redissync and fallback/zksync).
+//
+// # Sessions
+//
+// A program opens one [Session] per backend and opens its primitives from
+// it. Every backend's Session implements the interface, so a program written
+// against it changes backend by changing the line that creates the Session:
+//
+//	s, err := etcdsync.NewSession(ctx, etcdClient, etcdsync.WithTTL(10*time.Second))
+//	// or: redissync.NewSession(ctx, redisClient, redissync.WithTTL(10*time.Second))
+//	// or: zksync.Dial(ctx, []string{"127.0.0.1:2181"}, zksync.WithTTL(10*time.Second))
+//	if err != nil {
+//		return err
+//	}
+//	defer s.Close()
+//	mu, err := s.Mutex("jobs/nightly")
+//
+// A Session lives until Close. When the backend's own session underneath
+// ends, the leases taken under it end as lost, and the Session goes on with
+// a new one.
 //
 // # The contract
 //
@@ -20,9 +40,14 @@
 //	lease, err := mu.Lock(ctx)
 //	switch {
 //	case errors.Is(err, context.DeadlineExceeded): // gave up waiting; nothing left behind
-//	case errors.Is(err, distsync.ErrUnavailable):  // the backend could not be reached
+//	case errors.Is(err, distsync.ErrUnavailable):  // the backend could not be reached; may pass
+//	case errors.Is(err, distsync.ErrDenied):       // refused credentials or permission; will not pass
 //	case err != nil:
 //	}
+//
+// ErrUnavailable may pass, and blocking calls retry it within their
+// context. ErrDenied and ErrInvalidConfig do not: they are returned at once
+// and never retried, by the calls, by Run or in the background.
 //
 // # Leader election
 //
@@ -33,10 +58,11 @@
 //
 // # Backends
 //
-// The etcd primitives are packages mutex, rwmutex, semaphore and election;
-// the same four exist on Redis (package fallback/redis) and on ZooKeeper
-// (package fallback/zookeeper). Each backend is held to one conformance
-// suite (the integration directory of the repository).
+// The etcd Session is package etcdsync and its primitives are packages
+// mutex, rwmutex, semaphore and election; the same Session and four
+// primitives exist on Redis (package fallback/redissync) and on ZooKeeper
+// (package fallback/zksync). Each backend is held to one conformance suite
+// (the integration directory of the repository), through its Session.
 //
 // # What the guarantees rest on
 //
