@@ -1,0 +1,9 @@
+package backoff
+
+import (
+	"testing"
+
+	"github.com/distsync/distsync/internal/testserver"
+)
+
+func TestMain(m *testing.M) { testserver.Main(m) }
