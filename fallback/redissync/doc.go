@@ -1,8 +1,17 @@
-// Package redis is distsync's Mutex, RWMutex, Semaphore and Election on
-// Redis, for services that have Redis and no etcd. It takes a go-redis
-// client (a single server, Sentinel or Cluster through
-// redis.UniversalClient) and holds the distsync contract as far as Redis
-// allows; the limits are below.
+// Package redissync is distsync's Mutex, RWMutex, Semaphore and Election
+// on Redis, for services that have Redis and no etcd. A Session, opened
+// with NewSession on your go-redis client (a single server, Sentinel or
+// Cluster, through redis.UniversalClient) or with Dial, opens the four
+// primitives and implements distsync.Session, so a program written
+// against distsync's interfaces changes backend by changing one line. It
+// holds the distsync contract as far as Redis allows; the limits are
+// below.
+//
+//	s, err := redissync.NewSession(ctx, client) // ctx bounds the setup
+//	...
+//	defer s.Close()
+//	mu, err := s.Mutex("jobs/nightly-report")
+//	lease, err := mu.Lock(ctx)
 //
 // # Semantics
 //
@@ -12,10 +21,12 @@
 // scored by their expiry in server time; the waiters, a sorted set in
 // arrival order (with their own expiry, so a crashed waiter is reclaimed);
 // a counter for fencing tokens; the semaphore limit while in use; and, for
-// an election, a capped stream of its changes. One Lua script does every
-// step (acquire, renew, release, re-check) atomically, using only the
-// server's clock (TIME), comparing the caller's unique member so that a
-// late or repeated Release never frees someone else's lease.
+// an election, a capped stream of its changes. Each holder's or waiter's
+// member names its kind, TTL, weight (a semaphore's permits) and Session.
+// Lua scripts do every step (acquire, renew, release, re-check)
+// atomically, using only the server's clock (TIME), comparing the caller's
+// unique member so that a late or repeated Release never frees someone
+// else's lease.
 //
 // Fairness: requests are granted in arrival order (FIFO) on every
 // primitive. A release promotes the waiters at the head of the queue that
@@ -59,10 +70,13 @@
 //
 // Every lease is renewed every TTL/3 by its own goroutine. Done closes and
 // Err wraps distsync.ErrLost when a renewal finds the lease gone (expired,
-// deleted, or the server restarted empty), or when no renewal was confirmed
-// within TTL-TTL/5 of being sent, measured on the monotonic clock, so
-// before Redis can expire it (given clocks that run at similar rates).
-// A deletion from outside is noticed at the next renewal, within TTL/3.
+// deleted, or the server restarted empty), when Redis refuses the renewal
+// (distsync.ErrDenied is not retried), or when no renewal was confirmed
+// within TTL-TTL/5 of being sent. That deadline is measured on the
+// monotonic clock, so it passes before Redis can expire the lease (given
+// clocks that run at similar rates). A deletion from outside is noticed at
+// the next renewal, within TTL/3. A lost lease ends only itself: the
+// Session and its primitives go on.
 //
 // # Contexts and unresponsive servers
 //
@@ -94,12 +108,45 @@
 //
 // # Misconfiguration
 //
-// A TTL below MinTTL or not whole milliseconds, a WithReplicas out of
-// range, a nil client or session, a semaphore limit below 1, and an
-// invalid name are errors at construction (distsync.ErrInvalidConfig,
-// distsync.ErrInvalidName). On a *redis.ClusterClient the constructors
-// check that all keys of the name hash to one slot (they share the hash
-// tag; this guards the key layout, at no I/O cost), since a Cluster
-// rejects a script whose keys span slots. A semaphore used with two
-// different limits fails with distsync.ErrLimitMismatch.
+// A TTL below 100 ms or not whole milliseconds, a WithReplicas out of
+// range, a nil client, a semaphore limit below 1, and an invalid name are
+// errors when opening (distsync.ErrInvalidConfig, distsync.ErrInvalidName).
+// On a *redis.ClusterClient the Session checks that all keys of the name
+// hash to one slot (they share the hash tag; this guards the key layout,
+// at no I/O cost), since a Cluster rejects a script whose keys span slots.
+// A semaphore used with two different limits fails with
+// distsync.ErrLimitMismatch.
+//
+// # Permissions
+//
+// When Redis refuses the user (NOPERM, NOAUTH, WRONGPASS, or a script
+// refused a key or channel) or cannot run scripts (EVALSHA or SCRIPT
+// renamed away), calls fail with distsync.ErrDenied at once, and nothing
+// retries it: not Lock, not renewal, not the pub/sub connection, not
+// distsync.Run. NewSession loads the scripts and subscribes, so a user
+// without scripting or without the channels fails there; a user without
+// the keys fails at the first call on a name.
+//
+// A Redis ACL user for distsync needs these commands:
+//
+//	EVALSHA, EVAL, SCRIPT LOAD   the scripts (EVAL when the script cache was flushed)
+//	SUBSCRIBE, UNSUBSCRIBE, PING the Session's pub/sub connection
+//	WAIT                         only with WithReplicas
+//
+// and, inside the scripts, TIME, GET, SET, DEL, EXISTS, ZADD, ZREM, ZCARD,
+// ZRANGE, ZRANGEBYSCORE, ZSCORE, HSET, HGET, HMGET, HDEL, XADD, XRANGE,
+// XREVRANGE and PUBLISH. Its key pattern is "distsync:{NAME}:*" for the
+// names it uses ("~distsync:*" for all), and its channels are
+// "distsync:session:*" (every Session's own channel, which other Sessions'
+// releases publish to) and "distsync:{NAME}:ch" (an election's
+// observers). Redis checks the commands, keys and channels a script uses
+// against the user too. For example (TestDocumentedACL runs with it):
+//
+//	ACL SETUSER app on >secret ~distsync:* &distsync:*
+//	    +evalsha +eval +script|load +subscribe +unsubscribe +ping
+//	    +time +get +set +del +exists +zadd +zrem +zcard +zrange +zrangebyscore
+//	    +zscore +hset +hget +hmget +hdel +xadd +xrange +xrevrange +publish
+//
+// A go-redis client may need more for itself (HELLO, CLIENT SETINFO, and
+// CLUSTER SLOTS on a Cluster).
 package redissync

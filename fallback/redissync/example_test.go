@@ -15,7 +15,7 @@ import (
 // exampleClient connects to the test package's redis-server; in a service
 // it is your own redis.NewClient (or NewUniversalClient).
 func exampleClient() *goredis.Client {
-	return goredis.NewClient(&goredis.Options{Addr: server.Addr(), ContextTimeoutEnabled: true})
+	return goredis.NewClient(&goredis.Options{Addr: server.Addr()})
 }
 
 // A job wrapped in a cluster-wide lock whose context ends if the lock is
@@ -23,13 +23,18 @@ func exampleClient() *goredis.Client {
 func Example() {
 	client := exampleClient()
 	defer client.Close()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 
-	mu, err := redissync.NewMutexWithClient(ctx, client, "jobs/nightly-report", redissync.WithTTL(5*time.Second))
+	s, err := redissync.NewSession(ctx, client, redissync.WithTTL(5*time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer mu.Close()
+	defer s.Close()
+	mu, err := s.Mutex("jobs/nightly-report")
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	lease, err := mu.Lock(ctx)
 	if err != nil {
@@ -37,27 +42,27 @@ func Example() {
 	}
 	defer lease.Release(ctx)
 
-	jobCtx, cancel := distsync.LeaseContext(ctx, lease)
-	defer cancel()
+	jobCtx, stop := distsync.LeaseContext(ctx, lease)
+	defer stop()
 	fmt.Println("running the job; lock held:", jobCtx.Err() == nil)
 	// Output: running the job; lock held: true
 }
 
-// Several primitives share one session: one pub/sub connection and one
-// renewal policy. TryLock does not wait.
-func ExampleNewSession() {
-	client := exampleClient()
-	defer client.Close()
-	ctx := context.Background()
-
-	s, err := redissync.NewSession(ctx, client, redissync.WithTTL(3*time.Second))
+// Dial creates the client from go-redis' options and owns it: Close
+// closes it. The program uses only distsync's interfaces, so it runs on
+// etcd or ZooKeeper by changing this one call.
+func ExampleDial() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var s distsync.Session
+	s, err := redissync.Dial(ctx, &goredis.UniversalOptions{Addrs: []string{server.Addr()}})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	a, _ := redissync.NewMutex(s, "example-session")
-	b, _ := redissync.NewMutex(s, "example-session")
 
+	a, _ := s.Mutex("example-dial")
+	b, _ := s.Mutex("example-dial")
 	held, err := a.TryLock(ctx)
 	if err != nil {
 		log.Fatal(err)
@@ -68,38 +73,54 @@ func ExampleNewSession() {
 	// Output: second TryLock would block: true
 }
 
-// At most two workers run at once; the limit is stored and checked.
+// At most five permits are held at once; a job takes as many as it
+// needs. The limit is stored while the semaphore is in use, and a client
+// with another limit is told.
 func ExampleSemaphore() {
 	client := exampleClient()
 	defer client.Close()
-	ctx := context.Background()
-	s, _ := redissync.NewSession(ctx, client)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := redissync.NewSession(ctx, client)
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer s.Close()
 
-	sem, _ := redissync.NewSemaphore(s, "example-workers", 2)
-	p1, _ := sem.Acquire(ctx)
-	p2, _ := sem.Acquire(ctx)
-	_, err := sem.TryAcquire(ctx)
-	fmt.Println("third permit would block:", errors.Is(err, distsync.ErrWouldBlock))
+	sem, err := s.Semaphore(ctx, "example-workers", 5)
+	if err != nil {
+		log.Fatal(err)
+	}
+	big, _ := sem.AcquireN(ctx, 4)
+	_, err = sem.TryAcquireN(ctx, 2)
+	fmt.Println("2 more permits would block:", errors.Is(err, distsync.ErrWouldBlock))
 
-	other, _ := redissync.NewSemaphore(s, "example-workers", 3)
-	_, err = other.TryAcquire(ctx)
-	fmt.Println("limit 3 on a limit-2 semaphore:", errors.Is(err, distsync.ErrLimitMismatch))
-	p1.Release(ctx)
-	p2.Release(ctx)
+	_, err = s.Semaphore(ctx, "example-workers", 3)
+	fmt.Println("limit 3 on a limit-5 semaphore:", errors.Is(err, distsync.ErrLimitMismatch))
+
+	sem.SetLimit(ctx, 6)
+	small, err := sem.TryAcquireN(ctx, 2)
+	fmt.Println("2 more permits after SetLimit(6):", err == nil)
+	small.Release(ctx)
+	big.Release(ctx)
 	// Output:
-	// third permit would block: true
-	// limit 3 on a limit-2 semaphore: true
+	// 2 more permits would block: true
+	// limit 3 on a limit-5 semaphore: true
+	// 2 more permits after SetLimit(6): true
 }
 
 // One leader at a time; observers see every change, including "no leader".
 func ExampleElection() {
 	client := exampleClient()
 	defer client.Close()
-	ctx := context.Background()
-	s, _ := redissync.NewSession(ctx, client)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := redissync.NewSession(ctx, client)
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer s.Close()
-	e, _ := redissync.NewElection(s, "example-election")
+	e, _ := s.Election("example-election")
 
 	octx, stop := context.WithCancel(ctx)
 	changes := e.Observe(octx)
@@ -140,15 +161,20 @@ func (s *fencedStore) Write(token uint64) error {
 func ExampleLease_Token() {
 	client := exampleClient()
 	defer client.Close()
-	ctx := context.Background()
-	s, _ := redissync.NewSession(ctx, client, redissync.WithTTL(300*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := redissync.NewSession(ctx, client, redissync.WithTTL(300*time.Millisecond))
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer s.Close()
 	store := &fencedStore{}
-	m, _ := redissync.NewMutex(s, "example-fencing")
+	m, _ := s.Mutex("example-fencing")
 
 	old, _ := m.Lock(ctx)
-	// An operator deletes the holder's entry; renewal notices within TTL/3.
-	client.ZRem(ctx, "distsync:{example-fencing}:h", old.(*redissync.Lease).Member())
+	// An operator deletes every holder of the name; renewal notices
+	// within TTL/3.
+	client.Del(ctx, "distsync:{example-fencing}:h")
 	<-old.Done()
 	cur, _ := m.Lock(ctx)
 	fmt.Println("new holder writes:", store.Write(cur.Token()))

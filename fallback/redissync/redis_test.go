@@ -10,82 +10,132 @@ import (
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/redisq"
+	goredis "github.com/redis/go-redis/v9"
 )
 
-func TestConstructorsRejectBadInput(t *testing.T) {
+// sentinels counts the contract's sentinel errors that err wraps.
+func sentinels(err error) int {
+	n := 0
+	for _, s := range []error{distsync.ErrWouldBlock, distsync.ErrNotAcquired, distsync.ErrLost,
+		distsync.ErrReleased, distsync.ErrInvalidName, distsync.ErrInvalidConfig, distsync.ErrLimitMismatch,
+		distsync.ErrNoLeader, distsync.ErrClosed, distsync.ErrUnavailable, distsync.ErrDenied} {
+		if errors.Is(err, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// wantErr fails t unless err wraps want and no other sentinel.
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) || sentinels(err) != 1 {
+		t.Errorf("%s: got %v (%d sentinels), want %v alone", what, err, sentinels(err), want)
+	}
+}
+
+func TestOpenRejectsBadInput(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 	for _, ttl := range []time.Duration{0, -time.Second, 99 * time.Millisecond, 100*time.Millisecond + time.Microsecond} {
-		if _, err := redissync.NewSession(ctx, c, redissync.WithTTL(ttl)); !errors.Is(err, distsync.ErrInvalidConfig) {
-			t.Errorf("WithTTL(%v): got %v, want ErrInvalidConfig", ttl, err)
-		}
-		if _, err := redissync.NewMutexWithClient(ctx, c, "ok", redissync.WithTTL(ttl)); !errors.Is(err, distsync.ErrInvalidConfig) {
-			t.Errorf("NewMutexWithClient WithTTL(%v): got %v, want ErrInvalidConfig", ttl, err)
-		}
+		_, err := redissync.NewSession(ctx, c, redissync.WithTTL(ttl))
+		wantErr(t, "NewSession WithTTL("+ttl.String()+")", err, distsync.ErrInvalidConfig)
+		_, err = redissync.Dial(ctx, &goredis.UniversalOptions{Addrs: []string{server.Addr()}}, redissync.WithTTL(ttl))
+		wantErr(t, "Dial WithTTL("+ttl.String()+")", err, distsync.ErrInvalidConfig)
 	}
-	if _, err := redissync.NewSession(ctx, nil); !errors.Is(err, distsync.ErrInvalidConfig) {
-		t.Errorf("nil client: got %v, want ErrInvalidConfig", err)
-	}
-	if _, err := redissync.NewMutex(nil, "ok"); !errors.Is(err, distsync.ErrInvalidConfig) {
-		t.Errorf("nil session: got %v, want ErrInvalidConfig", err)
-	}
-	s, err := redissync.NewSession(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	_, err := redissync.NewSession(ctx, nil)
+	wantErr(t, "nil client", err, distsync.ErrInvalidConfig)
+	_, err = redissync.Dial(ctx, nil)
+	wantErr(t, "nil options", err, distsync.ErrInvalidConfig)
+	s := newSession(t)
 	for _, name := range []string{"", strings.Repeat("x", distsync.MaxNameLen+1), "bad\x00name", "bad\xffutf8"} {
-		if _, err := redissync.NewMutex(s, name); !errors.Is(err, distsync.ErrInvalidName) {
-			t.Errorf("NewMutex(%q): got %v, want ErrInvalidName", name, err)
-		}
+		_, err := s.Mutex(name)
+		wantErr(t, "Mutex("+name+")", err, distsync.ErrInvalidName)
+		_, err = s.RWMutex(name)
+		wantErr(t, "RWMutex", err, distsync.ErrInvalidName)
+		_, err = s.Semaphore(ctx, name, 1)
+		wantErr(t, "Semaphore", err, distsync.ErrInvalidName)
+		_, err = s.Election(name)
+		wantErr(t, "Election", err, distsync.ErrInvalidName)
 	}
 	for _, limit := range []int64{0, -1} {
-		if _, err := redissync.NewSemaphore(s, "ok", limit); !errors.Is(err, distsync.ErrInvalidConfig) {
-			t.Errorf("NewSemaphore(limit %d): got %v, want ErrInvalidConfig", limit, err)
+		_, err := s.Semaphore(ctx, "ok", limit)
+		wantErr(t, "Semaphore limit", err, distsync.ErrInvalidConfig)
+	}
+	sem := semaphore(t, s, t.Name(), 3)
+	for _, n := range []int64{0, -1, 4} {
+		_, err := sem.AcquireN(ctx, n)
+		wantErr(t, "AcquireN", err, distsync.ErrInvalidConfig)
+		_, err = sem.TryAcquireN(ctx, n)
+		wantErr(t, "TryAcquireN", err, distsync.ErrInvalidConfig)
+	}
+	wantErr(t, "SetLimit(0)", sem.SetLimit(ctx, 0), distsync.ErrInvalidConfig)
+}
+
+// An unreachable server fails the opening within its context.
+func TestOpenUnreachable(t *testing.T) {
+	for _, open := range []struct {
+		what string
+		f    func(ctx context.Context, addr string) (*redissync.Session, error)
+	}{
+		{"NewSession", func(ctx context.Context, addr string) (*redissync.Session, error) {
+			c := goredis.NewClient(&goredis.Options{Addr: addr})
+			defer c.Close()
+			return redissync.NewSession(ctx, c)
+		}},
+		{"Dial", func(ctx context.Context, addr string) (*redissync.Session, error) {
+			return redissync.Dial(ctx, &goredis.UniversalOptions{Addrs: []string{addr}})
+		}},
+	} {
+		// A port nobody listens on: 192.0.2.1 (TEST-NET-1) drops the
+		// packets, so the dial hangs until the context ends.
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		start := time.Now()
+		s, err := open.f(ctx, "192.0.2.1:6379")
+		took := time.Since(start)
+		cancel()
+		if s != nil {
+			_ = s.Close()
+		}
+		wantErr(t, open.what, err, distsync.ErrUnavailable)
+		if took > time.Second {
+			t.Errorf("%s returned after %v, want about its 300ms context", open.what, took)
 		}
 	}
 }
 
 func TestLockReleaseTokens(t *testing.T) {
 	ctx := context.Background()
-	m, err := redissync.NewMutexWithClient(ctx, newClient(t), t.Name(), redissync.WithTTL(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := mutex(t, newSession(t, redissync.WithTTL(time.Second)), t.Name())
 	var last uint64
 	for range 3 {
 		l, err := m.Lock(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if _, ok := l.(*redissync.Lease); !ok {
+			t.Fatalf("Lock returned a %T, want *redissync.Lease", l)
+		}
 		if l.Token() <= last {
 			t.Fatalf("token %d not above previous %d", l.Token(), last)
 		}
 		last = l.Token()
-		if _, err := m.TryLock(ctx); !errors.Is(err, distsync.ErrWouldBlock) {
-			t.Fatalf("TryLock while held: got %v, want ErrWouldBlock", err)
-		}
+		_, err = m.TryLock(ctx)
+		wantErr(t, "TryLock while held", err, distsync.ErrWouldBlock)
 		if err := l.Release(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if err := l.Release(ctx); err != nil {
 			t.Fatalf("second Release: %v", err)
 		}
-		if !errors.Is(l.Err(), distsync.ErrReleased) {
-			t.Fatalf("Err after Release: got %v, want ErrReleased", l.Err())
-		}
+		wantErr(t, "Err after Release", l.Err(), distsync.ErrReleased)
 	}
 }
 
 // A held lease outlives several TTLs: renewal works.
 func TestRenewalKeepsLease(t *testing.T) {
 	ctx := context.Background()
-	m, err := redissync.NewMutexWithClient(ctx, newClient(t), t.Name(), redissync.WithTTL(150*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := mutex(t, newSession(t, redissync.WithTTL(150*time.Millisecond)), t.Name())
 	l, err := m.Lock(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -94,44 +144,113 @@ func TestRenewalKeepsLease(t *testing.T) {
 	if l.Err() != nil {
 		t.Fatalf("lease lost after 4 TTLs: %v", l.Err())
 	}
-	if _, err := m.TryLock(ctx); !errors.Is(err, distsync.ErrWouldBlock) {
-		t.Fatalf("TryLock: got %v, want ErrWouldBlock", err)
-	}
+	_, err = m.TryLock(ctx)
+	wantErr(t, "TryLock", err, distsync.ErrWouldBlock)
 	_ = l.Release(ctx)
 }
 
-// Closing a session ends its leases with ErrLost and ErrClosed, frees the
-// lock, and fails later calls with ErrClosed.
-func TestSessionClose(t *testing.T) {
-	ctx := context.Background()
-	c := newClient(t)
-	s, err := redissync.NewSession(ctx, c, redissync.WithTTL(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := redissync.NewMutex(s, t.Name())
+// A lease whose renewals stopped is lost, and the Session goes on: the
+// next Lock through the same Mutex works.
+func TestSessionOutlivesLostLease(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s := newSession(t, redissync.WithTTL(200*time.Millisecond))
+	m := mutex(t, s, t.Name())
 	l, err := m.Lock(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = s.Close()
+	if err := redisq.Expire(ctx, s); err != nil {
+		t.Fatal(err)
+	}
 	<-l.Done()
-	if !errors.Is(l.Err(), distsync.ErrLost) || !errors.Is(l.Err(), distsync.ErrClosed) {
-		t.Fatalf("Err after Close: %v, want ErrLost and ErrClosed", l.Err())
+	wantErr(t, "Err after expiry", l.Err(), distsync.ErrLost)
+	l2, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock after the expiry: %v", err)
 	}
-	if _, err := m.Lock(ctx); !errors.Is(err, distsync.ErrClosed) {
-		t.Fatalf("Lock after Close: %v, want ErrClosed", err)
+	if l2.Token() <= l.Token() {
+		t.Errorf("token %d not above the expired lease's %d", l2.Token(), l.Token())
 	}
-	other, err := redissync.NewMutexWithClient(ctx, c, t.Name())
+	_ = l2.Release(ctx)
+}
+
+// Closing a Session ends its leases with ErrLost alone, frees the lock,
+// and fails later calls with ErrClosed.
+func TestSessionClose(t *testing.T) {
+	ctx := context.Background()
+	s, err := redissync.NewSession(ctx, newClient(t), redissync.WithTTL(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer other.Close()
-	l2, err := other.TryLock(ctx)
+	m := mutex(t, s, t.Name())
+	l, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	<-l.Done()
+	wantErr(t, "Err after Close", l.Err(), distsync.ErrLost)
+	_, err = m.Lock(ctx)
+	wantErr(t, "Lock after Close", err, distsync.ErrClosed)
+	_, err = m.TryLock(ctx)
+	wantErr(t, "TryLock after Close", err, distsync.ErrClosed)
+	_, err = s.Mutex(t.Name())
+	wantErr(t, "Mutex after Close", err, distsync.ErrClosed)
+	_, err = s.Semaphore(ctx, t.Name(), 1)
+	wantErr(t, "Semaphore after Close", err, distsync.ErrClosed)
+	l2, err := mutex(t, newSession(t), t.Name()).TryLock(ctx)
 	if err != nil {
 		t.Fatalf("lock not freed by Close: %v", err)
 	}
 	_ = l2.Release(ctx)
+}
+
+// A Session from Dial owns its client: Close closes it.
+func TestDial(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	o := &goredis.UniversalOptions{Addrs: []string{server.Addr()}}
+	s, err := redissync.Dial(ctx, o, redissync.WithTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := mutex(t, s, t.Name()).Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := newClient(t)
+	before := clients(t, admin)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-l.Done()
+	// The Session's pub/sub connection and its client's pool are gone.
+	deadline := time.Now().Add(5 * time.Second)
+	for clients(t, admin) >= before-1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections after Close, %d before: the client was not closed", clients(t, admin), before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if o.ContextTimeoutEnabled || len(o.Addrs) != 1 {
+		t.Errorf("Dial changed the caller's options: %+v", o)
+	}
+}
+
+// clients counts the server's connections.
+func clients(t *testing.T, admin *goredis.Client) int {
+	t.Helper()
+	out, err := admin.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(strings.Split(strings.TrimSpace(out), "\n"))
 }
 
 func TestWithReplicasValidation(t *testing.T) {
@@ -148,9 +267,7 @@ func TestWithReplicasValidation(t *testing.T) {
 		{time.Second, 1, 500 * time.Millisecond}, // no room for a renewal
 	} {
 		_, err := redissync.NewSession(ctx, c, redissync.WithTTL(tc.ttl), redissync.WithReplicas(tc.n, tc.timeout))
-		if !errors.Is(err, distsync.ErrInvalidConfig) {
-			t.Errorf("ttl %v WithReplicas(%d, %v): got %v, want ErrInvalidConfig", tc.ttl, tc.n, tc.timeout, err)
-		}
+		wantErr(t, "WithReplicas", err, distsync.ErrInvalidConfig)
 	}
 }
 
@@ -161,11 +278,7 @@ func TestWithReplicas(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
 	name := t.Name()
-	m0, err := redissync.NewMutexWithClient(ctx, c, name, redissync.WithTTL(300*time.Millisecond), redissync.WithReplicas(0, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m0.Close()
+	m0 := mutex(t, newSession(t, redissync.WithTTL(300*time.Millisecond), redissync.WithReplicas(0, 0)), name)
 	l, err := m0.Lock(ctx)
 	if err != nil {
 		t.Fatalf("WithReplicas(0): %v", err)
@@ -177,11 +290,7 @@ func TestWithReplicas(t *testing.T) {
 	_ = l.Release(ctx)
 
 	const timeout = 100 * time.Millisecond
-	m1, err := redissync.NewMutexWithClient(ctx, c, name, redissync.WithReplicas(1, timeout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m1.Close()
+	m1 := mutex(t, newSession(t, redissync.WithReplicas(1, timeout)), name)
 	for _, call := range []struct {
 		what string
 		f    func(context.Context) (distsync.Lease, error)

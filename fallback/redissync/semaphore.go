@@ -7,88 +7,61 @@ import (
 	"github.com/distsync/distsync/internal/redisq"
 )
 
-// Semaphore is a distributed counting semaphore on Redis: at most limit
-// permits are held at once across all clients. Holders live in a sorted
-// set scored by their server-time expiry, so a crashed holder's permit
-// comes back within the TTL; every call reclaims expired holders. The
-// limit is stored with the semaphore while anyone holds or waits, and a
-// client with another limit gets distsync.ErrLimitMismatch. Waiters are
-// granted in arrival order. It is safe for concurrent use.
-type Semaphore struct {
-	primitive
-	limit int64
-}
+// A Semaphore is a distributed counting semaphore on Redis, opened with
+// Session.Semaphore: at most its limit of permits are held at once across
+// all clients. Holders live in a sorted set scored by their server-time
+// expiry, so a crashed holder's permits come back within the TTL; every
+// call reclaims expired holders. Each holder's member records how many
+// permits it holds. Waiters are granted in arrival order: a waiting
+// AcquireN holds back later acquisitions until its permits are free. It
+// is safe for concurrent use.
+//
+// The limit is stored with the semaphore while anyone holds or waits, and
+// only then: an idle semaphore leaves no limit behind. An acquisition
+// with a limit other than the stored one fails with
+// distsync.ErrLimitMismatch, waiting ones included.
+type Semaphore struct{ q *redisq.Queue }
 
 var _ distsync.Semaphore = (*Semaphore)(nil)
 
-// NewSemaphore returns the Semaphore called name with limit permits on
-// session s. It does no I/O. It fails like NewMutex, and with
-// distsync.ErrInvalidConfig for a limit below 1.
-func NewSemaphore(s *Session, name string, limit int64) (*Semaphore, error) {
-	q, err := newSemQueue(s, name, limit)
-	if err != nil {
-		return nil, err
-	}
-	return &Semaphore{primitive{q: q}, limit}, nil
-}
+// Limit returns the limit this Semaphore acquires under.
+func (s *Semaphore) Limit() int64 { return s.q.Limit() }
 
-func newSemQueue(s *Session, name string, limit int64) (*redisq.Queue, error) {
-	if limit < 1 {
-		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "semaphore limit %d below 1", limit)
-	}
-	return redisq.NewQueue(s, name, limit)
-}
-
-// NewSemaphoreWithClient returns the Semaphore called name on a new
-// session of c, which the Semaphore owns: Close closes it.
-func NewSemaphoreWithClient(ctx context.Context, c Client, name string, limit int64, opts ...Option) (*Semaphore, error) {
-	p, err := open(ctx, c, opts, func(s *Session) (*redisq.Queue, error) { return newSemQueue(s, name, limit) })
-	if err != nil {
-		return nil, err
-	}
-	return &Semaphore{p, limit}, nil
-}
-
-// Limit returns the semaphore's limit.
-func (s *Semaphore) Limit() int64 { return s.limit }
-
-// Acquire blocks until a permit is held or ctx ends, granting waiters in
-// arrival order. It fails with distsync.ErrLimitMismatch, writing nothing,
-// when the semaphore is in use with another limit; otherwise it fails and
-// leaves nothing behind as Mutex.Lock does.
+// Acquire is AcquireN(ctx, 1).
 func (s *Semaphore) Acquire(ctx context.Context) (distsync.Lease, error) {
-	l, err := s.q.Acquire(ctx, redisq.Shared, nil)
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
+	return s.AcquireN(ctx, 1)
 }
 
-// TryAcquire takes a permit only if one is free and nobody waits;
+// TryAcquire is TryAcquireN(ctx, 1).
+func (s *Semaphore) TryAcquire(ctx context.Context) (distsync.Lease, error) {
+	return s.TryAcquireN(ctx, 1)
+}
+
+// AcquireN blocks until n permits are held together, as one *Lease, or
+// ctx ends. Waiters are granted in arrival order. n must be between 1 and
+// the limit (distsync.ErrInvalidConfig). It fails with
+// distsync.ErrLimitMismatch when the stored limit differs from this
+// Semaphore's, also while it waits; otherwise it fails as Mutex.Lock
+// does. On failure nothing is left behind.
+func (s *Semaphore) AcquireN(ctx context.Context, n int64) (distsync.Lease, error) {
+	return lease(s.q.Acquire(ctx, redisq.Shared, n, nil))
+}
+
+// TryAcquireN takes n permits only if they are free and nobody waits;
 // otherwise it fails with distsync.ErrWouldBlock (or
 // distsync.ErrLimitMismatch) and writes nothing.
-func (s *Semaphore) TryAcquire(ctx context.Context) (distsync.Lease, error) {
-	l, err := s.q.TryAcquire(ctx, redisq.Shared, nil)
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
-// TODO(issue 13): weighted acquisitions and SetLimit; stubs keep the tree
-// building while they are written.
-
-// AcquireN is not implemented yet.
-func (s *Semaphore) AcquireN(ctx context.Context, n int64) (distsync.Lease, error) {
-	return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "AcquireN not implemented")
-}
-
-// TryAcquireN is not implemented yet.
 func (s *Semaphore) TryAcquireN(ctx context.Context, n int64) (distsync.Lease, error) {
-	return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "TryAcquireN not implemented")
+	return lease(s.q.TryAcquire(ctx, redisq.Shared, n, nil))
 }
 
-// SetLimit is not implemented yet.
+// SetLimit changes the limit to limit (at least 1), bounded by ctx: the
+// stored one, if the semaphore is in use, and this Semaphore's. Permits
+// already held are kept, also above a lower limit; waiters that a higher
+// limit lets in are granted at once. Acquisitions through other Semaphore
+// values with the old limit then fail with distsync.ErrLimitMismatch,
+// waiting ones included. On failure (distsync.ErrUnavailable,
+// distsync.ErrDenied) this Semaphore's limit is unchanged and the stored
+// one may or may not have changed.
 func (s *Semaphore) SetLimit(ctx context.Context, limit int64) error {
-	return distsync.Errorf(distsync.ErrInvalidConfig, nil, "SetLimit not implemented")
+	return s.q.SetLimit(ctx, limit)
 }

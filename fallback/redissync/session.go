@@ -2,127 +2,225 @@ package redissync
 
 import (
 	"context"
+	"sync"
 	"time"
 
+	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/redisq"
+	"github.com/redis/go-redis/v9"
 )
 
-// DefaultTTL is the TTL of a session when WithTTL is not given.
-const DefaultTTL = redisq.DefaultTTL
+// DefaultTTL is the TTL of a Session when WithTTL is not given.
+const DefaultTTL = 10 * time.Second
 
-// MinTTL is the shortest TTL a session accepts.
-const MinTTL = redisq.MinTTL
-
-// Client is what the primitives need of a go-redis client: Lua scripts and
-// a pub/sub connection. A redis.UniversalClient (*redis.Client, a
-// Sentinel failover client or *redis.ClusterClient) satisfies it. Calls
-// return when their context ends whatever the client's options (see
-// "Contexts and unresponsive servers" in the package documentation); a
-// request abandoned that way ends at the client's ReadTimeout, so keep
-// one (the default is 3 s).
-type Client = redisq.Client
-
-// Session is one process's identity on Redis: every holder and waiter it
-// creates carries its random id, and all its waiters and observers share
-// one pub/sub connection. Any number of primitives and acquisitions may
-// share a session; each acquisition is separate, so two Locks through one
-// session exclude each other. It is safe for concurrent use.
+// A Session is one process's identity on Redis, and opens the Mutex,
+// RWMutex, Semaphore and Election primitives on it. Every holder and
+// waiter it creates carries its random id, and all its waiters and
+// observers share one pub/sub connection. Any number of primitives and
+// acquisitions may share a Session; each acquisition is separate, so two
+// Locks through one Session exclude each other. It is safe for concurrent
+// use.
 //
-// Close ends every lease of the session (their Err wraps distsync.ErrLost
-// and distsync.ErrClosed, and their Redis state is deleted), makes waiting
-// calls fail with distsync.ErrClosed, and closes the pub/sub connection,
-// not the client. It returns within about a second even when Redis does
-// not answer; what it could not delete then expires within the TTL.
-type Session = redisq.Session
+// Each lease is renewed on its own. When a renewal fails or comes too
+// late, that lease ends with distsync.ErrLost; the Session and its
+// primitives go on, and the next acquisition works. A waiting acquisition
+// whose entry expired (its re-checks did not get through in time) fails
+// with distsync.ErrLost; the next call enqueues anew.
+//
+// Close ends every lease of the Session (their Err wraps
+// distsync.ErrLost, and their Redis state is deleted), makes waiting and
+// later calls fail with distsync.ErrClosed, and closes the pub/sub
+// connection. It closes the client only if Dial created it. It returns
+// within about a second even when Redis does not answer; what it could
+// not delete then expires within the TTL.
+type Session struct {
+	s       *redisq.Session
+	own     redis.UniversalClient // created by Dial, closed by Close
+	ownOnce sync.Once
+}
 
-// Lease is a held lock, read lock, permit or leadership. Lock, RLock,
-// Acquire and Campaign return a *Lease (inside a distsync.Lease or a
-// distsync.Leadership). Its Token is a per-name counter bumped by the
-// script that granted it.
-type Lease = redisq.Lease
+var _ distsync.Session = (*Session)(nil)
 
-// An Option configures NewSession.
-type Option func(*redisq.Options)
+func init() {
+	redisq.Register(
+		func(s distsync.Session) *redisq.Session {
+			if rs, ok := s.(*Session); ok && rs != nil {
+				return rs.s
+			}
+			return nil
+		},
+		func(l distsync.Lease) *redisq.Lease {
+			switch v := l.(type) {
+			case *Lease:
+				return v.l
+			case *Leadership:
+				return v.l
+			}
+			return nil
+		})
+}
+
+// An Option configures NewSession and Dial.
+type Option func(*options)
+
+type options struct {
+	ttl            time.Duration
+	replicas       int
+	replicaTimeout time.Duration
+}
+
+func apply(opts []Option) redisq.Options {
+	o := options{ttl: DefaultTTL}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return redisq.Options{TTL: o.ttl, Replicas: o.replicas, ReplicaTimeout: o.replicaTimeout}
+}
 
 // WithTTL sets how long a holder's (or waiter's) state outlives its last
 // renewal on the server: a crashed holder's lock passes on after about
-// this long. Whole milliseconds, at least MinTTL; default DefaultTTL.
+// this long. It must be whole milliseconds (Redis' PX) and at least
+// 100 ms; the default is DefaultTTL.
+//
 // Renewal runs every TTL/3, and a lease is reported lost when no renewal
-// was confirmed within TTL-TTL/5 of being sent.
-func WithTTL(ttl time.Duration) Option { return func(o *redisq.Options) { o.TTL = ttl } }
+// was confirmed within TTL-TTL/5 of being sent. That margin of TTL/5 must
+// absorb the server clock's millisecond steps, a late timer and a
+// scheduling delay of this process; below 100 ms it is under 20 ms, which
+// a busy machine exceeds, and a holder could learn of its loss after the
+// lock passed on.
+func WithTTL(ttl time.Duration) Option { return func(o *options) { o.ttl = ttl } }
 
 // WithReplicas makes every acquisition and renewal wait (Redis WAIT) until
 // n replicas have acknowledged it, at most timeout (whole milliseconds,
 // positive, below TTL/2). An acquisition fewer replicas acknowledged fails
 // with an error wrapping distsync.ErrUnavailable and releases what it
-// took; a renewal fewer replicas acknowledged counts as a failed renewal:
+// took. A renewal fewer replicas acknowledged counts as a failed renewal:
 // it is retried, and the lease is lost if none is acknowledged before its
-// deadline. n = 0 (the default) waits for nothing. It needs a client with
-// Pipeline (every go-redis client has it), so that WAIT follows the write
-// on the same connection; on a Cluster it goes to the name's master.
+// deadline. n = 0 (the default) waits for nothing. On a Cluster, WAIT goes
+// to the name's master.
 //
 // This is not consensus. WAIT makes a lost acknowledged write less likely,
 // not impossible: a failover can still promote a replica that had not
-// received it (WAIT does not make Redis strongly consistent), and a
-// replica's copy expires by its own clock. Rely on the fencing token.
+// received it, and a replica's copy expires by its own clock. Rely on the
+// fencing token.
 func WithReplicas(n int, timeout time.Duration) Option {
-	return func(o *redisq.Options) { o.Replicas, o.ReplicaTimeout = n, timeout }
+	return func(o *options) { o.replicas, o.replicaTimeout = n, timeout }
 }
 
-func apply(opts []Option) redisq.Options {
-	o := redisq.Options{TTL: DefaultTTL}
-	for _, opt := range opts {
-		opt(&o)
+// NewSession opens a Session on c, the caller's client: a single server, a
+// Sentinel failover client or a Cluster client. It loads the scripts and
+// subscribes the Session's pub/sub connection, bounded by ctx. It fails
+// with an error wrapping distsync.ErrInvalidConfig (a nil client, an
+// option out of range), distsync.ErrDenied (Redis refused the user, or
+// cannot run scripts) or distsync.ErrUnavailable (Redis did not answer
+// before ctx ended), leaving nothing behind. Close does not close c.
+//
+// Calls return when their context ends, whatever c's options (see
+// "Contexts and unresponsive servers" in the package documentation). A
+// request abandoned that way ends at c's ReadTimeout, so keep one (the
+// default is 3 s).
+func NewSession(ctx context.Context, c redis.UniversalClient, opts ...Option) (*Session, error) {
+	if c == nil {
+		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil redis client")
 	}
-	return o
-}
-
-// NewSession opens a session on c: it subscribes its pub/sub connection
-// under ctx. It fails with an error wrapping distsync.ErrInvalidConfig (a
-// nil client, a TTL below MinTTL or not whole milliseconds, a WithReplicas
-// out of range) or
-// distsync.ErrUnavailable (Redis did not answer), leaving nothing behind.
-// The caller must Close the session.
-func NewSession(ctx context.Context, c Client, opts ...Option) (*Session, error) {
-	return redisq.NewSession(ctx, c, apply(opts))
-}
-
-// primitive is what every primitive shares: its queue, and whether it
-// owns its session.
-type primitive struct {
-	q   *redisq.Queue
-	own bool
-}
-
-func open(ctx context.Context, c Client, opts []Option, mk func(*Session) (*redisq.Queue, error)) (primitive, error) {
-	o := apply(opts)
-	if err := o.Validate(); err != nil {
-		return primitive{}, err
-	}
-	s, err := redisq.NewSession(ctx, c, o)
+	s, err := redisq.NewSession(ctx, c, apply(opts))
 	if err != nil {
-		return primitive{}, err
+		return nil, err
 	}
-	q, err := mk(s)
-	if err != nil {
-		s.Close()
-		return primitive{}, err
-	}
-	return primitive{q: q, own: true}, nil
+	return &Session{s: s}, nil
 }
 
-// Name returns the primitive's name.
-func (p primitive) Name() string { return p.q.Name() }
-
-// Session returns the session the primitive's leases belong to.
-func (p primitive) Session() *Session { return p.q.Session() }
-
-// Close closes the session if the primitive's constructor created it,
-// ending its leases (see Session); with a caller's session it does
-// nothing. It is idempotent.
-func (p primitive) Close() error {
-	if p.own {
-		return p.q.Session().Close()
+// Dial creates a client from o (redis.NewUniversalClient: one address for
+// a single server, a MasterName for Sentinel, several addresses for a
+// Cluster) and opens a Session on it, as NewSession does. The Session
+// owns the client: Close closes it. Dial does not change *o.
+func Dial(ctx context.Context, o *redis.UniversalOptions, opts ...Option) (*Session, error) {
+	if o == nil {
+		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil redis options")
 	}
-	return nil
+	ro := apply(opts)
+	if err := ro.Validate(); err != nil {
+		return nil, err
+	}
+	cp := *o
+	c := redis.NewUniversalClient(&cp)
+	s, err := redisq.NewSession(ctx, c, ro)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return &Session{s: s, own: c}, nil
+}
+
+// Close ends the Session: see Session. It is idempotent.
+func (s *Session) Close() error {
+	err := s.s.Close()
+	if s.own != nil {
+		s.ownOnce.Do(func() { _ = s.own.Close() })
+	}
+	return err
+}
+
+// open returns the queue of name for a new primitive of s.
+func (s *Session) open(name string, limit int64) (*redisq.Queue, error) {
+	if err := distsync.ValidateName(name); err != nil {
+		return nil, err
+	}
+	if s.s.Closed() {
+		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+	}
+	return redisq.NewQueue(s.s, name, limit)
+}
+
+// Mutex returns the Mutex called name, a *Mutex. It does no I/O. It fails
+// with distsync.ErrInvalidName for a name that breaks distsync's name
+// rules, and with distsync.ErrClosed after Close.
+func (s *Session) Mutex(name string) (distsync.Mutex, error) {
+	q, err := s.open(name, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Mutex{q: q}, nil
+}
+
+// RWMutex returns the RWMutex called name, a *RWMutex. It does no I/O and
+// fails as Mutex does.
+func (s *Session) RWMutex(name string) (distsync.RWMutex, error) {
+	q, err := s.open(name, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &RWMutex{q: q}, nil
+}
+
+// Semaphore returns the Semaphore called name with limit permits, a
+// *Semaphore. It compares limit with the stored one, bounded by ctx. It
+// fails with distsync.ErrLimitMismatch when the semaphore is in use with
+// another limit, distsync.ErrInvalidConfig for a limit below 1,
+// distsync.ErrDenied or distsync.ErrUnavailable, and as Mutex does.
+func (s *Session) Semaphore(ctx context.Context, name string, limit int64) (distsync.Semaphore, error) {
+	if limit < 1 {
+		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "semaphore limit %d below 1", limit)
+	}
+	q, err := s.open(name, limit)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.CheckLimit(ctx); err != nil {
+		return nil, err
+	}
+	return &Semaphore{q: q}, nil
+}
+
+// Election returns the Election called name, an *Election. It does no I/O
+// and fails as Mutex does.
+func (s *Session) Election(name string) (distsync.Election, error) {
+	q, err := s.open(name, 0)
+	if err != nil {
+		return nil, err
+	}
+	redisq.MakeElection(q)
+	return &Election{q: q}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/redis/go-redis/v9"
 )
 
 // go-redis reads a reply until the client's ReadTimeout (3 s by default),
@@ -47,26 +48,20 @@ func call[T any](ctx context.Context, f func(context.Context) (T, error)) (T, er
 	}
 }
 
-// runCtx is run bounded by ctx.
-func runCtx(ctx context.Context, c Client, k Keys, op, member string, limit int64, value []byte) (result, error) {
-	return call(ctx, func(ctx context.Context) (result, error) {
-		return run(ctx, c, k, op, member, limit, value)
-	})
-}
-
 // pending is a request whose outcome must be known, whatever its caller
 // does meanwhile: its reply arrives on the channel, once.
 type pending <-chan outcome[result]
 
-// start runs op for member in the background under opTimeout (not the
+// start runs script s for member, with the caller's limit and the
+// script's own arguments, in the background under opTimeout (not the
 // caller's context, so that a cancellation cannot leave its outcome
 // unknown) and returns the channel its outcome arrives on.
-func (q *Queue) start(ctx context.Context, op, member string, kind byte, value []byte) pending {
+func (q *Queue) start(ctx context.Context, s *redis.Script, member string, limit int64, extra ...any) pending {
 	c := make(chan outcome[result], 1)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
 	go func() {
 		defer cancel()
-		r, err := run(rctx, q.s.c, q.k, op, member, q.limitFor(kind), value)
+		r, err := run(rctx, q.s.c, s, q.k, member, limit, extra...)
 		c <- outcome[result]{r, err}
 	}()
 	return c
@@ -103,7 +98,7 @@ func (q *Queue) abandon(p pending, member string) {
 		}
 		rctx, cancel := context.WithTimeout(ctx, opTimeout)
 		defer cancel()
-		_, _ = runCtx(rctx, q.s.c, q.k, "rel", member, 0, nil)
+		_, _ = runCtx(rctx, q.s.c, releaseScript, q.k, member, 0)
 	}) {
 		return
 	}

@@ -8,19 +8,13 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/backoff"
 )
 
-// NewElectionQueue returns the queue of an election called name on s: an
+// MakeElection makes q, a new queue without a limit, an election's: an
 // exclusive queue (the leader is the holder, candidates are the waiters)
 // whose changes of leader and value are recorded for observers.
-func NewElectionQueue(s *Session, name string) (*Queue, error) {
-	q, err := NewQueue(s, name, 0)
-	if err != nil {
-		return nil, err
-	}
-	q.k.history = true
-	return q, nil
-}
+func MakeElection(q *Queue) { q.k.history = true }
 
 // state is the reply of the "leader" operation.
 type state struct {
@@ -41,13 +35,9 @@ func toString(v any) string {
 }
 
 func (q *Queue) state(ctx context.Context, cursor string) (state, error) {
-	var arg []byte
-	if cursor != "" {
-		arg = []byte(cursor)
-	}
-	r, err := runCtx(ctx, q.s.c, q.k, "leader", "", 0, arg)
+	r, err := runCtx(ctx, q.s.c, leaderScript, q.k, "", 0, cursor)
 	if err != nil {
-		return state{}, distsync.Errorf(distsync.ErrUnavailable, err, "read leader of %q", q.name)
+		return state{}, failure(err, "read leader of %q", q.name)
 	}
 	st := state{leader: distsync.Leader{None: true, Time: time.Now()}, ttl: -1}
 	if len(r.extra) < 3 {
@@ -94,9 +84,9 @@ func (q *Queue) Proclaim(ctx context.Context, l *Lease, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
-	r, err := runCtx(ctx, q.s.c, q.k, "proclaim", l.member, 0, value)
+	r, err := runCtx(ctx, q.s.c, proclaimScript, q.k, l.member, 0, value)
 	if err != nil {
-		return distsync.Errorf(distsync.ErrUnavailable, err, "proclaim on %q", q.name)
+		return failure(err, "proclaim on %q", q.name)
 	}
 	if r.status != 1 {
 		return distsync.Errorf(distsync.ErrLost, nil, "leadership of %q gone from redis", q.name)
@@ -131,27 +121,32 @@ func (q *Queue) Observe(ctx context.Context) <-chan distsync.Leader {
 	go func() {
 		defer close(out)
 		var (
-			err     error
-			backoff time.Duration
+			err   error
+			delay backoff.Backoff
 		)
-		retry := func() bool {
-			backoff = min(max(2*backoff, 20*time.Millisecond), time.Second)
-			t := time.NewTimer(backoff)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
+		// retry waits before trying again after err; a refusal
+		// (ErrDenied) is never retried: the channel closes.
+		retry := func(err error) bool {
+			if errors.Is(err, distsync.ErrDenied) {
 				return false
-			case <-q.s.hub.closing:
-				return false
-			case <-t.C:
-				return true
 			}
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			stop := context.AfterFunc(q.s.hub.closingCtx, cancel)
+			defer stop()
+			return delay.Sleep(sctx)
+		}
+		if firstErr != nil && errors.Is(firstErr, distsync.ErrDenied) {
+			if sb != nil {
+				q.s.hub.leave(sb)
+			}
+			return
 		}
 		for sb == nil {
 			if sb, err = q.s.hub.join(ctx, q.k.Channel); err == nil {
 				break
 			}
-			if !retry() {
+			if !retry(err) {
 				return
 			}
 		}
@@ -187,7 +182,7 @@ func (q *Queue) Observe(ctx context.Context) <-chan distsync.Leader {
 			next := time.Minute
 			switch {
 			case err != nil:
-				if ctx.Err() != nil || !retry() {
+				if ctx.Err() != nil || !retry(err) {
 					return
 				}
 				continue
@@ -203,7 +198,7 @@ func (q *Queue) Observe(ctx context.Context) <-chan distsync.Leader {
 					}
 				}
 			}
-			backoff = 0
+			delay.Reset()
 			cursor = st.last
 			if st.ttl >= 0 {
 				next = st.ttl + time.Millisecond
@@ -213,6 +208,8 @@ func (q *Queue) Observe(ctx context.Context) <-chan distsync.Leader {
 			case <-ctx.Done():
 				return
 			case <-q.s.hub.closing:
+				return
+			case <-q.s.hub.deniedC:
 				return
 			case <-sb.wake:
 				if !timer.Stop() {

@@ -7,9 +7,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/backoff"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -35,7 +37,11 @@ type hub struct {
 	own     string
 	health  time.Duration
 	closing chan struct{}
-	done    chan struct{}
+	// closingCtx is cancelled when closing is closed, for waits that take
+	// a context.
+	closingCtx    context.Context
+	cancelClosing context.CancelFunc
+	done          chan struct{}
 
 	psMu sync.Mutex
 	ps   *redis.PubSub // the current connection; replaced with h.wire held
@@ -48,31 +54,39 @@ type hub struct {
 
 	mu      sync.Mutex
 	closed  bool
+	denied  error           // set once Redis refused a resubscription for good
+	deniedC chan struct{}   // closed when denied is set
 	waiters map[string]*sub // by member
 	chans   map[string]*channel
 	pending map[string]int // SUBSCRIBE commands not yet confirmed, per channel
+	order   []string       // the channels of those commands, in sending order
 }
 
 type channel struct {
 	subs  map[*sub]struct{}
-	ready chan struct{} // closed once the subscription is confirmed
+	ready chan struct{} // closed once the subscription is confirmed or refused
+	err   error         // why it was refused (ErrDenied), set before ready closes
 }
 
 // A sub is one waiter or observer.
 type sub struct {
-	h      *hub
-	name   string        // an observer's channel
-	member string        // a waiter's member; "" for an observer
-	wake   chan struct{} // buffered 1: something may have changed
-	mu     sync.Mutex
-	token  uint64 // set when a grant message named member
+	h       *hub
+	name    string        // an observer's channel
+	member  string        // a waiter's member; "" for an observer
+	k       Keys          // a waiter's keys
+	wake    chan struct{} // buffered 1: something may have changed
+	suspend atomic.Bool   // a waiter stops refreshing its entry (see Expire)
+	mu      sync.Mutex
+	token   uint64 // set when a grant message named member
+	limit   int64  // the stored limit the grant message reported
 }
 
-// granted returns the token a grant message brought, or 0.
-func (s *sub) granted() uint64 {
+// granted returns the token a grant message brought, or 0, and the stored
+// limit it reported.
+func (s *sub) granted() (token uint64, limit int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.token
+	return s.token, s.limit
 }
 
 func (s *sub) signal() {
@@ -89,16 +103,20 @@ func newHub(ctx context.Context, c Client, own string, health time.Duration) (*h
 	if err != nil {
 		return nil, err
 	}
+	cctx, ccancel := context.WithCancel(context.Background())
 	h := &hub{
-		c:       c,
-		ps:      ps,
-		own:     own,
-		health:  health,
-		closing: make(chan struct{}),
-		waiters: map[string]*sub{},
-		done:    make(chan struct{}),
-		chans:   map[string]*channel{},
-		pending: map[string]int{},
+		c:             c,
+		ps:            ps,
+		own:           own,
+		health:        health,
+		closingCtx:    cctx,
+		cancelClosing: ccancel,
+		closing:       make(chan struct{}),
+		waiters:       map[string]*sub{},
+		done:          make(chan struct{}),
+		chans:         map[string]*channel{},
+		pending:       map[string]int{},
+		deniedC:       make(chan struct{}),
 	}
 	go h.loop()
 	return h, nil
@@ -118,10 +136,10 @@ func subscribe(ctx context.Context, c Client, own string) (*redis.PubSub, error)
 		errc <- err
 	}()
 	fail := func(err error) error {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !isDenied(err) {
 			return distsync.Errorf(distsync.ErrUnavailable, errors.Join(context.Cause(ctx), err), "subscribe")
 		}
-		return distsync.Errorf(distsync.ErrUnavailable, err, "subscribe")
+		return failure(err, "subscribe")
 	}
 	var ps *redis.PubSub
 	select {
@@ -160,8 +178,8 @@ func isTimeout(err error) bool {
 func (h *hub) loop() {
 	defer close(h.done)
 	var (
-		backoff time.Duration
-		pinged  bool // a PING is out and nothing came since
+		delay  backoff.Backoff
+		pinged bool // a PING is out and nothing came since
 	)
 	for {
 		ps := h.current()
@@ -185,19 +203,25 @@ func (h *hub) loop() {
 				continue
 			}
 			pinged = false
+			if isDenied(err) {
+				if h.refuse(err) {
+					continue
+				}
+				// A resubscription refused for good: retrying cannot
+				// help, so the hub stops and its users fail with
+				// ErrDenied.
+				h.deny(err)
+				return
+			}
 			// The next Receive redials and resubscribes; do not spin while
 			// the server is away.
-			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
-			t := time.NewTimer(backoff)
-			select {
-			case <-h.closing:
-				t.Stop()
+			if !delay.Sleep(h.closingCtx) {
 				return
-			case <-t.C:
 			}
 			continue
 		}
-		backoff, pinged = 0, false
+		delay.Reset()
+		pinged = false
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
@@ -274,10 +298,7 @@ func (h *hub) confirmed(name string) {
 	}
 	resub := h.pending[name] == 0
 	if !resub {
-		h.pending[name]--
-		if h.pending[name] == 0 {
-			delete(h.pending, name)
-		}
+		h.unpend(name)
 	}
 	c := h.chans[name]
 	if c == nil {
@@ -297,6 +318,46 @@ func (h *hub) confirmed(name string) {
 	}
 }
 
+// unpend forgets one SUBSCRIBE of name not yet confirmed. h.mu must be
+// held.
+func (h *hub) unpend(name string) {
+	if h.pending[name]--; h.pending[name] <= 0 {
+		delete(h.pending, name)
+	}
+	for i, n := range h.order {
+		if n == name {
+			h.order = append(h.order[:i:i], h.order[i+1:]...)
+			break
+		}
+	}
+}
+
+// refuse handles a refusal (ErrDenied) that Redis sent in reply to a
+// SUBSCRIBE: replies come in order, so it is the oldest one not yet
+// confirmed, and the observers joining that channel fail. It reports
+// false when no SUBSCRIBE of an observer was pending: the refusal was a
+// resubscription's.
+func (h *hub) refuse(cause error) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.order) == 0 {
+		return false
+	}
+	name := h.order[0]
+	h.unpend(name)
+	if c := h.chans[name]; c != nil && h.pending[name] == 0 {
+		c.err = failure(cause, "subscribe")
+		select {
+		case <-c.ready:
+		default:
+			close(c.ready)
+		}
+		// A later join subscribes anew.
+		delete(h.chans, name)
+	}
+	return true
+}
+
 // dispatch wakes the waiters a grant on the own channel names, or the
 // observers of a name's channel.
 func (h *hub) dispatch(name, payload string) {
@@ -310,38 +371,71 @@ func (h *hub) dispatch(name, payload string) {
 		}
 		return
 	}
+	// Each line is "member token limit": a grant under the stored limit,
+	// or with token 0 a request to re-check (the limit changed).
 	for line := range strings.SplitSeq(payload, "\n") {
-		member, tok, ok := strings.Cut(line, " ")
-		if !ok {
+		f := strings.Fields(line)
+		if len(f) != 3 {
 			continue
 		}
-		n, err := strconv.ParseUint(tok, 10, 64)
-		if err != nil {
+		n, err1 := strconv.ParseUint(f[1], 10, 64)
+		limit, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 != nil || err2 != nil {
 			continue
 		}
 		h.mu.Lock()
-		if s := h.waiters[member]; s != nil {
-			s.mu.Lock()
-			s.token = n
-			s.mu.Unlock()
+		if s := h.waiters[f[0]]; s != nil {
+			if n != 0 {
+				s.mu.Lock()
+				s.token, s.limit = n, limit
+				s.mu.Unlock()
+			}
 			s.signal()
 		}
 		h.mu.Unlock()
 	}
 }
 
-// wait registers a waiter for member: a grant naming it wakes it. The own
-// channel is subscribed since the session opened, so no grant published
-// after wait returns is missed (a reconnect wakes every waiter).
-func (h *hub) wait(member string) (*sub, error) {
-	s := &sub{h: h, member: member, wake: make(chan struct{}, 1)}
+// wait registers a waiter for member of k: a grant naming it wakes it.
+// The own channel is subscribed since the session opened, so no grant
+// published after wait returns is missed (a reconnect wakes every waiter).
+func (h *hub) wait(k Keys, member string) (*sub, error) {
+	s := &sub{h: h, member: member, k: k, wake: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
 	}
+	if h.denied != nil {
+		return nil, h.denied
+	}
 	h.waiters[member] = s
 	return s, nil
+}
+
+// deny records that Redis refused the hub for good, and wakes every
+// waiter and observer so that they see it (err()).
+func (h *hub) deny(cause error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.denied = failure(cause, "resubscribe")
+	close(h.deniedC)
+	for _, s := range h.waiters {
+		s.signal()
+	}
+	for _, c := range h.chans {
+		for s := range c.subs {
+			s.signal()
+		}
+	}
+}
+
+// err returns the error wrapping ErrDenied once Redis refused the hub for
+// good, else nil.
+func (h *hub) err() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.denied
 }
 
 // unwait removes a waiter.
@@ -386,6 +480,10 @@ func (h *hub) join(ctx context.Context, name string) (*sub, error) {
 	}
 	select {
 	case <-c.ready:
+		if c.err != nil {
+			h.leave(s)
+			return nil, c.err
+		}
 		return s, nil
 	case <-ctx.Done():
 		h.leave(s)
@@ -393,6 +491,9 @@ func (h *hub) join(ctx context.Context, name string) (*sub, error) {
 	case <-h.closing:
 		h.leave(s)
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+	case <-h.deniedC:
+		h.leave(s)
+		return nil, h.err()
 	}
 }
 
@@ -404,12 +505,17 @@ func (h *hub) add(ctx context.Context, s *sub) (*channel, error) {
 		h.mu.Unlock()
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
 	}
+	if h.denied != nil {
+		h.mu.Unlock()
+		return nil, h.denied
+	}
 	c := h.chans[s.name]
 	fresh := c == nil
 	if fresh {
 		c = &channel{subs: map[*sub]struct{}{}, ready: make(chan struct{})}
 		h.chans[s.name] = c
 		h.pending[s.name]++
+		h.order = append(h.order, s.name)
 	}
 	c.subs[s] = struct{}{}
 	h.mu.Unlock()
@@ -418,12 +524,10 @@ func (h *hub) add(ctx context.Context, s *sub) (*channel, error) {
 	}
 	if err := h.current().Subscribe(context.WithoutCancel(ctx), s.name); err != nil {
 		h.mu.Lock()
-		if h.pending[s.name]--; h.pending[s.name] <= 0 {
-			delete(h.pending, s.name)
-		}
+		h.unpend(s.name)
 		h.mu.Unlock()
 		h.remove(s)
-		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "subscribe")
+		return nil, failure(err, "subscribe")
 	}
 	return c, nil
 }
@@ -469,6 +573,7 @@ func (h *hub) close() {
 	h.closed = true
 	h.psMu.Lock()
 	close(h.closing)
+	h.cancelClosing()
 	ps := h.ps
 	h.psMu.Unlock()
 	h.mu.Unlock()

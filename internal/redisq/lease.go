@@ -51,16 +51,8 @@ func newLease(s *Session, k Keys, member string, token uint64, sent time.Time) (
 // script that granted this lease.
 func (l *Lease) Token() uint64 { return l.token }
 
-// Member returns the lease's member in the name's sorted sets.
-func (l *Lease) Member() string { return l.member }
-
 // end records why the lease ended, once, and closes Done.
 func (l *Lease) end(err error) { l.Set(err) }
-
-// SuspendRenewal stops (true) or resumes (false) sending renewals, as a
-// paused process would; the lease is still reported lost when its
-// deadline passes. It is a test hook.
-func (l *Lease) SuspendRenewal(on bool) { l.suspend.Store(on) }
 
 type renewal struct {
 	sent time.Time
@@ -113,7 +105,7 @@ func (l *Lease) renew(ctx context.Context, deadline time.Time) {
 			go func(c chan<- renewal, deadline time.Time) {
 				rctx, cancel := context.WithDeadline(ctx, deadline)
 				defer cancel()
-				res, err := runAckedCtx(rctx, l.s, l.k, "renew", l.member)
+				res, err := runAckedCtx(rctx, l.s, l.k, renewScript, l.member)
 				c <- renewal{sent: sent, res: res, err: err}
 			}(inflight, deadline)
 		case r := <-inflight:
@@ -133,8 +125,13 @@ func (l *Lease) renew(ctx context.Context, deadline time.Time) {
 			case r.err == nil:
 				l.end(distsync.Errorf(distsync.ErrLost, nil, "state gone from redis (expired or deleted)"))
 				return
+			case isDenied(r.err):
+				// Redis refuses us for good: no renewal will get
+				// through, so the lease is lost now, not at its deadline.
+				l.end(distsync.Errorf(distsync.ErrLost, r.err, "renewal denied"))
+				return
 			default:
-				lastErr = distsync.Errorf(distsync.ErrUnavailable, r.err, "renew")
+				lastErr = r.err
 				renewT.Reset(max(interval/4, 5*time.Millisecond))
 			}
 		}
@@ -157,13 +154,13 @@ func (l *Lease) shutdown(ctx context.Context, final error) error {
 		// nothing to refresh and recreates nothing, and the loop, seeing
 		// stop closed, ignores its answer.
 		close(l.stop)
-		_, err := runCtx(ctx, l.s.c, l.k, "rel", l.member, 0, nil)
+		_, err := runCtx(ctx, l.s.c, releaseScript, l.k, l.member, 0)
 		<-l.loopDone
 		lost := l.Err() != nil
 		l.end(final)
 		l.s.untrack(l)
 		if err != nil && !lost {
-			l.relErr = distsync.Errorf(distsync.ErrUnavailable, err, "release")
+			l.relErr = failure(err, "release")
 		}
 	})
 	return l.relErr

@@ -2,9 +2,11 @@ package redisq
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/backoff"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -14,23 +16,32 @@ const (
 	Shared    byte = 's' // holds with other shared members, up to the limit
 )
 
-// A Queue is one name on a session, for one kind of member: the one
+// A Queue is one name on a session, opened by one primitive value: the one
 // algorithm behind the Redis Mutex, RWMutex, Semaphore and Election.
 //
 // Waiters are granted in arrival order: the queue is a sorted set by
 // arrival number, and every script that frees room promotes the head
 // waiters that fit (a shared waiter does not pass an exclusive one ahead
-// of it, which is what makes the RWMutex writer-preferring).
+// of it, which is what makes the RWMutex writer-preferring; a semaphore's
+// waiter that needs more permits than are free holds back the ones behind
+// it).
 type Queue struct {
-	s     *Session
-	name  string
-	k     Keys
-	limit int64 // 0: no limit on shared members
+	s    *Session
+	name string
+	k    Keys
+
+	// The semaphore's limit (0: no limit on shared members), and the
+	// limits SetLimit is storing right now: until it returns, the stored
+	// limit may be either, and neither is a mismatch.
+	mu       sync.Mutex
+	limit    int64
+	settings map[int64]int
 }
 
 // NewQueue returns the queue of name on s. limit bounds the shared
-// holders (0: unbounded); it is stored while anyone holds or waits, and an
-// acquisition with another limit fails with ErrLimitMismatch.
+// holders' weight (0: unbounded); it is stored while anyone holds or
+// waits, and an acquisition with another limit fails with
+// ErrLimitMismatch.
 func NewQueue(s *Session, name string, limit int64) (*Queue, error) {
 	if err := distsync.ValidateName(name); err != nil {
 		return nil, err
@@ -59,14 +70,78 @@ func (q *Queue) Name() string { return q.name }
 // Session returns the queue's session.
 func (q *Queue) Session() *Session { return q.s }
 
-// Keys returns the queue's Redis keys.
-func (q *Queue) Keys() Keys { return q.k }
+// Limit returns the queue's limit (0: none).
+func (q *Queue) Limit() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.limit
+}
 
 func (q *Queue) limitFor(kind byte) int64 {
 	if kind == Exclusive {
 		return 0
 	}
-	return q.limit
+	return q.Limit()
+}
+
+// limitAgrees reports whether stored, a limit Redis reported, is no
+// mismatch for this queue: none stored, this queue's limit, or one that
+// SetLimit is storing now.
+func (q *Queue) limitAgrees(stored int64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return stored == 0 || q.limit == 0 || stored == q.limit || q.settings[stored] > 0
+}
+
+func (q *Queue) mismatch(stored int64) error {
+	return distsync.Errorf(distsync.ErrLimitMismatch, nil, "%q has limit %d, not %d", q.name, stored, q.Limit())
+}
+
+// CheckLimit compares the queue's limit with the stored one, bounded by
+// ctx: ErrLimitMismatch when the semaphore is in use with another limit.
+func (q *Queue) CheckLimit(ctx context.Context) error {
+	if q.s.Closed() {
+		return distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+	}
+	r, err := runCtx(ctx, q.s.c, limitScript, q.k, "", q.Limit(), "open")
+	switch {
+	case err != nil:
+		return failure(err, "limit of %q", q.name)
+	case r.status == -2:
+		return q.mismatch(r.n)
+	}
+	return nil
+}
+
+// SetLimit makes limit the queue's limit and, if the semaphore is in use,
+// the stored one, bounded by ctx. Held permits are kept. On failure the
+// queue's limit is unchanged, and the stored one may or may not be.
+func (q *Queue) SetLimit(ctx context.Context, limit int64) error {
+	if limit < 1 {
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "semaphore limit %d below 1", limit)
+	}
+	if q.s.Closed() {
+		return distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+	}
+	q.mu.Lock()
+	if q.settings == nil {
+		q.settings = map[int64]int{}
+	}
+	q.settings[limit]++
+	q.mu.Unlock()
+	_, err := runCtx(ctx, q.s.c, limitScript, q.k, "", limit, "set")
+	q.mu.Lock()
+	if q.settings[limit]--; q.settings[limit] == 0 {
+		delete(q.settings, limit)
+	}
+	if err == nil {
+		q.limit = limit
+	}
+	q.mu.Unlock()
+	if err != nil {
+		return failure(err, "set the limit of %q", q.name)
+	}
+	return nil
 }
 
 // lease starts the lease of a granted member whose last confirmation was
@@ -97,17 +172,49 @@ func (q *Queue) gaveUp(ctx context.Context, p pending, member, what string) erro
 	return distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "%s %q", what, q.name)
 }
 
-func (q *Queue) mismatch(r result) error {
-	return distsync.Errorf(distsync.ErrLimitMismatch, nil, "%q has limit %d, not %d", q.name, r.n, q.limit)
+// checkWeight validates an acquisition's weight against the queue's limit.
+func (q *Queue) checkWeight(kind byte, weight int64) error {
+	if kind == Exclusive {
+		return nil
+	}
+	if limit := q.Limit(); weight < 1 || (limit > 0 && weight > limit) {
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "%d permits of %q, whose limit is %d", weight, q.name, limit)
+	}
+	return nil
 }
 
-// TryAcquire takes a member of kind only if it fits now and nobody waits,
-// in one script; otherwise it fails with ErrWouldBlock and writes nothing.
-// value, if non-nil, is stored with the member (an election's value). It
-// returns within distsync.CancelGrace after ctx ends (see abandon).
-func (q *Queue) TryAcquire(ctx context.Context, kind byte, value []byte) (*Lease, error) {
+// enqueue runs the acquire script for member, again while the limit
+// Redis reports is one that SetLimit is storing now. ok false means ctx
+// ended or the session closed, with p in flight.
+func (q *Queue) enqueue(ctx context.Context, member string, kind byte, op string, value []byte) (r result, err error, p pending, ok bool) {
+	extra := []any{op}
+	if value != nil {
+		extra = append(extra, value)
+	}
+	var delay backoff.Backoff
+	for {
+		p = q.start(ctx, acquireScript, member, q.limitFor(kind), extra...)
+		r, err, ok = q.await(ctx, p)
+		if !ok || err != nil || r.status != -2 || !q.limitAgrees(r.n) {
+			return r, err, p, ok
+		}
+		if !delay.Sleep(ctx) {
+			return r, err, nil, false
+		}
+	}
+}
+
+// TryAcquire takes a member of kind and weight only if it fits now and
+// nobody waits, in one script; otherwise it fails with ErrWouldBlock and
+// writes nothing. value, if non-nil, is stored with the member (an
+// election's value). It returns within distsync.CancelGrace after ctx ends
+// (see abandon).
+func (q *Queue) TryAcquire(ctx context.Context, kind byte, weight int64, value []byte) (*Lease, error) {
 	if q.s.Closed() {
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+	}
+	if err := q.checkWeight(kind, weight); err != nil {
+		return nil, err
 	}
 	if ctx.Err() != nil {
 		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
@@ -116,19 +223,18 @@ func (q *Queue) TryAcquire(ctx context.Context, kind byte, value []byte) (*Lease
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
 	}
 	defer q.s.bgDone()
-	member := q.s.member(kind)
+	member := q.s.member(kind, weight)
 	sent := time.Now()
-	p := q.start(ctx, "try", member, kind, value)
-	r, err, ok := q.await(ctx, p)
+	r, err, p, ok := q.enqueue(ctx, member, kind, "try", value)
 	switch {
 	case !ok:
 		return nil, q.gaveUp(ctx, p, member, "try")
 	case err != nil:
 		// The script may have run: delete what it may have written.
 		q.abandon(nil, member)
-		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "try %q", q.name)
+		return nil, failure(err, "try %q", q.name)
 	case r.status == -2:
-		return nil, q.mismatch(r)
+		return nil, q.mismatch(r.n)
 	case r.status == 1:
 		if ctx.Err() != nil {
 			return nil, q.gaveUp(ctx, nil, member, "try")
@@ -138,20 +244,23 @@ func (q *Queue) TryAcquire(ctx context.Context, kind byte, value []byte) (*Lease
 	return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q", q.name)
 }
 
-// Acquire enqueues a member of kind and waits until it is granted or ctx
-// ends. It registers with the session's pub/sub connection (subscribed to
-// the session's own channel since it opened) before enqueueing, wakes when
-// a release grants it (one message to this session, no polling), trusts
-// the grant without a round trip (see the wake case below), and re-checks
-// no later
-// than the earliest holder's expiry or its own renewal time (TTL/3), to
-// reclaim crashed holders and to keep its own entry alive. On failure its
-// member is deleted before it returns (or, when Redis does not answer
-// within distsync.CancelGrace of ctx's end, in the background; it expires
-// within the TTL if Redis never answers). Every request runs under
-// opTimeout, not ctx, so that its outcome is known; the call does not
-// wait for it past ctx's end (plus CancelGrace).
-func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, error) {
+// Acquire enqueues a member of kind and weight and waits until it is
+// granted or ctx ends. It registers with the session's pub/sub connection
+// (subscribed to the session's own channel since it opened) before
+// enqueueing, wakes when a release grants it (one message to this session,
+// no polling), trusts the grant without a round trip (see the wake case
+// below), and re-checks no later than the earliest holder's expiry or its
+// own renewal time (TTL/3), to reclaim crashed holders and to keep its own
+// entry alive. On failure its member is deleted before it returns (or,
+// when Redis does not answer within distsync.CancelGrace of ctx's end, in
+// the background; it expires within the TTL if Redis never answers). Every
+// request runs under opTimeout, not ctx, so that its outcome is known; the
+// call does not wait for it past ctx's end (plus CancelGrace). A refusal
+// (ErrDenied) ends it at once.
+func (q *Queue) Acquire(ctx context.Context, kind byte, weight int64, value []byte) (*Lease, error) {
+	if err := q.checkWeight(kind, weight); err != nil {
+		return nil, err
+	}
 	if ctx.Err() != nil {
 		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
 	}
@@ -159,24 +268,23 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, e
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
 	}
 	defer q.s.bgDone()
-	member := q.s.member(kind)
-	sb, err := q.s.hub.wait(member)
+	member := q.s.member(kind, weight)
+	sb, err := q.s.hub.wait(q.k, member)
 	if err != nil {
 		return nil, err
 	}
 	defer q.s.hub.unwait(sb)
 
 	sent := time.Now()
-	p := q.start(ctx, "acq", member, kind, value)
-	r, err, ok := q.await(ctx, p)
+	r, err, p, ok := q.enqueue(ctx, member, kind, "acq", value)
 	switch {
 	case !ok:
 		return nil, q.gaveUp(ctx, p, member, "enqueue on")
 	case err != nil:
 		q.abandon(nil, member)
-		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "enqueue on %q", q.name)
+		return nil, failure(err, "enqueue on %q", q.name)
 	case r.status == -2:
-		return nil, q.mismatch(r)
+		return nil, q.mismatch(r.n)
 	case r.status == 1:
 		if ctx.Err() != nil {
 			return nil, q.gaveUp(ctx, nil, member, "enqueue on")
@@ -188,14 +296,29 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, e
 	timer := time.NewTimer(q.wait(next))
 	defer timer.Stop()
 	for {
-		check := false
 		select {
 		case <-ctx.Done():
 			return nil, q.gaveUp(ctx, nil, member, "waiting for")
 		case <-q.s.hub.closing:
 			return nil, q.gaveUp(ctx, nil, member, "waiting for")
 		case <-sb.wake:
-			if tok := sb.granted(); tok != 0 {
+			if err := q.s.hub.err(); err != nil {
+				q.abandon(nil, member)
+				return nil, err
+			}
+			if sb.suspend.Load() {
+				continue
+			}
+			if err := q.checkWeight(kind, weight); err != nil {
+				// SetLimit lowered this value's limit below weight.
+				q.abandon(nil, member)
+				return nil, err
+			}
+			if tok, stored := sb.granted(); tok != 0 {
+				if !q.limitAgrees(stored) {
+					q.abandon(nil, member)
+					return nil, q.mismatch(stored)
+				}
 				// The grant ran after the server answered the request
 				// sent at confirmed (that answer still saw a waiter), so
 				// the holder's server-side expiry, a TTL after the grant,
@@ -207,7 +330,7 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, e
 					return q.lease(ctx, member, tok, confirmed)
 				}
 				sent := time.Now()
-				p := q.start(ctx, "renew", member, kind, nil)
+				p := q.start(ctx, renewScript, member, 0)
 				r, err, ok := q.await(ctx, p)
 				if !ok {
 					return nil, q.gaveUp(ctx, p, member, "waiting for")
@@ -216,29 +339,46 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, value []byte) (*Lease, e
 					return q.lease(ctx, member, tok, sent)
 				}
 			}
-			check = true
 		case <-timer.C:
-			check = true
-		}
-		if !check {
-			continue
+			if sb.suspend.Load() {
+				timer.Reset(q.s.interval())
+				continue
+			}
 		}
 		sent := time.Now()
-		p := q.start(ctx, "chk", member, kind, nil)
+		p := q.start(ctx, checkScript, member, q.limitFor(kind))
 		r, err, ok := q.await(ctx, p)
 		switch {
 		case !ok:
 			return nil, q.gaveUp(ctx, p, member, "waiting for")
+		case err != nil && isDenied(err):
+			q.abandon(nil, member)
+			return nil, failure(err, "waiting for %q", q.name)
 		case err != nil:
 			if time.Since(confirmed) > q.s.ttl-q.s.margin() {
 				q.abandon(nil, member)
-				return nil, distsync.Errorf(distsync.ErrUnavailable, err, "waiting for %q", q.name)
+				return nil, failure(err, "waiting for %q", q.name)
 			}
 			next = q.s.interval() / 4
 		case r.status == 1:
+			var stored int64
+			if len(r.extra) > 0 {
+				stored, _ = r.extra[0].(int64)
+			}
+			if !q.limitAgrees(stored) {
+				q.abandon(nil, member)
+				return nil, q.mismatch(stored)
+			}
 			return q.lease(ctx, member, uint64(r.n), sent)
 		case r.status == -1:
 			return nil, distsync.Errorf(distsync.ErrLost, nil, "waiter state of %q gone from redis (expired or deleted)", q.name)
+		case r.status == -2 && !q.limitAgrees(r.n):
+			q.abandon(nil, member)
+			return nil, q.mismatch(r.n)
+		case r.status == -2:
+			// SetLimit is storing the limit Redis has: look again soon.
+			confirmed = sent
+			next = backoff.Floor
 		default:
 			confirmed = sent
 			next = time.Duration(r.n) * time.Millisecond
@@ -256,13 +396,4 @@ func (q *Queue) wait(next time.Duration) time.Duration {
 		d = next
 	}
 	return d
-}
-
-// Members lists the holders and then the waiters of the queue's name.
-func (q *Queue) Members(ctx context.Context) ([]string, error) {
-	m, err := call(ctx, func(ctx context.Context) ([]string, error) { return list(ctx, q.s.c, q.k) })
-	if err != nil {
-		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "list %q", q.name)
-	}
-	return m, nil
 }

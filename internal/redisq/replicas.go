@@ -52,23 +52,23 @@ func (s *Session) pipeline(ctx context.Context, k Keys) (redis.Pipeliner, error)
 // than asked acknowledged within the timeout. A write by this connection
 // after someone else's (a renewal after a grant by another client's
 // release) makes WAIT cover both, since replication is one ordered stream.
-func runAcked(ctx context.Context, s *Session, k Keys, op, member string) (result, error) {
+func runAcked(ctx context.Context, s *Session, k Keys, sc *redis.Script, member string) (result, error) {
 	if s.replicas == 0 {
-		return run(ctx, s.c, k, op, member, 0, nil)
+		return run(ctx, s.c, sc, k, member, 0)
 	}
-	args := scriptArgs(k, op, member, 0, nil)
+	a := args(k, member, 0, "")
 	for attempt := 0; ; attempt++ {
 		p, err := s.pipeline(ctx, k)
 		if err != nil {
 			return result{}, err
 		}
-		ev := script.EvalSha(ctx, p, k.list(), args...)
+		ev := sc.EvalSha(ctx, p, k.list(), a...)
 		w := p.Do(ctx, "WAIT", s.replicas, s.replicaTimeout.Milliseconds())
 		_, _ = p.Exec(ctx)
 		v, err := ev.Slice()
 		if err != nil {
 			if attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-				if err := script.Load(ctx, s.c).Err(); err != nil {
+				if err := sc.Load(ctx, s.c).Err(); err != nil {
 					return result{}, err
 				}
 				continue
@@ -91,8 +91,8 @@ func runAcked(ctx context.Context, s *Session, k Keys, op, member string) (resul
 }
 
 // runAckedCtx is runAcked bounded by ctx.
-func runAckedCtx(ctx context.Context, s *Session, k Keys, op, member string) (result, error) {
-	return call(ctx, func(ctx context.Context) (result, error) { return runAcked(ctx, s, k, op, member) })
+func runAckedCtx(ctx context.Context, s *Session, k Keys, sc *redis.Script, member string) (result, error) {
+	return call(ctx, func(ctx context.Context) (result, error) { return runAcked(ctx, s, k, sc, member) })
 }
 
 // acked confirms a new grant of member with a renewal acknowledged by the
@@ -115,10 +115,12 @@ func (q *Queue) acked(ctx context.Context, member string, sent time.Time) (time.
 		case <-ctx.Done():
 		}
 	}()
-	r, err := runAckedCtx(ctx, q.s, q.k, "renew", member)
+	r, err := runAckedCtx(ctx, q.s, q.k, renewScript, member)
 	switch {
 	case err != nil && q.s.Closed() && context.Cause(ctx) == context.Canceled:
 		return sent, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+	case err != nil && isDenied(err):
+		return sent, failure(err, "replicas of %q", q.name)
 	case err != nil:
 		return sent, distsync.Errorf(distsync.ErrUnavailable, errors.Join(err, context.Cause(ctx)), "replicas of %q", q.name)
 	case r.status != 1:

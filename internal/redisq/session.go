@@ -16,9 +16,11 @@ import (
 const (
 	// DefaultTTL is the lease TTL when none is given.
 	DefaultTTL = 10 * time.Second
-	// MinTTL is the shortest TTL: renewal runs every TTL/3 and must be
-	// confirmed within TTL-TTL/5, which leaves too little room for a
-	// round trip and a scheduling delay below it.
+	// MinTTL is the shortest TTL. A lease is reported lost TTL/5 before
+	// Redis may expire it; that margin must absorb the server clock's
+	// millisecond truncation, a late timer and a scheduling delay of the
+	// process (tens of milliseconds on a busy machine), or a holder would
+	// learn of its loss after the lock passed on. 100 ms leaves 20 ms.
 	MinTTL = 100 * time.Millisecond
 	// opTimeout bounds the requests that must not be cut off by the
 	// caller's context (an enqueue whose outcome must be known, a cleanup).
@@ -91,8 +93,9 @@ type Session struct {
 	bgCancel  context.CancelFunc
 }
 
-// NewSession opens the session's pub/sub connection under ctx. It fails
-// with ErrInvalidConfig (nil client, options out of range) or
+// NewSession loads the scripts and opens the session's pub/sub connection,
+// bounded by ctx. It fails with ErrInvalidConfig (nil client, options out
+// of range), ErrDenied (Redis refused the user, or cannot run scripts) or
 // ErrUnavailable, leaving nothing behind.
 func NewSession(ctx context.Context, c Client, o Options) (*Session, error) {
 	if c == nil {
@@ -103,6 +106,9 @@ func NewSession(ctx context.Context, c Client, o Options) (*Session, error) {
 	}
 	if err := checkReplicas(c, o); err != nil {
 		return nil, err
+	}
+	if _, err := call(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, loadScripts(ctx, c) }); err != nil {
+		return nil, failure(err, "load scripts")
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -190,9 +196,10 @@ func (s *Session) TTL() time.Duration { return s.ttl }
 // Client returns the session's client.
 func (s *Session) Client() Client { return s.c }
 
-// member returns a new member of kind for this session.
-func (s *Session) member(kind byte) string {
-	return fmt.Sprintf("%c|%d|%s|%d", kind, s.ttl.Milliseconds(), s.id, s.n.Add(1))
+// member returns a new member of kind and weight for this session (see
+// common.lua).
+func (s *Session) member(kind byte, weight int64) string {
+	return fmt.Sprintf("%c|%d|%d|%s|%d", kind, s.ttl.Milliseconds(), weight, s.id, s.n.Add(1))
 }
 
 func (s *Session) margin() time.Duration   { return s.ttl / 5 }
@@ -222,8 +229,8 @@ func (s *Session) Closed() bool {
 	return s.closed
 }
 
-// Close ends every lease of the session (their Err wraps ErrLost and
-// ErrClosed; their state is deleted, or expires if Redis does not answer),
+// Close ends every lease of the session (their Err wraps ErrLost; their
+// state is deleted, or expires if Redis does not answer),
 // makes waiting calls return ErrClosed (their entries deleted before Close
 // returns, or expiring if Redis does not answer), and closes the pub/sub
 // connection.
@@ -248,7 +255,7 @@ func (s *Session) Close() error {
 	var wg sync.WaitGroup
 	for _, l := range leases {
 		wg.Go(func() {
-			_ = l.shutdown(ctx, distsync.Errorf(distsync.ErrLost, distsync.ErrClosed, "session closed"))
+			_ = l.shutdown(ctx, distsync.Errorf(distsync.ErrLost, nil, "session closed"))
 		})
 	}
 	wg.Wait()
@@ -263,26 +270,4 @@ func (s *Session) Close() error {
 	s.bgCancel()
 	s.waitBackground(time.Hour) // they return at once when cancelled
 	return nil
-}
-
-// DropSession deletes, from outside, every holder and waiter of session id
-// on name, as if the session had expired. It is for tests and operators.
-func DropSession(ctx context.Context, c Client, name, id string) error {
-	_, err := runCtx(ctx, c, KeysFor(name), "drop", "|"+id+"|", 0, nil)
-	return err
-}
-
-// Members lists the holders and then the waiters of name, after reclaiming
-// expired ones.
-func Members(ctx context.Context, c Client, name string) ([]string, error) {
-	return call(ctx, func(ctx context.Context) ([]string, error) { return list(ctx, c, KeysFor(name)) })
-}
-
-// DeleteMember deletes l's entry with plain ZREM commands, as an operator
-// would, without the release script (nobody is woken). It is for tests.
-func DeleteMember(ctx context.Context, c redis.Cmdable, l *Lease) error {
-	if err := c.ZRem(ctx, l.k.Holders, l.member).Err(); err != nil {
-		return err
-	}
-	return c.HDel(ctx, l.k.Tokens, l.member).Err()
 }

@@ -1,0 +1,15 @@
+-- release.lua (after common.lua): delete me, holding or waiting, and only
+-- me; the waiters that now fit are granted.
+--
+-- Returns {1, 0} when me held, else {0, 0}.
+reclaim()
+local was = redis.call('ZREM', H, me)
+if was == 1 then
+  changed, freed = true, true
+elseif redis.call('ZREM', Q, me) == 1 then
+  redis.call('ZREM', QX, me)
+  freed = true
+end
+forget(me)
+finish()
+return {was, 0}
