@@ -2,7 +2,6 @@ package election
 
 import (
 	"context"
-	"errors"
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/etcdq"
@@ -17,7 +16,7 @@ import (
 //
 // It follows the leader key from the Campaign to its end: it is lost when
 // the key is deleted (by anyone, or by the revocation or expiry of the
-// session lease), when the session ends, or when the session lease's
+// session lease), when the Session is closed, or when the session lease's
 // renewal has not been confirmed for three quarters of its TTL. It is safe
 // for concurrent use and must not be copied.
 type Leadership struct {
@@ -44,8 +43,8 @@ func (l *Leadership) Err() error { return l.l.Err() }
 // next candidate at once, and ends the Leadership. It is idempotent; later
 // calls return the first call's result. An error wraps
 // distsync.ErrUnavailable: etcd did not confirm the deletion, which goes on
-// in the background until it succeeds or the session ends (the next
-// candidate leads when it does).
+// in the background until it succeeds or the session lease ends (the
+// next candidate leads when it does).
 func (l *Leadership) Release(ctx context.Context) error { return l.l.Release(ctx) }
 
 // Proclaim changes the value observers see for this leader, in one etcd
@@ -64,10 +63,7 @@ func (l *Leadership) Proclaim(ctx context.Context, value []byte) error {
 		Then(clientv3.OpPut(l.l.Key(), string(value), clientv3.WithIgnoreLease())).
 		Commit()
 	if err != nil {
-		if ctx.Err() != nil {
-			err = errors.Join(context.Cause(ctx), err)
-		}
-		return distsync.Errorf(distsync.ErrUnavailable, err, "proclaim")
+		return etcdq.RPCError(ctx, l.c, err, "proclaim")
 	}
 	if !resp.Succeeded {
 		if err := l.l.Err(); err != nil {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/backoff"
+	"github.com/distsync/distsync/internal/etcdq"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -43,28 +45,24 @@ type observer struct {
 }
 
 // run delivers changes until ctx ends or the client is closed, re-watching
-// with a backoff when a watch breaks.
+// with a backoff when a watch breaks. A denied watch or read ends it: it
+// is never retried.
 func (o *observer) run(ctx context.Context) {
 	defer close(o.out)
-	var delay time.Duration
+	var b backoff.Backoff
 	for {
 		healthy, err := o.watch(ctx)
-		if ctx.Err() != nil || o.c.Ctx().Err() != nil {
+		if ctx.Err() != nil || o.c.Ctx().Err() != nil || etcdq.Denied(err) {
 			return
 		}
 		if healthy {
-			delay = 0
+			b.Reset()
 		}
-		if errors.Is(err, rpctypes.ErrCompacted) && delay == 0 {
+		if errors.Is(err, rpctypes.ErrCompacted) && healthy {
 			continue // the next watch starts from a fresh read
 		}
-		delay = min(max(2*delay, 20*time.Millisecond), time.Second)
-		select {
-		case <-ctx.Done():
+		if !b.Sleep(ctx) {
 			return
-		case <-o.c.Ctx().Done():
-			return
-		case <-time.After(delay):
 		}
 	}
 }

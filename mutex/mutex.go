@@ -2,64 +2,39 @@ package mutex
 
 import (
 	"context"
-	"time"
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/etcdq"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
-// DefaultTTL is the session TTL of NewWithClient when WithTTL is not given.
-const DefaultTTL = etcdq.DefaultTTL
+func init() {
+	etcdq.RegisterMutex(func(q *etcdq.Queue) distsync.Mutex { return &Mutex{q: q} })
+}
 
-// MinTTL is the shortest session TTL etcd grants with its default settings.
-const MinTTL = etcdq.MinTTL
-
-// Lease is a held lock. Lock and TryLock return a *Lease as a
-// distsync.Lease; assert it to reach the etcd key and revision:
-//
-//	l := lease.(*mutex.Lease)
-//	client.Txn(ctx).If(l.IsOwner()).Then(clientv3.OpPut(k, v)).Commit()
-type Lease = etcdq.Lease
-
-// Mutex is a distributed mutual-exclusion lock on etcd. It is safe for
-// concurrent use; each Lock or TryLock call is a separate acquisition, so
-// two calls exclude each other even through one Mutex or one session.
+// Mutex is a distributed mutual-exclusion lock on etcd. Open it with
+// etcdsync.Session.Mutex (or New, over a session of your own). It is safe
+// for concurrent use; each Lock or TryLock call is a separate acquisition,
+// so two calls exclude each other even through one Mutex or one Session.
 type Mutex struct {
 	q *etcdq.Queue
 }
 
 var _ distsync.Mutex = (*Mutex)(nil)
 
-// New returns the Mutex called name on session s. It does no I/O. The
-// caller keeps ownership of s: when s ends (closed, expired or revoked),
-// every lease taken through it is lost. It fails with an error wrapping
+// New returns the Mutex called name on s, an etcd session of your own,
+// for programs that already manage one. It does no I/O. s is never
+// renewed: when it ends (closed, expired or revoked), every lease taken
+// through it is lost and later calls fail with distsync.ErrClosed. Prefer
+// etcdsync.Session, which goes on with a new lease. New fails with
 // distsync.ErrInvalidName for a name that breaks distsync.ValidateName, or
 // distsync.ErrInvalidConfig for a nil session.
 func New(s *concurrency.Session, name string) (*Mutex, error) {
-	q, err := etcdq.New(s, name)
+	src, err := etcdq.Fixed(s)
 	if err != nil {
 		return nil, err
 	}
-	return &Mutex{q: q}, nil
-}
-
-// Option configures NewWithClient.
-type Option = etcdq.Option
-
-// WithTTL sets the TTL of the session NewWithClient creates: a whole number
-// of seconds, at least MinTTL (default DefaultTTL). A crashed holder's lock
-// passes on after about this long.
-func WithTTL(ttl time.Duration) Option { return func(o *etcdq.Options) { o.TTL = ttl } }
-
-// NewWithClient returns the Mutex called name on a new session of client
-// c, which the Mutex owns: Close ends it. It grants the session lease
-// under ctx. It fails with distsync.ErrInvalidName, distsync.ErrInvalidConfig
-// (a nil client, a TTL below MinTTL or not whole seconds, or a server that
-// grants another TTL) or distsync.ErrUnavailable; nothing is left behind.
-func NewWithClient(ctx context.Context, c *clientv3.Client, name string, opts ...Option) (*Mutex, error) {
-	q, err := etcdq.Open(ctx, c, name, etcdq.Apply(opts).TTL)
+	q, err := etcdq.NewQueue(src, name)
 	if err != nil {
 		return nil, err
 	}
@@ -69,36 +44,20 @@ func NewWithClient(ctx context.Context, c *clientv3.Client, name string, opts ..
 // Lock blocks until the lock is held or ctx ends, and returns the held
 // *Lease. On failure nothing is left behind: the waiter key is deleted
 // (if etcd does not answer, in the background until it does or the session
-// ends) and no goroutine remains. The error wraps distsync.ErrNotAcquired
-// and ctx.Err() when ctx ended, distsync.ErrLost when the session or the
-// waiter key went away, distsync.ErrClosed when the session had ended
-// before the call, or distsync.ErrUnavailable when etcd failed the enqueue
-// request (while waiting, etcd failures such as a leader election are
-// retried for as long as the session lives).
+// lease ends) and no goroutine remains. The error wraps
+// distsync.ErrNotAcquired and ctx.Err() when ctx ended, distsync.ErrLost
+// when the session lease or the waiter key went away while waiting,
+// distsync.ErrClosed after the Session's Close, distsync.ErrDenied when
+// etcd refused the permission, or distsync.ErrUnavailable when etcd failed
+// the enqueue request. While waiting, etcd failures such as a leader
+// election are retried for as long as the session lease lives.
 func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
-	l, err := m.q.Acquire(ctx, etcdq.Exclusive, "")
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
+	return lease(m.q.Acquire(ctx, etcdq.Exclusive, ""))
 }
 
 // TryLock takes the lock only if nobody holds or waits for it, in one
 // round trip. Otherwise it returns an error wrapping distsync.ErrWouldBlock
-// and writes nothing.
+// and writes nothing. Other errors are those of Lock.
 func (m *Mutex) TryLock(ctx context.Context) (distsync.Lease, error) {
-	l, err := m.q.TryAcquire(ctx, etcdq.Exclusive, "")
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
+	return lease(m.q.TryAcquire(ctx, etcdq.Exclusive, ""))
 }
-
-// Session returns the session the Mutex's keys are bound to.
-func (m *Mutex) Session() *concurrency.Session { return m.q.Session() }
-
-// Close ends the session if NewWithClient created it (revoking its lease,
-// which releases every lease taken through it), then waits for background
-// removals to end. With a caller's session it only waits for those; they
-// end when their key is gone or the session ends.
-func (m *Mutex) Close() error { return m.q.Close() }

@@ -2,11 +2,10 @@ package etcdq
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/distsync/distsync"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"github.com/distsync/distsync/internal/backoff"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -15,28 +14,58 @@ import (
 const cleanupTimeout = 5 * time.Second
 
 // remove deletes key if it is still the one created at rev (P9), with
-// a context of its own: the caller's may have ended.
-func (q *Queue) remove(ctx context.Context, key string, rev int64) error {
+// a context of its own: the caller's may have ended. A semaphore's limit
+// is deleted with its last key.
+func (q *Queue) remove(ctx context.Context, e *epoch, key string, rev int64) error {
 	op := func(ctx context.Context) error {
-		_, err := q.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
-			Then(clientv3.OpDelete(key)).Commit()
-		return err
+		t := q.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev))
+		if q.limited {
+			t = t.Then(clientv3.OpDelete(key), clientv3.OpGet(q.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly()))
+		} else {
+			t = t.Then(clientv3.OpDelete(key))
+		}
+		resp, err := t.Commit()
+		if err != nil || !q.limited {
+			return err
+		}
+		if resp.Succeeded && resp.Responses[1].GetResponseRange().Count > 0 {
+			return nil // in use: the limit stays
+		}
+		return q.dropIdleLimit(ctx)
 	}
-	return q.retry(ctx, op)
+	return q.retry(ctx, e, op)
+}
+
+// dropIdleLimit deletes the semaphore's limit if no key is left under its
+// prefix: the limit is stored while the semaphore is in use, and only then.
+func (q *Queue) dropIdleLimit(ctx context.Context) error {
+	_, err := q.c.Txn(ctx).If(idle(q.prefix)).Then(clientv3.OpDelete(q.limitKey())).Commit()
+	return err
+}
+
+// idle holds when no key exists under prefix: etcd compares an empty range
+// as one empty key, whose create revision is 0.
+func idle(prefix string) clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(prefix), "=", 0).WithPrefix()
 }
 
 // removeAfter is remove after a failed acquisition, bounded by afterCtx.
-func (q *Queue) removeAfter(ctx context.Context, key string, rev int64) {
+func (q *Queue) removeAfter(ctx context.Context, e *epoch, key string, rev int64) {
 	ctx, cancel := afterCtx(ctx)
 	defer cancel()
-	_ = q.remove(ctx, key, rev)
+	_ = q.remove(ctx, e, key, rev)
 }
 
-// abandonAfter is abandon after a failed enqueue, bounded by afterCtx.
-func (q *Queue) abandonAfter(ctx context.Context, key string) {
+// abandonAfter is abandon after an enqueue that failed with err, bounded by
+// afterCtx. An enqueue that etcd refused (permission denied, or its lease
+// gone) wrote nothing and needs none.
+func (q *Queue) abandonAfter(ctx context.Context, e *epoch, key string, err error) {
+	if Denied(err) || isLeaseGone(err) {
+		return
+	}
 	ctx, cancel := afterCtx(ctx)
 	defer cancel()
-	q.abandon(ctx, key)
+	q.abandon(ctx, e, key)
 }
 
 // afterCtx bounds the foreground cleanup of a failed acquisition, so that
@@ -62,41 +91,44 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // abandon removes key after an enqueue whose outcome is unknown, and
-// leaves a tombstone (bound to the session lease) so that the enqueue,
-// should it still be applied later, finds it and writes nothing.
+// leaves a tombstone (bound to the lease) so that the enqueue, should it
+// still be applied later, finds it and writes nothing.
 //
 // The tombstone is deleted once no late enqueue can land any more (see
-// forget), so that a session used for hours, with waits cancelled often,
-// does not pile tombstones up; the end of the session deletes it sooner.
-func (q *Queue) abandon(ctx context.Context, key string) {
+// forget), so that a Session used for hours, with waits cancelled often,
+// does not pile tombstones up; the end of the lease deletes it sooner.
+func (q *Queue) abandon(ctx context.Context, e *epoch, key string) {
 	op := func(ctx context.Context) error {
 		_, err := q.c.Txn(ctx).Then(
 			clientv3.OpDelete(key),
-			clientv3.OpPut(tombstone(key), "", clientv3.WithLease(q.s.Lease())),
+			clientv3.OpPut(tombstone(key), "", clientv3.WithLease(e.id)),
 		).Commit()
+		if err == nil && q.limited {
+			err = q.dropIdleLimit(ctx)
+		}
 		return err
 	}
-	if q.retry(ctx, op) == nil {
-		q.forget(tombstone(key))
+	if q.retry(ctx, e, op) == nil {
+		e.forget(tombstone(key))
 	}
 }
 
-// forget deletes tombstone once the session's TTL plus tombstoneGrace
+// forget deletes tombstone once the lease's TTL plus tombstoneGrace
 // have passed. That is long enough: a late enqueue puts its key on the
-// session lease, so it can land only while that lease is renewed, which
-// takes a working connection; a working connection delivers what it
-// carries at once, and etcd stops processing a request after its request
-// timeout. The deletions of a queue are batched on one timer; Close stops
-// it, and the session's end deletes what is left.
-func (q *Queue) forget(tombstone string) {
-	q.tmu.Lock()
-	defer q.tmu.Unlock()
-	if q.tclosed {
+// lease, so it can land only while that lease is renewed, which takes a
+// working connection; a working connection delivers what it carries at
+// once, and etcd stops processing a request after its request timeout.
+// The deletions of a lease are batched on one timer; the lease's end
+// stops it, and deletes what is left.
+func (e *epoch) forget(tombstone string) {
+	e.tmu.Lock()
+	defer e.tmu.Unlock()
+	if e.tclosed {
 		return
 	}
-	q.tdue = append(q.tdue, dueTombstone{key: tombstone, at: time.Now().Add(q.tombstoneLinger())})
-	if q.timer == nil {
-		q.timer = time.AfterFunc(time.Until(q.tdue[0].at), q.deleteDue)
+	e.tdue = append(e.tdue, dueTombstone{key: tombstone, at: time.Now().Add(e.tombstoneLinger())})
+	if e.timer == nil {
+		e.timer = time.AfterFunc(time.Until(e.tdue[0].at), e.deleteDue)
 	}
 }
 
@@ -106,113 +138,123 @@ type dueTombstone struct {
 }
 
 // deleteDue deletes the tombstones that are due, in one Txn, and sets the
-// timer for the next.
-func (q *Queue) deleteDue() {
-	q.tmu.Lock()
-	var ops []clientv3.Op
-	for len(q.tdue) > 0 && !q.tdue[0].at.After(time.Now()) && len(ops) < 64 {
-		ops = append(ops, clientv3.OpDelete(q.tdue[0].key))
-		q.tdue = q.tdue[1:]
+// timer for the next. It runs as a goroutine of the Session.
+func (e *epoch) deleteDue() {
+	if !e.src.Go(e.deleteDueNow) {
+		return
 	}
-	q.tmu.Unlock()
+}
+
+func (e *epoch) deleteDueNow() {
+	e.tmu.Lock()
+	var ops []clientv3.Op
+	for len(e.tdue) > 0 && !e.tdue[0].at.After(time.Now()) && len(ops) < 64 {
+		ops = append(ops, clientv3.OpDelete(e.tdue[0].key))
+		e.tdue = e.tdue[1:]
+	}
+	e.tmu.Unlock()
 	ok := true
-	if len(ops) > 0 && q.s.Ctx().Err() == nil {
-		ctx, cancel := context.WithTimeout(q.s.Ctx(), attemptTimeout)
-		_, err := q.c.Txn(ctx).Then(ops...).Commit()
+	if len(ops) > 0 && e.ctx.Err() == nil {
+		ctx, cancel := context.WithTimeout(e.ctx, attemptTimeout)
+		_, err := e.src.c.Txn(ctx).Then(ops...).Commit()
 		cancel()
 		ok = err == nil
 	}
-	q.tmu.Lock()
-	defer q.tmu.Unlock()
+	e.tmu.Lock()
+	defer e.tmu.Unlock()
 	next := time.Second // after a failure: try again
-	if ok && len(q.tdue) > 0 {
-		next = max(time.Until(q.tdue[0].at), 0)
+	if ok && len(e.tdue) > 0 {
+		next = max(time.Until(e.tdue[0].at), 0)
 	}
 	if !ok {
 		// Put them back at the front, to be deleted with the next batch.
 		for i := len(ops) - 1; i >= 0; i-- {
-			q.tdue = append([]dueTombstone{{key: string(ops[i].KeyBytes())}}, q.tdue...)
+			e.tdue = append([]dueTombstone{{key: string(ops[i].KeyBytes())}}, e.tdue...)
 		}
 	}
 	switch {
-	case q.tclosed || q.s.Ctx().Err() != nil || len(q.tdue) == 0:
-		q.timer = nil
+	case e.tclosed || e.ctx.Err() != nil || len(e.tdue) == 0:
+		e.timer = nil
 	default:
-		q.timer = time.AfterFunc(next, q.deleteDue)
+		e.timer = time.AfterFunc(next, e.deleteDue)
 	}
 }
 
-// stopForgetting ends the deletion of tombstones: Close calls it, after
-// which the session's end deletes them.
-func (q *Queue) stopForgetting() {
-	q.tmu.Lock()
-	defer q.tmu.Unlock()
-	q.tclosed = true
-	if q.timer != nil {
-		q.timer.Stop()
-		q.timer = nil
+// stopForgetting ends the deletion of tombstones: the lease's end (revoked,
+// expired or given up) deletes them.
+func (e *epoch) stopForgetting() {
+	e.tmu.Lock()
+	defer e.tmu.Unlock()
+	e.tclosed = true
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
 	}
 }
 
-// tombstoneGrace is how much longer than the session's TTL a tombstone
+// tombstoneGrace is how much longer than the lease's TTL a tombstone
 // lives: more than etcd's default request timeout (5 s plus two election
 // timeouts).
 const tombstoneGrace = 8 * time.Second
 
 // tombstoneLinger is how long a tombstone is kept.
-func (q *Queue) tombstoneLinger() time.Duration {
-	ttl := q.h.grantedTTL()
+func (e *epoch) tombstoneLinger() time.Duration {
+	ttl := e.h.grantedTTL()
 	if ttl <= 0 {
-		ttl = DefaultTTL
+		ttl = 10 * time.Second
 	}
 	return ttl + tombstoneGrace
 }
 
-// retry runs op once in the foreground, unless the session or the client
-// has ended, and, if it fails while the session lives, again in the background with backoff until it succeeds or the
-// session ends; an orphaned key would block the name for the session's life.
-//
-// The foreground attempt runs under ctx (bounded by cleanupTimeout).
-func (q *Queue) retry(ctx context.Context, op func(context.Context) error) error {
+// retry runs op once in the foreground, unless the lease or the client
+// has ended, and, if it fails while the lease lives, again in the
+// background with backoff until it succeeds or the lease ends; an orphaned
+// key would block the name for the lease's life. A denied op is not
+// retried. The foreground attempt runs under ctx (bounded by
+// cleanupTimeout).
+func (q *Queue) retry(ctx context.Context, e *epoch, op func(context.Context) error) error {
 	attempt := func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 		defer cancel()
 		err := op(ctx)
-		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		if isLeaseGone(err) {
 			return nil // the lease is gone and its keys with it
 		}
 		return err
 	}
 	switch {
-	case q.s.Ctx().Err() != nil:
-		// The session has ended: its keys end with its lease, and a
-		// request now could only wait on a closing client.
+	case e.ctx.Err() != nil:
+		// The lease has ended for us: its keys end with it (revoked,
+		// expired, or given up and revoked), and a request now could
+		// only wait on a closing client.
 		return nil
 	case q.c.Ctx().Err() != nil:
 		return distsync.Errorf(distsync.ErrClosed, nil, "etcd client closed; the key ends with the session lease")
 	}
 	err := attempt(ctx)
-	if err == nil {
+	switch {
+	case err == nil:
 		return nil
-	}
-	if q.s.Ctx().Err() != nil {
+	case Denied(err):
+		return distsync.Errorf(distsync.ErrDenied, err, "removal refused; the key ends with the session lease")
+	case e.ctx.Err() != nil:
 		return distsync.Errorf(distsync.ErrUnavailable, err, "removal not confirmed; the key ends with the session lease")
 	}
-	q.bg.Add(1)
-	go func() {
-		defer q.bg.Done()
-		backoff := 50 * time.Millisecond
+	background := func() {
+		var b backoff.Backoff
 		for {
 			select {
-			case <-q.s.Done():
+			case <-e.ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(b.Next()):
 			}
-			if attempt(q.s.Ctx()) == nil {
+			if err := attempt(e.ctx); err == nil || Denied(err) {
 				return
 			}
-			backoff = min(2*backoff, 2*time.Second)
 		}
-	}()
+	}
+	if !q.src.Go(background) {
+		return distsync.Errorf(distsync.ErrUnavailable, err, "removal not confirmed; the key ends with the session lease")
+	}
 	return distsync.Errorf(distsync.ErrUnavailable, err, "removal not confirmed; retrying in the background")
 }

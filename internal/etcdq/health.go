@@ -7,91 +7,55 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/backoff"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
-// A health follows the renewals of one session lease for every queue and
-// lease on that session, from the first use of the session until it ends.
-// It knows, at any moment, until when the lease is sure to live: the last
-// confirmed renewal plus the TTL, less a margin. Keeping it per session
+// A health follows the renewals of one session lease (an epoch) for every
+// queue and lease on it, from the lease's grant (or first use) until it
+// ends. It knows, at any moment, until when the lease is sure to live: the
+// last confirmed renewal plus the TTL, less a margin. Keeping it per lease
 // (not per waiter or holder) means that a primitive reused after an idle
 // period arms its deadline from a fresh renewal, never from a stale one.
 type health struct {
-	s *concurrency.Session
-
 	mu        sync.Mutex
 	deadline  time.Time     // zero until the first confirmation
 	ttl       time.Duration // the lease's TTL, once known
 	keptAlive bool          // a keep-alive response has been seen
 	changed   chan struct{} // closed and replaced at every change
-	endErr    error         // set once the keep-alive ended
+	endErr    error         // set once the lease ended
 }
 
-// healths maps each *concurrency.Session in use to its health; an entry
-// goes away when its session ends.
-var healths sync.Map
+func newHealth() *health { return &health{changed: make(chan struct{})} }
 
-// healthOf returns the health of s, starting to follow it on first use;
-// until the first keep-alive response it asks etcd for the lease's
-// remaining TTL, in the background.
-func healthOf(s *concurrency.Session) *health { return loadHealth(s, time.Time{}, 0) }
-
-// grantedHealth starts following s, a session whose lease was granted at
-// the latest at expires less ttl: it needs no request to know its deadline.
-func grantedHealth(s *concurrency.Session, expires time.Time, ttl time.Duration) *health {
-	return loadHealth(s, expires, ttl)
-}
-
-func loadHealth(s *concurrency.Session, expires time.Time, ttl time.Duration) *health {
-	if h, ok := healths.Load(s); ok {
-		return h.(*health)
-	}
-	h := &health{s: s, changed: make(chan struct{})}
-	if !expires.IsZero() {
-		h.set(expires.Add(-margin(ttl)), ttl, false)
-	}
-	if prev, loaded := healths.LoadOrStore(s, h); loaded {
-		return prev.(*health)
-	}
-	h.start(expires.IsZero())
-	return h
-}
-
-func (h *health) start(ask bool) {
-	c := h.s.Client()
-	// The subscription adds a channel to the client's existing keep-alive
-	// of the lease; it sends no request.
-	ka, err := c.KeepAlive(h.s.Ctx(), h.s.Lease())
+// followFixed records the keep-alive responses of a caller's session
+// until it ends. The subscription adds a channel to the client's existing
+// keep-alive of the lease; it sends no request. Until the first response,
+// ask reads the lease's remaining TTL.
+func (e *epoch) followFixed(s *concurrency.Session) {
+	ka, err := s.Client().KeepAlive(s.Ctx(), s.Lease())
 	if err != nil {
-		h.end(distsync.Errorf(distsync.ErrLost, err, "session lease keep-alive halted"))
-		healths.CompareAndDelete(h.s, h)
+		e.finish(distsync.Errorf(distsync.ErrLost, err, "session lease keep-alive halted"), false)
 		return
 	}
-	go h.follow(ka)
-	if ask {
-		go h.ask()
-	}
-}
-
-// follow records every keep-alive response until the keep-alive ends.
-func (h *health) follow(ka <-chan *clientv3.LeaseKeepAliveResponse) {
-	defer healths.CompareAndDelete(h.s, h)
-	for {
-		select {
-		case resp, ok := <-ka:
-			if !ok {
-				h.end(distsync.Errorf(distsync.ErrLost, nil, "session lease keep-alive ended: the lease expired or was revoked"))
+	go e.ask(s)
+	go func() {
+		for {
+			select {
+			case resp, ok := <-ka:
+				if !ok {
+					e.finish(distsync.Errorf(distsync.ErrLost, nil, "session lease keep-alive ended: the lease expired or was revoked"), false)
+					return
+				}
+				ttl := time.Duration(resp.TTL) * time.Second
+				e.h.set(time.Now().Add(ttl-margin(ttl)), ttl, true)
+			case <-s.Done():
+				e.finish(distsync.Errorf(distsync.ErrLost, nil, "etcd session ended"), false)
 				return
 			}
-			ttl := time.Duration(resp.TTL) * time.Second
-			h.set(time.Now().Add(ttl-margin(ttl)), ttl, true)
-		case <-h.s.Done():
-			h.end(distsync.Errorf(distsync.ErrLost, nil, "etcd session ended"))
-			return
 		}
-	}
+	}()
 }
 
 // ask reads the lease's remaining TTL, for a session this package did not
@@ -101,8 +65,9 @@ func (h *health) follow(ka <-chan *clientv3.LeaseKeepAliveResponse) {
 // that may end before the client's next keep-alive (sent every TTL/3 on a
 // 500 ms tick), ask reads it again shortly before its deadline, for as
 // long as no keep-alive response came.
-func (h *health) ask() {
-	b := newBackoff()
+func (e *epoch) ask(s *concurrency.Session) {
+	h := e.h
+	var b backoff.Backoff
 	for {
 		h.mu.Lock()
 		done := h.keptAlive || h.endErr != nil
@@ -111,24 +76,27 @@ func (h *health) ask() {
 			return
 		}
 		sent := time.Now()
-		ctx, cancel := context.WithTimeout(h.s.Ctx(), attemptTimeout)
-		resp, err := h.s.Client().TimeToLive(ctx, h.s.Lease())
+		ctx, cancel := context.WithTimeout(e.ctx, attemptTimeout)
+		resp, err := s.Client().TimeToLive(ctx, s.Lease())
 		cancel()
-		wait := b.next()
+		wait := b.Next()
 		switch {
-		case h.s.Ctx().Err() != nil:
+		case e.ctx.Err() != nil:
 			return
 		case errors.Is(err, rpctypes.ErrLeaseNotFound), err == nil && resp.TTL < 0:
-			h.end(distsync.Errorf(distsync.ErrLost, err, "session lease %x has expired", h.s.Lease()))
+			e.finish(distsync.Errorf(distsync.ErrLost, err, "session lease %x has expired", s.Lease()), false)
+			return
+		case Denied(err):
+			// Never retried; the client's own keep-alive goes on.
 			return
 		case err == nil && resp.TTL > 0:
 			rem := time.Duration(resp.TTL) * time.Second
 			h.set(sent.Add(rem), time.Duration(resp.GrantedTTL)*time.Second, false)
-			b.reset()
+			b.Reset()
 			wait = max(rem-askAhead, 0)
 		}
 		select {
-		case <-h.s.Done():
+		case <-e.ctx.Done():
 			return
 		case <-time.After(wait):
 		}
@@ -220,8 +188,8 @@ type renewalWatch struct {
 	changed <-chan struct{}
 }
 
-func (q *Queue) watchRenewal() *renewalWatch {
-	w := &renewalWatch{h: q.h, timer: time.NewTimer(time.Hour)}
+func (e *epoch) watchRenewal() *renewalWatch {
+	w := &renewalWatch{h: e.h, timer: time.NewTimer(time.Hour)}
 	w.timer.Stop()
 	_ = w.check()
 	return w
@@ -261,7 +229,6 @@ func (w *renewalWatch) stop() {
 }
 
 // margin is how long before a possible expiry a lease counts as lost. A
-// quarter of the TTL leaves room for a slow round trip, and the client's
-// keep-alives (every TTL/3, on a 500 ms tick) keep a healthy lease ahead
-// of it.
+// quarter of the TTL leaves room for a slow round trip; renewals every
+// TTL/3 keep a healthy lease ahead of it.
 func margin(ttl time.Duration) time.Duration { return ttl / 4 }

@@ -7,17 +7,20 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/backoff"
 	"github.com/distsync/distsync/internal/leaseend"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // A Lease is one held key of a Queue. It follows the key from acquisition
 // to release: it ends as lost when the key is deleted (by anyone, or by the
-// session lease's revocation or expiry), when the session ends, or when the
-// session lease's renewal has not been confirmed for its TTL less a margin.
+// session lease's revocation or expiry), when the session lease ends for
+// the Session (closed, given up), or when the session lease's renewal has
+// not been confirmed for its TTL less a margin.
 // It is safe for concurrent use.
 type Lease struct {
 	q   *Queue
+	e   *epoch // the session lease the key is on
 	key string
 	rev int64
 
@@ -33,14 +36,19 @@ type Lease struct {
 	releaseErr error
 }
 
-func newLease(q *Queue, key string, rev int64, own *keyWatch, from int64) *Lease {
+// newLease starts following key; it fails with ErrClosed once the
+// Session is closed.
+func newLease(q *Queue, e *epoch, key string, rev int64, own *keyWatch, from int64) (*Lease, error) {
 	l := &Lease{
-		q: q, key: key, rev: rev,
+		q: q, e: e, key: key, rev: rev,
 		stopc: make(chan struct{}), exited: make(chan struct{}),
 	}
-	l.ctx, l.cancel = context.WithCancel(q.c.Ctx())
-	go l.follow(own, from)
-	return l
+	l.ctx, l.cancel = context.WithCancel(e.ctx)
+	if !q.src.Go(func() { l.follow(own, from) }) {
+		l.cancel()
+		return nil, errClosed()
+	}
+	return l, nil
 }
 
 // Token returns the fencing token: the create revision of the key, which
@@ -71,7 +79,7 @@ func (l *Lease) Release(ctx context.Context) error {
 		// while the follower stops; the follower ignores what it sees of
 		// our own release.
 		l.releasing.Store(true)
-		l.releaseErr = l.q.remove(ctx, l.key, l.rev)
+		l.releaseErr = l.q.remove(ctx, l.e, l.key, l.rev)
 		close(l.stopc)
 		l.cancel()
 		<-l.exited
@@ -111,7 +119,7 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 	defer l.cancel()
 	ctx := l.ctx
 	defer func() { own.stop() }()
-	rw := l.q.watchRenewal()
+	rw := l.e.watchRenewal()
 	defer rw.stop()
 	if err := rw.check(); err != nil {
 		l.fail(err)
@@ -122,7 +130,7 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 		ownCh   clientv3.WatchChan
 		known   = from - 1 // the key is known to exist up to this revision
 		rewatch <-chan time.Time
-		backoff = newBackoff()
+		b       backoff.Backoff
 	)
 	if own != nil {
 		ownCh = own.ch
@@ -138,8 +146,8 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 		select {
 		case <-l.stopc:
 			return
-		case <-l.q.s.Done():
-			l.lose(nil, "etcd session ended")
+		case <-l.e.ctx.Done():
+			l.fail(l.e.endErr())
 			return
 		case <-rw.changed:
 			if err := rw.check(); err != nil {
@@ -169,10 +177,10 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 				l.lose(err, "key %q was deleted", l.key)
 				return
 			case err != nil:
-				rewatch = time.After(backoff.next())
+				rewatch = time.After(b.Next())
 			default:
 				own, ownCh = w, w.ch
-				backoff.reset()
+				b.Reset()
 			}
 		case wr, ok := <-ownCh:
 			if l.ctx.Err() != nil {
@@ -211,7 +219,7 @@ func (l *Lease) reattach(ctx context.Context, known int64, deadline time.Time) (
 		ctx, cancelD = context.WithDeadline(ctx, deadline)
 		defer cancelD()
 	}
-	w, start, err := l.q.watchOpts(ctx, l.key)
+	w, start, err := l.q.watchOpts(ctx, l.e, l.key)
 	if err != nil || start <= known {
 		return w, false, err
 	}

@@ -2,96 +2,42 @@ package etcdq
 
 import (
 	"context"
-	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/distsync/distsync"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
-// A Queue is the waiter queue of one name on one session: every
-// acquisition is a key under Prefix(name) bound to the session's lease, and
-// keys are served in create-revision order.
+// A Queue is the waiter queue of one name on one Session: every
+// acquisition is a key under Prefix(name) bound to the Session's current
+// lease, and keys are served in create-revision order.
 type Queue struct {
-	s      *concurrency.Session
-	c      *clientv3.Client
-	prefix string
-
-	h       *health        // the session lease's renewals, shared by all its queues
-	bg      sync.WaitGroup // background removals and stream reaping
-	reaping atomic.Bool    // a reapStream is under way
-
-	tmu     sync.Mutex     // guards the tombstones to delete (see forget)
-	tdue    []dueTombstone // in order of due time
-	timer   *time.Timer    // deletes the due tombstones
-	tclosed bool           // Close stopped the deletions
-	owned   bool           // the session was created by Open and ends with Close
-
-	closeOnce sync.Once // an owned session is revoked once; later Closes return that result
-	closeErr  error
+	src     *Session
+	c       *clientv3.Client
+	prefix  string
+	limited bool        // a semaphore's: its limit key goes with its last key
+	reaping atomic.Bool // a reapStream is under way
 }
 
-// New returns the queue of name on session s. It validates name and fails
+// NewQueue returns the queue of name on src. It validates name and fails
 // with ErrInvalidName or ErrInvalidConfig; it does no I/O.
-func New(s *concurrency.Session, name string) (*Queue, error) {
-	if s == nil {
+func NewQueue(src *Session, name string) (*Queue, error) {
+	if src == nil {
 		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil etcd session")
 	}
 	if err := distsync.ValidateName(name); err != nil {
 		return nil, err
 	}
-	return &Queue{s: s, c: s.Client(), prefix: Prefix(name), h: healthOf(s)}, nil
-}
-
-// Open returns the queue of name on a new session of client c with the
-// given TTL; the queue owns the session and Close ends it. Nothing is left
-// behind on failure.
-func Open(ctx context.Context, c *clientv3.Client, name string, ttl time.Duration) (*Queue, error) {
-	if err := distsync.ValidateName(name); err != nil {
-		return nil, err
-	}
-	s, err := NewSession(ctx, c, ttl)
-	if err != nil {
-		return nil, err
-	}
-	q, err := New(s, name)
-	if err != nil {
-		_ = s.Close()
-		return nil, err
-	}
-	q.owned = true
-	return q, nil
-}
-
-// Close ends the session if Open created it (revoking its lease, which
-// ends every lease taken through it), then waits for background removals:
-// they end when their key is gone or the session ends. The session is
-// ended once: a later Close returns the first one's result.
-func (q *Queue) Close() error {
-	q.stopForgetting()
-	var err error
-	if q.owned {
-		q.closeOnce.Do(func() {
-			if cerr := q.s.Close(); cerr != nil {
-				q.closeErr = distsync.Errorf(distsync.ErrUnavailable, cerr, "revoke session lease")
-			}
-		})
-		err = q.closeErr
-	}
-	q.bg.Wait()
-	return err
+	return &Queue{src: src, c: src.c, prefix: Prefix(name)}, nil
 }
 
 // Prefix returns the key prefix under which the queue's keys live.
 func (q *Queue) Prefix() string { return q.prefix }
 
-// Session returns the session the queue's keys are bound to.
-func (q *Queue) Session() *concurrency.Session { return q.s }
+// Session returns the Session the queue takes its leases from.
+func (q *Queue) Session() *Session { return q.src }
 
 // A Class says where an acquisition's key goes, under the queue's prefix,
 // and which keys it waits for: the older keys under the prefix plus Wait.
@@ -107,49 +53,68 @@ var Exclusive = Class{}
 // older key of the keys c waits for is left, then returns the held Lease.
 // On failure or cancellation the key is removed (in the background if the
 // backend does not answer in time) and the error wraps ErrNotAcquired and
-// ctx.Err(), ErrLost or ErrUnavailable.
+// ctx.Err(), ErrLost, ErrClosed, ErrDenied or ErrUnavailable.
 func (q *Queue) Acquire(ctx context.Context, c Class, value string) (*Lease, error) {
-	if err := q.alive(ctx); err != nil {
-		return nil, err
-	}
-	key := newKey(q.prefix+c.Sub, q.s.Lease())
-	wait := q.prefix + c.Wait
-	resp, err := q.enqueue(ctx, key, value, wait)
-	if err != nil {
-		q.abandonAfter(ctx, key)
-		return nil, q.fail(ctx, err, "enqueue")
-	}
-	if !resp.Succeeded {
-		return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "enqueue: key %q already used", key)
-	}
-	rev := resp.Header.Revision
-	var pred *mvccpb.KeyValue
-	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		if kv.CreateRevision < rev {
-			pred = kv
-			break
+	for attempt := 0; ; attempt++ {
+		e, err := q.src.epoch(ctx)
+		if err != nil {
+			return nil, err
 		}
+		key := newKey(q.prefix+c.Sub, e.id)
+		wait := q.prefix + c.Wait
+		resp, err := q.enqueue(ctx, e, key, value, wait)
+		if err != nil {
+			if q.leaseGone(e, err) && attempt == 0 && !q.src.IsFixed() {
+				continue // the next try grants a new lease
+			}
+			q.abandonAfter(ctx, e, key, err)
+			return nil, q.fail(ctx, err, "enqueue")
+		}
+		if !resp.Succeeded {
+			return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "enqueue: key %q already used", key)
+		}
+		rev := resp.Header.Revision
+		var pred *mvccpb.KeyValue
+		for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+			if kv.CreateRevision < rev {
+				pred = kv
+				break
+			}
+		}
+		if pred == nil {
+			return q.hold(ctx, e, key, rev, nil, rev+1)
+		}
+		own, err := q.waitFirst(ctx, e, key, rev, wait, pred)
+		if err != nil {
+			q.removeAfter(ctx, e, key, rev)
+			return nil, q.src.closedErr(err)
+		}
+		return q.hold(ctx, e, key, rev, own, 0)
 	}
-	if pred == nil {
-		return q.hold(ctx, key, rev, nil, rev+1)
+}
+
+// leaseGone reports whether err says that e's lease no longer exists (it
+// was revoked or expired before its renewals noticed), and ends e then:
+// an acquisition whose first request fails so tries once more, on a new
+// lease of a renewing Session. Nothing was written: a Txn that puts a key
+// on a missing lease fails whole.
+func (q *Queue) leaseGone(e *epoch, err error) bool {
+	if !isLeaseGone(err) {
+		return false
 	}
-	own, err := q.waitFirst(ctx, key, rev, wait, pred)
-	if err != nil {
-		q.removeAfter(ctx, key, rev)
-		return nil, err
-	}
-	return q.hold(ctx, key, rev, own, 0)
+	e.finish(distsync.Errorf(distsync.ErrLost, nil, "session lease %x expired or was revoked", int64(e.id)), false)
+	return true
 }
 
 // enqueue creates key, unless it exists or was abandoned, and reads the
 // two newest keys under wait: the newest older than ours is the one we
 // wait for (ours may be among them).
-func (q *Queue) enqueue(ctx context.Context, key, value, wait string) (*clientv3.TxnResponse, error) {
+func (q *Queue) enqueue(ctx context.Context, e *epoch, key, value, wait string) (*clientv3.TxnResponse, error) {
 	return q.c.Txn(ctx).If(
 		clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
 		clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
 	).Then(
-		clientv3.OpPut(key, value, clientv3.WithLease(q.s.Lease())),
+		clientv3.OpPut(key, value, clientv3.WithLease(e.id)),
 		clientv3.OpGet(wait, clientv3.WithPrefix(),
 			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2)),
 	).Commit()
@@ -158,60 +123,29 @@ func (q *Queue) enqueue(ctx context.Context, key, value, wait string) (*clientv3
 // TryAcquire takes a key of class c only if none of the keys c waits for
 // exists, in one Txn; otherwise it returns ErrWouldBlock and writes nothing.
 func (q *Queue) TryAcquire(ctx context.Context, c Class, value string) (*Lease, error) {
-	if err := q.alive(ctx); err != nil {
-		return nil, err
-	}
-	key := newKey(q.prefix+c.Sub, q.s.Lease())
-	resp, err := q.c.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(q.prefix+c.Wait), "=", 0).WithPrefix(),
-		clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
-	).Then(
-		clientv3.OpPut(key, value, clientv3.WithLease(q.s.Lease())),
-	).Commit()
-	if err != nil {
-		q.abandonAfter(ctx, key)
-		return nil, q.fail(ctx, err, "try-acquire")
-	}
-	if !resp.Succeeded {
-		return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.prefix)
-	}
-	return q.hold(ctx, key, resp.Header.Revision, nil, resp.Header.Revision+1)
-}
-
-// alive fails fast when the session has already ended, or when its lease
-// can no longer be trusted (see health); for the first use of a session
-// this package did not grant, it waits until the lease's deadline is known.
-func (q *Queue) alive(ctx context.Context) error {
-	select {
-	case <-q.s.Done():
-		return distsync.Errorf(distsync.ErrClosed, nil, "etcd session ended")
-	default:
-	}
-	if ctx.Err() != nil {
-		return distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
-	}
-	return q.h.ready(ctx)
-}
-
-// Flat returns an error with err's message that wraps nothing, for an
-// error that already wraps a sentinel and becomes the detail of another:
-// every error of the contract wraps exactly one sentinel.
-func Flat(err error) error {
-	if err == nil {
-		return nil
-	}
-	return errors.New(err.Error())
-}
-
-// fail turns an RPC error into a contract error.
-func (q *Queue) fail(ctx context.Context, err error, op string) error {
-	switch {
-	case ctx.Err() != nil:
-		return distsync.Errorf(distsync.ErrNotAcquired, errors.Join(context.Cause(ctx), err), "%s", op)
-	case errors.Is(err, rpctypes.ErrLeaseNotFound):
-		return distsync.Errorf(distsync.ErrLost, err, "%s: session lease expired", op)
-	default:
-		return distsync.Errorf(distsync.ErrUnavailable, err, "%s", op)
+	for attempt := 0; ; attempt++ {
+		e, err := q.src.epoch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		key := newKey(q.prefix+c.Sub, e.id)
+		resp, err := q.c.Txn(ctx).If(
+			clientv3.Compare(clientv3.CreateRevision(q.prefix+c.Wait), "=", 0).WithPrefix(),
+			clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
+		).Then(
+			clientv3.OpPut(key, value, clientv3.WithLease(e.id)),
+		).Commit()
+		if err != nil {
+			if q.leaseGone(e, err) && attempt == 0 && !q.src.IsFixed() {
+				continue
+			}
+			q.abandonAfter(ctx, e, key, err)
+			return nil, q.fail(ctx, err, "try-acquire")
+		}
+		if !resp.Succeeded {
+			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.prefix)
+		}
+		return q.hold(ctx, e, key, resp.Header.Revision, nil, resp.Header.Revision+1)
 	}
 }
 
@@ -256,13 +190,18 @@ func (q *Queue) check(ctx context.Context, key string, rev int64, wait string, a
 
 // hold turns an acquired key into a Lease that follows it.
 // Without own, the Lease's follower watches key from revision from on.
-// A key acquired after the session's renewal deadline passed is removed
+// A key acquired after the lease's renewal deadline passed is removed
 // and the acquisition fails with ErrLost: its Lease would be lost at once.
-func (q *Queue) hold(ctx context.Context, key string, rev int64, own *keyWatch, from int64) (*Lease, error) {
-	if err := q.h.check(time.Now()); err != nil {
+func (q *Queue) hold(ctx context.Context, e *epoch, key string, rev int64, own *keyWatch, from int64) (*Lease, error) {
+	if err := e.h.check(time.Now()); err != nil {
 		own.stop()
-		q.removeAfter(ctx, key, rev)
+		q.removeAfter(ctx, e, key, rev)
 		return nil, err
 	}
-	return newLease(q, key, rev, own, from), nil
+	l, err := newLease(q, e, key, rev, own, from)
+	if err != nil {
+		own.stop() // the Session closed: its lease, and the key, are revoked
+		return nil, err
+	}
+	return l, nil
 }

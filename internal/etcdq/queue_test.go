@@ -18,18 +18,28 @@ func TestMain(m *testing.M) {
 	testserver.RunWithEtcd(m, func(e *testserver.Etcd) { etcd = e })
 }
 
-func queue(t *testing.T, name string) *Queue {
+// queue returns the queue of name on a caller's session (a fixed
+// Session), and its lease.
+func queue(t *testing.T, name string) (*Queue, *epoch) {
 	t.Helper()
 	s, err := concurrency.NewSession(etcd.Client(t), concurrency.WithTTL(5))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	q, err := New(s, name)
+	src, err := Fixed(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return q
+	q, err := NewQueue(src, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := src.epoch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q, e
 }
 
 // TestAbandonedEnqueueNeverLands replays the case where a client gives up
@@ -40,20 +50,20 @@ func queue(t *testing.T, name string) *Queue {
 // write the key when nothing was abandoned.
 func TestAbandonedEnqueueNeverLands(t *testing.T) {
 	ctx := context.Background()
-	q := queue(t, t.Name())
+	q, e := queue(t, t.Name())
 
-	control := newKey(q.prefix, q.s.Lease())
-	resp, err := q.enqueue(ctx, control, "", q.prefix)
+	control := newKey(q.prefix, e.id)
+	resp, err := q.enqueue(ctx, e, control, "", q.prefix)
 	if err != nil || !resp.Succeeded {
 		t.Fatalf("control enqueue: succeeded=%v err=%v", resp != nil && resp.Succeeded, err)
 	}
-	if err := q.remove(ctx, control, resp.Header.Revision); err != nil {
+	if err := q.remove(ctx, e, control, resp.Header.Revision); err != nil {
 		t.Fatal(err)
 	}
 
-	key := newKey(q.prefix, q.s.Lease())
-	q.abandon(ctx, key)
-	resp, err = q.enqueue(ctx, key, "", q.prefix) // the late arrival
+	key := newKey(q.prefix, e.id)
+	q.abandon(ctx, e, key)
+	resp, err = q.enqueue(ctx, e, key, "", q.prefix) // the late arrival
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,12 +109,12 @@ func TestPrefixIsInjective(t *testing.T) {
 // The control is the full check at the current revision, which must agree.
 func TestCheckAt(t *testing.T) {
 	ctx := context.Background()
-	q := queue(t, t.Name())
+	q, e := queue(t, t.Name())
 	wait := q.prefix
 	put := func() (string, int64) {
 		t.Helper()
-		key := newKey(q.prefix, q.s.Lease())
-		resp, err := q.enqueue(ctx, key, "", wait)
+		key := newKey(q.prefix, e.id)
+		resp, err := q.enqueue(ctx, e, key, "", wait)
 		if err != nil || !resp.Succeeded {
 			t.Fatalf("enqueue: %v", err)
 		}
@@ -161,18 +171,23 @@ func TestCheckAt(t *testing.T) {
 // is the control: the tombstone is there to be seen.
 func TestAbandonedTombstoneExpires(t *testing.T) {
 	ctx := context.Background()
-	s, err := NewSession(ctx, etcd.Client(t), MinTTL)
+	const ttl = 2 * time.Second
+	src, err := NewSession(ctx, etcd.Client(t), ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
-	q, err := New(s, t.Name())
+	t.Cleanup(func() { _ = src.Close() })
+	q, err := NewQueue(src, t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := newKey(q.prefix, q.s.Lease())
+	e, err := src.epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := newKey(q.prefix, e.id)
 	start := time.Now()
-	q.abandon(ctx, key)
+	q.abandon(ctx, e, key)
 	count := func() int64 {
 		got, err := q.c.Get(ctx, tombstone(key), clientv3.WithCountOnly())
 		if err != nil {
@@ -183,7 +198,7 @@ func TestAbandonedTombstoneExpires(t *testing.T) {
 	if n := count(); n != 1 {
 		t.Fatalf("control: %d tombstones right after abandon, want 1", n)
 	}
-	limit := MinTTL + tombstoneGrace + 3*time.Second // lease granularity and etcd's expiry loop
+	limit := ttl + tombstoneGrace + 3*time.Second // lease granularity and etcd's expiry loop
 	for count() != 0 {
 		if time.Since(start) > limit {
 			t.Fatalf("tombstone still there %v after it was written (session open)", time.Since(start).Round(time.Millisecond))
@@ -191,9 +206,50 @@ func TestAbandonedTombstoneExpires(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("tombstone gone %v after it was written", time.Since(start).Round(time.Millisecond))
-	select {
-	case <-s.Done():
-		t.Fatal("the session ended: the tombstone's expiry proves nothing")
-	default:
+	if cur, err := src.epoch(ctx); err != nil || cur != e {
+		t.Fatalf("the session lease ended (%v): the tombstone's expiry proves nothing", err)
+	}
+}
+
+// TestIdleCompare checks what the semaphore's limit rule relies on: etcd
+// compares a prefix range that holds no key as one empty key, so a create
+// revision of 0 holds exactly when no key exists under the prefix. The
+// control is the same compare with a key under the prefix, and one key
+// just outside it.
+func TestIdleCompare(t *testing.T) {
+	ctx := context.Background()
+	c := etcd.Client(t)
+	prefix := Prefix(t.Name())
+	isIdle := func() bool {
+		t.Helper()
+		resp, err := c.Txn(ctx).If(idle(prefix)).Commit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Succeeded
+	}
+	if !isIdle() {
+		t.Fatal("no key under the prefix: the compare failed")
+	}
+	if _, err := c.Put(ctx, LimitKey(t.Name()), "3"); err != nil { // beside the prefix
+		t.Fatal(err)
+	}
+	if !isIdle() {
+		t.Fatal("only the limit key: the compare failed")
+	}
+	if _, err := c.Put(ctx, prefix+"k", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if isIdle() {
+		t.Fatal("a key under the prefix: the compare held")
+	}
+	if _, err := c.Delete(ctx, prefix, clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, LimitKey(t.Name())); err != nil {
+		t.Fatal(err)
+	}
+	if !isIdle() {
+		t.Fatal("key deleted: the compare failed")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/backoff"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -21,8 +22,8 @@ const attemptTimeout = 2 * time.Second
 // etcd failures (a leader election, a member restart) are retried until ctx
 // ends or the session does: a waiter cut off from the quorum cannot renew
 // its session lease, so it fails within the session TTL instead of hanging.
-func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait string, pred *mvccpb.KeyValue) (*keyWatch, error) {
-	rw := q.watchRenewal()
+func (q *Queue) waitFirst(ctx context.Context, e *epoch, key string, rev int64, wait string, pred *mvccpb.KeyValue) (*keyWatch, error) {
+	rw := e.watchRenewal()
 	// own and pw are stopped on every way out but success, which hands own
 	// to the Lease; a plain variable (not a named result, which a return
 	// statement would overwrite) keeps the deferred stop on the right watch.
@@ -36,12 +37,12 @@ func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait strin
 			own.stop()
 		}
 	}()
-	backoff := newBackoff()
+	var b backoff.Backoff
 	seen := int64(0) // the predecessor's deletion, once a watch reported it
 	for {
 		if own == nil {
-			if own, err = q.watch(ctx, key); err != nil {
-				if err = q.retryAfter(ctx, rw, backoff, err); err != nil {
+			if own, err = q.watch(ctx, e, key); err != nil {
+				if err = q.retryAfter(ctx, e, rw, &b, err); err != nil {
 					return nil, err
 				}
 				continue
@@ -51,8 +52,8 @@ func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait strin
 			pw.stop()
 			// A synced watch sees every delete after its creation; the
 			// check below covers the time before it.
-			if pw, err = q.watch(ctx, string(pred.Key)); err != nil {
-				if err = q.retryAfter(ctx, rw, backoff, err); err != nil {
+			if pw, err = q.watch(ctx, e, string(pred.Key)); err != nil {
+				if err = q.retryAfter(ctx, e, rw, &b, err); err != nil {
 					return nil, err
 				}
 				continue
@@ -67,12 +68,12 @@ func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait strin
 		}
 		seen = 0
 		if err != nil {
-			if err = q.retryAfter(ctx, rw, backoff, err); err != nil {
+			if err = q.retryAfter(ctx, e, rw, &b, err); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		backoff.reset()
+		b.Reset()
 		if first {
 			held = true
 			return own, nil
@@ -80,7 +81,7 @@ func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait strin
 		if pred = next; pw.key != string(pred.Key) {
 			continue
 		}
-		if seen, err = q.waitDelete(ctx, key, rw, own, pw); err != nil {
+		if seen, err = q.waitDelete(ctx, e, key, rw, own, pw); err != nil {
 			return nil, err
 		}
 		if own.broken {
@@ -96,18 +97,18 @@ func (q *Queue) waitFirst(ctx context.Context, key string, rev int64, wait strin
 
 // retryAfter waits before the next attempt after err, if err is an etcd
 // failure worth retrying; it returns an error when the wait should end.
-func (q *Queue) retryAfter(ctx context.Context, rw *renewalWatch, b *backoff, err error) error {
+func (q *Queue) retryAfter(ctx context.Context, e *epoch, rw *renewalWatch, b *backoff.Backoff, err error) error {
 	if !errors.Is(err, distsync.ErrUnavailable) {
-		return err
+		return err // ErrDenied among them: never retried
 	}
-	pause := time.NewTimer(b.next())
+	pause := time.NewTimer(b.Next())
 	defer pause.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return distsync.Errorf(distsync.ErrNotAcquired, errors.Join(context.Cause(ctx), Flat(err)), "")
-		case <-q.s.Done():
-			return distsync.Errorf(distsync.ErrLost, Flat(err), "etcd session ended while waiting")
+		case <-e.ctx.Done():
+			return e.waitErr()
 		case <-rw.changed:
 			if rerr := rw.check(); rerr != nil {
 				return fmt.Errorf("%w (while retrying: %w)", rerr, Flat(err))
@@ -134,22 +135,10 @@ func (q *Queue) checkWithin(ctx context.Context, key string, rev int64, wait str
 	return first, pred, err
 }
 
-// backoff doubles a delay from 20 ms up to one second.
-type backoff struct{ d time.Duration }
-
-func newBackoff() *backoff { return &backoff{} }
-
-func (b *backoff) reset() { b.d = 0 }
-
-func (b *backoff) next() time.Duration {
-	b.d = min(max(2*b.d, 20*time.Millisecond), time.Second)
-	return b.d
-}
-
 // waitDelete blocks until pw's key is deleted, and returns the revision of
 // the deletion, or until one of the watches breaks (marked broken; the
 // caller re-creates it and re-checks; the revision is then 0).
-func (q *Queue) waitDelete(ctx context.Context, key string, rw *renewalWatch, own, pw *keyWatch) (int64, error) {
+func (q *Queue) waitDelete(ctx context.Context, e *epoch, key string, rw *renewalWatch, own, pw *keyWatch) (int64, error) {
 	for {
 		select {
 		case <-rw.changed:
@@ -162,8 +151,8 @@ func (q *Queue) waitDelete(ctx context.Context, key string, rw *renewalWatch, ow
 			}
 		case <-ctx.Done():
 			return 0, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for %q", pw.key)
-		case <-q.s.Done():
-			return 0, distsync.Errorf(distsync.ErrLost, nil, "etcd session ended while waiting")
+		case <-e.ctx.Done():
+			return 0, e.waitErr()
 		case wr, ok := <-own.ch:
 			if !ok || wr.Err() != nil {
 				own.broken = true

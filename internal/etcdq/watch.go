@@ -8,9 +8,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// A keyWatch is a watch on one key. Its context is the client's, not a
-// caller's, because the own-key watch outlives the acquire call that made
-// it; WithRequireLeader makes a member that lost its leader close the watch
+// A keyWatch is a watch on one key. Its context is its lease's (it ends
+// when the lease ends for the Session), not a caller's, because the
+// own-key watch outlives the acquire call that made it; WithRequireLeader makes a member that lost its leader close the watch
 // instead of leaving it silent.
 type keyWatch struct {
 	key    string
@@ -21,8 +21,8 @@ type keyWatch struct {
 
 // watch starts a synced watch on key (from the next revision, so the
 // server serves it at once) and waits until the server confirms it.
-func (q *Queue) watch(ctx context.Context, key string) (*keyWatch, error) {
-	w, _, err := q.watchOpts(ctx, key)
+func (q *Queue) watch(ctx context.Context, e *epoch, key string) (*keyWatch, error) {
+	w, _, err := q.watchOpts(ctx, e, key)
 	return w, err
 }
 
@@ -34,8 +34,8 @@ func (q *Queue) watch(ctx context.Context, key string) (*keyWatch, error) {
 // nothing. So the watch's context, which must outlive ctx once the watch
 // is set up, is cancelled when ctx ends or attemptTimeout passes before
 // the confirmation.
-func (q *Queue) watchOpts(ctx context.Context, key string, opts ...clientv3.OpOption) (*keyWatch, int64, error) {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(q.c.Ctx()))
+func (q *Queue) watchOpts(ctx context.Context, e *epoch, key string, opts ...clientv3.OpOption) (*keyWatch, int64, error) {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(e.ctx))
 	w := &keyWatch{key: key, cancel: cancel}
 	timer := time.AfterFunc(attemptTimeout, cancel)
 	stopCtx := context.AfterFunc(ctx, cancel)
@@ -61,12 +61,17 @@ func (q *Queue) watchOpts(ctx context.Context, key string, opts ...clientv3.OpOp
 	switch {
 	case ctx.Err() != nil:
 		return nil, 0, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "watch %q", key)
+	case e.ctx.Err() != nil:
+		return nil, 0, e.waitErr()
 	case !timerStopped:
 		return nil, 0, distsync.Errorf(distsync.ErrUnavailable, nil, "watch %q not confirmed within %v", key, attemptTimeout)
 	}
 	var err error
 	if ok {
 		err = wr.Err()
+	}
+	if Denied(err) {
+		return nil, 0, distsync.Errorf(distsync.ErrDenied, err, "watch %q", key)
 	}
 	return nil, 0, distsync.Errorf(distsync.ErrUnavailable, err, "watch %q", key)
 }
@@ -90,9 +95,7 @@ func (q *Queue) reapStream() {
 	if !q.reaping.CompareAndSwap(false, true) {
 		return
 	}
-	q.bg.Add(1)
-	go func() {
-		defer q.bg.Done()
+	if !q.src.Go(func() {
 		defer q.reaping.Store(false)
 		ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(q.c.Ctx()), attemptTimeout)
 		defer cancel()
@@ -100,5 +103,7 @@ func (q *Queue) reapStream() {
 		case <-q.c.Watch(ctx, q.prefix, clientv3.WithCreatedNotify(), clientv3.WithFilterPut(), clientv3.WithFilterDelete()):
 		case <-ctx.Done():
 		}
-	}()
+	}) {
+		q.reaping.Store(false)
+	}
 }

@@ -2,10 +2,13 @@ package etcdq
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/backoff"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -16,133 +19,214 @@ import (
 // follows delete events of the prefix, so a
 // release costs the waiters no round trip until one of them may proceed.
 
-// LimitKey returns the key that stores the limit of the semaphore name.
-// It lies outside every name's prefix: prefixes end in '/', and an encoded
-// name never holds "%l".
-func LimitKey(name string) string {
-	return strings.TrimSuffix(Prefix(name), "/") + "%limit"
+// LimitKey returns the key that stores the limit of the semaphore name
+// while it is in use. It lies outside every name's prefix: prefixes end in
+// '/', and an encoded name never holds "%l".
+func LimitKey(name string) string { return limitKeyOf(Prefix(name)) }
+
+func limitKeyOf(prefix string) string { return strings.TrimSuffix(prefix, "/") + "%limit" }
+
+func (q *Queue) limitKey() string { return limitKeyOf(q.prefix) }
+
+// NewSemaphoreQueue is NewQueue for a semaphore: its limit is stored while
+// it is in use, and deleted with its last key (or, for the keys a renewing
+// Session's Close revokes, by that Close).
+func NewSemaphoreQueue(src *Session, name string) (*Queue, error) {
+	q, err := NewQueue(src, name)
+	if err != nil {
+		return nil, err
+	}
+	q.limited = true
+	if !src.IsFixed() {
+		src.mu.Lock()
+		src.semaphore[q.prefix] = true
+		src.mu.Unlock()
+	}
+	return q, nil
 }
 
-func (q *Queue) limitKey() string { return strings.TrimSuffix(q.prefix, "/") + "%limit" }
+// mismatch is the error of a limit that differs from the stored one.
+func (q *Queue) mismatch(limit int64, stored []byte) error {
+	return distsync.Errorf(distsync.ErrLimitMismatch, nil, "opened with limit %d, but %q stores limit %s", limit, q.limitKey(), stored)
+}
 
 // AcquireWeighted enqueues a key of weight w and blocks until the weights
-// of the older keys plus w are at most limit. The limit stored with the
-// name must equal limit (it is stored by the first caller): otherwise the
-// error wraps ErrLimitMismatch and nothing is written. Failure and
-// cancellation leave nothing behind, as with Acquire.
-func (q *Queue) AcquireWeighted(ctx context.Context, limit, w int64) (*Lease, error) {
-	if err := q.alive(ctx); err != nil {
-		return nil, err
-	}
-	key := newKey(q.prefix, q.s.Lease())
-	var resp *clientv3.TxnResponse
+// of the older keys plus w are at most the limit. The enqueue stores the
+// limit when the semaphore is idle (replacing one left by expired
+// holders); otherwise the stored limit must equal limit(), or the error
+// wraps ErrLimitMismatch and nothing is written. A waiter follows the
+// stored limit too, and fails with ErrLimitMismatch when it changes to
+// another than limit(). Failure and cancellation leave nothing behind, as
+// with Acquire.
+func (q *Queue) AcquireWeighted(ctx context.Context, limit func() int64, w int64) (*Lease, error) {
 	for attempt := 0; ; attempt++ {
-		var err error
-		resp, err = q.c.Txn(ctx).If(
-			clientv3.Compare(clientv3.Value(q.limitKey()), "=", strconv.FormatInt(limit, 10)),
-			clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
-			clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
-		).Then(
-			clientv3.OpPut(key, strconv.FormatInt(w, 10), clientv3.WithLease(q.s.Lease())),
-			clientv3.OpGet(q.prefix, clientv3.WithPrefix()),
-		).Else(
-			clientv3.OpGet(q.limitKey()),
-		).Commit()
+		e, err := q.src.epoch(ctx)
 		if err != nil {
-			q.abandonAfter(ctx, key)
-			return nil, q.fail(ctx, err, "enqueue")
-		}
-		if resp.Succeeded {
-			break
-		}
-		if attempt > 0 {
-			return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "enqueue: key %q already used", key)
-		}
-		if err := q.EnsureLimit(ctx, limit); err != nil {
 			return nil, err
 		}
+		lim := limit()
+		if w > lim {
+			return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "cannot acquire %d permits of a semaphore with limit %d", w, lim)
+		}
+		key := newKey(q.prefix, e.id)
+		resp, err := q.enqueueWeighted(ctx, e, key, lim, w)
+		if err != nil {
+			if q.leaseGone(e, err) && attempt == 0 && !q.src.IsFixed() {
+				continue
+			}
+			q.abandonAfter(ctx, e, key, err)
+			return nil, q.fail(ctx, err, "enqueue")
+		}
+		var got *etcdserverpb.RangeResponse
+		if resp.Succeeded {
+			got = resp.Responses[2].GetResponseRange()
+		} else if inner := resp.Responses[0].GetResponseTxn(); inner.Succeeded {
+			got = inner.Responses[1].GetResponseRange()
+		} else {
+			stored := inner.Responses[0].GetResponseRange().Kvs
+			if len(stored) == 1 {
+				return nil, q.mismatch(lim, stored[0].Value)
+			}
+			// In use (by foreign keys?) with no limit stored: store it.
+			if attempt > 2 {
+				return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "enqueue: the limit of %q cannot be stored", q.prefix)
+			}
+			if _, err := q.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(q.limitKey()), "=", 0)).
+				Then(clientv3.OpPut(q.limitKey(), strconv.FormatInt(lim, 10))).Commit(); err != nil {
+				return nil, q.fail(ctx, err, "store limit")
+			}
+			continue
+		}
+		rev := resp.Header.Revision
+		if olderWeight(got.Kvs, rev)+w <= lim {
+			return q.hold(ctx, e, key, rev, nil, rev+1)
+		}
+		from, err := q.waitWeight(ctx, e, key, rev, limit, w)
+		if err != nil {
+			q.removeAfter(ctx, e, key, rev)
+			return nil, q.src.closedErr(err)
+		}
+		return q.hold(ctx, e, key, rev, nil, from)
 	}
-	rev := resp.Header.Revision
-	if olderWeight(resp.Responses[1].GetResponseRange().Kvs, rev)+w <= limit {
-		return q.hold(ctx, key, rev, nil, rev+1)
+}
+
+// enqueueWeighted creates key with weight w, unless it exists or was
+// abandoned, in one Txn: if the semaphore is idle, with the limit lim
+// stored beside it; otherwise only if the stored limit is lim (else it
+// reads the stored limit). Either way it reads the keys under the prefix.
+func (q *Queue) enqueueWeighted(ctx context.Context, e *epoch, key string, lim, w int64) (*clientv3.TxnResponse, error) {
+	l := strconv.FormatInt(lim, 10)
+	fresh := []clientv3.Cmp{
+		clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
 	}
-	from, err := q.waitWeight(ctx, key, rev, limit-w)
-	if err != nil {
-		q.removeAfter(ctx, key, rev)
-		return nil, err
-	}
-	return q.hold(ctx, key, rev, nil, from)
+	put := clientv3.OpPut(key, strconv.FormatInt(w, 10), clientv3.WithLease(e.id))
+	read := clientv3.OpGet(q.prefix, clientv3.WithPrefix())
+	return q.c.Txn(ctx).If(
+		append([]clientv3.Cmp{idle(q.prefix)}, fresh...)...,
+	).Then(
+		clientv3.OpPut(q.limitKey(), l), put, read,
+	).Else(
+		clientv3.OpTxn(
+			append([]clientv3.Cmp{clientv3.Compare(clientv3.Value(q.limitKey()), "=", l)}, fresh...),
+			[]clientv3.Op{put, read},
+			[]clientv3.Op{clientv3.OpGet(q.limitKey())},
+		),
+	).Commit()
 }
 
 // TryAcquireWeighted takes a key of weight w only if the weights of all
-// keys (holders and waiters) plus w fit in limit; otherwise it returns
-// ErrWouldBlock. It writes nothing unless it succeeds: it reads the keys,
-// then creates its own only if none was created or changed since.
-func (q *Queue) TryAcquireWeighted(ctx context.Context, limit, w int64) (*Lease, error) {
-	if err := q.alive(ctx); err != nil {
-		return nil, err
-	}
-	if err := q.EnsureLimit(ctx, limit); err != nil {
-		return nil, err
-	}
-	key := newKey(q.prefix, q.s.Lease())
-	for {
-		got, err := q.c.Get(ctx, q.prefix, clientv3.WithPrefix())
+// keys (holders and waiters) plus w fit in the limit; otherwise it returns
+// ErrWouldBlock. It writes nothing unless it succeeds: it reads the keys
+// and the stored limit, then creates its own key only if no key was
+// created or changed since, storing the limit if the semaphore was idle.
+func (q *Queue) TryAcquireWeighted(ctx context.Context, lim, w int64) (*Lease, error) {
+	for attempt := 0; ; attempt++ {
+		e, err := q.src.epoch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		key := newKey(q.prefix, e.id)
+		got, err := q.c.Txn(ctx).Then(
+			clientv3.OpGet(q.prefix, clientv3.WithPrefix()),
+			clientv3.OpGet(q.limitKey()),
+		).Commit()
 		if err != nil {
 			return nil, q.fail(ctx, err, "read holders")
 		}
-		if olderWeight(got.Kvs, got.Header.Revision+1)+w > limit {
-			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q has no %d free permits of %d", q.prefix, w, limit)
+		kvs := got.Responses[0].GetResponseRange().Kvs
+		stored := got.Responses[1].GetResponseRange().Kvs
+		l := strconv.FormatInt(lim, 10)
+		ops := []clientv3.Op{clientv3.OpPut(key, strconv.FormatInt(w, 10), clientv3.WithLease(e.id))}
+		// In use with no limit stored (foreign keys): store it.
+		limitCmp := clientv3.Compare(clientv3.CreateRevision(q.limitKey()), "=", 0)
+		switch {
+		case len(kvs) == 0:
+			// Idle: a stored limit is stale and is replaced.
+			limitCmp = clientv3.Compare(clientv3.ModRevision(q.limitKey()), "<", got.Header.Revision+1)
+		case len(stored) == 1 && string(stored[0].Value) != l:
+			return nil, q.mismatch(lim, stored[0].Value)
+		case len(stored) == 1:
+			limitCmp = clientv3.Compare(clientv3.Value(q.limitKey()), "=", l)
+		}
+		if len(kvs) == 0 || len(stored) == 0 {
+			ops = append(ops, clientv3.OpPut(q.limitKey(), l))
+		}
+		if olderWeight(kvs, got.Header.Revision+1)+w > lim {
+			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q has no %d free permits of %d", q.prefix, w, lim)
 		}
 		resp, err := q.c.Txn(ctx).If(
-			clientv3.Compare(clientv3.Value(q.limitKey()), "=", strconv.FormatInt(limit, 10)),
+			limitCmp,
 			// Nothing created or changed since the read; deletions only free permits.
 			clientv3.Compare(clientv3.ModRevision(q.prefix), "<", got.Header.Revision+1).WithPrefix(),
 			clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
-		).Then(
-			clientv3.OpPut(key, strconv.FormatInt(w, 10), clientv3.WithLease(q.s.Lease())),
-		).Commit()
+		).Then(ops...).Commit()
 		if err != nil {
-			q.abandonAfter(ctx, key)
+			if q.leaseGone(e, err) && attempt == 0 && !q.src.IsFixed() {
+				continue
+			}
+			q.abandonAfter(ctx, e, key, err)
 			return nil, q.fail(ctx, err, "try-acquire")
 		}
 		if resp.Succeeded {
-			return q.hold(ctx, key, resp.Header.Revision, nil, resp.Header.Revision+1)
+			return q.hold(ctx, e, key, resp.Header.Revision, nil, resp.Header.Revision+1)
 		}
-		if err := q.EnsureLimit(ctx, limit); err != nil {
-			return nil, err
+		if attempt > 100 {
+			return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "try-acquire: %q keeps changing", q.prefix)
 		}
 	}
 }
 
-// EnsureLimit stores limit with the name if none is stored, and fails
-// with ErrLimitMismatch if another limit is.
-func (q *Queue) EnsureLimit(ctx context.Context, limit int64) error {
-	lim := strconv.FormatInt(limit, 10)
-	resp, err := q.c.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(q.limitKey()), "=", 0),
-	).Then(
-		clientv3.OpPut(q.limitKey(), lim),
-	).Else(
-		clientv3.OpGet(q.limitKey()),
-	).Commit()
+// CheckLimit fails with ErrLimitMismatch if the semaphore is in use with a
+// stored limit other than limit. It writes nothing.
+func (q *Queue) CheckLimit(ctx context.Context, limit int64) error {
+	resp, err := q.c.Txn(ctx).If(idle(q.prefix)).Else(clientv3.OpGet(q.limitKey())).Commit()
 	if err != nil {
-		return q.fail(ctx, err, "store limit")
+		return RPCError(ctx, q.c, err, "read the stored limit")
 	}
 	if resp.Succeeded {
 		return nil
 	}
 	kvs := resp.Responses[0].GetResponseRange().Kvs
-	if len(kvs) == 1 && string(kvs[0].Value) != lim {
-		return distsync.Errorf(distsync.ErrLimitMismatch, nil, "opened with limit %d, but %q stores limit %s", limit, q.limitKey(), kvs[0].Value)
+	if len(kvs) == 1 && string(kvs[0].Value) != strconv.FormatInt(limit, 10) {
+		return q.mismatch(limit, kvs[0].Value)
 	}
 	return nil
 }
 
-// SetLimit stores limit with the name whatever was stored before.
-func SetLimit(ctx context.Context, c *clientv3.Client, name string, limit int64) error {
-	if _, err := c.Put(ctx, LimitKey(name), strconv.FormatInt(limit, 10)); err != nil {
-		return distsync.Errorf(distsync.ErrUnavailable, err, "store limit")
+// SetLimit replaces the stored limit with limit if the semaphore is in
+// use; an idle semaphore stores nothing.
+func (q *Queue) SetLimit(ctx context.Context, limit int64) error {
+	if q.src.IsFixed() {
+		if _, err := q.src.epoch(ctx); err != nil && !errors.Is(err, distsync.ErrLost) {
+			return err
+		}
+	} else if q.src.Closed() {
+		return errClosed()
+	}
+	_, err := q.c.Txn(ctx).If(idle(q.prefix)).Else(clientv3.OpPut(q.limitKey(), strconv.FormatInt(limit, 10))).Commit()
+	if err != nil {
+		return RPCError(ctx, q.c, err, "store limit")
 	}
 	return nil
 }
@@ -168,45 +252,61 @@ func weight(kv *mvccpb.KeyValue) int64 {
 	return w
 }
 
-// waitWeight blocks until the weight of the keys older than key is at
-// most room. It counts them at the start revision of a synced prefix watch
-// and then follows that watch's delete events; the watch also reports the
-// deletion of key itself. It returns the revision from which the Lease
-// must watch key: the one after the last event it saw.
-func (q *Queue) waitWeight(ctx context.Context, key string, rev, room int64) (int64, error) {
-	rw := q.watchRenewal()
+// waitWeight blocks until the weight of the keys older than key plus w is
+// at most limit(). It counts them at the start revision of a synced prefix
+// watch and then follows that watch's delete events; the watch also
+// reports the deletion of key itself. A second watch follows the stored
+// limit: a change to another value than limit() fails with
+// ErrLimitMismatch. It returns the revision from which the Lease must
+// watch key: the one after the last event it saw.
+func (q *Queue) waitWeight(ctx context.Context, e *epoch, key string, rev int64, limit func() int64, w int64) (int64, error) {
+	rw := e.watchRenewal()
 	defer rw.stop()
-	backoff := newBackoff()
+	var b backoff.Backoff
 	for {
-		from, err := q.countFrom(ctx, key, rev, room, rw)
+		from, err := q.countFrom(ctx, e, key, rev, limit, w, rw)
 		if err == nil {
 			return from, nil
 		}
-		if err = q.retryAfter(ctx, rw, backoff, err); err != nil {
+		if err = q.retryAfter(ctx, e, rw, &b, err); err != nil {
 			return 0, err
 		}
 	}
 }
 
 // countFrom is one attempt of waitWeight: it returns the revision after
-// which the own-key watch must start, or an error (ErrUnavailable when the
-// prefix watch broke and the count must be made again).
-func (q *Queue) countFrom(ctx context.Context, key string, rev, room int64, rw *renewalWatch) (int64, error) {
-	pw, err := q.watchPrefix(ctx)
+// which the own-key watch must start, or an error (ErrUnavailable when a
+// watch broke and the count must be made again).
+func (q *Queue) countFrom(ctx context.Context, e *epoch, key string, rev int64, limit func() int64, w int64, rw *renewalWatch) (int64, error) {
+	pw, err := q.watchPrefix(ctx, e)
 	if err != nil {
 		return 0, err
 	}
 	defer pw.stop()
-	got, err := q.c.Get(ctx, q.prefix, clientv3.WithPrefix(), clientv3.WithRev(pw.start))
+	lw, _, err := q.watchOpts(ctx, e, q.limitKey(), clientv3.WithFilterDelete())
+	if err != nil {
+		return 0, err
+	}
+	defer lw.stop()
+	got, err := q.c.Txn(ctx).Then(
+		clientv3.OpGet(q.prefix, clientv3.WithPrefix(), clientv3.WithRev(pw.start)),
+		clientv3.OpGet(q.limitKey()),
+	).Commit()
 	if err != nil {
 		return 0, q.fail(ctx, err, "count holders")
+	}
+	lim := limit()
+	if kvs := got.Responses[1].GetResponseRange().Kvs; len(kvs) == 1 {
+		if lim, err = q.followLimit(lim, limit, w, kvs[0].Value); err != nil {
+			return 0, err
+		}
 	}
 	// The older keys and their weights, at the watch's start; only their
 	// deletion can make room, so put events are not even sent.
 	older := make(map[string]int64)
 	var sum int64
 	present := false
-	for _, kv := range got.Kvs {
+	for _, kv := range got.Responses[0].GetResponseRange().Kvs {
 		switch {
 		case string(kv.Key) == key && kv.CreateRevision == rev:
 			present = true
@@ -219,12 +319,12 @@ func (q *Queue) countFrom(ctx context.Context, key string, rev, room int64, rw *
 		return 0, distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
 	}
 	last := pw.start
-	for sum > room {
+	for sum+w > lim {
 		select {
 		case <-ctx.Done():
 			return 0, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for permits")
-		case <-q.s.Done():
-			return 0, distsync.Errorf(distsync.ErrLost, nil, "etcd session ended while waiting")
+		case <-e.ctx.Done():
+			return 0, e.waitErr()
 		case <-rw.changed:
 			if err := rw.check(); err != nil {
 				return 0, err
@@ -233,13 +333,18 @@ func (q *Queue) countFrom(ctx context.Context, key string, rev, room int64, rw *
 			if err := rw.check(); err != nil {
 				return 0, err
 			}
-		case wr, ok := <-pw.ch:
-			if !ok || wr.Err() != nil {
-				var err error
-				if ok {
-					err = wr.Err()
+		case wr, ok := <-lw.ch:
+			if err := watchBroken(wr, ok, "limit watch ended"); err != nil {
+				return 0, err
+			}
+			for _, ev := range wr.Events {
+				if lim, err = q.followLimit(lim, limit, w, ev.Kv.Value); err != nil {
+					return 0, err
 				}
-				return 0, distsync.Errorf(distsync.ErrUnavailable, err, "prefix watch ended")
+			}
+		case wr, ok := <-pw.ch:
+			if err := watchBroken(wr, ok, "prefix watch ended"); err != nil {
+				return 0, err
 			}
 			for _, ev := range wr.Events {
 				k := string(ev.Kv.Key)
@@ -257,6 +362,38 @@ func (q *Queue) countFrom(ctx context.Context, key string, rev, room int64, rw *
 	return last + 1, nil
 }
 
+// followLimit returns the limit to wait under once the stored limit is
+// stored: lim if they agree, the Semaphore's new limit if SetLimit
+// changed both, else ErrLimitMismatch.
+func (q *Queue) followLimit(lim int64, limit func() int64, w int64, stored []byte) (int64, error) {
+	if string(stored) == strconv.FormatInt(lim, 10) {
+		return lim, nil
+	}
+	if now := limit(); string(stored) == strconv.FormatInt(now, 10) {
+		if w > now {
+			return 0, distsync.Errorf(distsync.ErrInvalidConfig, nil, "waiting for %d permits, but the limit changed to %d", w, now)
+		}
+		return now, nil
+	}
+	return 0, q.mismatch(lim, stored)
+}
+
+// watchBroken returns the error of a watch response that ended the watch,
+// or nil for a usable one.
+func watchBroken(wr clientv3.WatchResponse, ok bool, what string) error {
+	if ok && wr.Err() == nil {
+		return nil
+	}
+	var err error
+	if ok {
+		err = wr.Err()
+	}
+	if Denied(err) {
+		return distsync.Errorf(distsync.ErrDenied, err, "%s", what)
+	}
+	return distsync.Errorf(distsync.ErrUnavailable, err, "%s", what)
+}
+
 // prefixWatch is a synced watch on the delete events of the queue's
 // prefix, and the revision at which it started.
 type prefixWatch struct {
@@ -264,10 +401,27 @@ type prefixWatch struct {
 	start int64
 }
 
-func (q *Queue) watchPrefix(ctx context.Context) (*prefixWatch, error) {
-	w, hdr, err := q.watchOpts(ctx, q.prefix, clientv3.WithPrefix(), clientv3.WithFilterPut())
+func (q *Queue) watchPrefix(ctx context.Context, e *epoch) (*prefixWatch, error) {
+	w, hdr, err := q.watchOpts(ctx, e, q.prefix, clientv3.WithPrefix(), clientv3.WithFilterPut())
 	if err != nil {
 		return nil, err
 	}
 	return &prefixWatch{keyWatch: *w, start: hdr}, nil
+}
+
+// deleteIdleLimits deletes the limit of every semaphore of prefixes that
+// is idle, in batches of nested Txns; Close calls it after revoking the
+// lease of its holders. Failures are left for the next user to overwrite.
+func deleteIdleLimits(ctx context.Context, c *clientv3.Client, prefixes []string) {
+	for len(prefixes) > 0 {
+		n := min(len(prefixes), 64)
+		ops := make([]clientv3.Op, 0, n)
+		for _, p := range prefixes[:n] {
+			ops = append(ops, clientv3.OpTxn([]clientv3.Cmp{idle(p)}, []clientv3.Op{clientv3.OpDelete(limitKeyOf(p))}, nil))
+		}
+		prefixes = prefixes[n:]
+		if _, err := c.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return
+		}
+	}
 }

@@ -1,0 +1,151 @@
+package etcdsync
+
+import (
+	"context"
+	"time"
+
+	"github.com/distsync/distsync"
+	_ "github.com/distsync/distsync/election" // registers the constructor Election opens
+	"github.com/distsync/distsync/internal/etcdq"
+	_ "github.com/distsync/distsync/mutex"     // registers the constructor Mutex opens
+	_ "github.com/distsync/distsync/rwmutex"   // registers the constructor RWMutex opens
+	_ "github.com/distsync/distsync/semaphore" // registers the constructor Semaphore opens
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+func init() {
+	etcdq.RegisterSessionOf(func(s distsync.Session) *etcdq.Session {
+		if s, ok := s.(*Session); ok {
+			return s.src
+		}
+		return nil
+	})
+}
+
+// Session is a process's identity on etcd: a lease, kept alive, that the
+// keys of its acquisitions are bound to. It opens the four primitives;
+// their dynamic types are *mutex.Mutex, *rwmutex.RWMutex,
+// *semaphore.Semaphore and *election.Election.
+//
+// A Session lives until Close. When its lease ends (expired, revoked, or
+// its renewal not confirmed in time), the leases taken under it end with
+// distsync.ErrLost, and acquisitions waiting under it fail with
+// distsync.ErrLost. The next call grants a new lease, bounded by that
+// call's context: the Session and every primitive opened from it go on.
+// Nothing runs in the background between uses but the renewal of the
+// current lease.
+//
+// A Session is safe for concurrent use by multiple goroutines.
+type Session struct {
+	src   *etcdq.Session
+	owned *clientv3.Client // Dial's client, closed by Close
+}
+
+var _ distsync.Session = (*Session)(nil)
+
+// defaultTTL is the lease TTL when WithTTL is not given.
+const defaultTTL = 10 * time.Second
+
+type options struct {
+	ttl time.Duration
+}
+
+// An Option configures NewSession and Dial.
+type Option func(*options)
+
+// WithTTL sets the TTL of the Session's leases (default 10 s): a crashed
+// holder's lock passes on after about this long. etcd counts leases in
+// whole seconds, so ttl must be a whole number of seconds, at least one
+// (distsync.ErrInvalidConfig otherwise). The server must grant it as
+// asked: a default etcd grants no less than 2 s.
+func WithTTL(ttl time.Duration) Option { return func(o *options) { o.ttl = ttl } }
+
+func apply(opts []Option) options {
+	o := options{ttl: defaultTTL}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// NewSession returns a Session on c, the caller's client, which stays the
+// caller's: Close does not close it. It grants the first lease under ctx,
+// which bounds it (an unreachable etcd makes it fail when ctx ends). It
+// fails with distsync.ErrInvalidConfig (a nil client, a TTL that is not
+// whole seconds or below one, or a server that grants another TTL, named
+// with the asked one), distsync.ErrDenied, distsync.ErrClosed (a closed
+// client) or distsync.ErrUnavailable joined with ctx.Err(). Nothing is
+// left behind then.
+func NewSession(ctx context.Context, c *clientv3.Client, opts ...Option) (*Session, error) {
+	src, err := etcdq.NewSession(ctx, c, apply(opts).ttl)
+	if err != nil {
+		return nil, err
+	}
+	return &Session{src: src}, nil
+}
+
+// Dial creates a client from cfg and returns a Session on it, which owns
+// the client: Close closes it. Creating the client is bounded by
+// cfg.DialTimeout; granting the first lease by ctx. It fails as
+// NewSession does (distsync.ErrUnavailable when the client cannot be
+// created), and closes the client then.
+func Dial(ctx context.Context, cfg clientv3.Config, opts ...Option) (*Session, error) {
+	o := apply(opts)
+	if err := etcdq.CheckTTL(o.ttl); err != nil {
+		return nil, err
+	}
+	c, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "etcd client")
+	}
+	src, err := etcdq.NewSession(ctx, c, o.ttl)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return &Session{src: src, owned: c}, nil
+}
+
+// Client returns the Session's etcd client, for reads and writes of your
+// own (a Txn conditional on Lease.IsOwner, for instance).
+func (s *Session) Client() *clientv3.Client { return s.src.Client() }
+
+// Mutex returns the *mutex.Mutex called name. It does no I/O; it fails
+// with distsync.ErrInvalidName for a name that breaks
+// distsync.ValidateName, or distsync.ErrClosed after Close.
+func (s *Session) Mutex(name string) (distsync.Mutex, error) { return s.src.Mutex(name) }
+
+// RWMutex returns the *rwmutex.RWMutex called name, as Mutex does.
+func (s *Session) RWMutex(name string) (distsync.RWMutex, error) { return s.src.RWMutex(name) }
+
+// Semaphore returns the *semaphore.Semaphore called name with the given
+// limit. It reads the stored limit under ctx and fails with
+// distsync.ErrLimitMismatch when the semaphore is in use with another one.
+// It stores nothing: the first acquisition of an idle semaphore stores the
+// limit. It also fails with distsync.ErrInvalidConfig (a limit below 1),
+// distsync.ErrInvalidName, distsync.ErrClosed, distsync.ErrDenied or
+// distsync.ErrUnavailable.
+func (s *Session) Semaphore(ctx context.Context, name string, limit int64) (distsync.Semaphore, error) {
+	return s.src.Semaphore(ctx, name, limit)
+}
+
+// Election returns the *election.Election called name, as Mutex does.
+func (s *Session) Election(name string) (distsync.Election, error) { return s.src.Election(name) }
+
+// Close ends the Session. It revokes the current lease, waiting at most
+// one second for etcd (the lease then expires after its TTL), which ends
+// every lease taken under it and hands the locks to their next waiters.
+// Waiting acquisitions fail, and later calls through the Session and its
+// primitives fail, with distsync.ErrClosed; observers' channels close. It
+// deletes the stored limits of the semaphores its Close left idle. It
+// returns once every goroutine of the Session has ended, and closes the
+// client if Dial made it. An error wraps distsync.ErrUnavailable: the
+// revocation was not confirmed. Close is idempotent: later calls return
+// the first one's result.
+func (s *Session) Close() error {
+	err := s.src.Close()
+	if s.owned != nil {
+		_ = s.owned.Close()
+	}
+	return err
+}
