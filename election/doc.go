@@ -1,17 +1,27 @@
 // Package election is distsync's leader Election on etcd, the reference
-// implementation of the distsync.Election contract.
+// implementation of the distsync.Election contract. Open one from an etcd
+// Session:
+//
+//	s, err := etcdsync.NewSession(ctx, client, etcdsync.WithTTL(10*time.Second))
+//	...
+//	e, err := s.Election("services/billing")
+//	err = distsync.Run(ctx, e, []byte("replica-1"), callbacks)
+//
+// The Election is an *Election and its leaderships are *Leadership values.
+// New opens one over a *concurrency.Session of your own, never renewed
+// (see package mutex).
 //
 // # Semantics
 //
-// An Election is a name on an etcd session. Campaign enqueues a candidate
+// An Election is a name on an etcd Session. Campaign enqueues a candidate
 // key under the name's prefix holding the candidate's value, bound to the
-// session's lease; the leader is the candidate with the oldest key, so
-// leadership passes in campaign order. Each candidate watches only its
+// Session's current lease. The leader is the candidate with the oldest
+// key, so leadership passes in campaign order. Each candidate watches only its
 // predecessor: a resignation wakes one candidate, which learns in one round
 // trip that it leads. Campaign re-checks its own key in that round trip,
-// so it never reports leadership after its session died (etcd's
+// so it never reports leadership after its lease died (etcd's
 // concurrency.Election can), and a failed or cancelled Campaign deletes its
-// key. Two Campaign calls through the same session are two candidates.
+// key. Two Campaign calls through the same Session are two candidates.
 //
 // For names without '/' or '%' the keys are "NAME/<lease>_<random>", under
 // the prefix etcd's concurrency.Election and `etcdctl elect NAME` use, so
@@ -33,18 +43,17 @@
 //
 // A Leadership's Done closes, and Err wraps distsync.ErrLost, when its key
 // is deleted (by anyone, or by the revocation or expiry of the session
-// lease), when the session ends, or when the session lease's renewal has
-// not been confirmed for three quarters of its TTL (on the monotonic
+// lease), when the Session is closed, or when the session lease's renewal
+// has not been confirmed for three quarters of its TTL (on the monotonic
 // clock, so before etcd can expire it and elect someone else). Release
 // (resigning) hands leadership over within one watch event and one round
 // trip; a leader that crashes without resigning is replaced once etcd
-// expires its session lease, about one TTL later. See the README for the
-// measured figures.
+// expires its lease, about one TTL later.
 //
-// The session lease's renewals are followed once per session, from its
-// first use until it ends, so an Election kept for hours campaigns again
-// with a deadline armed from the latest renewal. Every call is bounded by
-// its context, also when the connection drops packets without closing; a
+// A candidate that lost its leadership campaigns again through the same
+// Election: the Session grants a new lease on the next call, so
+// distsync.Run goes on across lease losses. Every call is bounded by its
+// context, also when the connection drops packets without closing; a
 // Campaign whose context ends returns at most distsync.CancelGrace later,
 // its key deleted if etcd answered in that time (else in the background).
 //
@@ -53,7 +62,8 @@
 // Leader reads the current leader; Observe delivers every change: each new
 // leader, each proclaimed value and "no leader", in etcd's order, without
 // skipping any unless etcd compacted the history while the observer was
-// cut off (it then delivers the current state). distsync.Run builds a
+// cut off (it then delivers the current state). Neither needs a lease, so
+// both follow the election across the Session's lease changes. distsync.Run builds a
 // Kubernetes-style elector (started leading with a context, stopped
 // leading, new leader) on any distsync.Election, this one included.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/election"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/internal/testserver"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -22,14 +24,32 @@ func TestMain(m *testing.M) {
 	testserver.RunWithEtcd(m, func(e *testserver.Etcd) { etcd = e })
 }
 
-func newElection(t *testing.T, name string) *election.Election {
+// newSession returns a Session with a 5 s TTL on a client of its own,
+// closed at cleanup.
+func newSession(t *testing.T) *etcdsync.Session {
 	t.Helper()
-	e, err := election.NewWithClient(context.Background(), etcd.Client(t), name, election.WithTTL(5*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := etcdsync.NewSession(ctx, etcd.Client(t), etcdsync.WithTTL(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.Close() })
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func open(t *testing.T, s *etcdsync.Session, name string) distsync.Election {
+	t.Helper()
+	e, err := s.Election(name)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return e
+}
+
+func newElection(t *testing.T, name string) distsync.Election {
+	t.Helper()
+	return open(t, newSession(t), name)
 }
 
 func TestNewRejectsBadInput(t *testing.T) {
@@ -38,24 +58,17 @@ func TestNewRejectsBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	ours := newSession(t)
 	for _, name := range []string{"", strings.Repeat("x", distsync.MaxNameLen+1), "bad\x00name", "bad\xffutf8"} {
 		if _, err := election.New(s, name); !errors.Is(err, distsync.ErrInvalidName) {
 			t.Errorf("New(%q): got %v, want ErrInvalidName", name, err)
 		}
-		if _, err := election.NewWithClient(context.Background(), etcd.Client(t), name); !errors.Is(err, distsync.ErrInvalidName) {
-			t.Errorf("NewWithClient(%q): got %v, want ErrInvalidName", name, err)
+		if _, err := ours.Election(name); !errors.Is(err, distsync.ErrInvalidName) {
+			t.Errorf("Session.Election(%q): got %v, want ErrInvalidName", name, err)
 		}
 	}
 	if _, err := election.New(nil, "ok"); !errors.Is(err, distsync.ErrInvalidConfig) {
 		t.Errorf("New(nil session): got %v, want ErrInvalidConfig", err)
-	}
-	if _, err := election.NewWithClient(context.Background(), nil, "ok"); !errors.Is(err, distsync.ErrInvalidConfig) {
-		t.Errorf("NewWithClient(nil client): got %v, want ErrInvalidConfig", err)
-	}
-	for _, ttl := range []time.Duration{0, time.Second, 2500 * time.Millisecond} {
-		if _, err := election.NewWithClient(context.Background(), etcd.Client(t), "ok", election.WithTTL(ttl)); !errors.Is(err, distsync.ErrInvalidConfig) {
-			t.Errorf("WithTTL(%v): got %v, want ErrInvalidConfig", ttl, err)
-		}
 	}
 }
 
@@ -117,35 +130,36 @@ func TestProclaimAfterLoss(t *testing.T) {
 	}
 }
 
-// TestCampaignRenewsOwnedSession revokes the session of an Election made by
-// NewWithClient: its leadership is lost, and the next Campaign starts a new
-// session and leads with a higher term, whether or not the session has
-// noticed the revocation yet (it does at its next keep-alive).
-func TestCampaignRenewsOwnedSession(t *testing.T) {
+// TestCampaignAfterRevoke revokes the lease of a Session: its leadership
+// is lost, and the next Campaign through the same Election leads under a
+// new lease with a higher term, whether or not the Session has noticed the
+// revocation yet (it does at its next renewal). After Close, Campaign
+// fails with ErrClosed.
+func TestCampaignAfterRevoke(t *testing.T) {
 	for _, noticed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noticed=%t", noticed), func(t *testing.T) {
 			ctx := context.Background()
-			e := newElection(t, t.Name())
+			s := newSession(t)
+			e := open(t, s, t.Name())
 			l1, err := e.Campaign(ctx, []byte("a"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			old := e.Session()
-			if _, err := etcd.Client(t).Revoke(ctx, old.Lease()); err != nil {
+			if _, err := etcd.Client(t).Revoke(ctx, leaseOf(t, l1)); err != nil {
 				t.Fatal(err)
 			}
 			<-l1.Done()
 			if noticed {
-				<-old.Done()
+				time.Sleep(2 * time.Second) // past a renewal (every TTL/3)
 			}
 			l2, err := e.Campaign(ctx, []byte("a"))
 			if err != nil {
-				t.Fatalf("Campaign after the session was revoked: %v", err)
+				t.Fatalf("Campaign after the lease was revoked: %v", err)
 			}
-			if e.Session() == old || l2.Token() <= l1.Token() {
-				t.Fatalf("new session %x (old %x), term %d after %d", e.Session().Lease(), old.Lease(), l2.Token(), l1.Token())
+			if leaseOf(t, l2) == leaseOf(t, l1) || l2.Token() <= l1.Token() {
+				t.Fatalf("new lease %x (old %x), term %d after %d", leaseOf(t, l2), leaseOf(t, l1), l2.Token(), l1.Token())
 			}
-			if err := e.Close(); err != nil {
+			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
 			<-l2.Done()
@@ -156,17 +170,34 @@ func TestCampaignRenewsOwnedSession(t *testing.T) {
 	}
 }
 
+// leaseOf returns the etcd lease of l's key: its name starts with the
+// lease ID in hex, as in etcd's concurrency.Election.
+func leaseOf(t *testing.T, l distsync.Leadership) clientv3.LeaseID {
+	t.Helper()
+	key := l.(*election.Leadership).Key()
+	id, err := strconv.ParseInt(key[strings.LastIndexByte(key, '/')+1:strings.LastIndexByte(key, '_')], 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clientv3.LeaseID(id)
+}
+
 // TestConcurrentCampaignsRenewOnce: candidates campaigning at once through
-// an Election whose session was revoked share one new session.
+// a Session whose lease was revoked share one new lease.
 func TestConcurrentCampaignsRenewOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	e := newElection(t, t.Name())
-	if _, err := etcd.Client(t).Revoke(ctx, e.Session().Lease()); err != nil {
+	l, err := e.Campaign(ctx, []byte("a"))
+	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := etcd.Client(t).Revoke(ctx, leaseOf(t, l)); err != nil {
+		t.Fatal(err)
+	}
+	<-l.Done()
 	const n = 4
-	leases := make(chan string, n)
+	leases := make(chan clientv3.LeaseID, n)
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
@@ -175,20 +206,55 @@ func TestConcurrentCampaignsRenewOnce(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			key := l.(*election.Leadership).Key()
-			leases <- key[:strings.LastIndexByte(key, '_')]
+			leases <- leaseOf(t, l)
 			_ = l.Release(ctx)
 		})
 	}
 	wg.Wait()
 	close(leases)
-	seen := map[string]bool{}
+	seen := map[clientv3.LeaseID]bool{}
 	for l := range leases {
 		seen[l] = true
 	}
 	if len(seen) != 1 {
-		t.Fatalf("candidates used %d sessions, want one new session: %v", len(seen), seen)
+		t.Fatalf("candidates used %d leases, want one new lease: %v", len(seen), seen)
 	}
+}
+
+// TestObserveAcrossLeaseChange: an observer needs no lease, and follows
+// the election while the Session's lease is revoked and replaced.
+func TestObserveAcrossLeaseChange(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := newElection(t, t.Name())
+	changes := e.Observe(ctx)
+	if first := <-changes; !first.None {
+		t.Fatalf("first observation: %+v, want None", first)
+	}
+	l1, err := e.Campaign(ctx, []byte("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := <-changes; got.Term != l1.Token() {
+		t.Fatalf("observed %+v, want term %d", got, l1.Token())
+	}
+	if _, err := etcd.Client(t).Revoke(ctx, leaseOf(t, l1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-changes; !got.None {
+		t.Fatalf("observed %+v after the revoke, want None", got)
+	}
+	l2, err := e.Campaign(ctx, []byte("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := <-changes; got.Term != l2.Token() || string(got.Value) != "b" {
+		t.Fatalf("observed %+v, want term %d value b", got, l2.Token())
+	}
+	if got, err := e.Leader(ctx); err != nil || got.Term != l2.Token() {
+		t.Fatalf("Leader = %+v, %v; want term %d", got, err, l2.Token())
+	}
+	_ = l2.Release(ctx)
 }
 
 // TestCampaignOnEndedCallerSession: with a session of the caller's, an
@@ -207,9 +273,6 @@ func TestCampaignOnEndedCallerSession(t *testing.T) {
 	}
 	if _, err := e.Campaign(context.Background(), []byte("a")); !errors.Is(err, distsync.ErrClosed) {
 		t.Fatalf("Campaign on an ended session: got %v, want ErrClosed", err)
-	}
-	if err := e.Close(); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -243,27 +306,43 @@ func TestObserveEndsWithContext(t *testing.T) {
 	}
 }
 
-// TestObserveEndsWithClient closes the client under an observer.
-func TestObserveEndsWithClient(t *testing.T) {
+// TestObserveEndsWithClose: Session.Close ends its observers; with a
+// session of the caller's, closing the client does.
+func TestObserveEndsWithClose(t *testing.T) {
+	s := newSession(t)
+	ch := open(t, s, t.Name()).Observe(context.Background())
+	<-ch
+	_ = s.Close()
+	closedWithin(t, ch)
+
 	c, err := etcd.NewClient()
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := election.NewWithClient(context.Background(), c, t.Name(), election.WithTTL(5*time.Second))
+	cs, err := concurrency.NewSession(c, concurrency.WithTTL(5))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := e.Observe(context.Background())
+	e, err := election.New(cs, t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch = e.Observe(context.Background())
 	<-ch
-	_ = e.Close()
+	_ = cs.Close()
 	c.Close()
+	closedWithin(t, ch)
+}
+
+func closedWithin(t *testing.T, ch <-chan distsync.Leader) {
+	t.Helper()
 	select {
 	case _, ok := <-ch:
 		if ok {
-			t.Fatal("observation after the client closed")
+			t.Fatal("observation after the close")
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("Observe channel still open 5s after the client closed")
+		t.Fatal("Observe channel still open 5s after the close")
 	}
 }
 

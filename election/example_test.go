@@ -9,6 +9,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/election"
+	"github.com/distsync/distsync/etcdsync"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -22,23 +23,41 @@ func newClient() *clientv3.Client {
 	return c
 }
 
+// openSession opens a Session on client, bounded by a deadline.
+func openSession(client *clientv3.Client) *etcdsync.Session {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := etcdsync.NewSession(ctx, client, etcdsync.WithTTL(5*time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return s
+}
+
 // Two replicas of a service campaign; the first leads, and the second
 // takes over as soon as the first resigns.
 func Example() {
 	client := newClient()
 	defer client.Close()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 
-	a, err := election.NewWithClient(ctx, client, "services/billing", election.WithTTL(5*time.Second))
+	// Each replica has a Session of its own (here on one client).
+	sessionA, err := etcdsync.NewSession(ctx, client, etcdsync.WithTTL(5*time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer a.Close()
-	b, err := election.NewWithClient(ctx, client, "services/billing", election.WithTTL(5*time.Second))
+	defer sessionA.Close()
+	sessionB := openSession(client)
+	defer sessionB.Close()
+	a, err := sessionA.Election("services/billing")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer b.Close()
+	b, err := sessionB.Election("services/billing")
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	first, err := a.Campaign(ctx, []byte("replica-a"))
 	if err != nil {
@@ -76,11 +95,12 @@ func ExampleElection_Observe() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	e, err := election.NewWithClient(ctx, client, "example-observe")
+	session := openSession(client)
+	defer session.Close()
+	e, err := session.Election("example-observe")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer e.Close()
 	changes := e.Observe(ctx)
 	show := func() {
 		if l := <-changes; l.None {
@@ -115,11 +135,12 @@ func ExampleElection_run() {
 	defer client.Close()
 	ctx, shutdown := context.WithCancel(context.Background())
 
-	e, err := election.NewWithClient(ctx, client, "example-run", election.WithTTL(5*time.Second))
+	session := openSession(client)
+	defer session.Close()
+	e, err := session.Election("example-run")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer e.Close()
 	err = distsync.Run(ctx, e, []byte("replica-1"), distsync.Callbacks{
 		OnStartedLeading: func(ctx context.Context, l distsync.Leadership) {
 			fmt.Println("leading: working, term above zero:", l.Token() > 0)
@@ -143,11 +164,12 @@ func ExampleLeadership_IsOwner() {
 	client := newClient()
 	defer client.Close()
 	ctx := context.Background()
-	e, err := election.NewWithClient(ctx, client, "example-conditional-write")
+	session := openSession(client)
+	defer session.Close()
+	e, err := session.Election("example-conditional-write")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer e.Close()
 
 	lead, err := e.Campaign(ctx, []byte("replica-1"))
 	if err != nil {

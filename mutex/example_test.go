@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/mutex"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -23,28 +24,44 @@ func newClient() *clientv3.Client {
 	return c
 }
 
+// newSession opens a Session on client, bounded by a deadline.
+func newSession(client *clientv3.Client) *etcdsync.Session {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := etcdsync.NewSession(ctx, client, etcdsync.WithTTL(5*time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return s
+}
+
 // A cron job wrapped in a cluster-wide lock: whoever holds it runs the job,
 // and the job's context ends if the lock is lost.
 func Example() {
 	client := newClient()
 	defer client.Close()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 
-	mu, err := mutex.NewWithClient(ctx, client, "jobs/nightly-report", mutex.WithTTL(5*time.Second))
+	session, err := etcdsync.NewSession(ctx, client, etcdsync.WithTTL(5*time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer mu.Close()
+	defer session.Close()
+	mu, err := session.Mutex("jobs/nightly-report")
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	lease, err := mu.Lock(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer lease.Release(ctx)
+	defer lease.Release(context.Background())
 
 	// Work under a context that is cancelled if the lock is lost.
-	jobCtx, cancel := distsync.LeaseContext(ctx, lease)
-	defer cancel()
+	jobCtx, stop := distsync.LeaseContext(ctx, lease)
+	defer stop()
 	fmt.Println("running the job; lock held:", jobCtx.Err() == nil)
 	// Output: running the job; lock held: true
 }
@@ -54,10 +71,10 @@ func ExampleMutex_TryLock() {
 	client := newClient()
 	defer client.Close()
 	ctx := context.Background()
-	a, _ := mutex.NewWithClient(ctx, client, "example-trylock")
-	defer a.Close()
-	b, _ := mutex.NewWithClient(ctx, client, "example-trylock")
-	defer b.Close()
+	s := newSession(client)
+	defer s.Close()
+	a, _ := s.Mutex("example-trylock")
+	b, _ := s.Mutex("example-trylock")
 
 	held, err := a.TryLock(ctx)
 	if err != nil {
@@ -76,8 +93,9 @@ func ExampleLease_IsOwner() {
 	client := newClient()
 	defer client.Close()
 	ctx := context.Background()
-	mu, _ := mutex.NewWithClient(ctx, client, "example-conditional-write")
-	defer mu.Close()
+	s := newSession(client)
+	defer s.Close()
+	mu, _ := s.Mutex("example-conditional-write")
 
 	lease, err := mu.Lock(ctx)
 	if err != nil {
@@ -128,10 +146,11 @@ func ExampleLease_Token() {
 	ctx := context.Background()
 	store := &fencedStore{}
 
-	first, _ := mutex.NewWithClient(ctx, client, "example-fencing")
-	defer first.Close()
-	second, _ := mutex.NewWithClient(ctx, client, "example-fencing")
-	defer second.Close()
+	firstSession, secondSession := newSession(client), newSession(client)
+	defer firstSession.Close()
+	defer secondSession.Close()
+	first, _ := firstSession.Mutex("example-fencing")
+	second, _ := secondSession.Mutex("example-fencing")
 
 	old, err := first.Lock(ctx)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/internal/testserver"
 	"github.com/distsync/distsync/mutex"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -19,9 +20,26 @@ func TestMain(m *testing.M) {
 	testserver.RunWithEtcd(m, func(e *testserver.Etcd) { etcd = e })
 }
 
-func session(t *testing.T, ttl int) *concurrency.Session {
+// open returns the Mutex called name on a Session of its own.
+func open(t *testing.T, name string) distsync.Mutex {
 	t.Helper()
-	s, err := concurrency.NewSession(etcd.Client(t), concurrency.WithTTL(ttl))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := etcdsync.NewSession(ctx, etcd.Client(t), etcdsync.WithTTL(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	m, err := s.Mutex(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func callerSession(t *testing.T) *concurrency.Session {
+	t.Helper()
+	s, err := concurrency.NewSession(etcd.Client(t), concurrency.WithTTL(5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +48,7 @@ func session(t *testing.T, ttl int) *concurrency.Session {
 }
 
 func TestNewRejectsBadInput(t *testing.T) {
-	s := session(t, 5)
+	s := callerSession(t)
 	for _, tc := range []struct {
 		name string
 		want error
@@ -47,26 +65,13 @@ func TestNewRejectsBadInput(t *testing.T) {
 	if _, err := mutex.New(nil, "ok"); !errors.Is(err, distsync.ErrInvalidConfig) {
 		t.Errorf("New(nil session): got %v, want ErrInvalidConfig", err)
 	}
-	ctx := context.Background()
-	for _, ttl := range []time.Duration{0, time.Second, 2500 * time.Millisecond, -time.Second} {
-		if _, err := mutex.NewWithClient(ctx, etcd.Client(t), "ok", mutex.WithTTL(ttl)); !errors.Is(err, distsync.ErrInvalidConfig) {
-			t.Errorf("WithTTL(%v): got %v, want ErrInvalidConfig", ttl, err)
-		}
-	}
-	if _, err := mutex.NewWithClient(ctx, nil, "ok"); !errors.Is(err, distsync.ErrInvalidConfig) {
-		t.Errorf("NewWithClient(nil client): got %v, want ErrInvalidConfig", err)
-	}
 }
 
 func TestLockReleaseTokens(t *testing.T) {
 	ctx := context.Background()
-	m, err := mutex.NewWithClient(ctx, etcd.Client(t), t.Name(), mutex.WithTTL(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := open(t, t.Name())
 	var last uint64
-	for i := 0; i < 3; i++ {
+	for range 3 {
 		l, err := m.Lock(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -87,5 +92,33 @@ func TestLockReleaseTokens(t *testing.T) {
 		if !errors.Is(l.Err(), distsync.ErrReleased) {
 			t.Fatalf("Err after Release: got %v, want ErrReleased", l.Err())
 		}
+	}
+}
+
+// TestCallerSessionEnds: a Mutex on a session of the caller's is never
+// renewed: once the session ended, its lease is lost and Lock fails with
+// ErrClosed.
+func TestCallerSessionEnds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := callerSession(t)
+	m, err := mutex.New(s, t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := etcd.Client(t).Revoke(ctx, s.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	<-l.Done()
+	if !errors.Is(l.Err(), distsync.ErrLost) {
+		t.Fatalf("lease after its session was revoked: %v, want ErrLost", l.Err())
+	}
+	<-s.Done() // the session's own keep-alive learns of it
+	if _, err := m.Lock(ctx); !errors.Is(err, distsync.ErrClosed) {
+		t.Fatalf("Lock on an ended session: got %v, want ErrClosed", err)
 	}
 }

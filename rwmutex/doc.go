@@ -1,11 +1,22 @@
 // Package rwmutex is distsync's distributed reader/writer lock on etcd.
+// Open one from an etcd Session:
+//
+//	s, err := etcdsync.NewSession(ctx, client, etcdsync.WithTTL(10*time.Second))
+//	...
+//	rw, err := s.RWMutex("config/routes")
+//	read, err := rw.RLock(ctx)
+//
+// The RWMutex is a *RWMutex and its leases are *Lease values. New opens
+// one over a *concurrency.Session of your own, never renewed (see package
+// mutex).
 //
 // # Semantics
 //
 // Any number of read leases (RLock) may be held at once, or one write
 // lease (Lock), never both. Every acquisition is a key under the name's
-// prefix bound to the session's lease: readers under "r/", writers under
-// "w/". Order is the keys' create revisions, which is arrival order:
+// prefix bound to the Session's current lease: readers under "r/",
+// writers under "w/". Order is the keys' create revisions, which is
+// arrival order:
 //
 //   - a reader waits only for the newest writer older than itself, so a
 //     release wakes only the readers (and the writer) that may proceed;
@@ -17,8 +28,10 @@
 //
 // Unlike etcd's experimental recipe RWMutex, every call takes a context,
 // a cancelled call leaves no key behind, and each Lease reports loss (its
-// key deleted, its session expired or revoked, its renewal unconfirmed)
-// like a distsync Mutex's (see package mutex).
+// key deleted, its session lease expired or revoked, its renewal
+// unconfirmed, its Session closed) like a distsync Mutex's (see package
+// mutex). After a loss of the session lease, the same RWMutex locks
+// again under a new lease.
 //
 // Fencing: Token is the key's create revision, strictly greater for every
 // later acquisition of any kind. Readers that overlap carry different

@@ -6,7 +6,7 @@ import (
 	"log"
 	"time"
 
-	"github.com/distsync/distsync/rwmutex"
+	"github.com/distsync/distsync/etcdsync"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -14,17 +14,22 @@ import (
 // the lock, the writer waits for the readers before it, and readers that
 // come after a waiting writer wait for it (so a rewrite is never starved).
 func Example() {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	client, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer client.Close()
-	cfg, err := rwmutex.NewWithClient(ctx, client, "config/routes")
+	session, err := etcdsync.NewSession(ctx, client, etcdsync.WithTTL(5*time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer cfg.Close()
+	defer session.Close()
+	cfg, err := session.RWMutex("config/routes")
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	r1, _ := cfg.RLock(ctx) // two readers at once
 	r2, _ := cfg.RLock(ctx)

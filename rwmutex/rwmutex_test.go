@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/internal/testserver"
 	"github.com/distsync/distsync/rwmutex"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -29,20 +31,22 @@ func TestNewRejectsBadInput(t *testing.T) {
 	if _, err := rwmutex.New(nil, "ok"); !errors.Is(err, distsync.ErrInvalidConfig) {
 		t.Errorf("New(nil session): got %v, want ErrInvalidConfig", err)
 	}
-	if _, err := rwmutex.NewWithClient(context.Background(), etcd.Client(t), "ok", rwmutex.WithTTL(rwmutex.MinTTL/2)); !errors.Is(err, distsync.ErrInvalidConfig) {
-		t.Errorf("WithTTL below MinTTL: got %v, want ErrInvalidConfig", err)
-	}
 }
 
 // TestSameSessionWriterExcludesReader: a write lease excludes a read lease
-// taken through the same RWMutex and session.
+// taken through the same RWMutex and Session.
 func TestSameSessionWriterExcludesReader(t *testing.T) {
-	ctx := context.Background()
-	rw, err := rwmutex.NewWithClient(ctx, etcd.Client(t), t.Name())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := etcdsync.NewSession(ctx, etcd.Client(t), etcdsync.WithTTL(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rw.Close()
+	defer s.Close()
+	rw, err := s.RWMutex(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
 	w, err := rw.Lock(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +58,9 @@ func TestSameSessionWriterExcludesReader(t *testing.T) {
 	r, err := rw.TryRLock(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, ok := r.(*rwmutex.Lease); !ok {
+		t.Fatalf("TryRLock returned %T, want *rwmutex.Lease", r)
 	}
 	_ = r.Release(ctx)
 }

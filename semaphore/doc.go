@@ -1,16 +1,25 @@
 // Package semaphore is distsync's distributed counting semaphore on etcd:
 // at most limit permits are held at any time across all clients. etcd
-// itself has no semaphore.
+// itself has no semaphore. Open one from an etcd Session:
+//
+//	s, err := etcdsync.NewSession(ctx, client, etcdsync.WithTTL(10*time.Second))
+//	...
+//	jobs, err := s.Semaphore(ctx, "render-jobs", 4)
+//	permit, err := jobs.Acquire(ctx)
+//
+// The Semaphore is a *Semaphore and its leases are *Lease values. New
+// opens one over a *concurrency.Session of your own, never renewed (see
+// package mutex).
 //
 // # Semantics
 //
 // Every acquisition is a key under the name's prefix, bound to the
-// session's lease, whose value is its weight (the number of permits it
-// takes, 1 for Acquire). Keys are served in create-revision order: a key
-// holds when the weights of all older keys plus its own are at most the
-// limit. So permits are granted in arrival order, and a waiting
-// acquisition of n permits is not overtaken by later, smaller ones (no
-// starvation of large requests, as with golang.org/x/sync/semaphore).
+// Session's current lease, whose value is its weight (the number of
+// permits it takes, 1 for Acquire). Keys are served in create-revision
+// order: a key holds when the weights of all older keys plus its own are
+// at most the limit. So permits are granted in arrival order, and a
+// waiting acquisition of n permits is not overtaken by later, smaller ones
+// (no starvation of large requests, as with golang.org/x/sync/semaphore).
 //
 // A waiter reads the older keys once and then follows the delete events of
 // the prefix: a release costs the waiters no round trip until one of them
@@ -18,15 +27,19 @@
 //
 // # The limit
 //
-// The limit is stored with the semaphore (the key LimitKey(name)) by the
-// first client that uses it, and every acquisition checks it in the same
-// transaction: a client that opens the semaphore with another limit gets
-// distsync.ErrLimitMismatch, never silent over-admission. To change the
-// limit on purpose, call SetLimit, then open the semaphore with the new
-// limit; clients still using the old one get ErrLimitMismatch on their next
-// acquisition, and permits already held are kept until released (lowering
-// the limit does not revoke them). The limit key is not bound to a session:
-// it is configuration, and DeleteLimit removes it.
+// The limit is stored with the semaphore (the key LimitKey(name)) while
+// anyone holds or waits for a permit, and only then. The acquisition that
+// finds the semaphore idle stores its limit, in the transaction that
+// enqueues it; a limit left by holders that expired is replaced then.
+// Every other acquisition checks the stored limit in that transaction, and
+// a waiter follows it: a limit other than its own fails with
+// distsync.ErrLimitMismatch, never silent over-admission. The release of
+// the last key deletes the limit, so an idle semaphore leaves nothing.
+//
+// SetLimit changes the stored limit (if the semaphore is in use) and the
+// Semaphore's own. Permits already held are kept, also when the limit is
+// lowered. Other clients still using the old limit get ErrLimitMismatch
+// until they SetLimit too.
 //
 // # Loss and fencing
 //
