@@ -88,7 +88,8 @@ func NewSession(ctx context.Context, c *clientv3.Client, opts ...Option) (*Sessi
 // the client: Close closes it. Creating the client is bounded by
 // cfg.DialTimeout; granting the first lease by ctx. It fails as
 // NewSession does (distsync.ErrUnavailable when the client cannot be
-// created), and closes the client then.
+// created, distsync.ErrDenied when its credentials are refused), and
+// closes the client then.
 func Dial(ctx context.Context, cfg clientv3.Config, opts ...Option) (*Session, error) {
 	o := apply(opts)
 	if err := etcdq.CheckTTL(o.ttl); err != nil {
@@ -96,6 +97,9 @@ func Dial(ctx context.Context, cfg clientv3.Config, opts ...Option) (*Session, e
 	}
 	c, err := clientv3.New(cfg)
 	if err != nil {
+		if etcdq.Denied(err) {
+			return nil, distsync.Errorf(distsync.ErrDenied, err, "etcd client")
+		}
 		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "etcd client")
 	}
 	src, err := etcdq.NewSession(ctx, c, o.ttl)

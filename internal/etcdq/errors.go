@@ -3,6 +3,7 @@ package etcdq
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/distsync/distsync"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -48,9 +49,13 @@ func Denied(err error) bool {
 			return true
 		}
 		desc = st.Message()
+	} else {
+		desc = err.Error() // a watch's cancel reason, as plain text
 	}
+	// A watch that etcd cancelled carries the refusal in its cancel
+	// reason, which clientv3 hands on as text.
 	for _, d := range deniedErrs {
-		if desc != "" && desc == d.Error() {
+		if desc != "" && strings.Contains(desc, d.Error()) {
 			return true
 		}
 	}
