@@ -1,8 +1,193 @@
 package integration
 
-// etcdBackend adapts the etcd Session to the conformance suite.
-//
-// TODO(issue 13): build it on the new Session.
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/etcdsync"
+	"github.com/distsync/distsync/internal/etcdq"
+	"github.com/distsync/distsync/internal/testserver"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+)
+
+// etcdSessionTTL is the lease TTL of the conformance suite's etcd
+// Sessions: short, but long enough that a loaded machine does not make
+// them report conservative losses.
+const etcdSessionTTL = 5 * time.Second
+
+// etcdBackend adapts the etcd Session to the conformance suite, on the
+// shared member; every Session has a client of its own.
 func etcdBackend() backend {
-	return backend{name: "etcd"}
+	return backend{
+		name: "etcd",
+		open: func(t *testing.T) distsync.Session {
+			c, err := etcdServer.NewClient()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return etcdSessionOn(t, c, etcdSessionTTL)
+		},
+		openCuttable: func(t *testing.T) (distsync.Session, func(), func()) {
+			p := newTCPProxy(t, etcdServer.Endpoints()[0])
+			return etcdSessionOn(t, etcdProxyClient(t, p.Addr()), etcdSessionTTL), p.Cut, p.Heal
+		},
+		expire: func(t *testing.T, s distsync.Session) {
+			etcdRevoke(t, etcdServer.Client(t), s)
+		},
+		deleteState: func(t *testing.T, l distsync.Lease) {
+			key := l.(interface{ Key() string }).Key()
+			if _, err := etcdServer.Client(t).Delete(context.Background(), key); err != nil {
+				t.Fatal(err)
+			}
+		},
+		keys: func(t *testing.T, name string) []string {
+			return etcdKeysOf(t, etcdServer.Client(t), name)
+		},
+		compact: func(t *testing.T) {
+			if err := etcdServer.Compact(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		},
+		denied:           etcdDeniedSession,
+		observeCoalesces: false,
+	}
+}
+
+// etcdSessionOn returns a Session of ttl on c, which it owns: the Session
+// and then c are closed at cleanup.
+func etcdSessionOn(t *testing.T, c *clientv3.Client, ttl time.Duration) *etcdsync.Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := etcdsync.NewSession(ctx, c, etcdsync.WithTTL(ttl))
+	if err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.Close()
+		_ = c.Close()
+	})
+	return s
+}
+
+// etcdProxyClient returns a client that dials only addr (a proxy the test
+// cuts), redialling quickly once healed rather than after gRPC's default
+// backoff of a second and more. The caller closes it.
+func etcdProxyClient(t *testing.T, addr string) *clientv3.Client {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{addr},
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 20 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 200 * time.Millisecond},
+			MinConnectTimeout: time.Second,
+		})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// etcdRevoke revokes the current lease of s (an etcd Session) through
+// admin, another client, as an expiry would, and returns once etcd has
+// revoked it.
+func etcdRevoke(t *testing.T, admin *clientv3.Client, s distsync.Session) {
+	t.Helper()
+	src := etcdq.Of(s)
+	if src == nil {
+		t.Fatalf("%T is not an etcd Session", s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := src.CurrentLease(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Revoke(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// etcdKeysOf lists the keys under a name's prefix: its holders, waiters
+// and candidates.
+func etcdKeysOf(t *testing.T, c *clientv3.Client, name string) []string {
+	t.Helper()
+	resp, err := c.Get(context.Background(), etcdq.Prefix(name), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, kv := range resp.Kvs {
+		keys = append(keys, string(kv.Key))
+	}
+	return keys
+}
+
+// etcdDeniedSession starts a member of its own with authentication on (the
+// shared member must stay open to every test), with a user "denied" whose
+// role grants an unrelated prefix only, and returns a Session dialed as
+// that user. Opening it may fail with ErrDenied: then it returns nil.
+func etcdDeniedSession(t *testing.T) distsync.Session {
+	t.Helper()
+	m := etcdAuthMember(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := etcdsync.Dial(ctx, clientv3.Config{
+		Endpoints: m.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		Username: "denied", Password: "denied-password",
+	}, etcdsync.WithTTL(etcdSessionTTL))
+	if err != nil {
+		if !errors.Is(err, distsync.ErrDenied) {
+			t.Fatalf("Dial as a denied user: got %v, want ErrDenied", err)
+		}
+		return nil
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// etcdAuthMember starts an etcd member of its own, stopped at cleanup,
+// with a root user, authentication enabled, and a user "denied" whose
+// role "elsewhere" may read and write "unrelated/" only.
+func etcdAuthMember(t *testing.T) *testserver.Etcd {
+	t.Helper()
+	m, err := testserver.StartEtcd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	c, err := m.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	steps := []func() error{
+		func() error { _, err := c.UserAdd(ctx, "root", "root-password"); return err },
+		func() error { _, err := c.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := c.RoleAdd(ctx, "elsewhere"); return err },
+		func() error {
+			_, err := c.RoleGrantPermission(ctx, "elsewhere", "unrelated/", clientv3.GetPrefixRangeEnd("unrelated/"), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := c.UserAdd(ctx, "denied", "denied-password"); return err },
+		func() error { _, err := c.UserGrantRole(ctx, "denied", "elsewhere"); return err },
+		func() error { _, err := c.AuthEnable(ctx); return err },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("set up etcd auth: %v", err)
+		}
+	}
+	return m
 }

@@ -8,24 +8,26 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/election"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/internal/etcdtest/etcdcluster"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// electionOpener opens the etcd Election called name with a 5 s session;
+// electionOpener opens the etcd Election called name on a 5 s Session;
 // its acquire call is Campaign.
 func electionOpener(name string) opener {
-	return func(ctx context.Context, c *clientv3.Client) (func(context.Context) (distsync.Lease, error), func() error, error) {
-		e, err := election.NewWithClient(ctx, c, name, election.WithTTL(5*time.Second))
+	return sessionOpener(func(_ context.Context, s *etcdsync.Session) (func(context.Context) (distsync.Lease, error), error) {
+		e, err := s.Election(name)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		campaign := func(ctx context.Context) (distsync.Lease, error) {
-			return e.Campaign(ctx, []byte("candidate"))
-		}
-		return campaign, e.Close, nil
-	}
+		return func(ctx context.Context) (distsync.Lease, error) {
+			l, err := e.Campaign(ctx, []byte("candidate"))
+			if err != nil {
+				return nil, err
+			}
+			return l, nil
+		}, nil
+	})
 }
 
 // termChecker follows the leaderships of an election under churn, and the
@@ -103,11 +105,10 @@ func TestEtcdElectionLeaderStop(t *testing.T) {
 		terms.end(l)
 	})
 	for range 2 {
-		e, err := election.NewWithClient(ctx, cl.Client(t), name, election.WithTTL(5*time.Second))
+		e, err := etcdSessionWith(t, cl.Client(t), 5*time.Second).Election(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = e.Close() })
 		wg.Go(func() { terms.observe(ctx, e) })
 	}
 	defer func() { cancel(); wg.Wait() }()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/internal/etcdtest/etcdcluster"
 	"github.com/distsync/distsync/mutex"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -52,24 +53,41 @@ type churn struct {
 }
 
 // opener opens the primitive under churn on a client: its acquire call and
-// its Close.
+// its Close (the Session's).
 type opener func(ctx context.Context, c *clientv3.Client) (acquire func(context.Context) (distsync.Lease, error), close func() error, err error)
 
-// mutexOpener opens the etcd Mutex called name with a 5 s session.
-func mutexOpener(name string) opener {
+// sessionOpener opens a 5 s Session on c and the primitive open returns on
+// it; close closes the Session.
+func sessionOpener(open func(ctx context.Context, s *etcdsync.Session) (func(context.Context) (distsync.Lease, error), error)) opener {
 	return func(ctx context.Context, c *clientv3.Client) (func(context.Context) (distsync.Lease, error), func() error, error) {
-		m, err := mutex.NewWithClient(ctx, c, name, mutex.WithTTL(5*time.Second))
+		s, err := etcdsync.NewSession(ctx, c, etcdsync.WithTTL(5*time.Second))
 		if err != nil {
 			return nil, nil, err
 		}
-		return m.Lock, m.Close, nil
+		acquire, err := open(ctx, s)
+		if err != nil {
+			_ = s.Close()
+			return nil, nil, err
+		}
+		return acquire, s.Close, nil
 	}
+}
+
+// mutexOpener opens the etcd Mutex called name on a 5 s Session.
+func mutexOpener(name string) opener {
+	return sessionOpener(func(_ context.Context, s *etcdsync.Session) (func(context.Context) (distsync.Lease, error), error) {
+		m, err := s.Mutex(name)
+		if err != nil {
+			return nil, err
+		}
+		return m.Lock, nil
+	})
 }
 
 // run starts workers clients, each with its own client over all members
 // and its own session, looping acquire / inside / Release until ctx ends.
-// A failed acquisition (an election in progress, a session that ended) is
-// counted and retried, with a new session if the old one ended.
+// A failed acquisition (an election in progress, a session lease that
+// ended) is counted and retried; after ErrClosed, with a new Session.
 func (c *churn) run(ctx context.Context, t *testing.T, cl *etcdcluster.Cluster, workers int, open opener, inside func(distsync.Lease)) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for range workers {
@@ -100,7 +118,7 @@ func (c *churn) run(ctx context.Context, t *testing.T, cl *etcdcluster.Cluster, 
 				cancel()
 				if err != nil {
 					c.fail(err)
-					if errors.Is(err, distsync.ErrClosed) || errors.Is(err, distsync.ErrLost) {
+					if errors.Is(err, distsync.ErrClosed) {
 						_ = closer()
 						acquire, closer = nil, nil
 					}
@@ -218,20 +236,18 @@ func TestEtcdMutexCutOffWaiter(t *testing.T) {
 	leader := cl.WaitLeader(t)
 	cut := (leader + 1) % 3
 
-	holderM, err := mutex.NewWithClient(ctx, cl.MemberClient(t, leader), name, mutex.WithTTL(5*time.Second))
+	holderM, err := etcdSessionWith(t, cl.MemberClient(t, leader), 5*time.Second).Mutex(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer holderM.Close()
 	holder, err := holderM.Lock(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waiterM, err := mutex.NewWithClient(ctx, cl.MemberClient(t, cut), name, mutex.WithTTL(2*time.Second))
+	waiterM, err := etcdSessionWith(t, cl.MemberClient(t, cut), 2*time.Second).Mutex(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer waiterM.Close()
 	errc := make(chan error, 1)
 	// The waiter's own deadline is far away: it must give up by itself.
 	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -280,16 +296,15 @@ func TestEtcdMutexLossBeforeExpiry(t *testing.T) {
 	name := "fault-loss-before-expiry"
 	leader := cl.WaitLeader(t)
 	cut := (leader + 1) % 3
-	m, err := mutex.NewWithClient(ctx, cl.MemberClient(t, cut), name, mutex.WithTTL(2*time.Second))
+	m, err := etcdSessionWith(t, cl.MemberClient(t, cut), 2*time.Second).Mutex(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
 	l, err := m.Lock(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Let a keep-alive confirm the lease, so the holder knows its TTL.
+	// Let a renewal confirm the lease.
 	time.Sleep(1200 * time.Millisecond)
 
 	observer := cl.MemberClient(t, leader)
@@ -342,4 +357,18 @@ func waitEtcdKeys(t *testing.T, c *clientv3.Client, name string, n int64) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// etcdSessionWith returns a Session of ttl on c, closed at cleanup (c stays
+// open).
+func etcdSessionWith(t *testing.T, c *clientv3.Client, ttl time.Duration) *etcdsync.Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := etcdsync.NewSession(ctx, c, etcdsync.WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }

@@ -6,9 +6,8 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/internal/etcdtest/etcdcluster"
-	"github.com/distsync/distsync/semaphore"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestEtcdSemaphoreLeaderStop stops the etcd leader while 12 clients churn
@@ -17,13 +16,13 @@ import (
 func TestEtcdSemaphoreLeaderStop(t *testing.T) {
 	cl := etcdcluster.New(t, 3)
 	const limit, clients = 3, 12
-	open := func(ctx context.Context, c *clientv3.Client) (func(context.Context) (distsync.Lease, error), func() error, error) {
-		s, err := semaphore.NewWithClient(ctx, c, "fault-semaphore", limit, semaphore.WithTTL(5*time.Second))
+	open := sessionOpener(func(ctx context.Context, s *etcdsync.Session) (func(context.Context) (distsync.Lease, error), error) {
+		sem, err := s.Semaphore(ctx, "fault-semaphore", limit)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		return s.Acquire, s.Close, nil
-	}
+		return sem.Acquire, nil
+	})
 	counter := holdCounter{limit: limit}
 	ctx, cancel := context.WithCancel(context.Background())
 	var c churn

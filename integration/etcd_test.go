@@ -7,16 +7,20 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/internal/etcdq"
-	"github.com/distsync/distsync/mutex"
-	"github.com/distsync/distsync/rwmutex"
-	"github.com/distsync/distsync/semaphore"
+	"github.com/distsync/distsync/etcdsync"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
-// etcdSession returns a session on a client of its own, closed at cleanup.
-func etcdSession(t *testing.T, c *clientv3.Client) *concurrency.Session {
+// etcdSession returns a Session on c, closed at cleanup (c stays open).
+func etcdSession(t *testing.T, c *clientv3.Client) *etcdsync.Session {
+	t.Helper()
+	return etcdSessionWith(t, c, etcdSessionTTL)
+}
+
+// concurrencySession returns an etcd concurrency.Session on c, closed at
+// cleanup.
+func concurrencySession(t *testing.T, c *clientv3.Client) *concurrency.Session {
 	t.Helper()
 	s, err := concurrency.NewSession(c, concurrency.WithTTL(5))
 	if err != nil {
@@ -26,113 +30,17 @@ func etcdSession(t *testing.T, c *clientv3.Client) *concurrency.Session {
 	return s
 }
 
-func etcdMutex(t *testing.T, s *concurrency.Session, name string) *mutex.Mutex {
-	t.Helper()
-	m, err := mutex.New(s, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	return m
-}
-
-// etcdMutexBackend adapts the etcd Mutex to the conformance suite; every
-// Mutex gets a client of its own from newClient.
-func etcdMutexBackend(newClient func(tb testing.TB) *clientv3.Client) mutexBackend {
-	return mutexBackend{
-		newMutex: func(t *testing.T, name string) distsync.Mutex {
-			return etcdMutex(t, etcdSession(t, newClient(t)), name)
-		},
-		sameSession: func(t *testing.T, name string) (distsync.Mutex, distsync.Mutex) {
-			s := etcdSession(t, newClient(t))
-			return etcdMutex(t, s, name), etcdMutex(t, s, name)
-		},
-		endSession: func(t *testing.T, m distsync.Mutex) {
-			revokeSession(t, newClient(t), m.(*mutex.Mutex).Session())
-		},
-		deleteState: func(t *testing.T, l distsync.Lease) {
-			if _, err := newClient(t).Delete(context.Background(), l.(*mutex.Lease).Key()); err != nil {
-				t.Fatal(err)
-			}
-		},
-		keys: etcdKeys(newClient),
-	}
-}
-
-// etcdKeys lists the keys under a name's prefix: its holders and waiters.
-func etcdKeys(newClient func(tb testing.TB) *clientv3.Client) func(*testing.T, string) []string {
-	return func(t *testing.T, name string) []string {
-		resp, err := newClient(t).Get(context.Background(), etcdq.Prefix(name), clientv3.WithPrefix(), clientv3.WithKeysOnly())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var keys []string
-		for _, kv := range resp.Kvs {
-			keys = append(keys, string(kv.Key))
-		}
-		return keys
-	}
-}
-
-// revokeSession revokes the lease of s from another client.
-func revokeSession(t *testing.T, c *clientv3.Client, s *concurrency.Session) {
-	t.Helper()
-	if _, err := c.Revoke(context.Background(), s.Lease()); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestEtcdRWMutexConformance(t *testing.T) {
-	c := etcdServer.Client
-	testRWMutexConformance(t, rwBackend{
-		newRW: func(t *testing.T, name string) distsync.RWMutex {
-			rw, err := rwmutex.New(etcdSession(t, c(t)), name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = rw.Close() })
-			return rw
-		},
-		endSession: func(t *testing.T, rw distsync.RWMutex) {
-			revokeSession(t, c(t), rw.(*rwmutex.RWMutex).Session())
-		},
-		keys: etcdKeys(c),
-	})
-}
-
-func TestEtcdSemaphoreConformance(t *testing.T) {
-	c := etcdServer.Client
-	testSemaphoreConformance(t, semBackend{
-		newSem: func(t *testing.T, name string, limit int64) (distsync.Semaphore, error) {
-			s, err := semaphore.New(etcdSession(t, c(t)), name, limit)
-			if err != nil {
-				return nil, err
-			}
-			t.Cleanup(func() {
-				_ = s.Close()
-				_ = semaphore.DeleteLimit(context.Background(), c(t), name)
-			})
-			return s, nil
-		},
-		endSession: func(t *testing.T, s distsync.Semaphore) {
-			revokeSession(t, c(t), s.(*semaphore.Semaphore).Session())
-		},
-		keys: etcdKeys(c),
-	})
-}
-
-func TestEtcdMutexConformance(t *testing.T) {
-	testMutexConformance(t, etcdMutexBackend(etcdServer.Client))
-}
-
 // TestEtcdMutexInterop shows that a distsync Mutex and etcd's own
 // concurrency.Mutex (the one `etcdctl lock NAME` uses) exclude each other.
 func TestEtcdMutexInterop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	name := "interop-lock"
-	ours := etcdMutex(t, etcdSession(t, etcdServer.Client(t)), name)
-	theirs := concurrency.NewMutex(etcdSession(t, etcdServer.Client(t)), name)
+	ours, err := etcdSession(t, etcdServer.Client(t)).Mutex(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := concurrency.NewMutex(concurrencySession(t, etcdServer.Client(t)), name)
 
 	l, err := ours.Lock(ctx)
 	if err != nil {
@@ -175,5 +83,56 @@ func TestEtcdMutexInterop(t *testing.T) {
 	}
 	if l := <-waited; l != nil {
 		_ = l.Release(ctx)
+	}
+}
+
+// TestEtcdDenied dials a Session as a user whose role covers none of the
+// names (on a member of its own with authentication on): every acquire
+// call and distsync.Run return ErrDenied at once, with no retry, while the
+// context would allow a minute. The control is the same calls as root.
+func TestEtcdDenied(t *testing.T) {
+	s := etcdDeniedSession(t)
+	if s == nil {
+		return // opening was denied, which etcdDeniedSession checked
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := "denied-name"
+	m, _ := s.Mutex(name)
+	rw, _ := s.RWMutex(name)
+	e, _ := s.Election(name)
+	calls := map[string]func() error{
+		"Mutex.Lock":      func() error { return releaseIfHeld(m.Lock(ctx)) },
+		"Mutex.TryLock":   func() error { return releaseIfHeld(m.TryLock(ctx)) },
+		"RWMutex.RLock":   func() error { return releaseIfHeld(rw.RLock(ctx)) },
+		"RWMutex.TryLock": func() error { return releaseIfHeld(rw.TryLock(ctx)) },
+		"Semaphore": func() error {
+			sem, err := s.Semaphore(ctx, name, 2)
+			if err != nil {
+				return err
+			}
+			return releaseIfHeld(sem.Acquire(ctx))
+		},
+		"Election.Campaign": func() error { l, err := e.Campaign(ctx, []byte("v")); return releaseIfHeld(l, err) },
+		"Election.Leader":   func() error { _, err := e.Leader(ctx); return err },
+		"Run": func() error {
+			return distsync.Run(ctx, e, []byte("v"), distsync.Callbacks{
+				OnStartedLeading: func(context.Context, distsync.Leadership) {},
+			})
+		},
+	}
+	for what, call := range calls {
+		start := time.Now()
+		err := call()
+		took := time.Since(start)
+		if !errors.Is(err, distsync.ErrDenied) || sentinels(err) != 1 {
+			t.Errorf("%s as a denied user: got %v, want ErrDenied (and no other sentinel)", what, err)
+		}
+		if took > 2*time.Second {
+			t.Errorf("%s as a denied user returned after %v: retried", what, took)
+		}
+	}
+	if _, ok := <-e.Observe(ctx); ok {
+		t.Error("Observe as a denied user delivered a value")
 	}
 }

@@ -10,13 +10,10 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/election"
+	"github.com/distsync/distsync/etcdsync"
+	"github.com/distsync/distsync/internal/etcdq"
 	"github.com/distsync/distsync/internal/etcdtest/etcdcluster"
-	"github.com/distsync/distsync/mutex"
-	"github.com/distsync/distsync/rwmutex"
-	"github.com/distsync/distsync/semaphore"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
 // txnRegister is the counter kept in etcd itself, written by a Txn
@@ -113,55 +110,74 @@ func (r *txnRegister) result(ctx context.Context) ([]*histOp, []access, int, err
 	return ops, accesses, final, nil
 }
 
-// etcdHistPrim opens one etcd primitive on a client, with its own session.
-type etcdHistPrim func(ctx context.Context, c *clientv3.Client, name string, ttl time.Duration) (acquire func(context.Context) (distsync.Lease, error), closer func() error, session func() *concurrency.Session, err error)
+// etcdHistPrim opens one etcd primitive on a Session of its own on a
+// client.
+type etcdHistPrim func(ctx context.Context, c *clientv3.Client, name string, ttl time.Duration) (acquire func(context.Context) (distsync.Lease, error), closer func() error, session func() *etcdq.Session, err error)
+
+// etcdHistOpen opens a Session of ttl on c and the primitive open returns
+// on it.
+func etcdHistOpen(open func(s *etcdsync.Session, name string) (func(context.Context) (distsync.Lease, error), error)) etcdHistPrim {
+	return func(ctx context.Context, c *clientv3.Client, name string, ttl time.Duration) (func(context.Context) (distsync.Lease, error), func() error, func() *etcdq.Session, error) {
+		s, err := etcdsync.NewSession(ctx, c, etcdsync.WithTTL(ttl))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		acquire, err := open(s, name)
+		if err != nil {
+			_ = s.Close()
+			return nil, nil, nil, err
+		}
+		return acquire, s.Close, func() *etcdq.Session { return etcdq.Of(s) }, nil
+	}
+}
 
 var etcdHistPrims = []struct {
 	prim string
 	open etcdHistPrim
 }{
-	{"mutex", func(ctx context.Context, c *clientv3.Client, name string, ttl time.Duration) (func(context.Context) (distsync.Lease, error), func() error, func() *concurrency.Session, error) {
-		m, err := mutex.NewWithClient(ctx, c, name, mutex.WithTTL(ttl))
+	{"mutex", etcdHistOpen(func(s *etcdsync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		m, err := s.Mutex(name)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
-		return m.Lock, m.Close, m.Session, nil
-	}},
-	{"semaphore", func(ctx context.Context, c *clientv3.Client, name string, ttl time.Duration) (func(context.Context) (distsync.Lease, error), func() error, func() *concurrency.Session, error) {
-		s, err := semaphore.NewWithClient(ctx, c, name, 1, semaphore.WithTTL(ttl))
+		return m.Lock, nil
+	})},
+	{"semaphore", etcdHistOpen(func(s *etcdsync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		sem, err := s.Semaphore(ctx, name, 1)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
-		return s.Acquire, s.Close, s.Session, nil
-	}},
-	{"rwmutex", func(ctx context.Context, c *clientv3.Client, name string, ttl time.Duration) (func(context.Context) (distsync.Lease, error), func() error, func() *concurrency.Session, error) {
-		rw, err := rwmutex.NewWithClient(ctx, c, name, rwmutex.WithTTL(ttl))
+		return sem.Acquire, nil
+	})},
+	{"rwmutex", etcdHistOpen(func(s *etcdsync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		rw, err := s.RWMutex(name)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
-		return rw.Lock, rw.Close, rw.Session, nil
-	}},
-	{"election", func(ctx context.Context, c *clientv3.Client, name string, ttl time.Duration) (func(context.Context) (distsync.Lease, error), func() error, func() *concurrency.Session, error) {
-		e, err := election.NewWithClient(ctx, c, name, election.WithTTL(ttl))
+		return rw.Lock, nil
+	})},
+	{"election", etcdHistOpen(func(s *etcdsync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
+		e, err := s.Election(name)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
-		campaign := func(ctx context.Context) (distsync.Lease, error) {
+		return func(ctx context.Context) (distsync.Lease, error) {
 			l, err := e.Campaign(ctx, []byte(name))
 			if err != nil {
 				return nil, err
 			}
 			return l, nil
-		}
-		return campaign, e.Close, e.Session, nil
-	}},
+		}, nil
+	})},
 }
 
 // TestHistoryEtcd runs the fenced-history workload on every etcd primitive
 // at once, 8 clients each (one session per client and primitive, each
 // client on one member of a 3-member cluster), while the nemesis pauses
-// holders past their TTL (the session's keep-alive stops as in a process
-// pause: Orphan), revokes a holder's session, stops and restarts the leader
+// holders past their TTL (the Session's renewals stop as in a process
+// pause: Orphan), revokes a holder's Session lease, stops and restarts the leader
 // and a follower, and blackholes a holder's member.
 func TestHistoryEtcd(t *testing.T) {
 	soak := soakDuration(t)
@@ -188,7 +204,7 @@ func TestHistoryEtcd(t *testing.T) {
 		run.stop()
 		checkHistories(t, "etcd, 3-member cluster", ws, &faults, time.Since(start),
 			fmt.Sprintf("%d clients per primitive, session TTL %v, pauses %v", clients, ttl, ttl+2*time.Second),
-			"a paused holder's keep-alive is stopped with Session.Orphan, so its lease also learns of the loss at once; the server expires it after the TTL",
+			"a paused holder's renewals are stopped (etcdq Orphan): its leases are lost at their renewal deadline, the server expires the lease after the TTL, and the Session's next call grants a new one",
 			"etcd-txn: the same increments written with Txn(If(IsOwner)); failed Txns resolved by their marker keys")
 	}()
 	for _, p := range etcdHistPrims {
@@ -223,7 +239,10 @@ func TestHistoryEtcd(t *testing.T) {
 		g := &grab{targeted: true, within: 5 * time.Second}
 		h := w.take(t, g, 30*time.Second)
 		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := admin.Revoke(rctx, h.c.session().Lease())
+		id, err := h.c.session().CurrentLease(rctx)
+		if err == nil {
+			_, err = admin.Revoke(rctx, id)
+		}
 		rcancel()
 		close(g.release)
 		if err != nil {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/fallback/zksync"
+	"github.com/distsync/distsync/internal/etcdq"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
 // This file is the fenced-history workload of issue 7: clients loop
@@ -201,11 +201,11 @@ type histClient struct {
 	// the function it returns undoes it.
 	freeze func(l distsync.Lease) (thaw func())
 	// What the nemesis and the registers need of each backend's client.
-	kv      *clientv3.Client            // etcd: the client (the Txn register writes through it)
-	member  int                         // etcd: the member kv talks to
-	session func() *concurrency.Session // etcd: the primitive's current session
-	proxy   *tcpProxy                   // ZooKeeper: the client's own way to the server
-	zk      *zksync.Session             // ZooKeeper
+	kv      *clientv3.Client      // etcd: the client (the Txn register writes through it)
+	member  int                   // etcd: the member kv talks to
+	session func() *etcdq.Session // etcd: the Session under the primitive
+	proxy   *tcpProxy             // ZooKeeper: the client's own way to the server
+	zk      *zksync.Session       // ZooKeeper
 }
 
 // histOpen opens client i of a workload.

@@ -7,17 +7,13 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/election"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/internal/etcdq"
-	"github.com/distsync/distsync/mutex"
-	"github.com/distsync/distsync/rwmutex"
-	"github.com/distsync/distsync/semaphore"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
-// etcdLifeTTL is the session TTL of the etcd lifecycle checks: etcd's
-// smallest (etcdq.MinTTL).
+// etcdLifeTTL is the Session TTL of the etcd lifecycle checks: a default
+// etcd's smallest (the test member grants 1 s too).
 const etcdLifeTTL = 2 * time.Second
 
 // etcdLifeBackend adapts the etcd primitives to the lifecycle checks. Each
@@ -43,7 +39,9 @@ func etcdLifeBackend(t *testing.T) lifeBackend {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := concurrency.NewSession(c, concurrency.WithTTL(int(etcdLifeTTL/time.Second)))
+			ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+			defer cancel()
+			s, err := etcdsync.NewSession(ctx, c, etcdsync.WithTTL(etcdLifeTTL))
 			if err != nil {
 				c.Close()
 				t.Fatal(err)
@@ -61,9 +59,7 @@ func etcdLifeBackend(t *testing.T) lifeBackend {
 					return etcdLifeAcquirer(t, s, k, name)
 				},
 				end: func(t *testing.T, _ string) {
-					if _, err := admin.Revoke(bg, s.Lease()); err != nil {
-						t.Fatal(err)
-					}
+					etcdRevoke(t, admin, s)
 				},
 				close: closeAll,
 			}
@@ -80,45 +76,36 @@ func etcdLifeBackend(t *testing.T) lifeBackend {
 	}
 }
 
-// etcdLifeAcquirer opens the etcd primitive of kind k on s.
-func etcdLifeAcquirer(t *testing.T, s *concurrency.Session, k lifeKind, name string) lifeAcquirer {
+// etcdLifeAcquirer opens the etcd primitive of kind k on s. Primitives
+// have no Close of their own: the Session's ends them.
+func etcdLifeAcquirer(t *testing.T, s distsync.Session, k lifeKind, name string) lifeAcquirer {
 	t.Helper()
 	switch k {
 	case lifeMutex:
-		m, err := mutex.New(s, name)
+		m, err := s.Mutex(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return lifeAcquirer{acquire: m.Lock, close: m.Close}
+		return lifeAcquirer{acquire: m.Lock}
 	case lifeWrite, lifeRead:
-		rw, err := rwmutex.New(s, name)
+		rw, err := s.RWMutex(name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if k == lifeRead {
-			return lifeAcquirer{acquire: rw.RLock, close: rw.Close}
+			return lifeAcquirer{acquire: rw.RLock}
 		}
-		return lifeAcquirer{acquire: rw.Lock, close: rw.Close}
+		return lifeAcquirer{acquire: rw.Lock}
 	case lifeSemaphore:
-		sem, err := semaphore.New(s, name, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		sem, err := s.Semaphore(ctx, name, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The session's client may be closed (or cut off) by then: the
-		// limit is deleted through a client of the test's own.
-		t.Cleanup(func() {
-			c, err := etcdServer.NewClient()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = semaphore.DeleteLimit(ctx, c, name)
-		})
-		return lifeAcquirer{acquire: sem.Acquire, close: sem.Close}
+		return lifeAcquirer{acquire: sem.Acquire}
 	case lifeElection:
-		e, err := election.New(s, name)
+		e, err := s.Election(name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +117,6 @@ func etcdLifeAcquirer(t *testing.T, s *concurrency.Session, k lifeKind, name str
 				}
 				return l, nil
 			},
-			close: e.Close,
 		}
 	}
 	t.Fatalf("unknown kind %q", k)
