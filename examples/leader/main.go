@@ -50,6 +50,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/election"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/internal/etcdtest/localetcd"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -113,7 +114,7 @@ func run(w io.Writer) error {
 	}
 	r := rs[leader-1]
 	out.printf("operator: revoking replica %d's session lease\n", leader)
-	if _, err := r.client.Revoke(ctx, r.election.Session().Lease()); err != nil {
+	if err := r.revoke(ctx); err != nil {
 		return err
 	}
 
@@ -156,16 +157,37 @@ func waitTicks(ctx context.Context, events <-chan event, prev int) (int, error) 
 	}
 }
 
-// A replica is one instance of the service, with a client and an election
-// of its own, as a separate process would have.
+// A replica is one instance of the service, with a client and a Session of
+// its own, as a separate process would have.
 type replica struct {
-	client   *clientv3.Client
-	election *election.Election
-	cancel   context.CancelFunc
-	done     chan error
+	client  *clientv3.Client
+	session *etcdsync.Session
+	cancel  context.CancelFunc
+	done    chan error
+
+	mu  sync.Mutex
+	key string // the etcd key of the leadership held, if any
 
 	once sync.Once
 	err  error
+}
+
+// revoke revokes the etcd lease that the replica's leadership key is bound
+// to, as etcd does when the replica stops renewing it. An operator finds
+// the lease from the key.
+func (r *replica) revoke(ctx context.Context) error {
+	r.mu.Lock()
+	key := r.key
+	r.mu.Unlock()
+	resp, err := r.client.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if len(resp.Kvs) != 1 {
+		return fmt.Errorf("leadership key %q is gone", key)
+	}
+	_, err = r.client.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+	return err
 }
 
 func startReplica(ctx context.Context, id int, endpoints []string, out *lineWriter, events chan<- event) (*replica, error) {
@@ -173,16 +195,25 @@ func startReplica(ctx context.Context, id int, endpoints []string, out *lineWrit
 	if err != nil {
 		return nil, err
 	}
-	e, err := election.NewWithClient(ctx, client, electionName, election.WithTTL(ttl))
+	s, err := etcdsync.NewSession(ctx, client, etcdsync.WithTTL(ttl))
 	if err != nil {
 		client.Close()
 		return nil, err
 	}
+	e, err := s.Election(electionName)
+	if err != nil {
+		s.Close()
+		client.Close()
+		return nil, err
+	}
 	rctx, cancel := context.WithCancel(ctx)
-	r := &replica{client: client, election: e, cancel: cancel, done: make(chan error, 1)}
+	r := &replica{client: client, session: s, cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		r.done <- distsync.Run(rctx, e, fmt.Appendf(nil, "replica-%d", id), distsync.Callbacks{
 			OnStartedLeading: func(ctx context.Context, l distsync.Leadership) {
+				r.mu.Lock()
+				r.key = l.(*election.Leadership).Key()
+				r.mu.Unlock()
 				out.printf("replica %d leads (term %d)\n", id, l.Token())
 				work(ctx, id, out, events)
 				out.printf("replica %d stops working: %v\n", id, context.Cause(ctx))
@@ -218,11 +249,11 @@ func work(ctx context.Context, id int, out *lineWriter, events chan<- event) {
 }
 
 // stop shuts the replica down: Run resigns after the work returned, then
-// the election's session and the client are closed. It is idempotent.
+// the Session and the client are closed. It is idempotent.
 func (r *replica) stop() error {
 	r.once.Do(func() {
 		r.cancel()
-		r.err = errors.Join(<-r.done, r.election.Close())
+		r.err = errors.Join(<-r.done, r.session.Close())
 		r.client.Close()
 	})
 	return r.err

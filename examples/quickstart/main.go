@@ -3,11 +3,12 @@
 //
 //	go run ./examples/quickstart
 //
-// Three workers, each with a session of its own as separate processes would
+// Three workers, each with a Session of its own as separate processes would
 // have, take turns on one lock and print the fencing token of each turn.
-// Then a worker's session lease is revoked while it holds the lock, as etcd
-// does when a holder stops renewing it, and the worker learns of the loss
-// from its Lease. The output looks like:
+// Then the lease under a worker's Session is revoked while it holds the
+// lock, as etcd does when a holder stops renewing it: the worker learns of
+// the loss from its Lease, and its Session goes on with a new lease, so the
+// next Lock works. The output looks like:
 //
 //	worker 3 holds the lock, fencing token 2
 //	worker 1 holds the lock, fencing token 3
@@ -17,7 +18,8 @@
 //	worker 2 holds the lock, fencing token 10
 //	worker 1 holds the lock, fencing token 14
 //	worker 1 lost the lock: Done closed, errors.Is(err, distsync.ErrLost) = true
-//	  distsync: lease lost: key "quickstart/37e4a213e86b5422_8e3dbff1a2f66f7b" was deleted at revision 15
+//	  distsync: lease lost: key "quickstart/37e4a2186f74221e_96218adedb645580" was deleted
+//	worker 1 holds the lock again, fencing token 16
 //
 // The tokens are etcd revisions: they grow with every acquisition, with gaps
 // where other writes (the waiters' own keys) took revisions in between.
@@ -33,6 +35,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/internal/etcdtest/localetcd"
 	"github.com/distsync/distsync/mutex"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -43,8 +46,8 @@ const (
 	lockName = "quickstart"
 	workers  = 3
 	turns    = 2
-	// ttl is the session TTL: if a worker crashed while holding the lock,
-	// the lock would pass on about this long after.
+	// ttl is the Session's TTL: if a worker crashed while holding the
+	// lock, the lock would pass on about this long after.
 	ttl = 5 * time.Second
 )
 
@@ -99,12 +102,16 @@ func takeTurns(ctx context.Context, out *lineWriter, cli *clientv3.Client) error
 }
 
 func worker(ctx context.Context, out *lineWriter, cli *clientv3.Client, id int) (err error) {
-	m, err := mutex.NewWithClient(ctx, cli, lockName, mutex.WithTTL(ttl))
+	s, err := etcdsync.NewSession(ctx, cli, etcdsync.WithTTL(ttl))
 	if err != nil {
 		return err
 	}
-	// Close ends the worker's session, and with it anything still held.
-	defer func() { err = errors.Join(err, m.Close()) }()
+	// Close ends the worker's Session, and with it anything still held.
+	defer func() { err = errors.Join(err, s.Close()) }()
+	m, err := s.Mutex(lockName)
+	if err != nil {
+		return err
+	}
 
 	for range turns {
 		lease, err := m.Lock(ctx)
@@ -123,41 +130,55 @@ func worker(ctx context.Context, out *lineWriter, cli *clientv3.Client, id int) 
 	return nil
 }
 
-// loseLock takes the lock, has its session lease revoked from outside, and
-// reports how the Lease tells of the loss.
-func loseLock(ctx context.Context, out *lineWriter, cli *clientv3.Client) error {
-	m, err := mutex.NewWithClient(ctx, cli, lockName, mutex.WithTTL(ttl))
+// loseLock takes the lock, has the lease under its Session revoked from
+// outside, reports how the Lease tells of the loss, and takes the lock
+// again on the same Session.
+func loseLock(ctx context.Context, out *lineWriter, cli *clientv3.Client) (err error) {
+	s, err := etcdsync.NewSession(ctx, cli, etcdsync.WithTTL(ttl))
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, s.Close()) }()
+	m, err := s.Mutex(lockName)
 	if err != nil {
 		return err
 	}
 	lease, err := m.Lock(ctx)
 	if err != nil {
-		_ = m.Close()
 		return err
 	}
 	out.printf("worker 1 holds the lock, fencing token %d\n", lease.Token())
 
-	// Revoking the session lease deletes the lock's key, as its expiry
-	// would if the worker stopped renewing it (a crash, a partition, a long
-	// pause). Another worker could take the lock right away.
-	if _, err := cli.Revoke(ctx, m.Session().Lease()); err != nil {
-		_ = m.Close()
+	// Revoking the etcd lease that the lock's key is bound to deletes the
+	// key, as its expiry would if the worker stopped renewing it (a crash,
+	// a partition, a long pause). Another worker could take the lock right
+	// away. An operator finds the lease from the key.
+	resp, err := cli.Get(ctx, lease.(*mutex.Lease).Key())
+	if err != nil {
+		return err
+	}
+	if len(resp.Kvs) != 1 {
+		return fmt.Errorf("the lock's key is gone already")
+	}
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
 		return err
 	}
 	select {
 	case <-lease.Done():
 	case <-ctx.Done():
-		_ = m.Close()
 		return fmt.Errorf("the lost lock was not reported: %w", ctx.Err())
 	}
 	err = lease.Err()
 	out.printf("worker 1 lost the lock: Done closed, errors.Is(err, distsync.ErrLost) = %t\n", errors.Is(err, distsync.ErrLost))
 	out.printf("  %v\n", err)
 
-	// Close revokes the session lease, which is gone already: its error
-	// says so and is expected here.
-	_ = m.Close()
-	return nil
+	// The Session goes on with a new lease: the same Mutex works again.
+	again, err := m.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	out.printf("worker 1 holds the lock again, fencing token %d\n", again.Token())
+	return again.Release(ctx)
 }
 
 // lineWriter serializes the workers' lines. The lock already orders the

@@ -23,8 +23,8 @@ func TestRun(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	const holdLines = workers*turns + 1 // the turns, then the lock that is lost
-	if len(lines) != holdLines+2 {
-		t.Fatalf("got %d lines, want %d:\n%s", len(lines), holdLines+2, out.String())
+	if len(lines) != holdLines+3 {
+		t.Fatalf("got %d lines, want %d:\n%s", len(lines), holdLines+3, out.String())
 	}
 
 	holds := regexp.MustCompile(`^worker (\d+) holds the lock, fencing token (\d+)$`)
@@ -60,5 +60,12 @@ func TestRun(t *testing.T) {
 	}
 	if want := "  distsync: lease lost: "; !strings.HasPrefix(lines[holdLines+1], want) {
 		t.Errorf("line %d = %q, want it to start with %q", holdLines+2, lines[holdLines+1], want)
+	}
+	again := regexp.MustCompile(`^worker 1 holds the lock again, fencing token (\d+)$`).FindStringSubmatch(lines[holdLines+2])
+	if again == nil {
+		t.Fatalf("line %d = %q, want the lock taken again on the same Session", holdLines+3, lines[holdLines+2])
+	}
+	if token, _ := strconv.ParseUint(again[1], 10, 64); token <= last {
+		t.Errorf("token after the loss %d not above the lost one, %d", token, last)
 	}
 }
