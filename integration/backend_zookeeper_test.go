@@ -1,8 +1,77 @@
 package integration
 
-// zkBackend adapts the zookeeper Session to the conformance suite.
-//
-// TODO(issue 13): build it on the new Session.
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/fallback/zksync"
+	"github.com/go-zookeeper/zk"
+)
+
+// zkBackend adapts the ZooKeeper Session to the conformance suite, on the
+// shared server. Every Session dials a connection of its own, with the
+// session timeout zkTestTimeout, through zkDialer, which records session
+// passwords so that expire can end a session from outside. ZooKeeper keeps
+// no history of changes (nothing to compact), and its watches fire once,
+// so its observers may coalesce short-lived states.
 func zkBackend() backend {
-	return backend{name: "zookeeper"}
+	return backend{
+		name: "zookeeper",
+		open: func(t *testing.T) distsync.Session { return zkSession(t) },
+		openCuttable: func(t *testing.T) (distsync.Session, func(), func()) {
+			p := newTCPProxy(t, zkServer.Addr())
+			return zkSessionTo(t, p.Addr()), p.Cut, p.Heal
+		},
+		expire: func(t *testing.T, s distsync.Session) {
+			zkExpire(t, s.(*zksync.Session).SessionID())
+		},
+		deleteState: func(t *testing.T, l distsync.Lease) {
+			if err := zkAdmin(t).Delete(l.(interface{ Path() string }).Path(), -1); err != nil {
+				t.Fatal(err)
+			}
+		},
+		keys:             zkKeys,
+		compact:          nil,
+		denied:           zkDeniedSession,
+		observeCoalesces: true,
+	}
+}
+
+// zkDeniedRoot is the root of the denied-user checks: a persistent node
+// whose ACL grants everything to the digest user zkDeniedUser only.
+const (
+	zkDeniedRoot = "/distsync-digest"
+	zkDeniedUser = "owner:secret"
+)
+
+// zkDeniedSession returns a Session without credentials under
+// zkDeniedRoot, which a Session with the digest has created with a digest
+// ACL (WithACL and WithAuth) and shown to work: every call on a name is
+// refused with zk.ErrNoAuth.
+func zkDeniedSession(t *testing.T) distsync.Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	acl := zk.DigestACL(zk.PermAll, "owner", "secret")
+	owner := zkSession(t, zksync.WithRoot(zkDeniedRoot), zksync.WithACL(acl), zksync.WithAuth("digest", []byte(zkDeniedUser)))
+	// A persistent root: a container would be reaped once empty, and the
+	// next Session would create it again with its own ACL.
+	if _, err := owner.Conn().Create(zkDeniedRoot, nil, 0, acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		t.Fatal(err)
+	}
+	m, err := owner.Mutex(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock by the digest's owner: %v", err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return zkSession(t, zksync.WithRoot(zkDeniedRoot))
 }

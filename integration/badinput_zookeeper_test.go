@@ -8,6 +8,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/fallback/zksync"
+	"github.com/distsync/distsync/internal/testserver"
 	"github.com/go-zookeeper/zk"
 )
 
@@ -48,7 +49,7 @@ func TestBadInputZooKeeper(t *testing.T) {
 	}
 	mutexCall := func(pick func(*zksync.Mutex) call) func(*testing.T, string, bool) call {
 		return on(func(s *zksync.Session, name string) (call, error) {
-			m, err := zksync.NewMutex(s, name)
+			m, err := zkNewMutex(s, name)
 			if err != nil {
 				return nil, err
 			}
@@ -57,7 +58,7 @@ func TestBadInputZooKeeper(t *testing.T) {
 	}
 	rwCall := func(pick func(*zksync.RWMutex) call) func(*testing.T, string, bool) call {
 		return on(func(s *zksync.Session, name string) (call, error) {
-			rw, err := zksync.NewRWMutex(s, name)
+			rw, err := zkNewRWMutex(s, name)
 			if err != nil {
 				return nil, err
 			}
@@ -66,7 +67,7 @@ func TestBadInputZooKeeper(t *testing.T) {
 	}
 	semCall := func(pick func(*zksync.Semaphore) call) func(*testing.T, string, bool) call {
 		return on(func(s *zksync.Session, name string) (call, error) {
-			sem, err := zksync.NewSemaphore(bg, s, name, 1)
+			sem, err := zkNewSemaphore(bg, s, name, 1)
 			if err != nil {
 				return nil, err
 			}
@@ -74,7 +75,7 @@ func TestBadInputZooKeeper(t *testing.T) {
 		})
 	}
 	campaign := on(func(s *zksync.Session, name string) (call, error) {
-		e, err := zksync.NewElection(s, name)
+		e, err := zkNewElection(s, name)
 		if err != nil {
 			return nil, err
 		}
@@ -100,21 +101,21 @@ func TestBadInputZooKeeper(t *testing.T) {
 	cases := acquireCases("zookeeper", acquirers, zkKeys, lose)
 
 	cases = append(cases, nameCases(map[string]func(*testing.T, string) func() error{
-		"NewMutex": func(t *testing.T, n string) func() error {
+		"Session.Mutex": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(zksync.NewMutex(s, n)) }
+			return func() error { return errOf(zkNewMutex(s, n)) }
 		},
-		"NewRWMutex": func(t *testing.T, n string) func() error {
+		"Session.RWMutex": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(zksync.NewRWMutex(s, n)) }
+			return func() error { return errOf(zkNewRWMutex(s, n)) }
 		},
-		"NewSemaphore": func(t *testing.T, n string) func() error {
+		"Session.Semaphore": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(zksync.NewSemaphore(bg, s, n, 1)) }
+			return func() error { return errOf(zkNewSemaphore(bg, s, n, 1)) }
 		},
-		"NewElection": func(t *testing.T, n string) func() error {
+		"Session.Election": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(zksync.NewElection(s, n)) }
+			return func() error { return errOf(zkNewElection(s, n)) }
 		},
 		"NodePath": func(t *testing.T, n string) func() error {
 			return func() error { _, err := zksync.NodePath(zksync.DefaultRoot, n); return err }
@@ -138,23 +139,26 @@ func TestBadInputZooKeeper(t *testing.T) {
 	}
 	cases = append(cases,
 		simple("Dial/no-servers", invalid, func() error { return errOf(zksync.Dial(bg, nil)) }),
-		simple("Dial/timeout-zero", invalid, func() error { return dial(bg, zksync.WithSessionTimeout(0)) }),
-		simple("Dial/timeout-negative", invalid, func() error { return dial(bg, zksync.WithSessionTimeout(-time.Second)) }),
-		simple("Dial/timeout-fractional", invalid, func() error { return dial(bg, zksync.WithSessionTimeout(2*time.Second+time.Microsecond)) }),
+		simple("Dial/timeout-zero", invalid, func() error { return dial(bg, zksync.WithTTL(0)) }),
+		simple("Dial/timeout-negative", invalid, func() error { return dial(bg, zksync.WithTTL(-time.Second)) }),
+		simple("Dial/timeout-fractional", invalid, func() error { return dial(bg, zksync.WithTTL(2*time.Second+time.Microsecond)) }),
 		simple("Dial/grace-negative", invalid, func() error { return dial(bg, zksync.WithDisconnectGrace(-time.Second)) }),
 		simple("Dial/grace-above-third", invalid, func() error {
-			return dial(bg, zksync.WithSessionTimeout(3*time.Second), zksync.WithDisconnectGrace(1001*time.Millisecond))
+			return dial(bg, zksync.WithTTL(3*time.Second), zksync.WithDisconnectGrace(1001*time.Millisecond))
 		}),
 		simple("Dial/nil-dialer", invalid, func() error { return dial(bg, zksync.WithDialer(nil)) }),
 		simple("Dial/empty-ACL", invalid, func() error { return dial(bg, zksync.WithACL(nil)) }),
-		simple("NewMutex/nil-session", invalid, func() error { return errOf(zksync.NewMutex(nil, name)) }),
-		simple("NewRWMutex/nil-session", invalid, func() error { return errOf(zksync.NewRWMutex(nil, name)) }),
-		simple("NewSemaphore/nil-session", invalid, func() error { return errOf(zksync.NewSemaphore(bg, nil, name, 1)) }),
-		simple("NewElection/nil-session", invalid, func() error { return errOf(zksync.NewElection(nil, name)) }),
-		withSession("NewSemaphore/limit-0", invalid, func(s *zksync.Session) error { return errOf(zksync.NewSemaphore(bg, s, name, 0)) }),
-		withSession("NewSemaphore/limit-negative", invalid, func(s *zksync.Session) error { return errOf(zksync.NewSemaphore(bg, s, name, -1)) }),
+		simple("Dial/nil-logger", invalid, func() error { return dial(bg, zksync.WithLogger(nil)) }),
+		simple("Dial/auth-no-scheme", invalid, func() error { return dial(bg, zksync.WithAuth("", []byte("x"))) }),
+		simple("Dial/ttl-clamped", invalid, func() error { return dial(bg, zksync.WithTTL(testserver.ZooKeeperMinSession/2)) }),
+		simple("Dial/auth-refused", is(distsync.ErrDenied), func() error { return dial(bg, zksync.WithAuth("no-such-scheme", []byte("x"))) }),
+		simple("NewSession/nil-conn", invalid, func() error { return errOf(zksync.NewSession(bg, nil)) }),
+		simple("NewSession/dialer", invalid, func() error { return errOf(zksync.NewSession(bg, zkConn(t), zksync.WithDialer(zkDialer))) }),
+		simple("NewSession/other-ttl", invalid, func() error { return errOf(zksync.NewSession(bg, zkConn(t), zksync.WithTTL(zkTestTimeout+time.Second))) }),
+		withSession("Session.Semaphore/limit-0", invalid, func(s *zksync.Session) error { return errOf(zkNewSemaphore(bg, s, name, 0)) }),
+		withSession("Session.Semaphore/limit-negative", invalid, func(s *zksync.Session) error { return errOf(zkNewSemaphore(bg, s, name, -1)) }),
 		withSession("Election.Leader/no-leader", is(distsync.ErrNoLeader), func(s *zksync.Session) error {
-			e, err := zksync.NewElection(s, name)
+			e, err := zkNewElection(s, name)
 			if err != nil {
 				return err
 			}
@@ -182,11 +186,11 @@ func TestBadInputZooKeeper(t *testing.T) {
 	for _, cc := range ctxCases {
 		cases = append(cases,
 			simple("Dial/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func() error { return dial(cc.ctx()) }),
-			withSession("NewSemaphore/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func(s *zksync.Session) error {
-				return errOf(zksync.NewSemaphore(cc.ctx(), s, name, 1))
+			withSession("Session.Semaphore/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func(s *zksync.Session) error {
+				return errOf(zkNewSemaphore(cc.ctx(), s, name, 1))
 			}),
 			withSession("Election.Leader/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func(s *zksync.Session) error {
-				e, err := zksync.NewElection(s, name)
+				e, err := zkNewElection(s, name)
 				if err != nil {
 					return err
 				}
@@ -194,7 +198,7 @@ func TestBadInputZooKeeper(t *testing.T) {
 				return err
 			}),
 			withSession("Election.Observe/"+cc.label+"-context", nil, func(s *zksync.Session) error {
-				e, err := zksync.NewElection(s, name)
+				e, err := zkNewElection(s, name)
 				if err != nil {
 					return err
 				}
@@ -204,9 +208,9 @@ func TestBadInputZooKeeper(t *testing.T) {
 	}
 	// Limits that disagree: the limit is stored on the semaphore's node.
 	const semName = "badinput-zookeeper-semaphore-limits"
-	cases = append(cases, badCase{name: "NewSemaphore/limit-mismatch", want: is(distsync.ErrLimitMismatch), setup: func(t *testing.T) func() error {
+	cases = append(cases, badCase{name: "Session.Semaphore/limit-mismatch", want: is(distsync.ErrLimitMismatch), setup: func(t *testing.T) func() error {
 		s := session(t)
-		sem, err := zksync.NewSemaphore(bg, s, semName, 2)
+		sem, err := zkNewSemaphore(bg, s, semName, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,12 +220,12 @@ func TestBadInputZooKeeper(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = l.Release(bg) })
 		other := session(t)
-		return func() error { return errOf(zksync.NewSemaphore(bg, other, semName, 3)) }
+		return func() error { return errOf(zkNewSemaphore(bg, other, semName, 3)) }
 	}})
 	// The session's connection closed under it.
 	cases = append(cases, badCase{name: "Mutex.Lock/closed-conn", want: is(distsync.ErrClosed), left: leftOf(name), setup: func(t *testing.T) func() error {
 		s := session(t)
-		m, err := zksync.NewMutex(s, name)
+		m, err := zkNewMutex(s, name)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -143,7 +143,7 @@ func redisSweepSession(t *testing.T, addr string, ttl time.Duration) *lifeSessio
 }
 
 func zkSweepSession(t *testing.T, addr string, timeout time.Duration) *lifeSession {
-	s := zkSessionTo(t, addr, zksync.WithSessionTimeout(timeout))
+	s := zkSessionTo(t, addr, zksync.WithTTL(timeout))
 	return &lifeSession{
 		open:  func(t *testing.T, k lifeKind, name string) lifeAcquirer { return zkLifeAcquirer(t, s, k, name) },
 		close: func() { _ = s.Close() },

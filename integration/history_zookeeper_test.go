@@ -16,28 +16,28 @@ var zkHistPrims = []struct {
 	open func(ctx context.Context, s *zksync.Session, name string) (func(context.Context) (distsync.Lease, error), error)
 }{
 	{"mutex", func(_ context.Context, s *zksync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		m, err := zksync.NewMutex(s, name)
+		m, err := zkNewMutex(s, name)
 		if err != nil {
 			return nil, err
 		}
 		return m.Lock, nil
 	}},
 	{"semaphore", func(ctx context.Context, s *zksync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		sem, err := zksync.NewSemaphore(ctx, s, name, 1)
+		sem, err := zkNewSemaphore(ctx, s, name, 1)
 		if err != nil {
 			return nil, err
 		}
 		return sem.Acquire, nil
 	}},
 	{"rwmutex", func(_ context.Context, s *zksync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		rw, err := zksync.NewRWMutex(s, name)
+		rw, err := zkNewRWMutex(s, name)
 		if err != nil {
 			return nil, err
 		}
 		return rw.Lock, nil
 	}},
 	{"election", func(_ context.Context, s *zksync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		e, err := zksync.NewElection(s, name)
+		e, err := zkNewElection(s, name)
 		if err != nil {
 			return nil, err
 		}
@@ -90,7 +90,7 @@ func TestHistoryZooKeeper(t *testing.T) {
 			dctx, dcancel := context.WithTimeout(ctx, 20*time.Second)
 			defer dcancel()
 			s, err := zksync.Dial(dctx, []string{proxies[i].Addr()},
-				zksync.WithSessionTimeout(timeout), zksync.WithDialer(zkDialer))
+				zksync.WithTTL(timeout), zksync.WithDialer(zkDialer))
 			if err != nil {
 				return nil, err
 			}

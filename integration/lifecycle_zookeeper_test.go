@@ -27,7 +27,7 @@ func zkLifeBackend(t *testing.T) lifeBackend {
 		name: "zookeeper",
 		ttl:  zkLifeTimeout,
 		newSession: func(t *testing.T) *lifeSession {
-			s := zkSession(t, zksync.WithSessionTimeout(zkLifeTimeout))
+			s := zkSession(t, zksync.WithTTL(zkLifeTimeout))
 			return &lifeSession{
 				open: func(t *testing.T, k lifeKind, name string) lifeAcquirer { return zkLifeAcquirer(t, s, k, name) },
 				end:  func(t *testing.T, _ string) { zkExpire(t, s.SessionID()) },
@@ -72,7 +72,7 @@ func zkLifeAcquirer(t *testing.T, s *zksync.Session, k lifeKind, name string) li
 	case lifeMutex:
 		return lifeAcquirer{acquire: zkMutex(t, s, name).Lock}
 	case lifeWrite, lifeRead:
-		rw, err := zksync.NewRWMutex(s, name)
+		rw, err := zkNewRWMutex(s, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +83,7 @@ func zkLifeAcquirer(t *testing.T, s *zksync.Session, k lifeKind, name string) li
 	case lifeSemaphore:
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		sem, err := zksync.NewSemaphore(ctx, s, name, 1)
+		sem, err := zkNewSemaphore(ctx, s, name, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

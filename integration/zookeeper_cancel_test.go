@@ -42,14 +42,14 @@ func zkCancelCases() []zkCancelCase {
 		return l
 	}
 	mutex := func(s *zksync.Session, name string) *zksync.Mutex {
-		m, err := zksync.NewMutex(s, name)
+		m, err := zkNewMutex(s, name)
 		if err != nil {
 			panic(err)
 		}
 		return m
 	}
 	rw := func(s *zksync.Session, name string) *zksync.RWMutex {
-		m, err := zksync.NewRWMutex(s, name)
+		m, err := zkNewRWMutex(s, name)
 		if err != nil {
 			panic(err)
 		}
@@ -58,14 +58,14 @@ func zkCancelCases() []zkCancelCase {
 	sem := func(s *zksync.Session, name string) *zksync.Semaphore {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		m, err := zksync.NewSemaphore(ctx, s, name, 2)
+		m, err := zkNewSemaphore(ctx, s, name, 2)
 		if err != nil {
 			panic(err)
 		}
 		return m
 	}
 	elect := func(s *zksync.Session, name string) *zksync.Election {
-		e, err := zksync.NewElection(s, name)
+		e, err := zkNewElection(s, name)
 		if err != nil {
 			panic(err)
 		}

@@ -149,7 +149,7 @@ func TestZooKeeperEnsembleContention(t *testing.T) {
 	sessions := make([]*zksync.Session, clients)
 	for c := range clients {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		s, err := zksync.Dial(ctx, ens.Servers(), zksync.WithSessionTimeout(2*time.Second))
+		s, err := zksync.Dial(ctx, ens.Servers(), zksync.WithTTL(2*time.Second))
 		cancel()
 		if err != nil {
 			t.Fatal(err)
@@ -175,12 +175,12 @@ func TestZooKeeperEnsembleContention(t *testing.T) {
 	var wg sync.WaitGroup
 	for c := range clients {
 		s := sessions[c]
-		m, err := zksync.NewMutex(s, name+"-mutex")
+		m, err := zkNewMutex(s, name+"-mutex")
 		if err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		sem, err := zksync.NewSemaphore(ctx, s, name+"-sem", 2)
+		sem, err := zkNewSemaphore(ctx, s, name+"-sem", 2)
 		cancel()
 		if err != nil {
 			t.Fatal(err)

@@ -35,8 +35,8 @@ func TestZooKeeperServerKillRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	name := t.Name()
-	holder := zkMutex(t, zkSession(t, zksync.WithSessionTimeout(20*time.Second)), name)
-	waiter := zkMutex(t, zkSession(t, zksync.WithSessionTimeout(20*time.Second)), name)
+	holder := zkMutex(t, zkSession(t, zksync.WithTTL(20*time.Second)), name)
+	waiter := zkMutex(t, zkSession(t, zksync.WithTTL(20*time.Second)), name)
 	l, err := holder.Lock(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestZooKeeperSessionExpiry(t *testing.T) {
 	name := t.Name()
 	const timeout = time.Second
 	p := newTCPProxy(t, zkServer.Addr())
-	s := zkSessionTo(t, p.Addr(), zksync.WithSessionTimeout(timeout), zksync.WithDisconnectGrace(timeout/3))
+	s := zkSessionTo(t, p.Addr(), zksync.WithTTL(timeout), zksync.WithDisconnectGrace(timeout/3))
 	m := zkMutex(t, s, name)
 	old := s.SessionID()
 	l, err := m.Lock(ctx)
@@ -161,7 +161,7 @@ func TestZooKeeperFencedCounter(t *testing.T) {
 			name := t.Name()
 			store := &fencedCounter{fenced: fenced}
 			p := newTCPProxy(t, zkServer.Addr())
-			stale := zkMutex(t, zkSessionTo(t, p.Addr(), zksync.WithSessionTimeout(time.Second)), name)
+			stale := zkMutex(t, zkSessionTo(t, p.Addr(), zksync.WithTTL(time.Second)), name)
 			next := zkMutex(t, zkSession(t), name)
 
 			l1, err := stale.Lock(ctx)
@@ -207,7 +207,7 @@ func TestZooKeeperCreateReplyLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newTCPProxy(t, zkServer.Addr())
-	s := zkSessionTo(t, p.Addr(), zksync.WithSessionTimeout(10*time.Second), zksync.WithDisconnectGrace(3*time.Second))
+	s := zkSessionTo(t, p.Addr(), zksync.WithTTL(10*time.Second), zksync.WithDisconnectGrace(3*time.Second))
 	m := zkMutex(t, s, name)
 	sid := s.SessionID()
 

@@ -14,72 +14,111 @@ import (
 	"github.com/distsync/distsync/fallback/zksync"
 )
 
-// TestZooKeeperCampaignFollowsSessionExpiry ends, from outside, the
-// session of a Campaign that waits behind a leader: the Campaign must
-// return ErrLost at once, as the session's leases end, not when
-// go-zookeeper has reconnected (it pauses a second before each reconnect
-// to a single server, and the expiry is seen only at the second one).
-func TestZooKeeperCampaignFollowsSessionExpiry(t *testing.T) {
-	const rounds = 20
+// TestZooKeeperWaitersFollowSessionExpiry ends, from outside, the session
+// of an acquisition of every kind that waits behind a holder: it must fail
+// with ErrLost (its node went with the session), not queue again unseen,
+// as soon as go-zookeeper learns of the expiry, which is when it
+// reconnects (it pauses a second before reconnecting to a single server).
+// The Session then acquires again in its new session.
+func TestZooKeeperWaitersFollowSessionExpiry(t *testing.T) {
 	bg := context.Background()
-	name := fmt.Sprintf("campaign-expiry-%d", time.Now().UnixNano())
-	leader, err := zksync.NewElection(zkSession(t), name)
-	if err != nil {
-		t.Fatal(err)
+	kinds := []struct {
+		name string
+		open func(s *zksync.Session, name string) func(context.Context) (distsync.Lease, error)
+	}{
+		{"Mutex", func(s *zksync.Session, name string) func(context.Context) (distsync.Lease, error) {
+			return zkMutex(t, s, name).Lock
+		}},
+		{"RWMutex", func(s *zksync.Session, name string) func(context.Context) (distsync.Lease, error) {
+			rw, err := zkNewRWMutex(s, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rw.RLock
+		}},
+		{"Semaphore", func(s *zksync.Session, name string) func(context.Context) (distsync.Lease, error) {
+			sem, err := zkNewSemaphore(bg, s, name, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sem.Acquire
+		}},
+		{"Election", func(s *zksync.Session, name string) func(context.Context) (distsync.Lease, error) {
+			e := zkElection(t, s, name)
+			return func(ctx context.Context) (distsync.Lease, error) {
+				l, err := e.Campaign(ctx, []byte("waiter"))
+				if err != nil {
+					return nil, err
+				}
+				return l, nil
+			}
+		}},
 	}
-	l, err := leader.Campaign(bg, []byte("leader"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release(bg)
 	var worst time.Duration
-	for round := range rounds {
-		ws := zkSession(t)
-		e, err := zksync.NewElection(ws, name)
-		if err != nil {
-			t.Fatal(err)
+	for _, k := range kinds {
+		name := fmt.Sprintf("waiter-expiry-%s-%d", k.name, time.Now().UnixNano())
+		var held distsync.Lease
+		if k.name == "RWMutex" {
+			rw, err := zkNewRWMutex(zkSession(t), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held, err = rw.Lock(bg)
+			if err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			var err error
+			if held, err = k.open(zkSession(t), name)(bg); err != nil {
+				t.Fatal(err)
+			}
 		}
+		ws := zkSession(t)
+		acquire := k.open(ws, name)
 		ctx, cancel := context.WithTimeout(bg, 20*time.Second)
 		errc := make(chan error, 1)
 		go func() {
-			l, err := e.Campaign(ctx, []byte("waiter"))
+			l, err := acquire(ctx)
 			if err == nil {
 				_ = l.Release(bg)
-				err = errors.New("led while another leads")
+				err = errors.New("acquired while another holds")
 			}
 			errc <- err
 		}()
-		deadline := time.Now().Add(10 * time.Second)
-		for len(zkKeys(t, name)) < 2 {
-			if time.Now().After(deadline) {
-				t.Fatal("the waiting candidate's node did not appear within 10s")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitKeys(t, zkKeys, name, 2)
 		start := time.Now()
 		zkExpire(t, ws.SessionID())
 		var got error
 		select {
 		case got = <-errc:
 		case <-time.After(10 * time.Second):
-			t.Fatal("Campaign not returned 10s after its session expired")
+			t.Fatalf("%s: not returned 10s after its session expired", k.name)
 		}
 		took := time.Since(start)
 		cancel()
 		worst = max(worst, took)
-		t.Logf("round %d: Campaign returned %v after the expiry began: %v", round, took, got)
+		t.Logf("%s: returned %v after the expiry began: %v", k.name, took, got)
 		if !errors.Is(got, distsync.ErrLost) {
-			t.Errorf("round %d: Campaign returned %v, want ErrLost", round, got)
+			t.Errorf("%s: got %v, want ErrLost", k.name, got)
 		}
-		if took > 300*time.Millisecond {
-			t.Errorf("round %d: Campaign returned %v after its session expired, want within 300ms", round, took)
+		if took > 3*time.Second {
+			t.Errorf("%s: returned %v after its session expired, want within go-zookeeper's reconnection (3s)", k.name, took)
 		}
 		if k := zkKeys(t, name); len(k) != 1 {
-			t.Errorf("round %d: candidates %q after the expiry, want the leader's alone", round, k)
+			t.Errorf("nodes %q after the expiry, want the holder's alone", k)
 		}
-		_ = ws.Close()
+		_ = held.Release(bg)
+		// The same primitive acquires again, in the new session.
+		ctx2, cancel2 := context.WithTimeout(bg, 10*time.Second)
+		if l, err := acquire(ctx2); err != nil {
+			t.Errorf("%s: acquiring again after the expiry: %v", k.name, err)
+		} else {
+			_ = l.Release(bg)
+		}
+		cancel2()
+		waitKeys(t, zkKeys, name, 0)
 	}
-	t.Logf("worst return after the expiry over %d rounds: %v", rounds, worst)
+	t.Logf("worst return after the expiry: %v", worst)
 }
 
 // TestZooKeeperCancelledObservesLeaveNothing starts and cancels 200+
@@ -98,7 +137,7 @@ func TestZooKeeperCancelledObservesLeaveNothing(t *testing.T) {
 	held, idle := base+"-held", base+"-idle"
 
 	ls := zkSession(t)
-	le, err := zksync.NewElection(ls, held)
+	le, err := zkNewElection(ls, held)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +150,7 @@ func TestZooKeeperCancelledObservesLeaveNothing(t *testing.T) {
 	os := zkSession(t)
 	elections := map[string]*zksync.Election{}
 	for _, name := range []string{held, idle} {
-		e, err := zksync.NewElection(os, name)
+		e, err := zkNewElection(os, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +227,7 @@ func TestZooKeeperCancelledObservesLeaveNothing(t *testing.T) {
 	// With no live observer, cancelled Observes of an election whose node
 	// does not exist leave no watch on that node (an existence watch
 	// would stay until the node is created, maybe never).
-	missing, err := zksync.NewElection(os, base+"-missing")
+	missing, err := zkNewElection(os, base+"-missing")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +254,7 @@ func TestZooKeeperCancelledObservesLeaveNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitObserved(t, live[held], func(l distsync.Leader) bool { return l.None }, "no leader")
-	ie, err := zksync.NewElection(ls, idle)
+	ie, err := zkNewElection(ls, idle)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -146,7 +146,7 @@ func zkSessionTo(t testing.TB, addr string, opts ...zksync.Option) *zksync.Sessi
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	opts = append([]zksync.Option{zksync.WithSessionTimeout(zkTestTimeout), zksync.WithDialer(zkDialer)}, opts...)
+	opts = append([]zksync.Option{zksync.WithTTL(zkTestTimeout), zksync.WithDialer(zkDialer)}, opts...)
 	s, err := zksync.Dial(ctx, []string{addr}, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -211,70 +211,45 @@ func zkAdmin(t testing.TB) *zk.Conn {
 
 func zkMutex(t *testing.T, s *zksync.Session, name string) *zksync.Mutex {
 	t.Helper()
-	m, err := zksync.NewMutex(s, name)
+	m, err := zkNewMutex(s, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
-func zkMutexBackend() mutexBackend {
-	return mutexBackend{
-		newMutex: func(t *testing.T, name string) distsync.Mutex {
-			return zkMutex(t, zkSession(t), name)
-		},
-		sameSession: func(t *testing.T, name string) (distsync.Mutex, distsync.Mutex) {
-			s := zkSession(t)
-			return zkMutex(t, s, name), zkMutex(t, s, name)
-		},
-		endSession: func(t *testing.T, m distsync.Mutex) {
-			zkExpire(t, m.(*zksync.Mutex).Session().SessionID())
-		},
-		deleteState: func(t *testing.T, l distsync.Lease) {
-			if err := zkAdmin(t).Delete(l.(*zksync.Lease).Path(), -1); err != nil {
-				t.Fatal(err)
-			}
-		},
-		keys: zkKeys,
+// zkNewMutex, zkNewRWMutex, zkNewSemaphore and zkNewElection open a
+// primitive of s as its zksync type.
+func zkNewMutex(s *zksync.Session, name string) (*zksync.Mutex, error) {
+	m, err := s.Mutex(name)
+	if err != nil {
+		return nil, err
 	}
+	return m.(*zksync.Mutex), nil
 }
 
-func TestZooKeeperMutexConformance(t *testing.T) {
-	testMutexConformance(t, zkMutexBackend())
+func zkNewRWMutex(s *zksync.Session, name string) (*zksync.RWMutex, error) {
+	rw, err := s.RWMutex(name)
+	if err != nil {
+		return nil, err
+	}
+	return rw.(*zksync.RWMutex), nil
 }
 
-func TestZooKeeperRWMutexConformance(t *testing.T) {
-	testRWMutexConformance(t, rwBackend{
-		newRW: func(t *testing.T, name string) distsync.RWMutex {
-			rw, err := zksync.NewRWMutex(zkSession(t), name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return rw
-		},
-		endSession: func(t *testing.T, rw distsync.RWMutex) {
-			zkExpire(t, rw.(*zksync.RWMutex).Session().SessionID())
-		},
-		keys: zkKeys,
-	})
+func zkNewSemaphore(ctx context.Context, s *zksync.Session, name string, limit int64) (*zksync.Semaphore, error) {
+	sem, err := s.Semaphore(ctx, name, limit)
+	if err != nil {
+		return nil, err
+	}
+	return sem.(*zksync.Semaphore), nil
 }
 
-func TestZooKeeperSemaphoreConformance(t *testing.T) {
-	testSemaphoreConformance(t, semBackend{
-		newSem: func(t *testing.T, name string, limit int64) (distsync.Semaphore, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			s, err := zksync.NewSemaphore(ctx, zkSession(t), name, limit)
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		},
-		endSession: func(t *testing.T, s distsync.Semaphore) {
-			zkExpire(t, s.(*zksync.Semaphore).Session().SessionID())
-		},
-		keys: zkKeys,
-	})
+func zkNewElection(s *zksync.Session, name string) (*zksync.Election, error) {
+	e, err := s.Election(name)
+	if err != nil {
+		return nil, err
+	}
+	return e.(*zksync.Election), nil
 }
 
 // TestZooKeeperMutexInterop shows that a distsync Mutex and go-zookeeper's

@@ -7,43 +7,22 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/backoff"
 	"github.com/go-zookeeper/zk"
 )
 
-// latchKind is the kind in an Election's node names, the one Curator's
-// LeaderLatch uses ("_c_<guid>-latch-NNNNNNNNNN").
-const latchKind = "latch"
-
-// candidate is the class of a campaign: it waits for the next older node,
-// like a Mutex, but a campaign whose session ends while it waits fails
-// with distsync.ErrLost rather than queueing again unseen.
-var candidate = class{kind: latchKind, blockers: exclusive(latchKind).blockers, oneSession: true}
-
-// Election elects one leader among its candidates on ZooKeeper. Each
-// Campaign is an ephemeral sequential node under the election's node,
-// holding the candidate's value; the candidate with the lowest node
-// leads, so leadership passes in campaign order, and the term is the
-// leader node's czxid. It is safe for concurrent use; each Campaign call is
-// a separate candidacy, so two calls exclude each other even through one
-// Election or one Session.
+// Election elects one leader among its candidates on ZooKeeper, opened by
+// Session.Election. Each Campaign is an ephemeral sequential node under the
+// election's node, holding the candidate's value; the candidate with the
+// lowest node leads, so leadership passes in campaign order, and the term
+// is the leader node's czxid. It is safe for concurrent use; each Campaign
+// call is a separate candidacy, so two calls exclude each other even
+// through one Election or one Session.
 type Election struct {
 	q *queue
 }
 
 var _ distsync.Election = (*Election)(nil)
-
-// NewElection returns the Election called name on session s. It does no
-// I/O. The caller keeps ownership of s: when its session ends, leadership
-// taken through it is lost. It fails with an error wrapping
-// distsync.ErrInvalidName for a name that breaks distsync.ValidateName, or
-// distsync.ErrInvalidConfig for a nil session.
-func NewElection(s *Session, name string) (*Election, error) {
-	q, err := newQueue(s, name)
-	if err != nil {
-		return nil, err
-	}
-	return &Election{q: q}, nil
-}
 
 // Campaign creates this candidate's node, with value as its data, and
 // blocks until it leads or ctx ends. It watches only the next older
@@ -59,50 +38,41 @@ func NewElection(s *Session, name string) (*Election, error) {
 // and no goroutine remains. When ctx ends, Campaign goes on for at most
 // distsync.CancelGrace to delete the node; if ZooKeeper does not answer by
 // then, the deletion goes on in the background until it does or the
-// session ends. The error wraps
-// distsync.ErrNotAcquired and ctx.Err() when ctx ended, distsync.ErrLost
-// when the node was deleted or its session ended while waiting (the
-// candidacy is then gone; campaign again), distsync.ErrClosed when the
-// Session was closed, or distsync.ErrUnavailable when ZooKeeper failed a
-// request. A waiting candidate follows its session as a Lease does: it
-// fails with ErrLost as soon as a lease of the session would be lost (see
-// Session), without waiting for go-zookeeper to reconnect. By default
-// that includes a disconnection; with WithDisconnectGrace, a shorter one
-// is waited out. A node left behind by a mere disconnection is deleted
-// once the connection is back.
+// session ends. The errors are those of Mutex.Lock: in particular
+// distsync.ErrLost when the node was deleted or its session ended while
+// waiting (the candidacy is then gone; campaign again), and
+// distsync.ErrDenied, which distsync.Run returns at once.
 func (e *Election) Campaign(ctx context.Context, value []byte) (distsync.Leadership, error) {
 	if value == nil {
 		value = []byte{}
 	}
-	l, err := e.q.acquire(ctx, candidate, value, false)
+	l, err := e.q.acquire(ctx, exclusive(latchKind), value, false)
 	if err != nil {
 		return nil, err
 	}
-	return &Leadership{Lease: l, ver: l.ver}, nil
+	return &Leadership{l: l, ver: l.ver}, nil
 }
 
 // Leader returns the current leader: the data and czxid of the lowest node
 // under the election's node. It returns an error wrapping
-// distsync.ErrNoLeader when nobody campaigns, or distsync.ErrUnavailable
-// (joined with ctx.Err() when ctx ended, distsync.ErrClosed when the
-// Session was closed) when ZooKeeper did not answer. A lost connection is
-// waited out until ctx ends.
+// distsync.ErrNoLeader when nobody campaigns, distsync.ErrUnavailable
+// (joined with ctx.Err() when ctx ended) when ZooKeeper did not answer,
+// distsync.ErrClosed when the Session was closed, or distsync.ErrDenied. A
+// lost connection is waited out until ctx ends.
 func (e *Election) Leader(ctx context.Context) (distsync.Leader, error) {
-	b := newBackoff()
+	var b backoff.Backoff
 	// retry waits out a lost connection, within ctx.
 	retry := func(err error) error {
 		if !connLost(err) || ctx.Err() != nil {
 			return e.readErr(ctx, err)
 		}
-		if _, rerr := e.q.reconnected(ctx); rerr != nil {
+		if _, rerr := e.q.s.reconnected(ctx, nil); rerr != nil {
 			return e.readErr(ctx, errors.Join(rerr, err))
 		}
-		select {
-		case <-ctx.Done():
+		if !b.Sleep(ctx) {
 			return e.readErr(ctx, err)
-		case <-time.After(b.next()):
-			return nil
 		}
+		return nil
 	}
 	for {
 		children, err := call(ctx, e.q.s, func() ([]string, error) {
@@ -145,15 +115,7 @@ func (e *Election) Leader(ctx context.Context) (distsync.Leader, error) {
 
 // readErr turns the error of a read into a contract error.
 func (e *Election) readErr(ctx context.Context, err error) error {
-	switch {
-	case ctx.Err() != nil:
-		return distsync.Errorf(distsync.ErrUnavailable, errors.Join(context.Cause(ctx), ignoreCtx(ctx, err)), "read leader of %q", e.q.path)
-	case errors.Is(err, distsync.ErrClosed):
-		return err
-	case errors.Is(err, zk.ErrClosing):
-		return distsync.Errorf(distsync.ErrClosed, err, "read leader of %q", e.q.path)
-	}
-	return distsync.Errorf(distsync.ErrUnavailable, err, "read leader of %q", e.q.path)
+	return e.q.s.classify(ctx, err, distsync.ErrUnavailable, "read leader of "+e.q.path)
 }
 
 // Observe returns a channel that delivers the election's state now and
@@ -182,21 +144,42 @@ func (e *Election) Observe(ctx context.Context) <-chan distsync.Leader {
 // Path returns the election's node, whose children are its candidates.
 func (e *Election) Path() string { return e.q.path }
 
-// Session returns the session the election's nodes belong to.
+// Session returns the Session the Election was opened from.
 func (e *Election) Session() *Session { return e.q.s }
 
 // Leadership is a held leadership, returned by Campaign as a
-// distsync.Leadership: the *Lease of the leader node (its Token is the
-// term, its Path the leader node) and Proclaim. It is lost like any Lease
-// (see Lease and Session). It is safe for concurrent use.
+// distsync.Leadership: the lease of the leader node, whose Token is the
+// term, and Proclaim. It is lost like any Lease (see Lease and Session).
+// It is safe for concurrent use.
 type Leadership struct {
-	*Lease
+	l *Lease
 
 	mu  sync.Mutex // serialises Proclaim
 	ver int32      // the leader node's data version; -1 when unknown
 }
 
 var _ distsync.Leadership = (*Leadership)(nil)
+
+// Token returns the term: the leader node's czxid, strictly greater for
+// every later leader.
+func (l *Leadership) Token() uint64 { return l.l.Token() }
+
+// Done returns a channel that is closed when leadership ends: resigned or
+// lost.
+func (l *Leadership) Done() <-chan struct{} { return l.l.Done() }
+
+// Err returns nil while leadership is held, then why it ended (see
+// Lease.Err).
+func (l *Leadership) Err() error { return l.l.Err() }
+
+// Release resigns: it deletes the leader node, as Lease.Release does.
+func (l *Leadership) Release(ctx context.Context) error { return l.l.Release(ctx) }
+
+// Path returns the leader node.
+func (l *Leadership) Path() string { return l.l.Path() }
+
+// SessionID returns the ZooKeeper session that owns the leader node.
+func (l *Leadership) SessionID() int64 { return l.l.SessionID() }
 
 // Proclaim sets the leader node's data to value, so that observers see it
 // as the leader's value; the term does not change. The write is
@@ -216,11 +199,12 @@ func (l *Leadership) Proclaim(ctx context.Context, value []byte) error {
 	if err := l.Err(); err != nil {
 		return err
 	}
-	s := l.q.s
+	s := l.l.q.s
+	path := l.l.path
 	if l.ver < 0 {
 		// An earlier Proclaim's outcome is unknown: learn the version.
 		stat, err := call(ctx, s, func() (*zk.Stat, error) {
-			_, stat, err := s.conn.Get(l.path)
+			_, stat, err := s.conn.Get(path)
 			return stat, err
 		}, nil)
 		if err != nil {
@@ -231,7 +215,7 @@ func (l *Leadership) Proclaim(ctx context.Context, value []byte) error {
 	ver := l.ver
 	l.ver = -1 // unknown until the answer arrives
 	stat, err := call(ctx, s, func() (*zk.Stat, error) {
-		return s.conn.Set(l.path, value, ver)
+		return s.conn.Set(path, value, ver)
 	}, nil)
 	if err != nil {
 		return l.proclaimErr(ctx, err)
@@ -242,20 +226,17 @@ func (l *Leadership) Proclaim(ctx context.Context, value []byte) error {
 
 // proclaimErr turns the error of Proclaim's request into a contract error.
 func (l *Leadership) proclaimErr(ctx context.Context, err error) error {
+	path := l.l.path
 	switch {
 	case errors.Is(err, zk.ErrNoNode):
 		// The follower learns of the deletion from its watch; the
 		// write saw it first.
-		l.lose(distsync.Errorf(distsync.ErrLost, nil, "node %s was deleted", l.path))
+		l.l.lose(distsync.Errorf(distsync.ErrLost, nil, "node %s was deleted", path))
 		return l.Err()
 	case l.Err() != nil:
 		return l.Err()
-	case ctx.Err() != nil:
-		return distsync.Errorf(distsync.ErrUnavailable, errors.Join(context.Cause(ctx), ignoreCtx(ctx, err)), "proclaim on %s", l.path)
-	case errors.Is(err, zk.ErrBadVersion):
-		return distsync.Errorf(distsync.ErrUnavailable, err, "proclaim on %s: its data was written by another client", l.path)
-	case errors.Is(err, distsync.ErrClosed):
-		return err
+	case ctx.Err() == nil && errors.Is(err, zk.ErrBadVersion):
+		return distsync.Errorf(distsync.ErrUnavailable, err, "proclaim on %s: its data was written by another client", path)
 	}
-	return distsync.Errorf(distsync.ErrUnavailable, err, "proclaim on %s", l.path)
+	return l.l.q.s.classify(ctx, err, distsync.ErrUnavailable, "proclaim on "+path)
 }

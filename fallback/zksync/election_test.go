@@ -12,11 +12,11 @@ import (
 
 func newElection(t *testing.T, name string) *zksync.Election {
 	t.Helper()
-	e, err := zksync.NewElection(session(t), name)
+	e, err := session(t).Election(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	return e.(*zksync.Election)
 }
 
 // next returns the next observation, failing after 10 s.
@@ -109,7 +109,7 @@ func TestElectionProclaimAfterDeletion(t *testing.T) {
 // goroutine ends then (the leak check in TestMain checks).
 func TestElectionObserveOutlivesSession(t *testing.T) {
 	s := session(t)
-	e, err := zksync.NewElection(s, t.Name())
+	e, err := s.Election(t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}

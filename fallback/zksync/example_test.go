@@ -9,19 +9,21 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/fallback/zksync"
+	"github.com/go-zookeeper/zk"
 )
 
 // A job wrapped in a cluster-wide lock on ZooKeeper: whoever holds it runs
 // the job, and the job's context ends if the lock is lost.
 func Example() {
-	ctx := context.Background()
-	s, err := zksync.Dial(ctx, server.Servers(), zksync.WithSessionTimeout(10*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := zksync.Dial(ctx, server.Servers(), zksync.WithTTL(10*time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
 
-	mu, err := zksync.NewMutex(s, "jobs/nightly-report")
+	mu, err := s.Mutex("jobs/nightly-report")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -31,47 +33,98 @@ func Example() {
 	}
 	defer lease.Release(ctx)
 
-	jobCtx, cancel := distsync.LeaseContext(ctx, lease)
-	defer cancel()
+	jobCtx, stop := distsync.LeaseContext(ctx, lease)
+	defer stop()
 	fmt.Println("running the job; lock held:", jobCtx.Err() == nil)
-	fmt.Println("node:", mu.Path())
+	fmt.Println("node:", mu.(*zksync.Mutex).Path())
 	// Output:
 	// running the job; lock held: true
 	// node: /distsync/jobs%2Fnightly-report
 }
 
-// At most two holders at once; a third TryAcquire would block.
+// A Session on the caller's own go-zookeeper connection: the caller adds
+// its credentials and closes the connection after the Session.
+func ExampleNewSession() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := zk.Connect(server.Servers(), 10*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.AddAuth("digest", []byte("app:secret")); err != nil {
+		log.Fatal(err)
+	}
+	s, err := zksync.NewSession(ctx, conn,
+		zksync.WithRoot("/example-app"), zksync.WithACL(zk.DigestACL(zk.PermAll, "app", "secret")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	fmt.Println("session timeout:", s.TTL())
+
+	m, err := s.Mutex("example-own-conn")
+	if err != nil {
+		log.Fatal(err)
+	}
+	l, err := m.TryLock(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("locked:", l.Err() == nil)
+	_ = l.Release(ctx)
+	// Output:
+	// session timeout: 10s
+	// locked: true
+}
+
+// At most five permits at once, taken one or several at a time; a request
+// that does not fit would block.
 func ExampleSemaphore() {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	s, err := zksync.Dial(ctx, server.Servers())
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	sem, err := zksync.NewSemaphore(ctx, s, "example-pool", 2)
+	sem, err := s.Semaphore(ctx, "example-pool", 5)
 	if err != nil {
 		log.Fatal(err)
 	}
-	a, _ := sem.Acquire(ctx)
-	b, _ := sem.Acquire(ctx)
-	_, err = sem.TryAcquire(ctx)
-	fmt.Println(errors.Is(err, distsync.ErrWouldBlock))
-	a.Release(ctx)
-	b.Release(ctx)
-	// Output: true
+	three, err := sem.AcquireN(ctx, 3)
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = sem.TryAcquireN(ctx, 3)
+	fmt.Println("3 more would block:", errors.Is(err, distsync.ErrWouldBlock))
+	two, err := sem.TryAcquireN(ctx, 2)
+	fmt.Println("2 more fit:", err == nil)
+
+	// Another client that disagrees on the limit is told so.
+	_, err = s.Semaphore(ctx, "example-pool", 4)
+	fmt.Println("limit 4 while in use with 5:", errors.Is(err, distsync.ErrLimitMismatch))
+
+	_ = three.Release(ctx)
+	_ = two.Release(ctx)
+	// Output:
+	// 3 more would block: true
+	// 2 more fit: true
+	// limit 4 while in use with 5: true
 }
 
 // A leader election: the first candidate leads, proclaims a new value and
 // resigns, and the second takes over. Leader reports who leads; terms
 // (czxids) are left out of the output because they depend on the server.
 func ExampleElection() {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	s, err := zksync.Dial(ctx, server.Servers())
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	e, err := zksync.NewElection(s, "example-election")
+	e, err := s.Election("example-election")
 	if err != nil {
 		log.Fatal(err)
 	}

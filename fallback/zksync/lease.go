@@ -7,17 +7,18 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/backoff"
 	"github.com/distsync/distsync/internal/leaseend"
 	"github.com/go-zookeeper/zk"
 )
 
-// A Lease is one held acquisition: an ephemeral sequential node that is
-// first in its queue. It ends as lost when the node is deleted (by anyone),
-// when its session expires or is replaced, when the Session is closed, or,
-// unless the Session was dialled WithDisconnectGrace, when the connection
-// drops. A lease lost to a disconnection whose session survives deletes its
-// node once the connection is back, so it never blocks the name. A Lease is
-// safe for concurrent use.
+// A Lease is one held acquisition: an ephemeral sequential node that holds
+// in its queue. It ends as lost when the node is deleted (by anyone), when
+// its session ends, when the Session is closed, or, unless the Session has
+// a disconnect grace, when the connection drops. A lease lost to a
+// disconnection whose session survives deletes its node once the
+// connection is back, so it never blocks the name. A Lease is safe for
+// concurrent use; it must not be copied.
 type Lease struct {
 	q     *queue
 	path  string
@@ -25,7 +26,7 @@ type Lease struct {
 	czxid int64
 	ver   int32 // the node's data version when the lease began
 
-	leaseend.End // Done and Err
+	end leaseend.End // Done and Err
 
 	stopc  chan struct{} // closed by Release: the follower exits
 	exited chan struct{} // closed when the follower has exited
@@ -35,6 +36,8 @@ type Lease struct {
 	releaseErr error
 }
 
+var _ distsync.Lease = (*Lease)(nil)
+
 func newLease(q *queue, path string, sid int64, stat *zk.Stat, e *epoch, own <-chan zk.Event) *Lease {
 	l := &Lease{
 		q: q, path: path, sid: sid, czxid: stat.Czxid, ver: stat.Version,
@@ -42,7 +45,8 @@ func newLease(q *queue, path string, sid int64, stat *zk.Stat, e *epoch, own <-c
 	}
 	if !q.s.goTracked() {
 		close(l.exited)
-		l.lose(distsync.Errorf(distsync.ErrClosed, nil, "zookeeper session closed"))
+		l.lose(distsync.Errorf(distsync.ErrLost, nil, "zookeeper session closed"))
+		_ = q.s.remove(context.Background(), path, sid)
 		return l
 	}
 	go l.follow(e, own)
@@ -53,6 +57,15 @@ func newLease(q *queue, path string, sid int64, stat *zk.Stat, e *epoch, own <-c
 // transaction ID that created it. zxids grow with every write to the
 // ensemble, so a later acquisition of any name has a greater token.
 func (l *Lease) Token() uint64 { return uint64(l.czxid) }
+
+// Done returns a channel that is closed when the lease ends: released or
+// lost.
+func (l *Lease) Done() <-chan struct{} { return l.end.Done() }
+
+// Err returns nil while the lease is held, then an error wrapping
+// distsync.ErrReleased after Release, or distsync.ErrLost and why once the
+// lease was lost. Once non-nil it never changes.
+func (l *Lease) Err() error { return l.end.Err() }
 
 // Path returns the lease's node. A write through Multi with a
 // zk.CheckVersionRequest on Path (version 0 for a node nobody writes to)
@@ -67,7 +80,8 @@ func (l *Lease) SessionID() int64 { return l.sid }
 // first call's result. An error wraps distsync.ErrUnavailable: ZooKeeper
 // did not confirm the deletion within five seconds, or within
 // distsync.CancelGrace after ctx ended, and it goes on in the background
-// until it succeeds or the session ends.
+// until it succeeds or the session ends. Done is closed when Release
+// returns, whatever the result.
 func (l *Lease) Release(ctx context.Context) error {
 	l.release.Do(func() {
 		// The delete goes first, so the next holder is not kept waiting
@@ -76,30 +90,28 @@ func (l *Lease) Release(ctx context.Context) error {
 		// removed in the background since the loss.
 		l.releasing.Store(true)
 		if l.Err() == nil {
-			l.releaseErr = l.q.remove(ctx, l.path, l.sid)
+			l.releaseErr = l.q.s.remove(ctx, l.path, l.sid)
 		}
 		close(l.stopc)
 		<-l.exited
-		l.end(distsync.Errorf(distsync.ErrReleased, nil, ""))
+		l.end.Set(distsync.Errorf(distsync.ErrReleased, nil, ""))
 	})
 	return l.releaseErr
 }
-
-// end records why the lease ended, once, and closes Done.
-func (l *Lease) end(err error) { l.Set(err) }
 
 // lose ends the lease as the follower saw it end, unless a Release is
 // under way (what the follower sees is then the release itself).
 func (l *Lease) lose(err error) {
 	if !l.releasing.Load() {
-		l.end(err)
+		l.end.Set(err)
 	}
 }
 
 // follow watches for the lease's end until Release stops it: the end of
 // its epoch (see Session) or an event on its own node.
 func (l *Lease) follow(e *epoch, own <-chan zk.Event) {
-	defer l.q.s.bg.Done()
+	s := l.q.s
+	defer s.bg.Done()
 	defer close(l.exited)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -114,37 +126,43 @@ func (l *Lease) follow(e *epoch, own <-chan zk.Event) {
 	if own == nil {
 		rearm = time.After(0)
 	}
-	b := newBackoff()
+	var b backoff.Backoff
 	for {
 		select {
 		case <-l.stopc:
 			return
 		case <-e.done:
 			l.lose(e.err)
-			l.q.s.removeLater(l.path, l.sid)
+			s.removeLater(l.path, l.sid)
 			return
 		case ev, ok := <-own:
 			own = nil
 			switch {
 			case ok && ev.Type == zk.EventNodeDeleted:
 				l.lose(distsync.Errorf(distsync.ErrLost, nil, "node %s was deleted", l.path))
+				s.untrack(l.path)
 				return
 			case ok && ev.Type == zk.EventNotWatching:
 				l.lose(distsync.Errorf(distsync.ErrLost, ev.Err, "watch on %s ended", l.path))
-				l.q.s.removeLater(l.path, l.sid)
+				s.removeLater(l.path, l.sid)
 				return
 			}
 			rearm = time.After(0) // the data changed (Proclaim): watch again
 		case <-rearm:
 			rearm = nil
-			exists, _, ch, err := l.q.existsW(ctx, l.path)
+			r, ch, err := s.existsW(ctx, l.path)
 			switch {
 			case ctx.Err() != nil:
 				return
+			case err != nil && permanent(err):
+				l.lose(distsync.Errorf(distsync.ErrLost, err, "cannot watch %s", l.path))
+				s.removeLater(l.path, l.sid)
+				return
 			case err != nil:
-				rearm = time.After(b.next())
-			case !exists:
+				rearm = time.After(b.Next())
+			case !r.ok:
 				l.lose(distsync.Errorf(distsync.ErrLost, nil, "node %s was deleted", l.path))
+				s.untrack(l.path)
 				return
 			default:
 				own = ch

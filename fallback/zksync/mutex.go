@@ -6,47 +6,33 @@ import (
 	"github.com/distsync/distsync"
 )
 
-// lockKind is the kind in a Mutex's node names, the one go-zookeeper's
-// zk.Lock uses ("_c_<guid>-lock-NNNNNNNNNN"), so that the two exclude each
-// other on the same node.
-const lockKind = "lock"
-
-// Mutex is a distributed mutual-exclusion lock on ZooKeeper. It is safe for
-// concurrent use; each Lock or TryLock call is a separate acquisition, so
-// two calls exclude each other even through one Mutex or one Session.
+// Mutex is a distributed mutual-exclusion lock on ZooKeeper, opened by
+// Session.Mutex. Each Lock is a protected ephemeral sequential node under
+// Path, and the lowest node holds, so the lock passes in arrival order. A
+// Mutex and go-zookeeper's zk.Lock on Path exclude each other. It is safe
+// for concurrent use; each Lock or TryLock call is a separate acquisition,
+// so two calls exclude each other even through one Mutex or one Session.
 type Mutex struct {
 	q *queue
 }
 
 var _ distsync.Mutex = (*Mutex)(nil)
 
-// NewMutex returns the Mutex called name on session s. It does no I/O. The
-// caller keeps ownership of s: when it ends, every lease taken through it
-// is lost. It fails with an error wrapping distsync.ErrInvalidName for a
-// name that breaks distsync.ValidateName, or distsync.ErrInvalidConfig for
-// a nil session.
-func NewMutex(s *Session, name string) (*Mutex, error) {
-	q, err := newQueue(s, name)
-	if err != nil {
-		return nil, err
-	}
-	return &Mutex{q: q}, nil
-}
-
 // Lock blocks until the lock is held or ctx ends, and returns the held
-// *Lease. It creates a protected ephemeral sequential node under Path and
-// waits for the deletion of the next older node only. On failure nothing
-// is left behind: the node is deleted and no goroutine remains. When ctx
-// ends, Lock goes on for at most distsync.CancelGrace to delete the node; if
-// ZooKeeper does not answer by then, the deletion goes on in the background
-// until it does or the session ends. A grant that raced the end of ctx is
-// kept: Lock then returns the held lease.
+// *Lease. It creates its node and waits for the deletion of the next older
+// node only. On failure nothing is left behind: the node is deleted and no
+// goroutine remains. When ctx ends, Lock goes on for at most
+// distsync.CancelGrace to delete the node; if ZooKeeper does not answer by
+// then, the deletion goes on in the background until it does or the
+// session ends. A grant that raced the end of ctx is kept: Lock then
+// returns the held lease.
+//
 // The error wraps distsync.ErrNotAcquired and ctx.Err() when ctx ended,
-// distsync.ErrLost when the node was deleted by someone else,
-// distsync.ErrClosed when the Session was closed, or
-// distsync.ErrUnavailable when ZooKeeper failed a request. A connection
-// loss while waiting is waited out; a session that expires while waiting
-// costs the waiter its place, and it queues again in the new session.
+// distsync.ErrLost when the node was deleted or its session ended while
+// waiting, distsync.ErrClosed when the Session was closed,
+// distsync.ErrDenied when ZooKeeper refused the Session's credentials, or
+// distsync.ErrUnavailable when ZooKeeper failed a request. A disconnection
+// while waiting is waited out.
 func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
 	return lease(m.q.acquire(ctx, exclusive(lockKind), nil, false))
 }
@@ -63,7 +49,7 @@ func (m *Mutex) TryLock(ctx context.Context) (distsync.Lease, error) {
 // A zk.NewLock on this path excludes and is excluded by the Mutex.
 func (m *Mutex) Path() string { return m.q.path }
 
-// Session returns the session the Mutex's nodes belong to.
+// Session returns the Session the Mutex was opened from.
 func (m *Mutex) Session() *Session { return m.q.s }
 
 // lease keeps a nil *Lease from becoming a non-nil distsync.Lease.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/backoff"
 	"github.com/go-zookeeper/zk"
 )
 
@@ -32,17 +33,21 @@ type observer struct {
 
 // run delivers the state until ctx ends. A failed read is retried once
 // the connection has a session again, with a backoff; after the Session is
-// closed, run only waits for ctx.
+// closed, or when ZooKeeper refuses the read (a permanent failure, never
+// retried), run only waits for ctx.
 func (o *observer) run(ctx context.Context) {
 	defer close(o.out)
-	b := newBackoff()
+	var b backoff.Backoff
 	for {
 		l, watch, err := o.read(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return
+		case err != nil && permanent(err):
+			<-ctx.Done()
+			return
 		case err != nil:
-			if !o.pause(ctx, b) {
+			if !o.pause(ctx, &b) {
 				return
 			}
 			continue
@@ -57,33 +62,26 @@ func (o *observer) run(ctx context.Context) {
 			if ev.Type == zk.EventNotWatching {
 				// The session expired or the connection is closing:
 				// read again once there is a session.
-				if !o.pause(ctx, b) {
+				if !o.pause(ctx, &b) {
 					return
 				}
 				continue
 			}
 		}
-		*b = backoff{}
+		b.Reset()
 	}
 }
 
 // pause waits for a connection with a session and a backoff delay. It
 // returns false when ctx ended; it waits for ctx when the Session is closed.
-func (o *observer) pause(ctx context.Context, b *backoff) bool {
-	if _, err := o.q.reconnected(ctx); err != nil {
-		if errors.Is(err, distsync.ErrClosed) {
+func (o *observer) pause(ctx context.Context, b *backoff.Backoff) bool {
+	if _, err := o.q.s.reconnected(ctx, nil); err != nil {
+		if errors.Is(err, distsync.ErrClosed) || permanent(err) {
 			<-ctx.Done()
 		}
 		return false
 	}
-	t := time.NewTimer(b.next())
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return b.Sleep(ctx)
 }
 
 // read returns the election's state and a watch that fires when it

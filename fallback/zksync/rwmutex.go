@@ -6,33 +6,17 @@ import (
 	"github.com/distsync/distsync"
 )
 
-// The kinds in an RWMutex's node names.
-const (
-	readKind  = "read"
-	writeKind = "write"
-)
-
-// RWMutex is a distributed reader/writer lock on ZooKeeper, after the
-// ZooKeeper recipe: a reader waits for the next older writer only, a writer
-// for the next older node of any kind. Grants follow arrival order, so a
-// waiting writer holds back later readers and is never starved. It is safe
-// for concurrent use; every call is a separate acquisition.
+// RWMutex is a distributed reader/writer lock on ZooKeeper, opened by
+// Session.RWMutex, after the ZooKeeper recipe: a reader waits for the next
+// older writer only, a writer for the next older node of any kind. Grants
+// follow arrival order, so a waiting writer holds back later readers and
+// is never starved. It is safe for concurrent use; every call is a
+// separate acquisition.
 type RWMutex struct {
 	q *queue
 }
 
 var _ distsync.RWMutex = (*RWMutex)(nil)
-
-// NewRWMutex returns the RWMutex called name on session s. It does no I/O.
-// It fails with distsync.ErrInvalidName or distsync.ErrInvalidConfig (a nil
-// session).
-func NewRWMutex(s *Session, name string) (*RWMutex, error) {
-	q, err := newQueue(s, name)
-	if err != nil {
-		return nil, err
-	}
-	return &RWMutex{q: q}, nil
-}
 
 // Lock blocks until the write lease is held or ctx ends: until every older
 // reader and writer has released. On failure or cancellation nothing is
@@ -66,5 +50,5 @@ func (rw *RWMutex) TryRLock(ctx context.Context) (distsync.Lease, error) {
 // Path returns the RWMutex's node.
 func (rw *RWMutex) Path() string { return rw.q.path }
 
-// Session returns the session the RWMutex's nodes belong to.
+// Session returns the Session the RWMutex was opened from.
 func (rw *RWMutex) Session() *Session { return rw.q.s }

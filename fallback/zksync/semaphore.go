@@ -3,123 +3,152 @@ package zksync
 import (
 	"context"
 	"errors"
-	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/distsync/distsync"
 	"github.com/go-zookeeper/zk"
 )
 
-// permitKind is the kind in a Semaphore's node names.
-const permitKind = "permit"
-
-// Semaphore is a distributed counting semaphore on ZooKeeper: the limit
-// oldest nodes hold a permit. Its limit is stored as the data of its node
-// (decimal) and checked by every client. It is safe for concurrent use;
-// every call is a separate acquisition.
+// Semaphore is a distributed counting semaphore on ZooKeeper, opened by
+// Session.Semaphore. Each acquisition is a node under Path whose name
+// carries its weight; nodes are served in arrival order, and the oldest
+// nodes whose weights fit in the limit hold. The limit is stored as the
+// data of Path while the semaphore is in use, and only then (see
+// distsync.Semaphore). It is safe for concurrent use; every call is a
+// separate acquisition.
 type Semaphore struct {
-	q     *queue
-	limit int64
+	q       *queue
+	limit   atomic.Int64
+	pending atomic.Int64 // the limit a SetLimit is storing; 0 when none
+
+	setMu sync.Mutex // serialises SetLimit; guards wrote
+	wrote *zk.Stat   // the node as the last SetLimit left it
 }
 
 var _ distsync.Semaphore = (*Semaphore)(nil)
 
-// NewSemaphore returns the semaphore called name with the given limit on
-// session s. It stores the limit on the semaphore's node, creating the node
-// if needed, and fails with distsync.ErrLimitMismatch if another limit is
-// stored. It also fails with distsync.ErrInvalidName,
-// distsync.ErrInvalidConfig (a nil session, a limit below 1) or
-// distsync.ErrUnavailable (wrapping ctx.Err() when ctx ended). The node is
-// a container: ZooKeeper deletes it, and the stored limit with it, once it
-// has had children and has none left.
-func NewSemaphore(ctx context.Context, s *Session, name string, limit int64) (*Semaphore, error) {
+// Semaphore returns the Semaphore called name with the given limit, a
+// *Semaphore. It reads the stored limit, bounded by ctx, and fails with an
+// error wrapping distsync.ErrLimitMismatch when the semaphore is in use
+// with another limit. It also fails with distsync.ErrInvalidName,
+// distsync.ErrInvalidConfig (a limit below 1), distsync.ErrClosed,
+// distsync.ErrDenied, or distsync.ErrUnavailable (with ctx's error when ctx
+// ended). It writes nothing: an acquisition stores the limit.
+func (s *Session) Semaphore(ctx context.Context, name string, limit int64) (distsync.Semaphore, error) {
 	if limit < 1 {
 		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "semaphore limit %d, want at least 1", limit)
 	}
-	q, err := newQueue(s, name)
+	q, err := s.queue(name)
 	if err != nil {
 		return nil, err
 	}
-	sem := &Semaphore{q: q, limit: limit}
-	q.parentData = []byte(strconv.FormatInt(limit, 10))
-	q.checkParent = sem.checkLimit
-	if err := q.ensureParents(ctx); err != nil {
-		if ctx.Err() != nil { // as documented: not an acquisition
-			return nil, distsync.Errorf(distsync.ErrUnavailable, errors.Join(context.Cause(ctx), ignoreCtx(ctx, err)), "store the limit of %q", q.path)
+	sem := &Semaphore{q: q}
+	sem.limit.Store(limit)
+	q.create = sem.create
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	r, err := call(ctx, s, func() (nodeRead, error) {
+		data, stat, err := s.conn.Get(q.path)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nodeRead{}, nil
 		}
-		return nil, q.fail(ctx, err, "store the limit of %q", q.path)
+		return nodeRead{true, data, stat}, err
+	}, nil)
+	if err != nil {
+		return nil, s.classify(ctx, err, distsync.ErrUnavailable, "read the limit of "+q.path)
+	}
+	if err := sem.checkInUse(r, limit); err != nil {
+		return nil, err
 	}
 	return sem, nil
 }
 
-// checkLimit compares a stored limit with ours, and stores ours on a node
-// without one (created by someone who is not a Semaphore).
-func (sem *Semaphore) checkLimit(ctx context.Context, data []byte, version int32) error {
-	if len(data) == 0 {
-		s := sem.q.s
-		var err error
-		data, err = call(ctx, s, func() ([]byte, error) {
-			_, err := s.conn.Set(sem.q.path, sem.q.parentData, version)
-			if errors.Is(err, zk.ErrBadVersion) {
-				data, _, err := s.conn.Get(sem.q.path)
-				return data, err
-			}
-			return sem.q.parentData, err
-		}, nil)
-		if err != nil || len(data) == 0 {
-			return err
-		}
+// Limit returns the limit this Semaphore acquires under.
+func (sem *Semaphore) Limit() int64 { return sem.limit.Load() }
+
+// Acquire blocks until a permit is held or ctx ends. It is AcquireN(ctx, 1).
+func (sem *Semaphore) Acquire(ctx context.Context) (distsync.Lease, error) {
+	return sem.AcquireN(ctx, 1)
+}
+
+// TryAcquire takes a permit only if one is free and nobody waits. It is
+// TryAcquireN(ctx, 1).
+func (sem *Semaphore) TryAcquire(ctx context.Context) (distsync.Lease, error) {
+	return sem.TryAcquireN(ctx, 1)
+}
+
+// AcquireN blocks until n permits are held together, as one *Lease, or ctx
+// ends. Acquisitions are served in arrival order: a waiting AcquireN holds
+// back later ones until it fits. It watches only the next older nodes that
+// keep it out, so a release wakes only those it may admit. On failure or
+// cancellation nothing is left behind, within distsync.CancelGrace after
+// ctx ended when ZooKeeper answers (see Mutex.Lock for the cleanup and the
+// errors). It also fails with distsync.ErrInvalidConfig when n is not
+// between 1 and the limit, and with distsync.ErrLimitMismatch when the
+// semaphore is in use with another limit, or its limit was changed while
+// it waited (SetLimit through another Semaphore value).
+func (sem *Semaphore) AcquireN(ctx context.Context, n int64) (distsync.Lease, error) {
+	return sem.acquire(ctx, n, false)
+}
+
+// TryAcquireN takes n permits only if they are free and nobody waits;
+// otherwise it returns an error wrapping distsync.ErrWouldBlock and leaves
+// nothing behind. Its other errors are AcquireN's.
+func (sem *Semaphore) TryAcquireN(ctx context.Context, n int64) (distsync.Lease, error) {
+	return sem.acquire(ctx, n, true)
+}
+
+func (sem *Semaphore) acquire(ctx context.Context, n int64, try bool) (distsync.Lease, error) {
+	if limit := sem.Limit(); n < 1 || n > limit {
+		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "%d permits asked for, want 1 to the limit %d", n, limit)
 	}
-	stored, err := strconv.ParseInt(string(data), 10, 64)
-	if err != nil {
-		return distsync.Errorf(distsync.ErrLimitMismatch, err, "%s holds %q, not a semaphore limit", sem.q.path, data)
+	return lease(sem.q.acquire(ctx, weighted(n, sem.stored), nil, try))
+}
+
+// SetLimit changes the limit to limit (at least 1): the stored one, if the
+// semaphore is in use, and this Semaphore's. Permits already held are
+// kept, also when the new limit is lower. Acquisitions through other
+// Semaphore values opened with the old limit then fail with
+// distsync.ErrLimitMismatch, waiting ones included: SetLimit writes each
+// waiter's node again to wake it. Those through this one count with the
+// new limit. An error wrapping distsync.ErrUnavailable (with ctx's error
+// when ctx ended) means the stored limit may or may not have changed, or
+// some waiters were not woken; SetLimit may be called again.
+func (sem *Semaphore) SetLimit(ctx context.Context, limit int64) error {
+	if limit < 1 {
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "semaphore limit %d, want at least 1", limit)
 	}
-	if stored != sem.limit {
-		return distsync.Errorf(distsync.ErrLimitMismatch, nil, "%s has limit %d, opened with %d", sem.q.path, stored, sem.limit)
+	s := sem.q.s
+	if err := s.usable(); err != nil {
+		return err
+	}
+	sem.setMu.Lock()
+	defer sem.setMu.Unlock()
+	sem.pending.Store(limit)
+	defer sem.pending.Store(0)
+	type res struct {
+		stat *zk.Stat
+		err  error
+	}
+	r, err := call(ctx, s, func() (res, error) {
+		stat, err := sem.setLimit(limit)
+		return res{stat, err}, nil
+	}, nil)
+	if err == nil && (r.stat != nil || r.err == nil) {
+		// Stored (or nothing to store): this value counts with it.
+		sem.wrote = r.stat
+		sem.limit.Store(limit)
+	}
+	if err = errors.Join(err, r.err); err != nil {
+		return s.classify(ctx, err, distsync.ErrUnavailable, "store the limit of "+sem.q.path+" and tell its waiters")
 	}
 	return nil
-}
-
-// Limit returns the limit the semaphore was opened with.
-func (sem *Semaphore) Limit() int64 { return sem.limit }
-
-// Acquire blocks until a permit is held or ctx ends. It waits for the
-// deletion of any of the limit next older nodes, so a release wakes at most
-// limit waiters. On failure or cancellation nothing is left behind, within
-// distsync.CancelGrace after ctx ended when ZooKeeper answers (see
-// Mutex.Lock); the errors are those of Mutex.Lock, plus
-// distsync.ErrLimitMismatch when the semaphore's node was re-created with
-// another limit.
-func (sem *Semaphore) Acquire(ctx context.Context) (distsync.Lease, error) {
-	return lease(sem.q.acquire(ctx, counting(permitKind, int(sem.limit)), nil, false))
-}
-
-// TryAcquire takes a permit only if one is free and nobody waits; otherwise
-// it returns an error wrapping distsync.ErrWouldBlock and leaves nothing
-// behind.
-func (sem *Semaphore) TryAcquire(ctx context.Context) (distsync.Lease, error) {
-	return lease(sem.q.acquire(ctx, counting(permitKind, int(sem.limit)), nil, true))
 }
 
 // Path returns the semaphore's node.
 func (sem *Semaphore) Path() string { return sem.q.path }
 
-// Session returns the session the semaphore's nodes belong to.
+// Session returns the Session the Semaphore was opened from.
 func (sem *Semaphore) Session() *Session { return sem.q.s }
-
-// TODO(issue 13): weighted acquisitions and SetLimit; stubs keep the tree
-// building while they are written.
-
-// AcquireN is not implemented yet.
-func (sem *Semaphore) AcquireN(ctx context.Context, n int64) (distsync.Lease, error) {
-	return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "AcquireN not implemented")
-}
-
-// TryAcquireN is not implemented yet.
-func (sem *Semaphore) TryAcquireN(ctx context.Context, n int64) (distsync.Lease, error) {
-	return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "TryAcquireN not implemented")
-}
-
-// SetLimit is not implemented yet.
-func (sem *Semaphore) SetLimit(ctx context.Context, limit int64) error {
-	return distsync.Errorf(distsync.ErrInvalidConfig, nil, "SetLimit not implemented")
-}

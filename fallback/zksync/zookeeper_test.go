@@ -23,7 +23,7 @@ func session(t *testing.T, opts ...zksync.Option) *zksync.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := zksync.Dial(ctx, server.Servers(), append([]zksync.Option{zksync.WithSessionTimeout(4 * time.Second)}, opts...)...)
+	s, err := zksync.Dial(ctx, server.Servers(), append([]zksync.Option{zksync.WithTTL(4 * time.Second)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestAwkwardNamesAreStorable(t *testing.T) {
 	ctx := context.Background()
 	s := session(t)
 	for _, name := range []string{t.Name() + "/.", ".", "..", "\ue000", "\U0001F600", "\ufff5", "zookeeper", "a//b"} {
-		m, err := zksync.NewMutex(s, name)
+		m, err := s.Mutex(name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,24 +77,29 @@ func TestAwkwardNamesAreStorable(t *testing.T) {
 }
 
 func TestNewRejectsBadInput(t *testing.T) {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	s := session(t)
-	if _, err := zksync.NewMutex(s, ""); !errors.Is(err, distsync.ErrInvalidName) {
-		t.Errorf("NewMutex(\"\"): got %v, want ErrInvalidName", err)
+	if _, err := s.Mutex(""); !errors.Is(err, distsync.ErrInvalidName) {
+		t.Errorf("Mutex(\"\"): got %v, want ErrInvalidName", err)
 	}
-	if _, err := zksync.NewMutex(nil, "ok"); !errors.Is(err, distsync.ErrInvalidConfig) {
-		t.Errorf("NewMutex(nil): got %v, want ErrInvalidConfig", err)
+	if _, err := s.RWMutex("bad\x01"); !errors.Is(err, distsync.ErrInvalidName) {
+		t.Errorf("RWMutex: got %v, want ErrInvalidName", err)
 	}
-	if _, err := zksync.NewRWMutex(s, "bad\x01"); !errors.Is(err, distsync.ErrInvalidName) {
-		t.Errorf("NewRWMutex: got %v, want ErrInvalidName", err)
+	if _, err := s.Election(""); !errors.Is(err, distsync.ErrInvalidName) {
+		t.Errorf("Election(\"\"): got %v, want ErrInvalidName", err)
 	}
-	if _, err := zksync.NewSemaphore(ctx, s, "ok", 0); !errors.Is(err, distsync.ErrInvalidConfig) {
-		t.Errorf("NewSemaphore(limit 0): got %v, want ErrInvalidConfig", err)
+	if _, err := s.Semaphore(ctx, "ok", 0); !errors.Is(err, distsync.ErrInvalidConfig) {
+		t.Errorf("Semaphore(limit 0): got %v, want ErrInvalidConfig", err)
+	}
+	if _, err := zksync.NewSession(ctx, nil); !errors.Is(err, distsync.ErrInvalidConfig) {
+		t.Errorf("NewSession(nil): got %v, want ErrInvalidConfig", err)
 	}
 	for _, opts := range [][]zksync.Option{
-		{zksync.WithSessionTimeout(0)},
-		{zksync.WithSessionTimeout(1500 * time.Microsecond)},
-		{zksync.WithSessionTimeout(3 * time.Second), zksync.WithDisconnectGrace(2 * time.Second)},
+		{zksync.WithTTL(0)},
+		{zksync.WithTTL(-time.Second)},
+		{zksync.WithTTL(1500 * time.Microsecond)},
+		{zksync.WithTTL(3 * time.Second), zksync.WithDisconnectGrace(2 * time.Second)},
 		{zksync.WithDisconnectGrace(-time.Second)},
 		{zksync.WithRoot("/")},
 		{zksync.WithRoot("relative")},
@@ -102,6 +107,8 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{zksync.WithRoot("/a/../b")},
 		{zksync.WithACL(nil)},
 		{zksync.WithDialer(nil)},
+		{zksync.WithLogger(nil)},
+		{zksync.WithAuth("", nil)},
 	} {
 		if _, err := zksync.Dial(ctx, server.Servers(), opts...); !errors.Is(err, distsync.ErrInvalidConfig) {
 			t.Errorf("Dial with bad options: got %v, want ErrInvalidConfig", err)
@@ -114,7 +121,7 @@ func TestNewRejectsBadInput(t *testing.T) {
 
 func TestLockReleaseTokens(t *testing.T) {
 	ctx := context.Background()
-	m, err := zksync.NewMutex(session(t), t.Name())
+	m, err := session(t).Mutex(t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +154,7 @@ func TestLockReleaseTokens(t *testing.T) {
 func TestClosedSession(t *testing.T) {
 	ctx := context.Background()
 	s := session(t)
-	m, _ := zksync.NewMutex(s, t.Name())
+	m, _ := s.Mutex(t.Name())
 	l, err := m.Lock(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -160,22 +167,8 @@ func TestClosedSession(t *testing.T) {
 	if _, err := m.Lock(ctx); !errors.Is(err, distsync.ErrClosed) {
 		t.Fatalf("Lock after Close: got %v, want ErrClosed", err)
 	}
-}
-
-// TestSemaphoreLimitStored: the limit lives on the semaphore's node.
-func TestSemaphoreLimitStored(t *testing.T) {
-	ctx := context.Background()
-	s := session(t)
-	sem, err := zksync.NewSemaphore(ctx, s, t.Name(), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _, err := s.Conn().Get(sem.Path())
-	if err != nil || string(data) != "2" {
-		t.Fatalf("limit node data %q, %v; want \"2\"", data, err)
-	}
-	if _, err := zksync.NewSemaphore(ctx, s, t.Name(), 3); !errors.Is(err, distsync.ErrLimitMismatch) {
-		t.Fatalf("NewSemaphore with another limit: got %v, want ErrLimitMismatch", err)
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
 	}
 }
 
@@ -184,10 +177,11 @@ func TestSemaphoreLimitStored(t *testing.T) {
 func TestReadersWaitForOlderWriterOnly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	rw, err := zksync.NewRWMutex(session(t), t.Name())
+	rwi, err := session(t).RWMutex(t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
+	rw := rwi.(*zksync.RWMutex)
 	r1, err := rw.RLock(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -299,19 +299,19 @@ func (c *redisCandidate) crash() { c.c.Close() }
 
 type zkCandidate struct {
 	d *cuttableDialer
-	e *zksync.Election
+	e distsync.Election
 	l distsync.Leadership
 }
 
 func newZKCandidate(r *run, name string, ttl time.Duration) (candidate, error) {
 	d := &cuttableDialer{}
-	s, err := zksync.Dial(r.ctx, r.env.zk.Servers(), zksync.WithSessionTimeout(ttl),
+	s, err := zksync.Dial(r.ctx, r.env.zk.Servers(), zksync.WithTTL(ttl),
 		zksync.WithDialer(d.dial), zksync.WithLogger(quietZK{}))
 	if err != nil {
 		return nil, err
 	}
 	r.onClose(func() { _ = s.Close() })
-	e, err := zksync.NewElection(s, name)
+	e, err := s.Election(name)
 	if err != nil {
 		return nil, err
 	}

@@ -267,7 +267,7 @@ func openRueidislock(r *run, name string, n int) ([]locker, error) {
 
 // zkSession dials a counted distsync ZooKeeper session.
 func (r *run) zkSession() (*zksync.Session, error) {
-	s, err := zksync.Dial(r.ctx, r.env.zk.Servers(), zksync.WithSessionTimeout(lockTTL),
+	s, err := zksync.Dial(r.ctx, r.env.zk.Servers(), zksync.WithTTL(lockTTL),
 		zksync.WithDialer(r.reqs.zkDialer()), zksync.WithLogger(quietZK{}))
 	if err != nil {
 		return nil, err
@@ -282,7 +282,7 @@ func openZKDistsync(r *run, name string, n int) ([]locker, error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := zksync.NewMutex(s, name)
+		m, err := s.Mutex(name)
 		if err != nil {
 			return nil, err
 		}

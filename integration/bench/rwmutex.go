@@ -85,7 +85,7 @@ func openZKRW(r *run, name string, n int) ([]distsync.RWMutex, error) {
 		if err != nil {
 			return nil, err
 		}
-		rw, err := zksync.NewRWMutex(s, name)
+		rw, err := s.RWMutex(name)
 		if err != nil {
 			return nil, err
 		}

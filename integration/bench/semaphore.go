@@ -76,7 +76,7 @@ func openZKSems(r *run, name string) ([]locker, error) {
 		if err != nil {
 			return nil, err
 		}
-		s, err := zksync.NewSemaphore(r.ctx, sess, name, semLimit)
+		s, err := sess.Semaphore(r.ctx, name, semLimit)
 		if err != nil {
 			return nil, err
 		}

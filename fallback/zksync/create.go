@@ -1,0 +1,236 @@
+package zksync
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/distsync/distsync/internal/backoff"
+	"github.com/go-zookeeper/zk"
+)
+
+// Creating an acquisition's node, with recovery. A create whose answer is
+// lost (the connection dropped) may have been applied: the node is then
+// found by the GUID in its name, and adopted if the connection's session
+// owns it. A create whose caller has left (its context ended) is undone,
+// in the background if need be. Any failure after the node was created
+// deletes it: an orphaned node would block the name for the session's life.
+
+// A waiter is an acquisition's node, as enqueue created it.
+type waiter struct {
+	path  string
+	sid   int64     // the session that owns the node
+	bound *zsession // that session: its end ends the acquisition
+	first look      // the first look at the queue, with the node's watch
+}
+
+// enqueue creates this acquisition's node and sets a watch on it, and lists
+// the queue in the same round trip, so that an acquisition that holds at
+// once costs two round trips, like zk.Lock's create and list, not three.
+// After a connection loss during the create it looks for its node by GUID.
+// If ctx ends while a create is in flight, the create's node is deleted
+// once its answer arrives: before enqueue returns if that is within the
+// grace (see call), else in the background. From the creation on, the
+// waiter follows its node's session: it fails with errSessionEnded when
+// that session ends.
+func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, error) {
+	var (
+		path, sid = "", int64(0)
+		err       error
+	)
+	guid := newGUID()
+	prefix := nodePrefix(q.path, guid, c.kind)
+	parents := 0
+	for path == "" {
+		if sid, err = q.s.reconnected(ctx, nil); err != nil {
+			return waiter{}, q.fail(ctx, err, "connect")
+		}
+		owner := sid // the abandon callback may run after enqueue returned
+		created, err := call(ctx, q.s, func() (string, error) {
+			p, err := q.createNode(ctx, prefix, guid, value)
+			if err == nil {
+				q.s.track(p, owner)
+			}
+			return p, err
+		}, func(created string, err error) { q.abandon(owner, guid, created, err) })
+		switch {
+		case err == nil:
+			// Also when ctx ended meanwhile: the next step fails at
+			// once, and the node is deleted below.
+			path = created
+		case ctx.Err() != nil:
+			// The answer came within the grace; a connection loss
+			// leaves the outcome unknown, and the node is looked for
+			// in the background.
+			q.abandon(owner, guid, "", err)
+			return waiter{}, q.fail(ctx, err, "create waiter node")
+		case errors.Is(err, zk.ErrNoNode) && parents < 3:
+			// The name's node is missing (or was reaped since it was
+			// made: it is a container).
+			if err := q.ensureParents(ctx); err != nil {
+				return waiter{}, q.fail(ctx, err, "create %q", q.path)
+			}
+			parents++
+		case connLost(err):
+			// The create may have been applied: find our node by its
+			// GUID once connected again.
+			found, ferr := q.findGUID(ctx, guid)
+			if ferr != nil {
+				if ctx.Err() != nil {
+					q.abandon(owner, guid, "", zk.ErrConnectionClosed)
+				}
+				return waiter{}, q.fail(ctx, ferr, "look for waiter node after a connection loss")
+			}
+			if found != "" {
+				q.s.track(found, owner)
+			}
+			path = found
+		default:
+			return waiter{}, q.fail(ctx, err, "create waiter node")
+		}
+	}
+	w := waiter{path: path, sid: sid}
+	if w.bound = q.s.session(); w.bound == nil || w.bound.sid != sid {
+		q.s.removeLater(path, sid)
+		return waiter{}, sessionEnded(nil)
+	}
+	z := w.bound
+	// Requests follow the session: one sent while disconnected would wait
+	// for go-zookeeper's reconnection, which may bring a new session.
+	fctx, stop := follow(ctx, z)
+	defer stop()
+	var b backoff.Backoff
+	for {
+		w.first, err = q.look(fctx, path, c.limit != nil)
+		if err != nil && ctx.Err() == nil && z.over() {
+			return waiter{}, sessionEnded(z)
+		}
+		if err == nil || !connLost(err) || ctx.Err() != nil {
+			break
+		}
+		// The node is there, or gone with its session: wait and see.
+		cur, rerr := q.s.reconnected(ctx, z)
+		if errors.Is(rerr, errSessionEnded) {
+			return waiter{}, sessionEnded(z)
+		}
+		if rerr != nil {
+			err = errors.Join(rerr, err)
+			break
+		}
+		if cur != sid {
+			return waiter{}, sessionEnded(z)
+		}
+		t := time.NewTimer(b.Next())
+		select {
+		case <-ctx.Done():
+		case <-z.ended():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	switch {
+	case err != nil:
+		_ = q.s.remove(ctx, path, sid)
+		return waiter{}, q.fail(ctx, err, "watch waiter node")
+	case !w.first.own.ok:
+		return waiter{}, q.gone(z, path)
+	case w.first.own.stat.EphemeralOwner != sid:
+		q.s.removeLater(path, w.first.own.stat.EphemeralOwner)
+		return waiter{}, sessionEnded(z)
+	}
+	return w, nil
+}
+
+// createNode creates the node of an acquisition: a protected ephemeral
+// sequential child of the name's node, or what q.create makes.
+func (q *queue) createNode(ctx context.Context, prefix, guid string, value []byte) (string, error) {
+	if q.create != nil {
+		return q.create(ctx, prefix, guid, value)
+	}
+	return q.s.conn.Create(prefix, value, zk.FlagEphemeral|zk.FlagSequence, q.s.o.acl)
+}
+
+// findGUID returns the path of the node whose name holds guid, or "" if
+// there is none, after the connection is back. Sync first makes the
+// server catch up with anything the lost connection's create wrote.
+func (q *queue) findGUID(ctx context.Context, guid string) (string, error) {
+	var b backoff.Backoff
+	for {
+		if _, err := q.s.reconnected(ctx, nil); err != nil {
+			return "", err
+		}
+		children, err := call(ctx, q.s, func() ([]string, error) {
+			if _, err := q.s.conn.Sync(q.path); err != nil {
+				return nil, err
+			}
+			ch, _, err := q.s.conn.Children(q.path)
+			return ch, err
+		}, nil)
+		switch {
+		case err == nil:
+			if c := findPrefix(children, guidPrefix(guid)); c != "" {
+				return q.path + "/" + c, nil
+			}
+			return "", nil
+		case errors.Is(err, zk.ErrNoNode):
+			return "", nil
+		case !connLost(err):
+			return "", err
+		}
+		if !b.Sleep(ctx) {
+			return "", context.Cause(ctx)
+		}
+	}
+}
+
+// findPrefix returns the child that starts with prefix, or "".
+func findPrefix(children []string, prefix string) string {
+	for _, c := range children {
+		if strings.HasPrefix(c, prefix) {
+			return c
+		}
+	}
+	return ""
+}
+
+// abandon cleans up after a create whose caller left: it deletes the
+// node the create made, or, when the outcome is unknown, the node with guid.
+func (q *queue) abandon(sid int64, guid, created string, err error) {
+	switch {
+	case err == nil:
+		q.s.removeLater(created, sid)
+	case connLost(err):
+		q.s.cleanupLater(sid, func() error {
+			path, err := q.findGUID(context.Background(), guid)
+			if err != nil || path == "" {
+				return err
+			}
+			if err := q.s.conn.Delete(path, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				return err
+			}
+			return nil
+		})
+	}
+}
+
+// ensureParents creates the root and the name's node as container nodes:
+// the server deletes them once they are empty. For a queue with its own
+// create (a Semaphore), which makes the name's node itself, only the
+// ancestors.
+func (q *queue) ensureParents(ctx context.Context) error {
+	segs := strings.Split(q.path[1:], "/")
+	if q.create != nil {
+		segs = segs[:len(segs)-1]
+	}
+	for i := range segs {
+		p := "/" + strings.Join(segs[:i+1], "/")
+		_, err := call(ctx, q.s, func() (string, error) {
+			return q.s.conn.CreateContainer(p, nil, zk.FlagContainer, q.s.o.acl)
+		}, nil)
+		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return err
+		}
+	}
+	return nil
+}

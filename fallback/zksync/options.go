@@ -1,0 +1,141 @@
+package zksync
+
+import (
+	"net"
+	"strings"
+	"time"
+
+	"github.com/distsync/distsync"
+	"github.com/go-zookeeper/zk"
+)
+
+// DefaultTTL is the session timeout Dial asks for when WithTTL is not given.
+const DefaultTTL = 10 * time.Second
+
+// DefaultRoot is the node under which names live when WithRoot is not given.
+const DefaultRoot = "/distsync"
+
+// An Option configures Dial or NewSession. Options marked "Dial only" make
+// NewSession fail with distsync.ErrInvalidConfig: the caller configured its
+// connection already.
+type Option func(*options)
+
+type options struct {
+	ttl    time.Duration // 0 with NewSession: the connection's own
+	grace  time.Duration
+	root   string
+	acl    []zk.ACL
+	auth   []credential
+	logger zk.Logger
+	dialer zk.Dialer
+
+	dialOnly []string // the Dial-only options given
+}
+
+// A credential is one WithAuth.
+type credential struct {
+	scheme string
+	auth   []byte
+}
+
+// WithTTL sets the ZooKeeper session timeout (default DefaultTTL with Dial):
+// a holder that crashes keeps its leases for about this long. Dial asks the
+// server for it and fails with distsync.ErrInvalidConfig, naming both values,
+// when the server grants another (servers clamp it between their
+// minSessionTimeout and maxSessionTimeout). NewSession checks it against the
+// timeout the connection negotiated. It must be a whole number of
+// milliseconds, ZooKeeper's unit.
+func WithTTL(d time.Duration) Option { return func(o *options) { o.ttl = d } }
+
+// WithDisconnectGrace keeps leases through a disconnection of up to d, if the
+// client reconnects within d to the same session; a longer disconnection ends
+// them as lost. The default, 0, ends leases as soon as the connection drops.
+// d may be at most a third of the session timeout: go-zookeeper notices a
+// silent server only after two thirds of it, and the server may expire the
+// session a third of it later.
+func WithDisconnectGrace(d time.Duration) Option { return func(o *options) { o.grace = d } }
+
+// WithRoot sets the node under which each name gets its node (default
+// DefaultRoot). It must be an absolute ZooKeeper path other than "/".
+func WithRoot(path string) Option { return func(o *options) { o.root = path } }
+
+// WithACL sets the ACL of the nodes the Session creates (default
+// zk.WorldACL(zk.PermAll)). With a digest ACL, give the Session the matching
+// credentials (WithAuth, or AddAuth on the connection given to NewSession).
+func WithACL(acl []zk.ACL) Option { return func(o *options) { o.acl = acl } }
+
+// WithAuth adds credentials to the connection, as zk.Conn.AddAuth does, before
+// Dial returns (Dial only; may be given more than once). go-zookeeper sends
+// them again on every reconnection, also after a session expiry. A server
+// that refuses them makes Dial fail with distsync.ErrDenied.
+func WithAuth(scheme string, auth []byte) Option {
+	return func(o *options) {
+		o.auth = append(o.auth, credential{scheme, append([]byte(nil), auth...)})
+		o.dialOnly = append(o.dialOnly, "WithAuth")
+	}
+}
+
+// WithLogger sets go-zookeeper's logger (Dial only). By default it logs
+// nothing; go-zookeeper's own default logs every connection attempt.
+func WithLogger(l zk.Logger) Option {
+	return func(o *options) {
+		o.logger = l
+		o.dialOnly = append(o.dialOnly, "WithLogger")
+	}
+}
+
+// WithDialer sets how go-zookeeper dials a server (Dial only; default
+// net.DialTimeout), for a proxy or a tunnel.
+func WithDialer(d zk.Dialer) Option {
+	return func(o *options) {
+		o.dialer = d
+		o.dialOnly = append(o.dialOnly, "WithDialer")
+	}
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
+
+// newOptions applies opts over the defaults of Dial (dial) or NewSession.
+func newOptions(dial bool, opts []Option) (options, error) {
+	o := options{root: DefaultRoot, acl: zk.WorldACL(zk.PermAll), logger: quietLogger{}, dialer: net.DialTimeout}
+	if dial {
+		o.ttl = DefaultTTL
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	switch {
+	case !dial && len(o.dialOnly) > 0:
+		return o, distsync.Errorf(distsync.ErrInvalidConfig, nil, "%s applies to Dial only; configure the connection given to NewSession instead", o.dialOnly[0])
+	case dial && o.ttl == 0, o.ttl < 0, o.ttl%time.Millisecond != 0, o.ttl > time.Duration(1<<31-1)*time.Millisecond:
+		return o, distsync.Errorf(distsync.ErrInvalidConfig, nil, "TTL %v, want a positive whole number of milliseconds", o.ttl)
+	case o.grace < 0 || o.ttl > 0 && o.grace > o.ttl/3:
+		return o, distsync.Errorf(distsync.ErrInvalidConfig, nil, "disconnect grace %v, want 0 to a third of the session timeout %v", o.grace, o.ttl)
+	case o.dialer == nil:
+		return o, distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil dialer")
+	case o.logger == nil:
+		return o, distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil logger")
+	case len(o.acl) == 0:
+		return o, distsync.Errorf(distsync.ErrInvalidConfig, nil, "empty ACL")
+	}
+	for _, c := range o.auth {
+		if c.scheme == "" {
+			return o, distsync.Errorf(distsync.ErrInvalidConfig, nil, "WithAuth with an empty scheme")
+		}
+	}
+	return o, validRoot(o.root)
+}
+
+func validRoot(root string) error {
+	if root == "" || root[0] != '/' || root == "/" || strings.HasSuffix(root, "/") || strings.Contains(root, "//") {
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "root %q, want an absolute path like %q", root, DefaultRoot)
+	}
+	for _, seg := range strings.Split(root[1:], "/") {
+		if seg == "." || seg == ".." || encodeName(seg) != seg {
+			return distsync.Errorf(distsync.ErrInvalidConfig, nil, "root %q has a segment ZooKeeper cannot store: %q", root, seg)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,269 @@
+package zksync
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/backoff"
+	"github.com/go-zookeeper/zk"
+)
+
+// Waiting. A waiter watches only what can let it in: the nodes that block
+// it (shared with other waiters of the session, see shareWatch), its own
+// node (deleted from outside, its watch ended, or touched by a SetLimit)
+// and its session's end. Every wake-up is followed by a new look at the
+// queue; a semaphore waiter's look reads the stored limit too.
+
+// A look is one read of the queue, its requests in flight at once: the
+// listing, and, when asked, the waiter's own node with a watch on it and
+// the name's node (a semaphore's stored limit). Either order of the reads
+// on the server is safe: a node in the listing existed when it was read,
+// and a deletion after that either precedes the read of the own node
+// (which then reports it) or fires the watch.
+type look struct {
+	children []string
+	own      nodeRead
+	ownCh    <-chan zk.Event
+	stored   nodeRead
+}
+
+// look reads the queue; own, if not "", is the waiter's node to read and
+// watch, and stored asks for the name's node too (without a watch: a
+// waiter sets one only when it blocks).
+func (q *queue) look(ctx context.Context, own string, stored bool) (look, error) {
+	var (
+		lk               look
+		wg               sync.WaitGroup
+		cerr, serr, oerr error
+	)
+	wg.Go(func() {
+		lk.children, cerr = call(ctx, q.s, func() ([]string, error) {
+			ch, _, err := q.s.conn.Children(q.path)
+			if errors.Is(err, zk.ErrNoNode) {
+				return nil, nil
+			}
+			return ch, err
+		}, nil)
+	})
+	if stored {
+		wg.Go(func() {
+			lk.stored, serr = call(ctx, q.s, func() (nodeRead, error) {
+				data, stat, err := q.s.conn.Get(q.path)
+				if errors.Is(err, zk.ErrNoNode) {
+					return nodeRead{}, nil
+				}
+				return nodeRead{true, data, stat}, err
+			}, nil)
+		})
+	}
+	if own != "" {
+		lk.own, lk.ownCh, oerr = q.s.existsW(ctx, own)
+	}
+	wg.Wait()
+	return lk, errors.Join(oerr, cerr, serr)
+}
+
+// wait blocks until w's node holds, watching only the nodes that block it,
+// its own node and its session; w's first look is its first look. It fails
+// with errSessionEnded (wrapped) as soon as the node's session ends. On
+// failure the node is deleted (in the background once ctx's grace is over).
+func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease, err error) {
+	path, sid, z := w.path, w.sid, w.bound
+	name := path[strings.LastIndexByte(path, '/')+1:]
+	stat, own := w.first.own.stat, w.first.ownCh
+	first := &w.first
+	defer func() {
+		if err != nil && ctx.Err() != nil && !try {
+			// The grant may have raced the cancellation: a waiter that
+			// holds already takes the lock rather than pass it on.
+			if held := q.lastLook(ctx, c, path, name, sid, stat, own, z); held != nil {
+				l, err = held, nil
+				return
+			}
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, errSessionEnded):
+			// The node is gone with its session (or, after Close, is
+			// deleted by Close).
+		default:
+			// err says why; a deletion that is not confirmed goes on in
+			// the background.
+			_ = q.s.remove(ctx, path, sid)
+		}
+	}()
+	var b backoff.Backoff
+	// Requests follow the session too: one sent while disconnected would
+	// wait for go-zookeeper's reconnection, which may bring a new session.
+	fctx, stop := follow(ctx, z)
+	defer stop()
+	retry := func(err error) error {
+		if ctx.Err() == nil && z.over() {
+			return sessionEnded(z)
+		}
+		if !connLost(err) {
+			return q.fail(ctx, err, "wait")
+		}
+		cur, rerr := q.s.reconnected(ctx, z)
+		if errors.Is(rerr, errSessionEnded) {
+			return sessionEnded(z)
+		}
+		if rerr != nil {
+			return q.fail(ctx, errors.Join(rerr, err), "wait")
+		}
+		if cur != sid {
+			return sessionEnded(z)
+		}
+		t := time.NewTimer(b.Next())
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return q.fail(ctx, err, "wait")
+		case <-z.ended():
+			return sessionEnded(z)
+		case <-t.C:
+			return nil
+		}
+	}
+	for {
+		lk := look{}
+		if first != nil {
+			lk, first = *first, nil
+		} else {
+			ownPath := ""
+			if own == nil {
+				ownPath = path
+			}
+			if lk, err = q.look(fctx, ownPath, c.limit != nil); err != nil {
+				if err := retry(err); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if own == nil {
+				if !lk.own.ok {
+					return nil, q.gone(z, path)
+				}
+				own = lk.ownCh
+			}
+		}
+		nodes := sortNodes(lk.children)
+		me := index(nodes, name)
+		if me < 0 {
+			return nil, q.gone(z, path)
+		}
+		limit, err := q.checkLimit(c, lk.stored)
+		var blockers []node
+		switch {
+		case errors.Is(err, errLimitStale):
+			// Decide nothing: the SetLimit touches our node next.
+		case err != nil:
+			return nil, err
+		default:
+			blockers = c.blockers(nodes, me, limit)
+		}
+		if len(blockers) == 0 && err == nil {
+			e := q.s.current()
+			if e == nil || e.zs != z {
+				// Disconnected just now: hold only once the session is
+				// back (the node may be gone with it).
+				if err := retry(zk.ErrConnectionClosed); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			return newLease(q, path, sid, stat, e, own), nil
+		}
+		if try && err == nil {
+			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.path)
+		}
+		cases := []reflect.SelectCase{
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(own)},
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(z.ended())},
+		}
+		gone := false
+		for _, bn := range blockers {
+			r, ch, err := q.s.getShared(fctx, q.path+"/"+bn.name)
+			if err != nil {
+				if err := retry(err); err != nil {
+					return nil, err
+				}
+				gone = true
+				break
+			}
+			if !r.ok {
+				gone = true
+				break
+			}
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+		}
+		if gone {
+			continue
+		}
+		chosen, _, _ := reflect.Select(cases)
+		switch chosen {
+		case 0:
+			return nil, q.fail(ctx, context.Cause(ctx), "wait for %s", q.path)
+		case 1:
+			own = nil // deleted, changed or not watched any more: look again
+		case 2:
+			return nil, sessionEnded(z)
+		}
+		// A blocker went away or a watch ended: look again.
+	}
+}
+
+// checkLimit returns the limit a semaphore class counts with, checked
+// against the stored one; 0 for other classes.
+func (q *queue) checkLimit(c class, stored nodeRead) (int64, error) {
+	if c.limit == nil {
+		return 0, nil
+	}
+	limit, err := c.limit(stored)
+	if err != nil {
+		return 0, err
+	}
+	if c.weight > limit {
+		return 0, distsync.Errorf(distsync.ErrInvalidConfig, nil, "%d permits asked for, the limit of %q is now %d", c.weight, q.path, limit)
+	}
+	return limit, nil
+}
+
+// gone is the error for a waiter node that disappeared: deleted by someone,
+// or with its session.
+func (q *queue) gone(z *zsession, path string) error {
+	if cur, _, _, _ := q.s.state(); z.over() || cur != z.sid {
+		return sessionEnded(z)
+	}
+	return distsync.Errorf(distsync.ErrLost, nil, "waiter node %s was deleted", path)
+}
+
+// lastLook is one more look at the queue after ctx ended, within ctx's
+// grace: it returns the Lease if the node holds after all, else nil.
+func (q *queue) lastLook(ctx context.Context, c class, path, name string, sid int64, stat *zk.Stat, own <-chan zk.Event, z *zsession) *Lease {
+	lctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	lk, err := q.look(lctx, "", c.limit != nil)
+	if err != nil {
+		return nil
+	}
+	nodes := sortNodes(lk.children)
+	me := index(nodes, name)
+	if me < 0 {
+		return nil
+	}
+	limit, err := q.checkLimit(c, lk.stored)
+	if err != nil || len(c.blockers(nodes, me, limit)) > 0 {
+		return nil
+	}
+	if e := q.s.current(); e != nil && e.zs == z && e.zs.sid == sid {
+		return newLease(q, path, sid, stat, e, own)
+	}
+	return nil
+}
