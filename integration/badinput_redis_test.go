@@ -11,11 +11,11 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// TestBadInputRedis is the bad-input table of the Redis primitives.
+// TestBadInputRedis is the bad-input table of the Redis Session and its
+// primitives.
 func TestBadInputRedis(t *testing.T) {
 	bg := context.Background()
 	c := redisClient(t)
-	const ttl = time.Second
 	session := func(t *testing.T) *redissync.Session { return redisSession(t, c) }
 	closedSession := func(t *testing.T) *redissync.Session {
 		s := session(t)
@@ -26,78 +26,52 @@ func TestBadInputRedis(t *testing.T) {
 		return func(t *testing.T) []string { return redisKeys(t, name) }
 	}
 	lose := func(t *testing.T, l distsync.Lease) {
-		if err := redisq.DeleteMember(bg, c, redisLease(l)); err != nil {
+		if err := redisq.DeleteMember(bg, c, l); err != nil {
 			t.Fatal(err)
 		}
 	}
 	type call = func(context.Context) (distsync.Lease, error)
-	// opener opens a primitive on a session of its own, or with closed,
-	// opens it with the WithClient constructor and closes it (Lock after
-	// Close).
-	type prim interface{ Close() error }
-	opener := func(open func(name string, s *redissync.Session) (prim, error), owned func(name string) (prim, error)) func(t *testing.T, name string, closed bool) prim {
-		return func(t *testing.T, name string, closed bool) prim {
-			var (
-				p   prim
-				err error
-			)
+	// opener returns the call f picks on a primitive opened on a session
+	// of its own; with closed, the session is closed after the opening
+	// (Lock after Close).
+	opener := func(f func(t *testing.T, s distsync.Session, name string) call) func(t *testing.T, name string, closed bool) call {
+		return func(t *testing.T, name string, closed bool) call {
+			s := session(t)
+			acquire := f(t, s, name)
 			if closed {
-				p, err = owned(name)
-			} else {
-				p, err = open(name, session(t))
+				_ = s.Close()
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if closed {
-				_ = p.Close()
-			}
-			return p
+			return acquire
 		}
 	}
-	mutexes := opener(
-		func(name string, s *redissync.Session) (prim, error) {
-			return errPrim(redissync.NewMutex(s, name))
-		},
-		func(name string) (prim, error) {
-			return errPrim(redissync.NewMutexWithClient(bg, c, name, redissync.WithTTL(ttl)))
-		})
-	rws := opener(
-		func(name string, s *redissync.Session) (prim, error) {
-			return errPrim(redissync.NewRWMutex(s, name))
-		},
-		func(name string) (prim, error) {
-			return errPrim(redissync.NewRWMutexWithClient(bg, c, name, redissync.WithTTL(ttl)))
-		})
-	sems := opener(
-		func(name string, s *redissync.Session) (prim, error) {
-			return errPrim(redissync.NewSemaphore(s, name, 1))
-		},
-		func(name string) (prim, error) {
-			return errPrim(redissync.NewSemaphoreWithClient(bg, c, name, 1, redissync.WithTTL(ttl)))
-		})
-	elections := opener(
-		func(name string, s *redissync.Session) (prim, error) {
-			return errPrim(redissync.NewElection(s, name))
-		},
-		func(name string) (prim, error) {
-			return errPrim(redissync.NewElectionWithClient(bg, c, name, redissync.WithTTL(ttl)))
-		})
-	pick := func(open func(*testing.T, string, bool) prim, f func(prim) call) func(*testing.T, string, bool) call {
-		return func(t *testing.T, name string, closed bool) call { return f(open(t, name, closed)) }
+	sem := func(t *testing.T, s distsync.Session, name string) distsync.Semaphore {
+		sem, err := s.Semaphore(bg, name, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sem
 	}
 	acquirers := []acquirer{
-		{"Mutex.Lock", pick(mutexes, func(p prim) call { return p.(*redissync.Mutex).Lock }), true},
-		{"Mutex.TryLock", pick(mutexes, func(p prim) call { return p.(*redissync.Mutex).TryLock }), false},
-		{"RWMutex.Lock", pick(rws, func(p prim) call { return p.(*redissync.RWMutex).Lock }), true},
-		{"RWMutex.TryLock", pick(rws, func(p prim) call { return p.(*redissync.RWMutex).TryLock }), false},
-		{"RWMutex.RLock", pick(rws, func(p prim) call { return p.(*redissync.RWMutex).RLock }), true},
-		{"RWMutex.TryRLock", pick(rws, func(p prim) call { return p.(*redissync.RWMutex).TryRLock }), false},
-		{"Semaphore.Acquire", pick(sems, func(p prim) call { return p.(*redissync.Semaphore).Acquire }), true},
-		{"Semaphore.TryAcquire", pick(sems, func(p prim) call { return p.(*redissync.Semaphore).TryAcquire }), false},
-		{"Election.Campaign", pick(elections, func(p prim) call {
+		{"Mutex.Lock", opener(func(t *testing.T, s distsync.Session, n string) call { return redisMutex(t, s, n).Lock }), true},
+		{"Mutex.TryLock", opener(func(t *testing.T, s distsync.Session, n string) call { return redisMutex(t, s, n).TryLock }), false},
+		{"RWMutex.Lock", opener(func(t *testing.T, s distsync.Session, n string) call { return redisRWMutex(t, s, n).Lock }), true},
+		{"RWMutex.TryLock", opener(func(t *testing.T, s distsync.Session, n string) call { return redisRWMutex(t, s, n).TryLock }), false},
+		{"RWMutex.RLock", opener(func(t *testing.T, s distsync.Session, n string) call { return redisRWMutex(t, s, n).RLock }), true},
+		{"RWMutex.TryRLock", opener(func(t *testing.T, s distsync.Session, n string) call { return redisRWMutex(t, s, n).TryRLock }), false},
+		{"Semaphore.Acquire", opener(func(t *testing.T, s distsync.Session, n string) call { return sem(t, s, n).Acquire }), true},
+		{"Semaphore.TryAcquire", opener(func(t *testing.T, s distsync.Session, n string) call { return sem(t, s, n).TryAcquire }), false},
+		{"Semaphore.AcquireN", opener(func(t *testing.T, s distsync.Session, n string) call {
+			sm := sem(t, s, n)
+			return func(ctx context.Context) (distsync.Lease, error) { return sm.AcquireN(ctx, 2) }
+		}), true},
+		{"Semaphore.TryAcquireN", opener(func(t *testing.T, s distsync.Session, n string) call {
+			sm := sem(t, s, n)
+			return func(ctx context.Context) (distsync.Lease, error) { return sm.TryAcquireN(ctx, 2) }
+		}), false},
+		{"Election.Campaign", opener(func(t *testing.T, s distsync.Session, n string) call {
+			e := redisElection(t, s, n)
 			return func(ctx context.Context) (distsync.Lease, error) {
-				l, err := p.(*redissync.Election).Campaign(ctx, []byte("v"))
+				l, err := e.Campaign(ctx, []byte("v"))
 				if err != nil {
 					return nil, err
 				}
@@ -108,33 +82,21 @@ func TestBadInputRedis(t *testing.T) {
 	cases := acquireCases("redis", acquirers, redisKeys, lose)
 
 	cases = append(cases, nameCases(map[string]func(*testing.T, string) func() error{
-		"NewMutex": func(t *testing.T, n string) func() error {
+		"Session.Mutex": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(redissync.NewMutex(s, n)) }
+			return func() error { return errOf(s.Mutex(n)) }
 		},
-		"NewMutexWithClient": func(t *testing.T, n string) func() error {
-			return func() error { return errOf(redissync.NewMutexWithClient(bg, c, n)) }
-		},
-		"NewRWMutex": func(t *testing.T, n string) func() error {
+		"Session.RWMutex": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(redissync.NewRWMutex(s, n)) }
+			return func() error { return errOf(s.RWMutex(n)) }
 		},
-		"NewRWMutexWithClient": func(t *testing.T, n string) func() error {
-			return func() error { return errOf(redissync.NewRWMutexWithClient(bg, c, n)) }
-		},
-		"NewSemaphore": func(t *testing.T, n string) func() error {
+		"Session.Semaphore": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(redissync.NewSemaphore(s, n, 1)) }
+			return func() error { return errOf(s.Semaphore(bg, n, 1)) }
 		},
-		"NewSemaphoreWithClient": func(t *testing.T, n string) func() error {
-			return func() error { return errOf(redissync.NewSemaphoreWithClient(bg, c, n, 1)) }
-		},
-		"NewElection": func(t *testing.T, n string) func() error {
+		"Session.Election": func(t *testing.T, n string) func() error {
 			s := session(t)
-			return func() error { return errOf(redissync.NewElection(s, n)) }
-		},
-		"NewElectionWithClient": func(t *testing.T, n string) func() error {
-			return func() error { return errOf(redissync.NewElectionWithClient(bg, c, n)) }
+			return func() error { return errOf(s.Election(n)) }
 		},
 	})...)
 
@@ -149,20 +111,25 @@ func TestBadInputRedis(t *testing.T) {
 			return func() error { return f(s) }
 		}}
 	}
+	withSem := func(label string, want []error, f func(sem distsync.Semaphore) error) badCase {
+		return badCase{name: label, want: want, left: leftOf(name), setup: func(t *testing.T) func() error {
+			sm := sem(t, session(t), name)
+			return func() error { return f(sm) }
+		}}
+	}
+	dial := func(ctx context.Context, opts ...redissync.Option) error {
+		return errOf(redissync.Dial(ctx, &goredis.UniversalOptions{Addrs: []string{redisServer.Addr()}}, opts...))
+	}
 	cases = append(cases,
 		simple("NewSession/nil-client", invalid, func() error { return errOf(redissync.NewSession(bg, nil)) }),
-		simple("NewMutex/nil-session", invalid, func() error { return errOf(redissync.NewMutex(nil, name)) }),
-		simple("NewRWMutex/nil-session", invalid, func() error { return errOf(redissync.NewRWMutex(nil, name)) }),
-		simple("NewSemaphore/nil-session", invalid, func() error { return errOf(redissync.NewSemaphore(nil, name, 1)) }),
-		simple("NewElection/nil-session", invalid, func() error { return errOf(redissync.NewElection(nil, name)) }),
-		simple("NewMutexWithClient/nil-client", invalid, func() error { return errOf(redissync.NewMutexWithClient(bg, nil, name)) }),
-		simple("NewRWMutexWithClient/nil-client", invalid, func() error { return errOf(redissync.NewRWMutexWithClient(bg, nil, name)) }),
-		simple("NewSemaphoreWithClient/nil-client", invalid, func() error { return errOf(redissync.NewSemaphoreWithClient(bg, nil, name, 1)) }),
-		simple("NewElectionWithClient/nil-client", invalid, func() error { return errOf(redissync.NewElectionWithClient(bg, nil, name)) }),
-		withSession("NewSemaphore/limit-0", invalid, func(s *redissync.Session) error { return errOf(redissync.NewSemaphore(s, name, 0)) }),
-		withSession("NewSemaphore/limit-negative", invalid, func(s *redissync.Session) error { return errOf(redissync.NewSemaphore(s, name, -1)) }),
-		simple("NewSemaphoreWithClient/limit-0", invalid, func() error { return errOf(redissync.NewSemaphoreWithClient(bg, c, name, 0)) }),
-		simple("NewSemaphoreWithClient/limit-negative", invalid, func() error { return errOf(redissync.NewSemaphoreWithClient(bg, c, name, -3)) }),
+		simple("Dial/nil-options", invalid, func() error { return errOf(redissync.Dial(bg, nil)) }),
+		withSession("Session.Semaphore/limit-0", invalid, func(s *redissync.Session) error { return errOf(s.Semaphore(bg, name, 0)) }),
+		withSession("Session.Semaphore/limit-negative", invalid, func(s *redissync.Session) error { return errOf(s.Semaphore(bg, name, -1)) }),
+		withSem("Semaphore.AcquireN/n-0", invalid, func(sm distsync.Semaphore) error { return releaseIfHeld(sm.AcquireN(bg, 0)) }),
+		withSem("Semaphore.AcquireN/n-above-limit", invalid, func(sm distsync.Semaphore) error { return releaseIfHeld(sm.AcquireN(bg, 3)) }),
+		withSem("Semaphore.TryAcquireN/n-negative", invalid, func(sm distsync.Semaphore) error { return releaseIfHeld(sm.TryAcquireN(bg, -1)) }),
+		withSem("Semaphore.TryAcquireN/n-above-limit", invalid, func(sm distsync.Semaphore) error { return releaseIfHeld(sm.TryAcquireN(bg, 3)) }),
+		withSem("Semaphore.SetLimit/0", invalid, func(sm distsync.Semaphore) error { return sm.SetLimit(bg, 0) }),
 		simple("NewSession/replicas-negative", invalid, func() error {
 			return errOf(redissync.NewSession(bg, c, redissync.WithReplicas(-1, 10*time.Millisecond)))
 		}),
@@ -171,7 +138,7 @@ func TestBadInputRedis(t *testing.T) {
 			return errOf(redissync.NewSession(bg, c, redissync.WithTTL(time.Second), redissync.WithReplicas(1, 900*time.Millisecond)))
 		}),
 		withSession("Election.Leader/no-leader", is(distsync.ErrNoLeader), func(s *redissync.Session) error {
-			e, err := redissync.NewElection(s, name)
+			e, err := s.Election(name)
 			if err != nil {
 				return err
 			}
@@ -182,22 +149,25 @@ func TestBadInputRedis(t *testing.T) {
 	for _, tc := range []struct {
 		label string
 		ttl   time.Duration
-	}{{"zero", 0}, {"negative", -time.Second}, {"below-minimum", redissync.MinTTL - time.Millisecond}, {"fractional", 150*time.Millisecond + 500*time.Microsecond}} {
+	}{{"zero", 0}, {"negative", -time.Second}, {"below-minimum", 99 * time.Millisecond}, {"fractional", 150*time.Millisecond + 500*time.Microsecond}} {
 		opt := redissync.WithTTL(tc.ttl)
 		cases = append(cases,
 			simple("NewSession/ttl-"+tc.label, invalid, func() error { return errOf(redissync.NewSession(bg, c, opt)) }),
-			simple("NewMutexWithClient/ttl-"+tc.label, invalid, func() error { return errOf(redissync.NewMutexWithClient(bg, c, name, opt)) }),
-			simple("NewRWMutexWithClient/ttl-"+tc.label, invalid, func() error { return errOf(redissync.NewRWMutexWithClient(bg, c, name, opt)) }),
-			simple("NewSemaphoreWithClient/ttl-"+tc.label, invalid, func() error { return errOf(redissync.NewSemaphoreWithClient(bg, c, name, 1, opt)) }),
-			simple("NewElectionWithClient/ttl-"+tc.label, invalid, func() error { return errOf(redissync.NewElectionWithClient(bg, c, name, opt)) }),
+			simple("Dial/ttl-"+tc.label, invalid, func() error { return dial(bg, opt) }),
 		)
 	}
 	for _, cc := range ctxCases {
 		cases = append(cases,
 			simple("NewSession/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func() error { return errOf(redissync.NewSession(cc.ctx(), c)) }),
-			simple("NewMutexWithClient/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func() error { return errOf(redissync.NewMutexWithClient(cc.ctx(), c, name)) }),
+			simple("Dial/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func() error { return dial(cc.ctx()) }),
+			withSession("Session.Semaphore/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func(s *redissync.Session) error {
+				return errOf(s.Semaphore(cc.ctx(), name, 1))
+			}),
+			withSem("Semaphore.SetLimit/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func(sm distsync.Semaphore) error {
+				return sm.SetLimit(cc.ctx(), 3)
+			}),
 			withSession("Election.Leader/"+cc.label+"-context", is(distsync.ErrUnavailable, cc.err), func(s *redissync.Session) error {
-				e, err := redissync.NewElection(s, name)
+				e, err := s.Election(name)
 				if err != nil {
 					return err
 				}
@@ -205,7 +175,7 @@ func TestBadInputRedis(t *testing.T) {
 				return err
 			}),
 			withSession("Election.Observe/"+cc.label+"-context", nil, func(s *redissync.Session) error {
-				e, err := redissync.NewElection(s, name)
+				e, err := s.Election(name)
 				if err != nil {
 					return err
 				}
@@ -219,62 +189,61 @@ func TestBadInputRedis(t *testing.T) {
 			_ = cc.Close()
 			return func() error { return errOf(redissync.NewSession(bg, cc)) }
 		}},
-		badCase{name: "Mutex.Lock/closed-session", want: is(distsync.ErrClosed), left: leftOf(name), setup: func(t *testing.T) func() error {
-			m, err := redissync.NewMutex(closedSession(t), name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return func() error { return releaseIfHeld(m.Lock(bg)) }
+		badCase{name: "Session.Mutex/closed-session", want: is(distsync.ErrClosed), setup: func(t *testing.T) func() error {
+			s := closedSession(t)
+			return func() error { return errOf(s.Mutex(name)) }
 		}},
-		badCase{name: "Semaphore.Acquire/closed-session", want: is(distsync.ErrClosed), left: leftOf(name), setup: func(t *testing.T) func() error {
-			s, err := redissync.NewSemaphore(closedSession(t), name, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return func() error { return releaseIfHeld(s.Acquire(bg)) }
+		badCase{name: "Session.Semaphore/closed-session", want: is(distsync.ErrClosed), setup: func(t *testing.T) func() error {
+			s := closedSession(t)
+			return func() error { return errOf(s.Semaphore(bg, name, 1)) }
 		}},
 	)
-	// Limits that disagree: a semaphore in use with limit 2, opened with 3.
+	// Limits that disagree: a semaphore in use with limit 2, opened (or
+	// acquired through a value opened while it was idle) with 3.
 	const semName = "badinput-redis-semaphore-limits"
 	inUse := func(t *testing.T) {
-		s, err := redissync.NewSemaphore(session(t), semName, 2)
+		sm, err := session(t).Semaphore(bg, semName, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := s.Acquire(bg)
+		l, err := sm.Acquire(bg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = l.Release(bg) })
 	}
+	cases = append(cases, badCase{name: "Session.Semaphore/limit-mismatch", want: is(distsync.ErrLimitMismatch), setup: func(t *testing.T) func() error {
+		inUse(t)
+		s := session(t)
+		return func() error { return errOf(s.Semaphore(bg, semName, 3)) }
+	}})
 	for _, acq := range []struct {
 		label string
-		f     func(*redissync.Semaphore) call
-	}{{"Acquire", func(s *redissync.Semaphore) call { return s.Acquire }}, {"TryAcquire", func(s *redissync.Semaphore) call { return s.TryAcquire }}} {
+		f     func(distsync.Semaphore) call
+	}{
+		{"Acquire", func(s distsync.Semaphore) call { return s.Acquire }},
+		{"TryAcquire", func(s distsync.Semaphore) call { return s.TryAcquire }},
+		{"AcquireN", func(s distsync.Semaphore) call {
+			return func(ctx context.Context) (distsync.Lease, error) { return s.AcquireN(ctx, 2) }
+		}},
+	} {
 		cases = append(cases, badCase{name: "Semaphore." + acq.label + "/limit-mismatch", want: is(distsync.ErrLimitMismatch), setup: func(t *testing.T) func() error {
-			inUse(t)
-			s, err := redissync.NewSemaphore(session(t), semName, 3)
+			sm, err := session(t).Semaphore(bg, semName, 3) // idle: no mismatch yet
 			if err != nil {
 				t.Fatal(err)
 			}
-			return func() error { return releaseIfHeld(acq.f(s)(bg)) }
+			inUse(t)
+			return func() error { return releaseIfHeld(acq.f(sm)(bg)) }
 		}})
 	}
 	// Close is an end call: a second one is not an error.
 	for label, open := range map[string]func() (interface{ Close() error }, error){
-		"Session": func() (interface{ Close() error }, error) { return errPrim(redissync.NewSession(bg, c)) },
-		"Mutex":   func() (interface{ Close() error }, error) { return errPrim(redissync.NewMutexWithClient(bg, c, name)) },
-		"RWMutex": func() (interface{ Close() error }, error) {
-			return errPrim(redissync.NewRWMutexWithClient(bg, c, name))
-		},
-		"Semaphore": func() (interface{ Close() error }, error) {
-			return errPrim(redissync.NewSemaphoreWithClient(bg, c, name, 1))
-		},
-		"Election": func() (interface{ Close() error }, error) {
-			return errPrim(redissync.NewElectionWithClient(bg, c, name))
+		"Session.Close/twice": func() (interface{ Close() error }, error) { return errPrim(redissync.NewSession(bg, c)) },
+		"Dial.Close/twice": func() (interface{ Close() error }, error) {
+			return errPrim(redissync.Dial(bg, &goredis.UniversalOptions{Addrs: []string{redisServer.Addr()}}))
 		},
 	} {
-		cases = append(cases, badCase{name: label + ".Close/twice", left: leftOf(name), setup: func(t *testing.T) func() error {
+		cases = append(cases, badCase{name: label, left: leftOf(name), setup: func(t *testing.T) func() error {
 			p, err := open()
 			if err != nil {
 				t.Fatal(err)
@@ -285,7 +254,7 @@ func TestBadInputRedis(t *testing.T) {
 	t.Logf("%d cases", runBadCases(t, cases))
 }
 
-// errPrim turns a constructor's typed result into a closable primitive.
+// errPrim turns a constructor's typed result into a closable value.
 func errPrim[T interface{ Close() error }](p T, err error) (interface{ Close() error }, error) {
 	if err != nil {
 		return nil, err

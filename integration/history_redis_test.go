@@ -9,6 +9,7 @@ import (
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/redisq"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // redisHistPrims open each Redis primitive on a session.
@@ -17,28 +18,28 @@ var redisHistPrims = []struct {
 	open func(s *redissync.Session, name string) (func(context.Context) (distsync.Lease, error), error)
 }{
 	{"mutex", func(s *redissync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		m, err := redissync.NewMutex(s, name)
+		m, err := s.Mutex(name)
 		if err != nil {
 			return nil, err
 		}
 		return m.Lock, nil
 	}},
 	{"semaphore", func(s *redissync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		sem, err := redissync.NewSemaphore(s, name, 1)
+		sem, err := s.Semaphore(context.Background(), name, 1)
 		if err != nil {
 			return nil, err
 		}
 		return sem.Acquire, nil
 	}},
 	{"rwmutex", func(s *redissync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		rw, err := redissync.NewRWMutex(s, name)
+		rw, err := s.RWMutex(name)
 		if err != nil {
 			return nil, err
 		}
 		return rw.Lock, nil
 	}},
 	{"election", func(s *redissync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-		e, err := redissync.NewElection(s, name)
+		e, err := s.Election(name)
 		if err != nil {
 			return nil, err
 		}
@@ -50,14 +51,6 @@ var redisHistPrims = []struct {
 			return l, nil
 		}, nil
 	}},
-}
-
-// redisLease returns the *redisq.Lease behind a Redis lease or leadership.
-func redisLease(l distsync.Lease) *redissync.Lease {
-	if ld, ok := l.(*redissync.Leadership); ok {
-		return ld.Lease
-	}
-	return l.(*redissync.Lease)
 }
 
 // TestHistoryRedis runs the fenced-history workload on every Redis
@@ -72,7 +65,7 @@ func TestHistoryRedis(t *testing.T) {
 		clients = 8
 		ttl     = 500 * time.Millisecond
 	)
-	conns := make([]redissync.Client, clients)
+	conns := make([]goredis.UniversalClient, clients)
 	for i := range conns {
 		conns[i] = redisClient(t, r.Addr())
 	}
@@ -112,9 +105,8 @@ func TestHistoryRedis(t *testing.T) {
 			return &histClient{
 				acquire: acquire, close: s.Close,
 				freeze: func(l distsync.Lease) func() {
-					rl := redisLease(l)
-					rl.SuspendRenewal(true)
-					return func() { rl.SuspendRenewal(false) }
+					redisq.SuspendRenewal(l, true)
+					return func() { redisq.SuspendRenewal(l, false) }
 				},
 			}, nil
 		}))
@@ -133,7 +125,7 @@ func TestHistoryRedis(t *testing.T) {
 		g := &grab{targeted: true, within: 2 * time.Second}
 		h := w.take(t, g, 30*time.Second)
 		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
-		err := redisq.DeleteMember(dctx, admin, redisLease(h.l))
+		err := redisq.DeleteMember(dctx, admin, h.l)
 		dcancel()
 		close(g.release)
 		if err != nil {

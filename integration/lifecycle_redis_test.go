@@ -42,7 +42,7 @@ func redisLifeBackend(t *testing.T) lifeBackend {
 			return &lifeSession{
 				open: func(t *testing.T, k lifeKind, name string) lifeAcquirer { return redisLifeAcquirer(t, s, k, name) },
 				end: func(t *testing.T, name string) {
-					if err := redisq.DropSession(bg, admin, name, s.ID()); err != nil {
+					if err := redisq.DropSession(bg, admin, name, s); err != nil {
 						t.Fatal(err)
 					}
 				},
@@ -139,28 +139,28 @@ func redisLifeAcquirer(t *testing.T, s *redissync.Session, k lifeKind, name stri
 	t.Helper()
 	switch k {
 	case lifeMutex:
-		m, err := redissync.NewMutex(s, name)
+		m, err := s.Mutex(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return lifeAcquirer{acquire: m.Lock, close: m.Close}
+		return lifeAcquirer{acquire: m.Lock}
 	case lifeWrite, lifeRead:
-		rw, err := redissync.NewRWMutex(s, name)
+		rw, err := s.RWMutex(name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if k == lifeRead {
-			return lifeAcquirer{acquire: rw.RLock, close: rw.Close}
+			return lifeAcquirer{acquire: rw.RLock}
 		}
-		return lifeAcquirer{acquire: rw.Lock, close: rw.Close}
+		return lifeAcquirer{acquire: rw.Lock}
 	case lifeSemaphore:
-		sem, err := redissync.NewSemaphore(s, name, 1)
+		sem, err := s.Semaphore(context.Background(), name, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return lifeAcquirer{acquire: sem.Acquire, close: sem.Close}
+		return lifeAcquirer{acquire: sem.Acquire}
 	case lifeElection:
-		e, err := redissync.NewElection(s, name)
+		e, err := s.Election(name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +172,6 @@ func redisLifeAcquirer(t *testing.T, s *redissync.Session, k lifeKind, name stri
 				}
 				return l, nil
 			},
-			close: e.Close,
 		}
 	}
 	t.Fatalf("unknown kind %q", k)

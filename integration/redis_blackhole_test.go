@@ -86,7 +86,7 @@ var blackholePrims = append(redisHistPrims[:len(redisHistPrims):len(redisHistPri
 	prim string
 	open func(s *redissync.Session, name string) (func(context.Context) (distsync.Lease, error), error)
 }{"rlock", func(s *redissync.Session, name string) (func(context.Context) (distsync.Lease, error), error) {
-	rw, err := redissync.NewRWMutex(s, name)
+	rw, err := s.RWMutex(name)
 	if err != nil {
 		return nil, err
 	}
@@ -118,18 +118,20 @@ func TestRedisBlackhole(t *testing.T) {
 			// other is a writer.
 			other := open(ttlSession(t, r.Addr(), ttl))
 			if p.prim == "rlock" {
-				rw, err := redissync.NewRWMutex(ttlSession(t, r.Addr(), ttl), name)
+				rw, err := ttlSession(t, r.Addr(), ttl).RWMutex(name)
 				if err != nil {
 					t.Fatal(err)
 				}
 				other = rw.Lock
 			}
 
-			// Blackholed before the call.
+			// Blackholed before the call (a semaphore checks its limit
+			// when opened, so open first).
 			c := newCutClient(t, r.Addr(), ttl)
+			acquire := open(c.s)
 			c.front.Blackhole()
 			err := bounded(t, "acquire on a blackholed connection", wait, func(ctx context.Context) error {
-				_, err := open(c.s)(ctx)
+				_, err := acquire(ctx)
 				return err
 			})
 			if !errors.Is(err, distsync.ErrNotAcquired) || !errors.Is(err, context.Canceled) {
@@ -139,7 +141,7 @@ func TestRedisBlackhole(t *testing.T) {
 			// without ContextTimeoutEnabled.
 			dctx, dcancel := context.WithTimeout(context.Background(), wait)
 			start := time.Now()
-			_, err = open(c.s)(dctx)
+			_, err = acquire(dctx)
 			dcancel()
 			if took := time.Since(start); took > wait+blackholeSlack {
 				t.Errorf("acquire with a %v deadline on a blackholed connection returned after %v", wait, took)
@@ -214,9 +216,10 @@ func TestRedisBlackhole(t *testing.T) {
 
 			// TryAcquire-like calls on a blackholed connection.
 			c = newCutClient(t, r.Addr(), ttl)
+			try := tryOf(t, c.s, p.prim, name)
 			c.front.Blackhole()
 			bounded(t, "try on a blackholed connection", wait, func(ctx context.Context) error {
-				_, err := tryOf(t, c.s, p.prim, name)(ctx)
+				_, err := try(ctx)
 				return err
 			})
 		})
@@ -232,14 +235,14 @@ func tryOf(t *testing.T, s *redissync.Session, prim, name string) func(context.C
 	)
 	switch prim {
 	case "mutex":
-		var m *redissync.Mutex
-		m, err = redissync.NewMutex(s, name)
+		var m distsync.Mutex
+		m, err = s.Mutex(name)
 		if err == nil {
 			try = m.TryLock
 		}
 	case "rwmutex", "rlock":
-		var rw *redissync.RWMutex
-		rw, err = redissync.NewRWMutex(s, name)
+		var rw distsync.RWMutex
+		rw, err = s.RWMutex(name)
 		if err == nil {
 			try = rw.TryLock
 			if prim == "rlock" {
@@ -247,15 +250,15 @@ func tryOf(t *testing.T, s *redissync.Session, prim, name string) func(context.C
 			}
 		}
 	case "semaphore":
-		var sem *redissync.Semaphore
-		sem, err = redissync.NewSemaphore(s, name, 1)
+		var sem distsync.Semaphore
+		sem, err = s.Semaphore(context.Background(), name, 1)
 		if err == nil {
 			try = sem.TryAcquire
 		}
 	case "election":
 		// An election has no try: read the leader instead.
-		var e *redissync.Election
-		e, err = redissync.NewElection(s, name)
+		var e distsync.Election
+		e, err = s.Election(name)
 		if err == nil {
 			try = func(ctx context.Context) (distsync.Lease, error) {
 				_, err := e.Leader(ctx)
@@ -296,8 +299,24 @@ func TestRedisBlackholeSession(t *testing.T) {
 	})
 
 	name := t.Name()
+	// A semaphore's opening and SetLimit do I/O.
+	cs := newCutClient(t, r.Addr(), ttl)
+	sem, err := cs.s.Semaphore(context.Background(), name+"/s", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.front.Blackhole()
+	bounded(t, "opening a Semaphore on a blackholed connection", wait, func(ctx context.Context) error {
+		_, err := cs.s.Semaphore(ctx, name+"/s2", 1)
+		return err
+	})
+	bounded(t, "SetLimit on a blackholed connection", wait, func(ctx context.Context) error { return sem.SetLimit(ctx, 3) })
+	if sem.Limit() != 2 {
+		t.Errorf("failed SetLimit changed the limit to %d", sem.Limit())
+	}
+
 	cc := newCutClient(t, r.Addr(), ttl)
-	e, err := redissync.NewElection(cc.s, name)
+	e, err := cc.s.Election(name)
 	if err != nil {
 		t.Fatal(err)
 	}

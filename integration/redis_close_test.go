@@ -33,13 +33,13 @@ func TestRedisCloseWhileWaiting(t *testing.T) {
 			k := redisq.KeysFor(name)
 			open := func(s *redissync.Session) func(ctx context.Context) (distsync.Lease, error) {
 				if kind == "mutex" {
-					m, err := redissync.NewMutex(s, name)
+					m, err := s.Mutex(name)
 					if err != nil {
 						t.Fatal(err)
 					}
 					return m.Lock
 				}
-				sem, err := redissync.NewSemaphore(s, name, 1)
+				sem, err := s.Semaphore(context.Background(), name, 1)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -121,9 +121,9 @@ func TestRedisCloseWhileWaiting(t *testing.T) {
 					t.Fatal(err)
 				}
 				keys := redisNameKeys(t, admin, name)
-				if len(q) != 0 || len(qx) != 0 || len(h) != 1 || !strings.Contains(h[0], "|"+hs.ID()+"|") {
+				if len(q) != 0 || len(qx) != 0 || len(h) != 1 || !strings.Contains(h[0], "|"+redisq.SessionID(hs)+"|") {
 					t.Fatalf("round %d: after Close of the waiters' sessions: queue %q, queue expiry %q, holders %q (keys %q); want no waiter and the holder (session %s) alone",
-						round, q, qx, h, keys, hs.ID())
+						round, q, qx, h, keys, redisq.SessionID(hs))
 				}
 				wg.Wait()
 				close(errs)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/redisq"
 )
 
@@ -49,7 +48,7 @@ func TestRedisDeletedHolderPassesOn(t *testing.T) {
 	}()
 	waitKeys(t, redisKeys, name, 3)
 	deleted := time.Now()
-	if err := redisq.DeleteMember(ctx, redisClient(t), holder.(*redissync.Lease)); err != nil {
+	if err := redisq.DeleteMember(ctx, redisClient(t), holder); err != nil {
 		t.Fatal(err)
 	}
 	select {

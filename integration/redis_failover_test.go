@@ -128,7 +128,7 @@ func TestRedisTokenClockLead(t *testing.T) {
 	name := t.Name()
 	c := redisClient(t)
 	s := redisSession(t, c)
-	rw, err := redissync.NewRWMutex(s, name)
+	rw, err := s.RWMutex(name)
 	if err != nil {
 		t.Fatal(err)
 	}

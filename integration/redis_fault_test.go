@@ -8,6 +8,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/fallback/redissync"
+	"github.com/distsync/distsync/internal/redisq"
 	"github.com/distsync/distsync/internal/testserver"
 )
 
@@ -167,7 +168,7 @@ func TestRedisFaultPausedHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	paused := time.Now()
-	old.(*redissync.Lease).SuspendRenewal(true)
+	redisq.SuspendRenewal(old, true)
 	next := make(chan distsync.Lease, 1)
 	go func() {
 		l, err := m2.Lock(ctx)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/fallback/redissync"
+	"github.com/distsync/distsync/internal/redisq"
 	"github.com/distsync/distsync/internal/testserver"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -174,7 +175,7 @@ func TestHistoryRedisSentinel(t *testing.T) {
 		clients = 8
 		ttl     = 500 * time.Millisecond
 	)
-	conns := make([]redissync.Client, clients)
+	conns := make([]goredis.UniversalClient, clients)
 	for i := range conns {
 		conns[i] = sentinelClient(t, sen)
 	}
@@ -213,9 +214,8 @@ func TestHistoryRedisSentinel(t *testing.T) {
 			return &histClient{
 				acquire: tokens.wrap(p.prim, acquire), close: s.Close,
 				freeze: func(l distsync.Lease) func() {
-					rl := redisLease(l)
-					rl.SuspendRenewal(true)
-					return func() { rl.SuspendRenewal(false) }
+					redisq.SuspendRenewal(l, true)
+					return func() { redisq.SuspendRenewal(l, false) }
 				},
 			}, nil
 		}))

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,16 +44,19 @@ func redisClient(t testing.TB, addr ...string) *goredis.Client {
 	return c
 }
 
-// redisSession returns a session on a client of its own, closed at cleanup.
-func redisSession(t testing.TB, c ...redissync.Client) *redissync.Session {
+// redisSession returns a session on c (default: a client of its own),
+// closed at cleanup.
+func redisSession(t testing.TB, c ...goredis.UniversalClient) *redissync.Session {
 	t.Helper()
-	var cl redissync.Client
+	var cl goredis.UniversalClient
 	if len(c) > 0 {
 		cl = c[0]
 	} else {
 		cl = redisClient(t)
 	}
-	s, err := redissync.NewSession(context.Background(), cl, redissync.WithTTL(redisTTL))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := redissync.NewSession(ctx, cl, redissync.WithTTL(redisTTL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +64,7 @@ func redisSession(t testing.TB, c ...redissync.Client) *redissync.Session {
 	return s
 }
 
-// redisKeys lists the holders and waiters of a name.
+// redisKeys lists the holders and waiters of a name, of any primitive.
 func redisKeys(t *testing.T, name string) []string {
 	t.Helper()
 	m, err := redisq.Members(context.Background(), redisClient(t), name)
@@ -72,42 +76,79 @@ func redisKeys(t *testing.T, name string) []string {
 
 // redisEndSession deletes every holder and waiter of s on name, as the
 // expiry of a crashed session would.
-func redisEndSession(t *testing.T, s *redissync.Session, name string) {
+func redisEndSession(t *testing.T, s distsync.Session, name string) {
 	t.Helper()
-	if err := redisq.DropSession(context.Background(), redisClient(t), name, s.ID()); err != nil {
+	if err := redisq.DropSession(context.Background(), redisClient(t), name, s); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func redisMutex(t *testing.T, s *redissync.Session, name string) *redissync.Mutex {
+func redisMutex(t testing.TB, s distsync.Session, name string) distsync.Mutex {
 	t.Helper()
-	m, err := redissync.NewMutex(s, name)
+	m, err := s.Mutex(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
-// redisMutexBackend adapts the Redis Mutex to the conformance suite. Redis
-// grants in arrival order, so the FIFO subtest runs too.
+func redisRWMutex(t testing.TB, s distsync.Session, name string) distsync.RWMutex {
+	t.Helper()
+	rw, err := s.RWMutex(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rw
+}
+
+func redisElection(t testing.TB, s distsync.Session, name string) distsync.Election {
+	t.Helper()
+	e, err := s.Election(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// redisOpened remembers the session and name each primitive of the
+// per-primitive conformance adapters below was opened with, for their
+// endSession.
+var redisOpened sync.Map // primitive -> redisOpen
+
+type redisOpen struct {
+	s    distsync.Session
+	name string
+}
+
+func redisEndSessionOf(t *testing.T, prim any) {
+	t.Helper()
+	o, ok := redisOpened.Load(prim)
+	if !ok {
+		t.Fatalf("%T not opened by an adapter", prim)
+	}
+	redisEndSession(t, o.(redisOpen).s, o.(redisOpen).name)
+}
+
+// redisMutexBackend adapts the Redis Mutex to the per-primitive
+// conformance suite. Redis grants in arrival order, so the FIFO subtest
+// runs too.
 func redisMutexBackend() mutexBackend {
 	return mutexBackend{
 		newMutex: func(t *testing.T, name string) distsync.Mutex {
-			return redisMutex(t, redisSession(t), name)
+			s := redisSession(t)
+			m := redisMutex(t, s, name)
+			redisOpened.Store(m, redisOpen{s, name})
+			return m
 		},
 		sameSession: func(t *testing.T, name string) (distsync.Mutex, distsync.Mutex) {
 			s := redisSession(t)
 			return redisMutex(t, s, name), redisMutex(t, s, name)
 		},
-		endSession: func(t *testing.T, m distsync.Mutex) {
-			mu := m.(*redissync.Mutex)
-			redisEndSession(t, mu.Session(), mu.Name())
-		},
+		endSession: func(t *testing.T, m distsync.Mutex) { redisEndSessionOf(t, m) },
 		deleteState: func(t *testing.T, l distsync.Lease) {
 			// Delete the holder's entry from the holders' sorted set by
 			// hand, as an operator would.
-			rl := l.(*redissync.Lease)
-			if err := redisq.DeleteMember(context.Background(), redisClient(t), rl); err != nil {
+			if err := redisq.DeleteMember(context.Background(), redisClient(t), l); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -122,29 +163,27 @@ func TestRedisMutexConformance(t *testing.T) {
 func TestRedisRWMutexConformance(t *testing.T) {
 	testRWMutexConformance(t, rwBackend{
 		newRW: func(t *testing.T, name string) distsync.RWMutex {
-			rw, err := redissync.NewRWMutex(redisSession(t), name)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := redisSession(t)
+			rw := redisRWMutex(t, s, name)
+			redisOpened.Store(rw, redisOpen{s, name})
 			return rw
 		},
-		endSession: func(t *testing.T, rw distsync.RWMutex) {
-			r := rw.(*redissync.RWMutex)
-			redisEndSession(t, r.Session(), r.Name())
-		},
-		keys: redisKeys,
+		endSession: func(t *testing.T, rw distsync.RWMutex) { redisEndSessionOf(t, rw) },
+		keys:       redisKeys,
 	})
 }
 
 func TestRedisSemaphoreConformance(t *testing.T) {
 	testSemaphoreConformance(t, semBackend{
 		newSem: func(t *testing.T, name string, limit int64) (distsync.Semaphore, error) {
-			return redissync.NewSemaphore(redisSession(t), name, limit)
+			s := redisSession(t)
+			sem, err := s.Semaphore(context.Background(), name, limit)
+			if err == nil {
+				redisOpened.Store(sem, redisOpen{s, name})
+			}
+			return sem, err
 		},
-		endSession: func(t *testing.T, s distsync.Semaphore) {
-			sem := s.(*redissync.Semaphore)
-			redisEndSession(t, sem.Session(), sem.Name())
-		},
-		keys: redisKeys,
+		endSession: func(t *testing.T, sem distsync.Semaphore) { redisEndSessionOf(t, sem) },
+		keys:       redisKeys,
 	})
 }

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/election"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/fallback/zksync"
 )
@@ -105,7 +105,7 @@ func (r *run) candidateClient() (*clientv3.Client, error) {
 
 type distsyncCandidate struct {
 	cli *clientv3.Client
-	e   *election.Election
+	e   distsync.Election
 	l   distsync.Leadership
 }
 
@@ -114,13 +114,17 @@ func newDistsyncCandidate(r *run, name string, ttl time.Duration) (candidate, er
 	if err != nil {
 		return nil, err
 	}
-	e, err := election.NewWithClient(r.ctx, cli, name, election.WithTTL(ttl))
+	s, err := etcdsync.NewSession(r.ctx, cli, etcdsync.WithTTL(ttl))
 	if err != nil {
 		return nil, err
 	}
 	// After a crash the revoke fails (the client is closed); the lease
 	// has expired by then.
-	r.onClose(func() { _ = e.Close() })
+	r.onClose(func() { _ = s.Close() })
+	e, err := s.Election(name)
+	if err != nil {
+		return nil, err
+	}
 	return &distsyncCandidate{cli: cli, e: e}, nil
 }
 
@@ -271,18 +275,22 @@ func crashFailover(r *run, impl failoverImpl, lanes, perLane int) result {
 
 type redisCandidate struct {
 	c *goredis.Client
-	e *redissync.Election
+	e distsync.Election
 	l distsync.Leadership
 }
 
 func newRedisCandidate(r *run, name string, ttl time.Duration) (candidate, error) {
 	c := goredis.NewClient(&goredis.Options{Addr: r.env.redis.Addr(), ContextTimeoutEnabled: true})
 	r.onClose(func() { c.Close() })
-	e, err := redissync.NewElectionWithClient(r.ctx, c, name, redissync.WithTTL(ttl))
+	s, err := redissync.NewSession(r.ctx, c, redissync.WithTTL(ttl))
 	if err != nil {
 		return nil, err
 	}
-	r.onClose(func() { _ = e.Close() })
+	r.onClose(func() { _ = s.Close() })
+	e, err := s.Election(name)
+	if err != nil {
+		return nil, err
+	}
 	return &redisCandidate{c: c, e: e}, nil
 }
 

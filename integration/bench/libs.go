@@ -17,10 +17,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/distsync/distsync/internal/redisq"
-	"github.com/distsync/distsync/mutex"
 )
 
 // A locker is one waiter's lock: lock blocks until held and returns the
@@ -118,11 +118,15 @@ func openEtcdDistsync(r *run, name string, n int) ([]locker, error) {
 		return nil, err
 	}
 	return openEach(n, func(i int) (acquirer, error) {
-		m, err := mutex.NewWithClient(r.ctx, clis[i%len(clis)], name, mutex.WithTTL(lockTTL))
+		s, err := etcdsync.NewSession(r.ctx, clis[i%len(clis)], etcdsync.WithTTL(lockTTL))
 		if err != nil {
 			return nil, err
 		}
-		r.onClose(func() { _ = m.Close() })
+		r.onClose(func() { _ = s.Close() })
+		m, err := s.Mutex(name)
+		if err != nil {
+			return nil, err
+		}
 		return m.Lock, nil
 	})
 }
@@ -176,11 +180,15 @@ func (r *run) redisClients(n int) []*goredis.Client {
 func openRedisDistsync(r *run, name string, n int) ([]locker, error) {
 	cs := r.redisClients(n)
 	return openEach(n, func(i int) (acquirer, error) {
-		m, err := redissync.NewMutexWithClient(r.ctx, cs[i%len(cs)], name, redissync.WithTTL(lockTTL))
+		s, err := redissync.NewSession(r.ctx, cs[i%len(cs)], redissync.WithTTL(lockTTL))
 		if err != nil {
 			return nil, err
 		}
-		r.onClose(func() { _ = m.Close() })
+		r.onClose(func() { _ = s.Close() })
+		m, err := s.Mutex(name)
+		if err != nil {
+			return nil, err
+		}
 		return m.Lock, nil
 	})
 }

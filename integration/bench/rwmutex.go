@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/fallback/zksync"
-	"github.com/distsync/distsync/rwmutex"
 )
 
 // S7's setting: rwReaders readers and one writer loop on an RWMutex, each
@@ -54,11 +54,15 @@ func openEtcdRW(r *run, name string, n int) ([]distsync.RWMutex, error) {
 	}
 	rws := make([]distsync.RWMutex, n)
 	for i := range rws {
-		rw, err := rwmutex.NewWithClient(r.ctx, clis[i%len(clis)], name, rwmutex.WithTTL(lockTTL))
+		s, err := etcdsync.NewSession(r.ctx, clis[i%len(clis)], etcdsync.WithTTL(lockTTL))
 		if err != nil {
 			return nil, err
 		}
-		r.onClose(func() { _ = rw.Close() })
+		r.onClose(func() { _ = s.Close() })
+		rw, err := s.RWMutex(name)
+		if err != nil {
+			return nil, err
+		}
 		rws[i] = rw
 	}
 	return rws, nil
@@ -68,11 +72,15 @@ func openRedisRW(r *run, name string, n int) ([]distsync.RWMutex, error) {
 	cs := r.redisClients(n)
 	rws := make([]distsync.RWMutex, n)
 	for i := range rws {
-		rw, err := redissync.NewRWMutexWithClient(r.ctx, cs[i%len(cs)], name, redissync.WithTTL(lockTTL))
+		s, err := redissync.NewSession(r.ctx, cs[i%len(cs)], redissync.WithTTL(lockTTL))
 		if err != nil {
 			return nil, err
 		}
-		r.onClose(func() { _ = rw.Close() })
+		r.onClose(func() { _ = s.Close() })
+		rw, err := s.RWMutex(name)
+		if err != nil {
+			return nil, err
+		}
 		rws[i] = rw
 	}
 	return rws, nil

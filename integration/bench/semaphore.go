@@ -1,9 +1,9 @@
 package main
 
 import (
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/fallback/zksync"
-	"github.com/distsync/distsync/semaphore"
 	"time"
 )
 
@@ -49,11 +49,15 @@ func openEtcdSems(r *run, name string) ([]locker, error) {
 		return nil, err
 	}
 	return openEach(semClients, func(i int) (acquirer, error) {
-		s, err := semaphore.NewWithClient(r.ctx, clis[i%len(clis)], name, semLimit, semaphore.WithTTL(lockTTL))
+		es, err := etcdsync.NewSession(r.ctx, clis[i%len(clis)], etcdsync.WithTTL(lockTTL))
 		if err != nil {
 			return nil, err
 		}
-		r.onClose(func() { _ = s.Close() })
+		r.onClose(func() { _ = es.Close() })
+		s, err := es.Semaphore(r.ctx, name, semLimit)
+		if err != nil {
+			return nil, err
+		}
 		return s.Acquire, nil
 	})
 }
@@ -61,11 +65,15 @@ func openEtcdSems(r *run, name string) ([]locker, error) {
 func openRedisSems(r *run, name string) ([]locker, error) {
 	cs := r.redisClients(semClients)
 	return openEach(semClients, func(i int) (acquirer, error) {
-		s, err := redissync.NewSemaphoreWithClient(r.ctx, cs[i%len(cs)], name, semLimit, redissync.WithTTL(lockTTL))
+		ss, err := redissync.NewSession(r.ctx, cs[i%len(cs)], redissync.WithTTL(lockTTL))
 		if err != nil {
 			return nil, err
 		}
-		r.onClose(func() { _ = s.Close() })
+		r.onClose(func() { _ = ss.Close() })
+		s, err := ss.Semaphore(r.ctx, name, semLimit)
+		if err != nil {
+			return nil, err
+		}
 		return s.Acquire, nil
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -119,7 +120,10 @@ func (q *Queue) Observe(ctx context.Context) <-chan distsync.Leader {
 		first, firstErr = q.state(ctx, "")
 	}
 	go func() {
-		defer close(out)
+		// The channel closes before leaving the name's channel, which may
+		// wait for a pub/sub connection being dialled.
+		closeOut := sync.OnceFunc(func() { close(out) })
+		defer closeOut()
 		var (
 			err   error
 			delay backoff.Backoff
@@ -150,7 +154,10 @@ func (q *Queue) Observe(ctx context.Context) <-chan distsync.Leader {
 				return
 			}
 		}
-		defer q.s.hub.leave(sb)
+		defer func() {
+			closeOut()
+			q.s.hub.leave(sb)
+		}()
 		var (
 			last   distsync.Leader
 			sent   bool

@@ -41,6 +41,10 @@ func LeaseOf(l distsync.Lease) *Lease {
 	return leaseOf(l)
 }
 
+// SessionID returns the random id of s, a *redissync.Session: part of
+// every member it writes.
+func SessionID(s distsync.Session) string { return SessionOf(s).id }
+
 // Member returns the lease's member in its name's sorted sets.
 func (l *Lease) Member() string { return l.member }
 

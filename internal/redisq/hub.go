@@ -563,11 +563,15 @@ func (h *hub) remove(s *sub) {
 }
 
 // close ends the connection and waits for the receive loop.
-func (h *hub) close() {
+//
+// Closing a go-redis PubSub waits for a dial in progress on it, up to the
+// client's DialTimeout, and the receive loop may be in that dial: close
+// waits for both until deadline (at least 100 ms), and the rest ends in the
+// background when the client gives up on the dial.
+func (h *hub) close(deadline time.Time) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		<-h.done
 		return
 	}
 	h.closed = true
@@ -577,6 +581,11 @@ func (h *hub) close() {
 	ps := h.ps
 	h.psMu.Unlock()
 	h.mu.Unlock()
-	_ = ps.Close()
-	<-h.done
+	go func() { _ = ps.Close() }()
+	t := time.NewTimer(max(time.Until(deadline), 100*time.Millisecond))
+	defer t.Stop()
+	select {
+	case <-h.done:
+	case <-t.C:
+	}
 }

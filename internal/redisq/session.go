@@ -260,7 +260,7 @@ func (s *Session) Close() error {
 	}
 	wg.Wait()
 	cancel()
-	s.hub.close()
+	s.hub.close(deadline)
 	// Acquisitions woken by the close delete their entries, in the
 	// background past CancelGrace: wait for both (see enter).
 	s.waitBackground(time.Until(deadline))
