@@ -99,3 +99,93 @@ func redisDeniedSession(t *testing.T) distsync.Session {
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
+
+// TestRedisExpireThenReuse checks redisBackend's expire on every
+// primitive: the Session's holder ends lost and its waiter fails with
+// ErrLost (each with that one sentinel), and the same primitives then
+// acquire again.
+func TestRedisExpireThenReuse(t *testing.T) {
+	b := redisBackend()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	type acquire = func(context.Context) (distsync.Lease, error)
+	for _, p := range []struct {
+		prim string
+		open func(t *testing.T, s distsync.Session, name string) acquire
+	}{
+		{"mutex", func(t *testing.T, s distsync.Session, n string) acquire { return redisMutex(t, s, n).Lock }},
+		{"rwmutex", func(t *testing.T, s distsync.Session, n string) acquire { return redisRWMutex(t, s, n).Lock }},
+		{"semaphore", func(t *testing.T, s distsync.Session, n string) acquire {
+			sem, err := s.Semaphore(ctx, n, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sem.Acquire
+		}},
+		{"election", func(t *testing.T, s distsync.Session, n string) acquire {
+			e := redisElection(t, s, n)
+			return func(ctx context.Context) (distsync.Lease, error) { return e.Campaign(ctx, []byte("v")) }
+		}},
+	} {
+		t.Run(p.prim, func(t *testing.T) {
+			name := t.Name()
+			s := b.open(t)
+			held, err := p.open(t, s, name+"/held")(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blocker, err := p.open(t, b.open(t), name+"/blocked")(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer blocker.Release(ctx)
+			waiting := p.open(t, s, name+"/blocked")
+			waited := make(chan error, 1)
+			go func() {
+				l, err := waiting(ctx)
+				if l != nil {
+					_ = l.Release(ctx)
+				}
+				waited <- err
+			}()
+			waitKeys(t, b.keys, name+"/blocked", 2)
+			start := time.Now()
+			b.expire(t, s)
+			t.Logf("expire returned after %v", time.Since(start).Round(time.Millisecond))
+			if left := b.keys(t, name+"/held"); len(left) != 0 {
+				t.Fatalf("after expire, %q still has %v", name+"/held", left)
+			}
+			select {
+			case <-held.Done():
+			default:
+				t.Fatal("holder not told by the time its entry expired")
+			}
+			if err := held.Err(); !errors.Is(err, distsync.ErrLost) || sentinels(err) != 1 {
+				t.Errorf("holder's Err %v, want ErrLost alone", err)
+			}
+			select {
+			case err := <-waited:
+				if !errors.Is(err, distsync.ErrLost) || sentinels(err) != 1 {
+					t.Errorf("waiter: %v, want ErrLost alone", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("waiter still waits 5s after its entry expired")
+			}
+			// The Session goes on: both names acquire again through it.
+			again, err := p.open(t, s, name+"/held")(ctx)
+			if err != nil {
+				t.Fatalf("acquire after the expiry: %v", err)
+			}
+			if again.Token() <= held.Token() {
+				t.Errorf("token %d not above the expired lease's %d", again.Token(), held.Token())
+			}
+			_ = again.Release(ctx)
+			_ = blocker.Release(ctx)
+			l, err := waiting(ctx)
+			if err != nil {
+				t.Fatalf("the waiter's primitive after the expiry: %v", err)
+			}
+			_ = l.Release(ctx)
+		})
+	}
+}

@@ -82,7 +82,8 @@ func apply(opts []Option) redisq.Options {
 // WithTTL sets how long a holder's (or waiter's) state outlives its last
 // renewal on the server: a crashed holder's lock passes on after about
 // this long. It must be whole milliseconds (Redis' PX) and at least
-// 100 ms; the default is DefaultTTL.
+// 100 ms; the default is DefaultTTL. Redis keeps exactly what is given,
+// so there is nothing to negotiate.
 //
 // Renewal runs every TTL/3, and a lease is reported lost when no renewal
 // was confirmed within TTL-TTL/5 of being sent. That margin of TTL/5 must
