@@ -1,11 +1,11 @@
 // Package redissync is distsync's Mutex, RWMutex, Semaphore and Election
-// on Redis, for services that have Redis and no etcd. A Session, opened
-// with NewSession on your go-redis client (a single server, Sentinel or
-// Cluster, through redis.UniversalClient) or with Dial, opens the four
-// primitives and implements distsync.Session, so a program written
-// against distsync's interfaces changes backend by changing one line. It
-// holds the distsync contract as far as Redis allows; the limits are
-// below.
+// on Redis, for services that have Redis and no etcd. Open a Session with
+// NewSession on your go-redis client, or with Dial. Any
+// redis.UniversalClient works: a single server, Sentinel or Cluster. The
+// Session opens the four primitives and implements distsync.Session, so a
+// program written against distsync's interfaces changes backend by
+// changing one line. The package holds the distsync contract as far as
+// Redis allows; the limits are below.
 //
 //	s, err := redissync.NewSession(ctx, client) // ctx bounds the setup
 //	...
@@ -15,117 +15,120 @@
 //
 // # Semantics
 //
-// A name's state is a few keys sharing the hash tag "{name}" (with '%',
-// '{' and '}' percent-encoded, so that names never share a tag and all
-// keys of one name live in one Cluster slot): the holders, a sorted set
-// scored by their expiry in server time; the waiters, a sorted set in
-// arrival order (with their own expiry, so a crashed waiter is reclaimed);
-// a counter for fencing tokens; the semaphore limit while in use; and, for
-// an election, a capped stream of its changes. Each holder's or waiter's
-// member names its kind, TTL, weight (a semaphore's permits) and Session.
+// A name's state is a few keys sharing the hash tag "{name}". Its '%',
+// '{' and '}' are percent-encoded, so that names never share a tag and all
+// keys of one name live in one Cluster slot. The holders are a sorted set
+// scored by their expiry in server time. The waiters are a sorted set in
+// arrival order, with their own expiry so that a crashed waiter is
+// reclaimed. Beside them are a counter for fencing tokens, the semaphore
+// limit while in use and, for an election, a capped stream of its changes.
+// Each member of the sets names its kind, TTL, weight (a semaphore's
+// permits) and Session.
+//
 // Lua scripts do every step (acquire, renew, release, re-check)
-// atomically, using only the server's clock (TIME), comparing the caller's
-// unique member so that a late or repeated Release never frees someone
-// else's lease.
+// atomically, using only the server's clock (TIME). They compare the
+// caller's unique member, so a late or repeated Release never frees
+// someone else's lease.
 //
 // Fairness: requests are granted in arrival order (FIFO) on every
 // primitive. A release promotes the waiters at the head of the queue that
-// fit, in the same script, and publishes their names on their sessions'
-// own channels; a waiter sleeps on its session's one pub/sub connection
-// until it is named, so a release sends one message to one session. The
-// woken waiter needs no further round trip: the grant happened after the
-// server last saw it waiting, so its lease's deadline counts from that
-// earlier request (a waiter that slept too long for that confirms with a
-// renewal). Nobody polls: a waiter also re-checks when the earliest
-// holder's TTL runs out (to reclaim a crashed holder) and every TTL/3 to
-// keep its own entry alive. Try* calls fail with
-// distsync.ErrWouldBlock when anyone holds or waits, so they never jump
-// the queue. The RWMutex is writer-preferring: a reader waits behind any
-// writer that arrived before it.
+// fit, in the same script. It publishes their names on their Sessions' own
+// channels; a waiter sleeps on its Session's one pub/sub connection until
+// it is named. So a release sends one message to one Session. The woken
+// waiter needs no further round trip: the grant happened after the server
+// last saw it waiting, so its lease's deadline counts from that earlier
+// request. (A waiter that slept too long for that confirms with a
+// renewal.) Nobody polls. A waiter also re-checks when the earliest
+// holder's TTL runs out, to reclaim a crashed holder, and every TTL/3, to
+// keep its own entry alive. Try* calls fail with distsync.ErrWouldBlock
+// when anyone holds or waits, so they never jump the queue. The RWMutex is
+// writer-preferring: a reader waits behind any writer that arrived before
+// it.
 //
 // # Fencing
 //
 // Token is the name's counter, advanced by the script that grants the
 // lease: strictly greater for every later acquisition of the name. Each
 // number the counter hands out is max(counter+1, the server's TIME in
-// microseconds). So a server that lost the last increments (a replica
-// that missed them and was promoted, or a server restarted with or
-// without its data) still goes on above every token issued before. That
-// holds while the new server's clock lags the old one's by less than the
-// failover took: the time between the old server's last token and the
-// new server's first. Subtract the counter's lead over its own clock: at
-// most one microsecond per waiter that one release grants, or more after
-// the old server's clock stepped back. With clocks kept within a few
-// milliseconds (NTP) and failovers slower than that, tokens never repeat
-// or go backwards. While two masters accept writes at once (before
-// Sentinel demotes the old one), their tokens interleave by their clocks.
+// microseconds). So a server that lost the last increments still goes on
+// above every token issued before: a replica that missed them and was
+// promoted, or a server restarted with or without its data. That holds
+// while the new server's clock lags the old one's by less than the
+// failover took (from the old server's last token to the new server's
+// first). Subtract the counter's lead over its own clock: at most one
+// microsecond per waiter that one release grants, or more after the old
+// server's clock stepped back. With clocks kept within a few milliseconds
+// (NTP) and failovers slower than that, tokens never repeat or go
+// backwards. While two masters accept writes at once (before Sentinel
+// demotes the old one), their tokens interleave by their clocks.
 //
 // The counter is one small key per name that outlives the name's use (it
 // must, or tokens would restart); nothing else is kept per acquisition. A
 // resource that remembers the highest token it accepted and rejects lower
-// ones is safe against a holder that was paused past its TTL, and against
-// a lock lost in a failover.
+// ones is safe against a holder paused past its TTL. It is also safe
+// against a lock lost in a failover.
 //
 // # Loss
 //
 // Every lease is renewed every TTL/3 by its own goroutine. Done closes and
 // Err wraps distsync.ErrLost when a renewal finds the lease gone (expired,
-// deleted, or the server restarted empty), when Redis refuses the renewal
-// (distsync.ErrDenied is not retried), or when no renewal was confirmed
-// within TTL-TTL/5 of being sent. That deadline is measured on the
-// monotonic clock, so it passes before Redis can expire the lease (given
-// clocks that run at similar rates). A deletion from outside is noticed at
-// the next renewal, within TTL/3. A lost lease ends only itself: the
-// Session and its primitives go on.
+// deleted, or the server restarted empty). The same happens when Redis
+// refuses the renewal (a refusal is not retried), and when no renewal was
+// confirmed within TTL-TTL/5 of being sent. That deadline is measured on
+// the monotonic clock, so it passes before Redis can expire the lease
+// (given clocks that run at similar rates). A deletion from outside is
+// noticed at the next renewal, within TTL/3. A lost lease ends only
+// itself: the Session and its primitives go on.
 //
 // # Contexts and unresponsive servers
 //
 // Every call returns when its context ends, also when Redis does not
 // answer and the connection stays open (a paused server, a network that
-// drops packets). go-redis alone does not do that: it waits for a reply
+// drops packets). go-redis alone does not do that. It waits for a reply
 // until the client's ReadTimeout (3 s by default), or the context's
 // deadline only with ContextTimeoutEnabled, and never stops at a
 // cancellation. So each request runs in a goroutine, and the caller stops
 // waiting when its context ends. The abandoned request ends when the
-// client gives up on it (its ReadTimeout, or the context's deadline with
-// ContextTimeoutEnabled); do not set ReadTimeout to -1, or it may never
-// end. An acquisition whose context ended waits at most
-// distsync.CancelGrace for Redis to delete what it wrote; after that the
-// deletion goes on in the background until Redis answers or the session
-// closes, and the entry otherwise expires within the TTL. Session.Close
-// returns within about a second.
+// client gives up on it: at its ReadTimeout, or the context's deadline
+// with ContextTimeoutEnabled. Do not set ReadTimeout to -1, or it may
+// never end.
+//
+// An acquisition whose context ended waits at most distsync.CancelGrace
+// for Redis to delete what it wrote. After that the deletion goes on in
+// the background until Redis answers or the Session closes; otherwise the
+// entry expires within the TTL. Session.Close returns within about a
+// second.
 //
 // # Limits
 //
 // Redis is not a consensus system. With replication, an acknowledged
 // acquisition can be lost in a failover before it reached a replica, and
-// two clients can then hold the same lock (WithReplicas narrows this
-// window by waiting for replicas, but does not close it); Redis persistence off means a
-// restarted server forgets every lease (holders are then told at their
-// next renewal). A holder paused longer than its TTL (GC, swap, a stopped
-// VM) can act before it learns that the lease passed on. Only a fencing
-// check at the resource closes these gaps.
+// two clients can then hold the same lock. WithReplicas narrows this
+// window by waiting for replicas, but does not close it. With persistence
+// off, a restarted server forgets every lease (holders are then told at
+// their next renewal). A holder paused longer than its TTL (GC, swap, a
+// stopped VM) can act before it learns that the lease passed on. Only a
+// fencing check at the resource closes these gaps.
 //
 // # Misconfiguration
 //
-// A TTL below 100 ms or not whole milliseconds, a WithReplicas out of
-// range, a nil client, a semaphore limit below 1, and an invalid name are
-// errors when opening (distsync.ErrInvalidConfig, distsync.ErrInvalidName).
-// On a *redis.ClusterClient the Session checks that all keys of the name
-// hash to one slot (they share the hash tag; this guards the key layout,
-// at no I/O cost), since a Cluster rejects a script whose keys span slots.
-// A semaphore used with two different limits fails with
-// distsync.ErrLimitMismatch.
+// These are errors when opening: a TTL below 100 ms or not whole
+// milliseconds, a WithReplicas out of range, a nil client, a semaphore
+// limit below 1 (distsync.ErrInvalidConfig), and an invalid name
+// (distsync.ErrInvalidName). On a *redis.ClusterClient the Session checks
+// that all keys of the name hash to one slot, at no I/O cost: a Cluster
+// rejects a script whose keys span slots. A semaphore used with two
+// different limits fails with distsync.ErrLimitMismatch.
 //
 // # Permissions
 //
-// When Redis refuses the user (NOPERM, NOAUTH, WRONGPASS, or a script
-// refused a key or channel) or cannot run scripts (EVALSHA or SCRIPT
-// renamed away), calls fail with distsync.ErrDenied at once, and nothing
-// retries it: not Lock, not renewal, not the pub/sub connection, not
-// distsync.Run. NewSession loads the scripts and subscribes, so a user
-// without scripting or without the channels fails there; a user without
-// the keys fails at the first call on a name.
+// Redis may refuse the user (NOPERM, NOAUTH, WRONGPASS, or a script
+// refused a key, channel or command), or be unable to run scripts (EVALSHA
+// or SCRIPT renamed away). Calls then fail with distsync.ErrDenied at
+// once, and nothing retries it: not Lock, not renewal, not the pub/sub
+// connection, not distsync.Run. NewSession loads the scripts and
+// subscribes, so a user without scripting or without the channels fails
+// there. A user without the keys fails at the first call on a name.
 //
 // A Redis ACL user for distsync needs these commands:
 //
@@ -133,14 +136,14 @@
 //	SUBSCRIBE, UNSUBSCRIBE, PING the Session's pub/sub connection
 //	WAIT                         only with WithReplicas
 //
-// and, inside the scripts, TIME, GET, SET, DEL, EXISTS, ZADD, ZREM, ZCARD,
-// ZRANGE, ZRANGEBYSCORE, ZSCORE, HSET, HGET, HMGET, HDEL, XADD, XRANGE,
-// XREVRANGE and PUBLISH. Its key pattern is "distsync:{NAME}:*" for the
-// names it uses ("~distsync:*" for all), and its channels are
-// "distsync:session:*" (every Session's own channel, which other Sessions'
-// releases publish to) and "distsync:{NAME}:ch" (an election's
-// observers). Redis checks the commands, keys and channels a script uses
-// against the user too. For example (TestDocumentedACL runs with it):
+// Redis checks what a script does against the user too, so it also needs
+// TIME, GET, SET, DEL, EXISTS, ZADD, ZREM, ZCARD, ZRANGE, ZRANGEBYSCORE,
+// ZSCORE, HSET, HGET, HMGET, HDEL, XADD, XRANGE, XREVRANGE and PUBLISH.
+// Its key pattern is "distsync:{NAME}:*" for each name it uses, or
+// "distsync:*" for all. Its channels are "distsync:session:*" (every
+// Session's own channel, which other Sessions' releases publish to) and
+// "distsync:{NAME}:ch" (an election's observers). For example
+// (TestDocumentedACL runs with it):
 //
 //	ACL SETUSER app on >secret ~distsync:* &distsync:*
 //	    +evalsha +eval +script|load +subscribe +unsubscribe +ping

@@ -19,11 +19,11 @@ var _ distsync.Election = (*Election)(nil)
 
 // Campaign blocks until this candidate leads or ctx ends, and returns a
 // *Leadership. Candidates are granted in arrival order. A failed or
-// cancelled campaign leaves no candidate behind; its error wraps
-// distsync.ErrNotAcquired and ctx.Err() when ctx ended, distsync.ErrLost
-// when the candidate's entry was deleted or expired while it waited,
-// distsync.ErrClosed, distsync.ErrDenied (at once) or
-// distsync.ErrUnavailable.
+// cancelled campaign leaves no candidate behind. Its error wraps
+// distsync.ErrNotAcquired and ctx.Err() when ctx ended, or
+// distsync.ErrLost when the candidate's entry was deleted or expired while
+// it waited. Otherwise it wraps distsync.ErrClosed, distsync.ErrDenied (at
+// once) or distsync.ErrUnavailable.
 func (e *Election) Campaign(ctx context.Context, value []byte) (distsync.Leadership, error) {
 	if value == nil {
 		value = []byte{}
@@ -44,11 +44,11 @@ func (e *Election) Leader(ctx context.Context) (distsync.Leader, error) {
 // Observe delivers the current state, then every change of leader or value
 // and every "no leader", in order, until ctx ends or the Session is
 // closed; then the channel is closed. It wakes on the name's pub/sub
-// channel, and when the leader's TTL runs out (a crashed leader); after a
-// reconnect it delivers the changes it missed from the recorded history
-// (the last ~256 are kept; beyond that it resumes from the current
-// state). While Redis is unreachable it retries with a backoff; when
-// Redis refuses the user (distsync.ErrDenied) the channel closes.
+// channel, and when the leader's TTL runs out (a crashed leader). After a
+// reconnect it delivers the changes it missed from the recorded history.
+// The last ~256 are kept; beyond that it resumes from the current state.
+// While Redis is unreachable it retries with a backoff. When Redis refuses
+// the user (distsync.ErrDenied) the channel closes.
 func (e *Election) Observe(ctx context.Context) <-chan distsync.Leader {
 	return e.q.Observe(ctx)
 }

@@ -25,9 +25,9 @@ func (l *Lease) Token() uint64 { return l.l.Token() }
 func (l *Lease) Done() <-chan struct{} { return l.l.Done() }
 
 // Err returns nil while the lease is held, then an error wrapping
-// distsync.ErrReleased after Release, or distsync.ErrLost: a renewal found
-// the state gone, none was confirmed in time, Redis refused it, or the
-// Session was closed.
+// distsync.ErrReleased after Release, or else distsync.ErrLost. A lease is
+// lost when a renewal found its state gone, none was confirmed in time,
+// Redis refused one, or the Session was closed.
 func (l *Lease) Err() error { return l.l.Err() }
 
 // Release deletes the lease's state, and only its own (compared by its

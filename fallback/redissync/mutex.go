@@ -17,10 +17,10 @@ var _ distsync.Mutex = (*Mutex)(nil)
 
 // Lock blocks until the lock is held or ctx ends, and returns a *Lease. It
 // enqueues and sleeps until a release grants it the lock (or the holder's
-// TTL runs out). On failure nothing is left behind: its error wraps
-// distsync.ErrNotAcquired and ctx.Err() when ctx ended,
-// distsync.ErrLost when its queue entry was deleted or expired while it
-// waited, distsync.ErrClosed, distsync.ErrDenied (at once) or
+// TTL runs out). On failure nothing is left behind. Its error wraps
+// distsync.ErrNotAcquired and ctx.Err() when ctx ended, or distsync.ErrLost
+// when its queue entry was deleted or expired while it waited. Otherwise
+// it wraps distsync.ErrClosed, distsync.ErrDenied (at once) or
 // distsync.ErrUnavailable.
 func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
 	return lease(m.q.Acquire(ctx, redisq.Exclusive, 1, nil))

@@ -88,9 +88,9 @@ func apply(opts []Option) redisq.Options {
 // Renewal runs every TTL/3, and a lease is reported lost when no renewal
 // was confirmed within TTL-TTL/5 of being sent. That margin of TTL/5 must
 // absorb the server clock's millisecond steps, a late timer and a
-// scheduling delay of this process; below 100 ms it is under 20 ms, which
-// a busy machine exceeds, and a holder could learn of its loss after the
-// lock passed on.
+// scheduling delay of this process. Below 100 ms it is under 20 ms, which
+// a busy machine exceeds: a holder could learn of its loss after the lock
+// passed on.
 func WithTTL(ttl time.Duration) Option { return func(o *options) { o.ttl = ttl } }
 
 // WithReplicas makes every acquisition and renewal wait (Redis WAIT) until
@@ -112,11 +112,11 @@ func WithReplicas(n int, timeout time.Duration) Option {
 
 // NewSession opens a Session on c, the caller's client: a single server, a
 // Sentinel failover client or a Cluster client. It loads the scripts and
-// subscribes the Session's pub/sub connection, bounded by ctx. It fails
-// with an error wrapping distsync.ErrInvalidConfig (a nil client, an
-// option out of range), distsync.ErrDenied (Redis refused the user, or
-// cannot run scripts) or distsync.ErrUnavailable (Redis did not answer
-// before ctx ended), leaving nothing behind. Close does not close c.
+// subscribes the Session's pub/sub connection, bounded by ctx. On failure
+// it leaves nothing behind. Its error wraps distsync.ErrInvalidConfig (a
+// nil client, an option out of range), distsync.ErrDenied (Redis refused
+// the user, or cannot run scripts) or distsync.ErrUnavailable (Redis did
+// not answer before ctx ended). Close does not close c.
 //
 // Calls return when their context ends, whatever c's options (see
 // "Contexts and unresponsive servers" in the package documentation). A
