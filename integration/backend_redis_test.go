@@ -189,3 +189,19 @@ func TestRedisExpireThenReuse(t *testing.T) {
 		})
 	}
 }
+
+// redisDeleteHistories deletes every election's recorded history (the
+// backend's compact).
+func redisDeleteHistories(t *testing.T) {
+	ctx := context.Background()
+	c := redisClient(t)
+	keys, err := c.Keys(ctx, "distsync:*:hist").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if err := c.Del(ctx, k).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

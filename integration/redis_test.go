@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -74,15 +73,6 @@ func redisKeys(t *testing.T, name string) []string {
 	return m
 }
 
-// redisEndSession deletes every holder and waiter of s on name, as the
-// expiry of a crashed session would.
-func redisEndSession(t *testing.T, s distsync.Session, name string) {
-	t.Helper()
-	if err := redisq.DropSession(context.Background(), redisClient(t), name, s); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func redisMutex(t testing.TB, s distsync.Session, name string) distsync.Mutex {
 	t.Helper()
 	m, err := s.Mutex(name)
@@ -108,82 +98,4 @@ func redisElection(t testing.TB, s distsync.Session, name string) distsync.Elect
 		t.Fatal(err)
 	}
 	return e
-}
-
-// redisOpened remembers the session and name each primitive of the
-// per-primitive conformance adapters below was opened with, for their
-// endSession.
-var redisOpened sync.Map // primitive -> redisOpen
-
-type redisOpen struct {
-	s    distsync.Session
-	name string
-}
-
-func redisEndSessionOf(t *testing.T, prim any) {
-	t.Helper()
-	o, ok := redisOpened.Load(prim)
-	if !ok {
-		t.Fatalf("%T not opened by an adapter", prim)
-	}
-	redisEndSession(t, o.(redisOpen).s, o.(redisOpen).name)
-}
-
-// redisMutexBackend adapts the Redis Mutex to the per-primitive
-// conformance suite. Redis grants in arrival order, so the FIFO subtest
-// runs too.
-func redisMutexBackend() mutexBackend {
-	return mutexBackend{
-		newMutex: func(t *testing.T, name string) distsync.Mutex {
-			s := redisSession(t)
-			m := redisMutex(t, s, name)
-			redisOpened.Store(m, redisOpen{s, name})
-			return m
-		},
-		sameSession: func(t *testing.T, name string) (distsync.Mutex, distsync.Mutex) {
-			s := redisSession(t)
-			return redisMutex(t, s, name), redisMutex(t, s, name)
-		},
-		endSession: func(t *testing.T, m distsync.Mutex) { redisEndSessionOf(t, m) },
-		deleteState: func(t *testing.T, l distsync.Lease) {
-			// Delete the holder's entry from the holders' sorted set by
-			// hand, as an operator would.
-			if err := redisq.DeleteMember(context.Background(), redisClient(t), l); err != nil {
-				t.Fatal(err)
-			}
-		},
-		keys: redisKeys,
-	}
-}
-
-func TestRedisMutexConformance(t *testing.T) {
-	testMutexConformance(t, redisMutexBackend())
-}
-
-func TestRedisRWMutexConformance(t *testing.T) {
-	testRWMutexConformance(t, rwBackend{
-		newRW: func(t *testing.T, name string) distsync.RWMutex {
-			s := redisSession(t)
-			rw := redisRWMutex(t, s, name)
-			redisOpened.Store(rw, redisOpen{s, name})
-			return rw
-		},
-		endSession: func(t *testing.T, rw distsync.RWMutex) { redisEndSessionOf(t, rw) },
-		keys:       redisKeys,
-	})
-}
-
-func TestRedisSemaphoreConformance(t *testing.T) {
-	testSemaphoreConformance(t, semBackend{
-		newSem: func(t *testing.T, name string, limit int64) (distsync.Semaphore, error) {
-			s := redisSession(t)
-			sem, err := s.Semaphore(context.Background(), name, limit)
-			if err == nil {
-				redisOpened.Store(sem, redisOpen{s, name})
-			}
-			return sem, err
-		},
-		endSession: func(t *testing.T, sem distsync.Semaphore) { redisEndSessionOf(t, sem) },
-		keys:       redisKeys,
-	})
 }
