@@ -53,9 +53,9 @@
 // A candidate that lost its leadership campaigns again through the same
 // Election: the Session grants a new lease on the next call, so
 // distsync.Run goes on across lease losses. Every call is bounded by its
-// context, also when the connection drops packets without closing; a
-// Campaign whose context ends returns at most distsync.CancelGrace later,
-// its key deleted if etcd answered in that time (else in the background).
+// context, also when the connection drops packets without closing. A
+// Campaign whose context ends returns at most distsync.CancelGrace later.
+// Its key is deleted by then if etcd answered, else in the background.
 //
 // # Observing
 //

@@ -36,9 +36,9 @@ func newElection(q *etcdq.Queue) *Election {
 
 // New returns the Election called name on s, an etcd session of your own.
 // It does no I/O. s is never renewed: when it ends (closed, expired or
-// revoked), leadership taken through it is lost and later Campaign calls
-// fail with distsync.ErrClosed; Leader and Observe need no lease and go on
-// while s's client is open. It fails with distsync.ErrInvalidName for a
+// revoked), leadership taken through it is lost. Later Campaign calls then
+// fail with distsync.ErrClosed, while Leader and Observe, which need no
+// lease, go on while s's client is open. It fails with distsync.ErrInvalidName for a
 // name that breaks distsync.ValidateName, or distsync.ErrInvalidConfig for
 // a nil session.
 func New(s *concurrency.Session, name string) (*Election, error) {
@@ -58,19 +58,19 @@ func New(s *concurrency.Session, name string) (*Election, error) {
 // term: the create revision of the candidate's key, strictly greater than
 // the term of every earlier leader of the name.
 //
-// Campaign never reports leadership after its session lease died: it
-// returns only after a single etcd transaction has confirmed that its own
-// key (and so the lease) still exists and that no older candidate is left.
+// Campaign never reports leadership after its session lease died. It
+// returns only after one etcd transaction has confirmed that its own key
+// (and so the lease) still exists, and that no older candidate is left.
 //
-// On failure or cancellation nothing is left behind: the candidate key is
+// On failure or cancellation nothing is left behind. The candidate key is
 // deleted (if etcd does not answer, in the background until it does or
 // the session lease ends), no goroutine remains, and other candidates are
 // not affected. The error wraps distsync.ErrNotAcquired and ctx.Err() when
-// ctx ended, distsync.ErrLost when the session lease or the candidate key
-// went away while waiting (the next Campaign uses a new lease),
-// distsync.ErrClosed after the Session's Close, distsync.ErrDenied when
-// etcd refused the permission, or distsync.ErrUnavailable when etcd failed
-// the enqueue request. While waiting, etcd failures such as an etcd leader
+// ctx ended. It wraps distsync.ErrLost when the session lease or the
+// candidate key went away while waiting (the next Campaign uses a new
+// lease), and distsync.ErrClosed after the Session's Close. It wraps
+// distsync.ErrDenied when etcd refused the permission, or
+// distsync.ErrUnavailable when etcd failed the enqueue request. While waiting, etcd failures such as an etcd leader
 // election are retried for as long as the session lease lives.
 func (e *Election) Campaign(ctx context.Context, value []byte) (distsync.Leadership, error) {
 	l, err := e.q.Acquire(ctx, etcdq.Exclusive, string(value))

@@ -14,10 +14,10 @@ import (
 //	l := leadership.(*election.Leadership)
 //	client.Txn(ctx).If(l.IsOwner()).Then(clientv3.OpPut(k, v)).Commit()
 //
-// It follows the leader key from the Campaign to its end: it is lost when
-// the key is deleted (by anyone, or by the revocation or expiry of the
-// session lease), when the Session is closed, or when the session lease's
-// renewal has not been confirmed for three quarters of its TTL. It is safe
+// It follows the leader key from the Campaign to its end. It is lost when
+// the key is deleted, by anyone or with the session lease (revoked or
+// expired). It is lost too when the Session is closed, or when the session
+// lease's renewal has not been confirmed for three quarters of its TTL. It is safe
 // for concurrent use and must not be copied.
 type Leadership struct {
 	l *etcdq.Lease

@@ -8,9 +8,9 @@
 //	mu, err := s.Mutex("jobs/nightly-report")
 //	lease, err := mu.Lock(ctx)
 //
-// A Session implements distsync.Session, so a program written against it
-// changes backend by changing the line that creates it (redissync and
-// zksync have the same Session).
+// A Session implements distsync.Session. A program written against that
+// interface changes backend by changing the line that creates the Session
+// (redissync and zksync have the same one).
 //
 // # Leases
 //
@@ -21,7 +21,7 @@
 // under it ends with distsync.ErrLost, and waiting acquisitions fail with
 // distsync.ErrLost. So does a lease that was revoked or expired. The
 // Session then grants a new lease on the next call, bounded by that
-// call's context; nothing is granted in the background.
+// call's context. Nothing is granted in the background.
 //
 // # Closing
 //

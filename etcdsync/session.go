@@ -53,10 +53,10 @@ type options struct {
 // An Option configures NewSession and Dial.
 type Option func(*options)
 
-// WithTTL sets the TTL of the Session's leases (default 10 s): a crashed
+// WithTTL sets the TTL of the Session's leases (default 10 s). A crashed
 // holder's lock passes on after about this long. etcd counts leases in
-// whole seconds, so ttl must be a whole number of seconds, at least one
-// (distsync.ErrInvalidConfig otherwise). The server must grant it as
+// whole seconds: ttl must be a whole number of seconds, at least one, or
+// the constructor fails with distsync.ErrInvalidConfig. The server must grant it as
 // asked: a default etcd grants no less than 2 s.
 func WithTTL(ttl time.Duration) Option { return func(o *options) { o.ttl = ttl } }
 
@@ -71,11 +71,11 @@ func apply(opts []Option) options {
 // NewSession returns a Session on c, the caller's client, which stays the
 // caller's: Close does not close it. It grants the first lease under ctx,
 // which bounds it (an unreachable etcd makes it fail when ctx ends). It
-// fails with distsync.ErrInvalidConfig (a nil client, a TTL that is not
-// whole seconds or below one, or a server that grants another TTL, named
-// with the asked one), distsync.ErrDenied, distsync.ErrClosed (a closed
-// client) or distsync.ErrUnavailable joined with ctx.Err(). Nothing is
-// left behind then.
+// fails with distsync.ErrInvalidConfig for a nil client or a bad TTL. So
+// it does when the server grants another TTL than asked (the error names
+// both). Other errors wrap distsync.ErrDenied, distsync.ErrClosed (a
+// closed client) or distsync.ErrUnavailable, joined with ctx.Err() when
+// ctx ended. Nothing is left behind then.
 func NewSession(ctx context.Context, c *clientv3.Client, opts ...Option) (*Session, error) {
 	src, err := etcdq.NewSession(ctx, c, apply(opts).ttl)
 	if err != nil {

@@ -48,7 +48,7 @@
 // reading the key then: a loss within that first millisecond is reported
 // about a millisecond later than one after it.
 //
-// After a loss of the session lease, the same Mutex locks again: the
+// After a loss of the session lease, the same Mutex locks again. The
 // Session grants a new lease on the next call (see etcdsync.Session).
 //
 // # A session of your own

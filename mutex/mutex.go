@@ -45,11 +45,11 @@ func New(s *concurrency.Session, name string) (*Mutex, error) {
 // *Lease. On failure nothing is left behind: the waiter key is deleted
 // (if etcd does not answer, in the background until it does or the session
 // lease ends) and no goroutine remains. The error wraps
-// distsync.ErrNotAcquired and ctx.Err() when ctx ended, distsync.ErrLost
-// when the session lease or the waiter key went away while waiting,
-// distsync.ErrClosed after the Session's Close, distsync.ErrDenied when
-// etcd refused the permission, or distsync.ErrUnavailable when etcd failed
-// the enqueue request. While waiting, etcd failures such as a leader
+// distsync.ErrNotAcquired and ctx.Err() when ctx ended. It wraps
+// distsync.ErrLost when the session lease or the waiter key went away
+// while waiting, and distsync.ErrClosed after the Session's Close. It
+// wraps distsync.ErrDenied when etcd refused the permission, or
+// distsync.ErrUnavailable when etcd failed the enqueue request. While waiting, etcd failures such as a leader
 // election are retried for as long as the session lease lives.
 func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
 	return lease(m.q.Acquire(ctx, etcdq.Exclusive, ""))

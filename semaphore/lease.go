@@ -16,9 +16,9 @@ import (
 //	client.Txn(ctx).If(l.IsOwner()).Then(clientv3.OpPut(k, v)).Commit()
 //
 // It follows its key from the acquisition to its end. It is lost when the
-// key is deleted (by anyone, or by the revocation or expiry of the session
-// lease), when the Session is closed, or when the session lease's renewal
-// has not been confirmed for three quarters of its TTL. It is safe for
+// key is deleted, by anyone or with the session lease (revoked or
+// expired). It is lost too when the Session is closed, or when the session
+// lease's renewal has not been confirmed for three quarters of its TTL. It is safe for
 // concurrent use and must not be copied.
 type Lease struct {
 	l *etcdq.Lease

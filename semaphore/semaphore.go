@@ -30,7 +30,7 @@ func newSemaphore(q *etcdq.Queue, limit int64) *Semaphore {
 }
 
 // New returns the semaphore called name with the given limit on s, an
-// etcd session of your own. It does no I/O: a limit that differs from the
+// etcd session of your own. It does no I/O. A limit that differs from the
 // stored one is reported by the first acquisition. s is never renewed:
 // when it ends, every permit taken through it is lost and later calls fail
 // with distsync.ErrClosed (see mutex.New). It fails with
