@@ -1,0 +1,111 @@
+package etcdsync_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/etcdsync"
+	"github.com/distsync/distsync/mutex"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// A Session on your own client opens the four primitives; Close revokes
+// its lease and leaves the client open.
+func Example() {
+	client, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	session, err := etcdsync.NewSession(ctx, client, etcdsync.WithTTL(5*time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer session.Close()
+
+	mu, err := session.Mutex("jobs/nightly-report")
+	if err != nil {
+		log.Fatal(err)
+	}
+	lease, err := mu.Lock(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("held:", lease.Err() == nil)
+	lease.Release(ctx)
+	fmt.Println("released:", errors.Is(lease.Err(), distsync.ErrReleased))
+	// Output:
+	// held: true
+	// released: true
+}
+
+// Dial makes the client too, and Close closes it.
+func ExampleDial() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	session, err := etcdsync.Dial(ctx, clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	e, err := session.Election("services/billing")
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = e.Leader(ctx)
+	fmt.Println("no leader yet:", errors.Is(err, distsync.ErrNoLeader))
+	session.Close()
+	_, err = e.Leader(ctx)
+	fmt.Println("after Close:", errors.Is(err, distsync.ErrClosed))
+	// Output:
+	// no leader yet: true
+	// after Close: true
+}
+
+// When the Session's lease ends (here an operator revokes it), the lock is
+// lost, and the same Mutex locks again under a new lease.
+func ExampleSession_lostLease() {
+	client, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	session, err := etcdsync.NewSession(ctx, client, etcdsync.WithTTL(5*time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer session.Close()
+	mu, _ := session.Mutex("example-lost-lease")
+
+	lease, err := mu.Lock(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The operator's view: the lock's key names the lease it is on.
+	key := lease.(*mutex.Lease).Key()
+	resp, err := client.Get(ctx, key)
+	if err != nil {
+		log.Fatal(err)
+	}
+	client.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+	<-lease.Done()
+	fmt.Println("lost:", errors.Is(lease.Err(), distsync.ErrLost))
+
+	again, err := mu.Lock(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("locked again:", again.Err() == nil)
+	again.Release(ctx)
+	// Output:
+	// lost: true
+	// locked again: true
+}
