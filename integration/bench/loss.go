@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/etcdsync"
+	"github.com/distsync/distsync/internal/etcdq"
 	"github.com/distsync/distsync/mutex"
 )
 
@@ -53,15 +55,23 @@ func lossByRevoke(r *run, held time.Duration) result {
 	}
 	var ds []time.Duration
 	for range lossSamples {
-		m, err := mutex.NewWithClient(r.ctx, clis[0], nextName("loss-revoke"), mutex.WithTTL(lockTTL))
+		s, err := etcdsync.NewSession(r.ctx, clis[0], etcdsync.WithTTL(lockTTL))
 		if err != nil {
 			return failed(err)
 		}
-		d, err := timeLoss(r.ctx, m, held, func(l distsync.Lease) error {
-			_, err := r.env.etcdCli.Revoke(r.ctx, m.Session().Lease())
+		m, err := s.Mutex(nextName("loss-revoke"))
+		if err != nil {
+			_ = s.Close()
+			return failed(err)
+		}
+		d, err := timeLoss(r.ctx, m.(*mutex.Mutex), held, func(l distsync.Lease) error {
+			id, err := etcdq.Of(s).CurrentLease(r.ctx)
+			if err == nil {
+				_, err = r.env.etcdCli.Revoke(r.ctx, id)
+			}
 			return err
 		})
-		_ = m.Close() // the lease is gone: its revoke fails, harmlessly
+		_ = s.Close() // the lease is gone: its revoke fails, harmlessly
 		if err != nil {
 			return failed(err)
 		}
@@ -76,14 +86,18 @@ func lossByDelete(r *run, held time.Duration) result {
 	if err != nil {
 		return failed(err)
 	}
-	m, err := mutex.NewWithClient(r.ctx, clis[0], nextName("loss-delete"), mutex.WithTTL(lockTTL))
+	s, err := etcdsync.NewSession(r.ctx, clis[0], etcdsync.WithTTL(lockTTL))
 	if err != nil {
 		return failed(err)
 	}
-	r.onClose(func() { _ = m.Close() })
+	r.onClose(func() { _ = s.Close() })
+	m, err := s.Mutex(nextName("loss-delete"))
+	if err != nil {
+		return failed(err)
+	}
 	var ds []time.Duration
 	for range lossSamples {
-		d, err := timeLoss(r.ctx, m, held, func(l distsync.Lease) error {
+		d, err := timeLoss(r.ctx, m.(*mutex.Mutex), held, func(l distsync.Lease) error {
 			_, err := r.env.etcdCli.Delete(r.ctx, l.(*mutex.Lease).Key())
 			return err
 		})
