@@ -437,3 +437,41 @@ func TestDialOwnsClient(t *testing.T) {
 		t.Fatal("Dial's client still open after Close")
 	}
 }
+
+// TestUnrenewedLease stops the renewals of the Session's lease, as a
+// paused process would: the lease held under it is lost before etcd
+// expires it, and the next Lock grants a new lease.
+func TestUnrenewedLease(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := newSession(t)
+	m, err := s.Mutex(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := etcdq.Of(s).CurrentLease(ctx)
+	etcdq.Of(s).Orphan()
+	start := time.Now()
+	<-l.Done()
+	lostAfter := time.Since(start)
+	if !errors.Is(l.Err(), distsync.ErrLost) || lostAfter > time.Second {
+		t.Fatalf("unrenewed 1s lease: Err %v after %v, want ErrLost within its TTL", l.Err(), lostAfter)
+	}
+	// etcd rounds the remaining TTL down to whole seconds: -1 is expired.
+	resp, err := etcd.Client(t).TimeToLive(ctx, old)
+	if err != nil || resp.TTL < 0 {
+		t.Fatalf("lease told lost after %v, but etcd had already expired it (TTL %v, %v)", lostAfter, resp.TTL, err)
+	}
+	l2, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := etcdq.Of(s).CurrentLease(ctx); cur == old {
+		t.Fatalf("locked again on the unrenewed lease %x", int64(old))
+	}
+	_ = l2.Release(ctx)
+}

@@ -171,8 +171,11 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 			}
 			switch {
 			case l.ctx.Err() != nil:
+				// Release interrupted the set-up (fail then does
+				// nothing), or the session lease ended.
 				w.stop() // the watch may have come up just before
-				return   // Release interrupted the set-up
+				l.fail(l.e.endErr())
+				return
 			case gone:
 				l.lose(err, "key %q was deleted", l.key)
 				return
@@ -184,7 +187,9 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 			}
 		case wr, ok := <-ownCh:
 			if l.ctx.Err() != nil {
-				return // Release cancelled the watch
+				// Release cancelled the watch, or the session lease ended.
+				l.fail(l.e.endErr())
+				return
 			}
 			if !ok || wr.Err() != nil {
 				// Compaction, a lost leader or a reconnect: watch again
