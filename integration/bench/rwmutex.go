@@ -11,7 +11,6 @@ import (
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/fallback/redissync"
-	"github.com/distsync/distsync/fallback/zksync"
 )
 
 // S7's setting: rwReaders readers and one writer loop on an RWMutex, each

@@ -3,7 +3,6 @@ package main
 import (
 	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/fallback/redissync"
-	"github.com/distsync/distsync/fallback/zksync"
 	"time"
 )
 
