@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/distsync/distsync/internal/etcdq"
@@ -81,8 +82,7 @@ func sweepBackendOf(life lifeBackend, target string, open func(t *testing.T, add
 	}
 }
 
-// etcdSweepSession is a session as etcd primitives' NewWithClient makes it
-// (granted by the library), on a client of addr only.
+// etcdSweepSession is an etcd Session on a client of addr only.
 func etcdSweepSession(t *testing.T, addr string, ttl time.Duration) *lifeSession {
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{addr},
@@ -98,7 +98,7 @@ func etcdSweepSession(t *testing.T, addr string, ttl time.Duration) *lifeSession
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := etcdq.NewSession(ctx, c, ttl)
+	s, err := etcdsync.NewSession(ctx, c, etcdsync.WithTTL(ttl))
 	if err != nil {
 		c.Close()
 		t.Fatal(err)
@@ -106,9 +106,10 @@ func etcdSweepSession(t *testing.T, addr string, ttl time.Duration) *lifeSession
 	var once sync.Once
 	closeAll := func() {
 		once.Do(func() {
-			// A session cut off cannot revoke its lease: Close waits
-			// for that at most the TTL, so it is not waited for here.
-			s.Orphan()
+			// A Session cut off cannot revoke its lease: its Close
+			// would wait a second for that, so only the client is
+			// closed, which ends the Session's goroutines.
+			etcdq.Of(s).Orphan()
 			_ = c.Close()
 		})
 	}
