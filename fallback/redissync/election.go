@@ -36,7 +36,8 @@ func (e *Election) Campaign(ctx context.Context, value []byte) (distsync.Leaders
 }
 
 // Leader returns the current leader, or an error wrapping
-// distsync.ErrNoLeader (or distsync.ErrDenied, distsync.ErrUnavailable).
+// distsync.ErrNoLeader (or distsync.ErrClosed after Close,
+// distsync.ErrDenied, distsync.ErrUnavailable).
 func (e *Election) Leader(ctx context.Context) (distsync.Leader, error) {
 	return e.q.Leader(ctx)
 }

@@ -184,6 +184,8 @@ func TestSessionClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := mutex(t, s, t.Name())
+	e, _ := s.Election(t.Name() + "/e")
+	sem := semaphore(t, s, t.Name()+"/s", 1)
 	l, err := m.Lock(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -204,6 +206,16 @@ func TestSessionClose(t *testing.T) {
 	wantErr(t, "Mutex after Close", err, distsync.ErrClosed)
 	_, err = s.Semaphore(ctx, t.Name(), 1)
 	wantErr(t, "Semaphore after Close", err, distsync.ErrClosed)
+	_, err = e.Leader(ctx)
+	wantErr(t, "Leader after Close", err, distsync.ErrClosed)
+	_, err = e.Campaign(ctx, nil)
+	wantErr(t, "Campaign after Close", err, distsync.ErrClosed)
+	if err := sem.SetLimit(ctx, 2); !errors.Is(err, distsync.ErrClosed) {
+		t.Errorf("SetLimit after Close: %v, want ErrClosed", err)
+	}
+	for range e.Observe(ctx) {
+		t.Error("Observe after Close delivered a leader")
+	}
 	l2, err := mutex(t, newSession(t), t.Name()).TryLock(ctx)
 	if err != nil {
 		t.Fatalf("lock not freed by Close: %v", err)

@@ -64,9 +64,12 @@ func (q *Queue) state(ctx context.Context, cursor string) (state, error) {
 	return st, nil
 }
 
-// Leader returns the current leader, or an error wrapping ErrNoLeader or
-// ErrUnavailable.
+// Leader returns the current leader, or an error wrapping ErrNoLeader,
+// ErrClosed, ErrDenied or ErrUnavailable.
 func (q *Queue) Leader(ctx context.Context) (distsync.Leader, error) {
+	if q.s.Closed() {
+		return distsync.Leader{}, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
+	}
 	st, err := q.state(ctx, "")
 	if err != nil {
 		return distsync.Leader{}, err
