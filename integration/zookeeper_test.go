@@ -300,3 +300,67 @@ func TestZooKeeperMutexInterop(t *testing.T) {
 		_ = l.Release(ctx)
 	}
 }
+
+// TestZooKeeperNewSessionAfterExpiry: a Session on the caller's own
+// connection follows it without its events. When its ZooKeeper session is
+// ended from outside, the lease and a waiting Lock end with ErrLost, and
+// the Session works again in the session go-zookeeper opens next; Close
+// then deletes the Session's nodes and leaves the connection open.
+func TestZooKeeperNewSessionAfterExpiry(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := t.Name()
+	conn, _, err := zk.Connect(zkServer.Servers(), zkTestTimeout, zk.WithDialer(zkDialer), zk.WithLogInfo(false), zk.WithLogger(quietZK{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	s, err := zksync.NewSession(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.TTL() != zkTestTimeout {
+		t.Fatalf("TTL() = %v, want the connection's %v", s.TTL(), zkTestTimeout)
+	}
+	m := zkMutex(t, s, name)
+	l, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := zkMutex(t, s, name).Lock(ctx)
+		waiting <- err
+	}()
+	waitKeys(t, zkKeys, name, 2)
+	old := s.SessionID()
+	zkExpire(t, old)
+	waitLost(t, l, 5*time.Second, "session expired from outside")
+	select {
+	case err := <-waiting:
+		if !errors.Is(err, distsync.ErrLost) {
+			t.Fatalf("Lock waiting through the expiry: %v, want ErrLost", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Lock waiting through the expiry did not return within 10s")
+	}
+	l2, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock after the expiry: %v", err)
+	}
+	if s.SessionID() == old || s.SessionID() != conn.SessionID() {
+		t.Fatalf("session 0x%x after the expiry (was 0x%x, connection has 0x%x)", s.SessionID(), old, conn.SessionID())
+	}
+	if l2.Token() <= l.Token() {
+		t.Fatalf("token %d not above %d", l2.Token(), l.Token())
+	}
+	_ = s.Close()
+	if !errors.Is(l2.Err(), distsync.ErrLost) {
+		t.Fatalf("lease after Close: %v, want ErrLost", l2.Err())
+	}
+	waitKeys(t, zkKeys, name, 0)
+	if conn.State() != zk.StateHasSession {
+		t.Fatalf("connection %v after Close, want it open", conn.State())
+	}
+}
