@@ -2,6 +2,7 @@ package redisq
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -51,6 +52,9 @@ func (l *Lease) Member() string { return l.member }
 // DropSession deletes, from outside, every holder and waiter of s on name,
 // as if the session had expired. It is for tests.
 func DropSession(ctx context.Context, c Client, name string, s distsync.Session) error {
+	if SessionOf(s) == nil {
+		return fmt.Errorf("redisq: %T is not a Session of package redissync", s)
+	}
 	k := KeysFor(name)
 	return call2(ctx, func(ctx context.Context) error {
 		return dropScript.Run(ctx, c, k.list(), args(k, "|"+SessionOf(s).id+"|", 0, histLook)...).Err()
@@ -67,6 +71,9 @@ func Members(ctx context.Context, c Client, name string) ([]string, error) {
 // operator would, without a script (nobody is woken). It is for tests.
 func DeleteMember(ctx context.Context, c redis.Cmdable, l distsync.Lease) error {
 	rl := LeaseOf(l)
+	if rl == nil {
+		return fmt.Errorf("redisq: %T is not a lease of package redissync", l)
+	}
 	if err := c.ZRem(ctx, rl.k.Holders, rl.member).Err(); err != nil {
 		return err
 	}
@@ -76,7 +83,13 @@ func DeleteMember(ctx context.Context, c redis.Cmdable, l distsync.Lease) error 
 // SuspendRenewal stops (true) or resumes (false) the renewals of l, as a
 // paused process would; l is still reported lost when its deadline
 // passes. It is for tests.
-func SuspendRenewal(l distsync.Lease, on bool) { LeaseOf(l).suspend.Store(on) }
+func SuspendRenewal(l distsync.Lease, on bool) {
+	rl := LeaseOf(l)
+	if rl == nil {
+		panic(fmt.Sprintf("redisq: %T is not a lease of package redissync", l))
+	}
+	rl.suspend.Store(on)
+}
 
 // Expire makes every lease and waiting acquisition of s expire unrenewed,
 // as if the process had paused past its TTL, and returns once Redis has
@@ -85,6 +98,9 @@ func SuspendRenewal(l distsync.Lease, on bool) { LeaseOf(l).suspend.Store(on) }
 // ErrLost. Later acquisitions through s work as before. It is for tests.
 func Expire(ctx context.Context, ds distsync.Session) error {
 	s := SessionOf(ds)
+	if s == nil {
+		return fmt.Errorf("redisq: %T is not a Session of package redissync", ds)
+	}
 	type entry struct {
 		k      Keys
 		member string
