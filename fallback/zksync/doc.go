@@ -37,10 +37,10 @@
 // acquisition is a protected ephemeral sequential child of it, named
 // "_c_<guid>-<kind>-NNNNNNNNNN" like the nodes of go-zookeeper's zk.Lock
 // and Curator. Nodes are served in sequence order (FIFO). Each waiter
-// watches only what it waits for: a Mutex waiter or an RWMutex writer the
-// next older node, a reader the next older writer, a Semaphore waiter the
-// next older nodes that keep it out. A release wakes the next waiter, not
-// the herd. A Mutex and a zk.Lock on Mutex.Path exclude each other. A
+// watches only what it waits for. A Mutex waiter or an RWMutex writer
+// watches the next older node, a reader the next older writer, a Semaphore
+// waiter the next older nodes that keep it out. A release wakes the next
+// waiter, not the herd. A Mutex and a zk.Lock on Mutex.Path exclude each other. A
 // lock that holds at once costs two round trips, like zk.Lock's; a
 // Semaphore acquisition one more, to read the stored limit first.
 //
@@ -55,8 +55,8 @@
 // waiting AcquireN holds back every later acquisition.
 //
 // The limit is the data of the name's node while the semaphore is in use,
-// and only then: an idle node's data is stale, and the next user replaces
-// it, atomically with its own node's creation. An acquisition or a
+// and only then. An idle node's data is stale: the next user replaces it,
+// atomically with its own node's creation. An acquisition or a
 // Session.Semaphore with a limit other than the stored one fails with
 // distsync.ErrLimitMismatch. SetLimit replaces the stored limit and wakes
 // the waiters, so those opened with the old limit fail at once.
@@ -105,8 +105,8 @@
 // waiter looks for its node by its GUID and adopts it if its session owns
 // it. Any failure after the node was created deletes it, if need be in the
 // background once the connection is back. A request that gets no answer
-// fails once go-zookeeper gives up on the connection (two thirds of the
-// session timeout without a byte from the server).
+// fails once go-zookeeper gives up on the connection: after two thirds of
+// the session timeout without a byte from the server.
 //
 // # Loss
 //

@@ -13,11 +13,11 @@ import (
 
 // Election elects one leader among its candidates on ZooKeeper, opened by
 // Session.Election. Each Campaign is an ephemeral sequential node under the
-// election's node, holding the candidate's value; the candidate with the
-// lowest node leads, so leadership passes in campaign order, and the term
-// is the leader node's czxid. It is safe for concurrent use; each Campaign
-// call is a separate candidacy, so two calls exclude each other even
-// through one Election or one Session.
+// election's node, holding the candidate's value. The candidate with the
+// lowest node leads, so leadership passes in campaign order; the term is
+// the leader node's czxid. It is safe for concurrent use. Each Campaign
+// call is a separate candidacy: two calls exclude each other even through
+// one Election or one Session.
 type Election struct {
 	q *queue
 }
@@ -29,9 +29,9 @@ var _ distsync.Election = (*Election)(nil)
 // candidate's node, so a resignation wakes one candidate. On success it
 // returns the held *Leadership, whose Token is the term.
 //
-// Campaign reports leadership only after a read of the election's children
-// has shown its own node first, taken after a watch on that node was set
-// and while the node's session is the connection's current one: it never
+// Campaign reports leadership only after a listing that shows its own node
+// first. That listing is read after a watch on the node was set, while the
+// node's session is the connection's current one, so Campaign never
 // reports leadership its session no longer has.
 //
 // On failure or cancellation nothing is left behind: the node is deleted
@@ -120,14 +120,13 @@ func (e *Election) readErr(ctx context.Context, err error) error {
 
 // Observe returns a channel that delivers the election's state now and
 // then its changes, in ZooKeeper's order: each new leader, each value a
-// leader proclaims, and "no leader" (Leader.None). See observer for how
-// it follows them, and the package documentation for what it may
-// coalesce: ZooKeeper's watches fire once and keep no history, so a state
-// that lasted shorter than a round trip (a leader that resigned at once, a
-// value proclaimed and replaced quickly, or whatever happened while the
-// connection was down) may be skipped. What it delivers is always a state
-// that held, in term order, never an older state after a newer one, and
-// it converges to the current state.
+// leader proclaims, and "no leader" (Leader.None). ZooKeeper's watches
+// fire once and keep no history, so a state that lasted shorter than a
+// round trip may be skipped: a leader that resigned at once, a value
+// proclaimed and replaced quickly, or whatever happened while the
+// connection was down (see the package documentation). What it delivers
+// is always a state that held, in term order, never an older state after
+// a newer one, and it converges to the current state.
 //
 // The channel is unbuffered; a slow reader delays the observer, and it
 // then delivers the state current when it reads again. The channel is
@@ -183,9 +182,9 @@ func (l *Leadership) SessionID() int64 { return l.l.SessionID() }
 
 // Proclaim sets the leader node's data to value, so that observers see it
 // as the leader's value; the term does not change. The write is
-// conditional on the node's data version being the one this Leadership
-// last wrote, so it never lands on a node that was deleted (and the node
-// of a later leader is another node). When leadership has ended it writes
+// conditional on the data version this Leadership last wrote, so it never
+// lands on a node that was deleted (a later leader's node is another
+// node). When leadership has ended it writes
 // nothing and returns an error wrapping distsync.ErrLost (or
 // distsync.ErrReleased). An error wrapping distsync.ErrUnavailable
 // (joined with ctx.Err() when ctx ended) means ZooKeeper did not confirm

@@ -116,4 +116,3 @@ func negotiatedTimeout(conn *zk.Conn) (d time.Duration, ok bool) {
 	}
 	return time.Duration(f.Int()) * time.Millisecond, true
 }
-

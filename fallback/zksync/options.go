@@ -50,7 +50,7 @@ func WithTTL(d time.Duration) Option { return func(o *options) { o.ttl = d } }
 // WithDisconnectGrace keeps leases through a disconnection of up to d, if the
 // client reconnects within d to the same session; a longer disconnection ends
 // them as lost. The default, 0, ends leases as soon as the connection drops.
-// d may be at most a third of the session timeout: go-zookeeper notices a
+// d may be at most a third of the session timeout. go-zookeeper notices a
 // silent server only after two thirds of it, and the server may expire the
 // session a third of it later.
 func WithDisconnectGrace(d time.Duration) Option { return func(o *options) { o.grace = d } }

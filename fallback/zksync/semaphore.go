@@ -86,9 +86,9 @@ func (sem *Semaphore) TryAcquire(ctx context.Context) (distsync.Lease, error) {
 // cancellation nothing is left behind, within distsync.CancelGrace after
 // ctx ended when ZooKeeper answers (see Mutex.Lock for the cleanup and the
 // errors). It also fails with distsync.ErrInvalidConfig when n is not
-// between 1 and the limit, and with distsync.ErrLimitMismatch when the
-// semaphore is in use with another limit, or its limit was changed while
-// it waited (SetLimit through another Semaphore value).
+// between 1 and the limit. It fails with distsync.ErrLimitMismatch when the
+// semaphore is in use with another limit, or when a SetLimit through
+// another Semaphore value changed it while this one waited.
 func (sem *Semaphore) AcquireN(ctx context.Context, n int64) (distsync.Lease, error) {
 	return sem.acquire(ctx, n, false)
 }

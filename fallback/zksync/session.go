@@ -17,13 +17,12 @@ import (
 // an ephemeral node of the connection's ZooKeeper session. It implements
 // distsync.Session. A Session is safe for concurrent use.
 //
-// A Session lives until Close, across ZooKeeper sessions. When the
-// ZooKeeper session ends (it expired, or go-zookeeper replaced it by a new
-// one after an expiry, silently, with a new session ID), the leases taken
-// under it end with distsync.ErrLost, and so do the acquisitions waiting in
-// it: their place in the queue is gone with their node. The Session and its
-// primitives go on with the new ZooKeeper session: the next call queues
-// there.
+// A Session lives until Close, across ZooKeeper sessions. The ZooKeeper
+// session underneath may end: it expires, and go-zookeeper silently opens
+// a new one, with a new ID. The leases taken under it then end with
+// distsync.ErrLost, and so do the acquisitions waiting in it: their nodes
+// are gone. The Session and its primitives go on with the new ZooKeeper
+// session: the next call queues there.
 //
 // A disconnection is not the end of the session, but while disconnected the
 // client cannot know whether the server still has it: ownership is
@@ -145,16 +144,18 @@ func (s *Session) addAuth(ctx context.Context, c credential) error {
 // NewSession returns a Session on conn, the caller's connection, which
 // stays the caller's: Close ends the Session's leases (it deletes their
 // nodes) but leaves conn open. NewSession waits, bounded by ctx, until conn
-// has a session, and fails with an error wrapping distsync.ErrUnavailable
-// (with ctx's error) if it gets none, or distsync.ErrInvalidConfig for bad
-// options, a nil conn, or a WithTTL other than the timeout conn negotiated.
+// has a session. It fails with an error wrapping distsync.ErrUnavailable
+// (with ctx's error) if it gets none. It fails with
+// distsync.ErrInvalidConfig for bad options, a nil conn, or a WithTTL
+// other than the timeout conn negotiated.
 //
 // The caller must add its credentials (conn.AddAuth) before NewSession;
 // go-zookeeper sends them again on every reconnection and new session.
-// The caller must close the Session before conn: a Session whose conn was
-// closed first sees a disconnection that never ends. conn's event channel
-// stays the caller's; the Session samples conn's state instead (every
-// 10 ms, two atomic reads).
+// The caller must close the Session before conn. A Session whose conn was
+// closed first sees a disconnection that never ends: its leases are lost,
+// and its calls wait until their context ends. conn's event channel stays
+// the caller's; the Session samples conn's state instead (every 10 ms, two
+// atomic reads).
 func NewSession(ctx context.Context, conn *zk.Conn, opts ...Option) (*Session, error) {
 	if conn == nil {
 		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil *zk.Conn")
@@ -239,7 +240,9 @@ func (s *Session) Election(name string) (distsync.Election, error) {
 // through it fail with distsync.ErrClosed, and later calls fail with
 // distsync.ErrClosed. A Dial Session closes its connection, which ends the
 // ZooKeeper session (the server deletes its nodes at once). A NewSession
-// Session deletes its nodes itself, leaving the caller's connection open.
+// Session deletes its nodes itself, leaving the caller's connection open;
+// on a connection that is down, go-zookeeper fails those requests within
+// about a second, and the nodes stay until the connection's session ends.
 // Close returns once no goroutine of the Session is left, and, for a Dial
 // Session, none of its connection. It is idempotent.
 func (s *Session) Close() error {
