@@ -75,3 +75,41 @@ func zkDeniedSession(t *testing.T) distsync.Session {
 	}
 	return zkSession(t, zksync.WithRoot(zkDeniedRoot))
 }
+
+// TestZooKeeperAuthAfterExpiry: the credentials of WithAuth outlive the
+// ZooKeeper session. After an expiry, go-zookeeper opens a new session and
+// sends them again, so the Session still may use a root whose ACL wants
+// them, and a Session without them is still refused.
+func TestZooKeeperAuthAfterExpiry(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	denied := zkDeniedSession(t) // creates the root with its digest ACL
+	owner := zkSession(t, zksync.WithRoot(zkDeniedRoot), zksync.WithACL(zk.DigestACL(zk.PermAll, "owner", "secret")),
+		zksync.WithAuth("digest", []byte(zkDeniedUser)))
+	m, err := owner.Mutex(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := owner.SessionID()
+	zkExpire(t, old)
+	waitLost(t, l, 5*time.Second, "session expired from outside")
+	l2, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock with the digest after the expiry: %v", err)
+	}
+	if owner.SessionID() == old {
+		t.Fatalf("session 0x%x unchanged after the expiry", old)
+	}
+	_ = l2.Release(ctx)
+	dm, err := denied.Mutex(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dm.TryLock(ctx); !errors.Is(err, distsync.ErrDenied) {
+		t.Fatalf("TryLock without the digest: %v, want ErrDenied", err)
+	}
+}
