@@ -315,6 +315,10 @@ func testSessionClose(t *testing.T, b backend) {
 		default:
 			t.Fatalf("lease %d still held after Close", i)
 		}
+		// A Lease ends released or lost, nothing else (Lease.Err).
+		if err := l.Err(); !errors.Is(err, distsync.ErrReleased) && !errors.Is(err, distsync.ErrLost) {
+			t.Fatalf("lease %d after Close: Err %v, want ErrReleased or ErrLost", i, err)
+		}
 	}
 	if _, err := k.m.TryLock(ctx); !errors.Is(err, distsync.ErrClosed) {
 		t.Fatalf("TryLock after Close: %v, want ErrClosed", err)
