@@ -75,6 +75,38 @@ func TestTTLValidation(t *testing.T) {
 	}
 }
 
+// TestTTLTheServerGrants: on a member with etcd's default ticks the
+// smallest lease is 2 s, so a 1 s Session is refused with both values,
+// and leaves no lease behind; 2 s is granted as asked.
+func TestTTLTheServerGrants(t *testing.T) {
+	slow, err := testserver.StartEtcdDefaultTicks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Stop()
+	c := slow.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = etcdsync.NewSession(ctx, c, etcdsync.WithTTL(time.Second))
+	if !errors.Is(err, distsync.ErrInvalidConfig) || !strings.Contains(err.Error(), "2s") || !strings.Contains(err.Error(), "1s") {
+		t.Fatalf("a 1s Session where etcd grants at least 2s: %v, want ErrInvalidConfig naming both", err)
+	}
+	leases, err := c.Leases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leases.Leases) != 0 {
+		t.Fatalf("%d leases left by the refused Session", len(leases.Leases))
+	}
+	s, err := etcdsync.NewSession(ctx, c, etcdsync.WithTTL(2*time.Second))
+	if err != nil {
+		t.Fatalf("a 2s Session: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestNewSessionBoundedByContext: an unreachable etcd makes NewSession
 // fail when its context ends, not hang.
 func TestNewSessionBoundedByContext(t *testing.T) {

@@ -53,7 +53,14 @@ type Etcd struct {
 // StartEtcd builds and starts a member and returns once it serves
 // requests. It needs no *testing.T so that TestMain can call it. On error
 // nothing is left running. The caller must call [Etcd.Stop].
-func StartEtcd() (*Etcd, error) {
+func StartEtcd() (*Etcd, error) { return startEtcd() }
+
+// StartEtcdDefaultTicks starts a member with etcd's default heartbeat
+// (100ms, election timeout 1s), on which the smallest lease TTL is 2 s as
+// on a production cluster; otherwise as StartEtcd.
+func StartEtcdDefaultTicks() (*Etcd, error) { return startEtcd("-tick", "100ms") }
+
+func startEtcd(args ...string) (*Etcd, error) {
 	dir, err := os.MkdirTemp("", "distsync-etcd-member-")
 	if err != nil {
 		return nil, fmt.Errorf("testserver: %w", err)
@@ -63,7 +70,7 @@ func StartEtcd() (*Etcd, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	cmd := exec.Command(bin)
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	// The member dies with the test process, whatever kills it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

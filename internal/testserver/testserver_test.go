@@ -64,4 +64,3 @@ func TestEtcdCompact(t *testing.T) {
 		t.Fatalf("watch from revision %d: err = %v, want %v", put.Header.Revision, wr.Err(), rpctypes.ErrCompacted)
 	}
 }
-

@@ -34,7 +34,13 @@ type Server struct {
 // Start starts a member logging to lg and returns once it has elected
 // itself leader and serves requests. On error nothing is left running and
 // the data directory is removed. The caller must call Stop.
-func Start(lg *zap.Logger) (*Server, error) {
+func Start(lg *zap.Logger) (*Server, error) { return StartTicking(lg, 10*time.Millisecond) }
+
+// StartTicking is Start with a heartbeat of tick and an election timeout
+// of ten ticks. etcd's smallest lease TTL follows from them (1.5 election
+// timeouts, rounded up to whole seconds): 1 s at Start's 10 ms, 2 s at
+// etcd's default 100 ms.
+func StartTicking(lg *zap.Logger, tick time.Duration) (*Server, error) {
 	dir, err := os.MkdirTemp("", "distsync-etcd-")
 	if err != nil {
 		return nil, fmt.Errorf("localetcd: data dir: %w", err)
@@ -53,8 +59,8 @@ func Start(lg *zap.Logger) (*Server, error) {
 	cfg.ListenClientUrls = []url.URL{local}
 	cfg.AdvertiseClientUrls = []url.URL{local}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	cfg.TickMs = 10
-	cfg.ElectionMs = 100
+	cfg.TickMs = uint(tick / time.Millisecond)
+	cfg.ElectionMs = 10 * cfg.TickMs
 	cfg.UnsafeNoFsync = true
 	// The HTTP gateway would add a loopback gRPC client of the server's own;
 	// nothing here speaks JSON to etcd.
