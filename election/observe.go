@@ -9,6 +9,7 @@ import (
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/backoff"
 	"github.com/distsync/distsync/internal/etcdq"
+	"github.com/distsync/distsync/internal/observe"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -40,8 +41,7 @@ type observer struct {
 	cands map[string]candidate
 	rev   int64 // the revision cands reflects; 0 before the first read and after a compaction
 
-	last distsync.Leader // the last state delivered
-	sent bool
+	last observe.Dedupe // the last state delivered
 }
 
 // run delivers changes until ctx ends or the client is closed, re-watching
@@ -188,7 +188,7 @@ func (o *observer) emit(ctx context.Context) bool {
 			cur = distsync.Leader{Value: c.value, Term: uint64(c.rev)}
 		}
 	}
-	if o.sent && cur.None == o.last.None && cur.Term == o.last.Term && bytes.Equal(cur.Value, o.last.Value) {
+	if o.last.Repeats(cur) {
 		return true
 	}
 	// The copy keeps its own bytes: a receiver may modify what it gets.
@@ -196,7 +196,7 @@ func (o *observer) emit(ctx context.Context) bool {
 	cur.Time = time.Now()
 	select {
 	case o.out <- cur:
-		o.last, o.sent = cur, true
+		o.last.Delivered(cur)
 		return true
 	case <-ctx.Done():
 		return false

@@ -15,16 +15,13 @@ type Dedupe struct {
 	last distsync.Leader
 }
 
-// Next reports whether l differs from the last state delivered (leader,
-// term and value; the time is ignored), and if so remembers it as
-// delivered. The first state always differs.
-func (d *Dedupe) Next(l distsync.Leader) bool {
-	if d.sent && Same(d.last, l) {
-		return false
-	}
-	d.sent, d.last = true, l
-	return true
-}
+// Repeats reports whether l is the state delivered last (leader, term and
+// value; the time is ignored): an observer skips it. Nothing repeats before
+// the first delivery.
+func (d *Dedupe) Repeats(l distsync.Leader) bool { return d.sent && Same(d.last, l) }
+
+// Delivered records that l was delivered.
+func (d *Dedupe) Delivered(l distsync.Leader) { d.sent, d.last = true, l }
 
 // Same reports whether a and b are the same state of an election: both
 // without a leader, or the same term with the same value.

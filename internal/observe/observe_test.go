@@ -23,8 +23,11 @@ func TestDedupe(t *testing.T) {
 		{distsync.Leader{None: true}, true},
 	}
 	for i, s := range steps {
-		if got := d.Next(s.l); got != s.want {
-			t.Fatalf("step %d (%+v): Next = %v, want %v", i, s.l, got, s.want)
+		if got := !d.Repeats(s.l); got != s.want {
+			t.Fatalf("step %d (%+v): new = %v, want %v", i, s.l, got, s.want)
+		}
+		if !d.Repeats(s.l) {
+			d.Delivered(s.l)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package redisq
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/backoff"
+	"github.com/distsync/distsync/internal/observe"
 )
 
 // MakeElection makes q, a new queue without a limit, an election's: an
@@ -98,10 +98,6 @@ func (q *Queue) Proclaim(ctx context.Context, l *Lease, value []byte) error {
 	return nil
 }
 
-func sameLeader(a, b distsync.Leader) bool {
-	return a.None == b.None && a.Term == b.Term && bytes.Equal(a.Value, b.Value)
-}
-
 // Observe delivers the current state and then every recorded change, in
 // order. It wakes on the name's pub/sub channel (and on a resubscription
 // after a reconnect), and also when the leader's TTL runs out, to report
@@ -162,17 +158,16 @@ func (q *Queue) Observe(ctx context.Context) <-chan distsync.Leader {
 			q.s.hub.leave(sb)
 		}()
 		var (
-			last   distsync.Leader
-			sent   bool
+			last   observe.Dedupe
 			cursor string
 		)
 		emit := func(l distsync.Leader) bool {
-			if sent && sameLeader(l, last) {
+			if last.Repeats(l) {
 				return true
 			}
 			select {
 			case out <- l:
-				last, sent = l, true
+				last.Delivered(l)
 				return true
 			case <-ctx.Done():
 				return false
