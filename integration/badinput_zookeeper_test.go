@@ -154,7 +154,9 @@ func TestBadInputZooKeeper(t *testing.T) {
 		simple("Dial/auth-refused", is(distsync.ErrDenied), func() error { return dial(bg, zksync.WithAuth("no-such-scheme", []byte("x"))) }),
 		simple("NewSession/nil-conn", invalid, func() error { return errOf(zksync.NewSession(bg, nil)) }),
 		simple("NewSession/dialer", invalid, func() error { return errOf(zksync.NewSession(bg, zkConn(t), zksync.WithDialer(zkDialer))) }),
-		simple("NewSession/other-ttl", invalid, func() error { return errOf(zksync.NewSession(bg, zkConn(t), zksync.WithTTL(zkTestTimeout+time.Second))) }),
+		simple("NewSession/other-ttl", invalid, func() error {
+			return errOf(zksync.NewSession(bg, zkConn(t), zksync.WithTTL(zkTestTimeout+time.Second)))
+		}),
 		withSession("Session.Semaphore/limit-0", invalid, func(s *zksync.Session) error { return errOf(zkNewSemaphore(bg, s, name, 0)) }),
 		withSession("Session.Semaphore/limit-negative", invalid, func(s *zksync.Session) error { return errOf(zkNewSemaphore(bg, s, name, -1)) }),
 		withSession("Election.Leader/no-leader", is(distsync.ErrNoLeader), func(s *zksync.Session) error {
