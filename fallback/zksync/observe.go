@@ -1,7 +1,6 @@
 package zksync
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"path"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/backoff"
+	"github.com/distsync/distsync/internal/observe"
 	"github.com/go-zookeeper/zk"
 )
 
@@ -27,8 +27,7 @@ type observer struct {
 	q   *queue
 	out chan<- distsync.Leader
 
-	last distsync.Leader
-	sent bool
+	last observe.Dedupe // the last state delivered
 }
 
 // run delivers the state until ctx ends. A failed read is retried once
@@ -167,12 +166,12 @@ func (o *observer) watchCreation(ctx context.Context) (ch <-chan zk.Event, creat
 // emit delivers l unless it is the state delivered last. It returns false
 // when ctx ended.
 func (o *observer) emit(ctx context.Context, l distsync.Leader) bool {
-	if o.sent && o.last.None == l.None && o.last.Term == l.Term && bytes.Equal(o.last.Value, l.Value) {
+	if o.last.Repeats(l) {
 		return true
 	}
 	select {
 	case o.out <- l:
-		o.last, o.sent = l, true
+		o.last.Delivered(l)
 		return true
 	case <-ctx.Done():
 		return false
