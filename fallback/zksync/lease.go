@@ -2,8 +2,6 @@ package zksync
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -26,14 +24,10 @@ type Lease struct {
 	czxid int64
 	ver   int32 // the node's data version when the lease began
 
-	end leaseend.End // Done and Err
+	end leaseend.Lifecycle // Done, Err and how Release ends the lease
 
 	stopc  chan struct{} // closed by Release: the follower exits
 	exited chan struct{} // closed when the follower has exited
-
-	releasing  atomic.Bool // Release has begun: what the follower sees is the release
-	release    sync.Once
-	releaseErr error
 }
 
 var _ distsync.Lease = (*Lease)(nil)
@@ -83,29 +77,25 @@ func (l *Lease) SessionID() int64 { return l.sid }
 // until it succeeds or the session ends. Done is closed when Release
 // returns, whatever the result.
 func (l *Lease) Release(ctx context.Context) error {
-	l.release.Do(func() {
-		// The delete goes first, so the next holder is not kept waiting
-		// while the follower stops; the follower ignores what it sees of
-		// the release itself. A lost lease's node is gone, or being
-		// removed in the background since the loss.
-		l.releasing.Store(true)
-		if l.Err() == nil {
-			l.releaseErr = l.q.s.remove(ctx, l.path, l.sid)
-		}
-		close(l.stopc)
-		<-l.exited
-		l.end.Set(distsync.Errorf(distsync.ErrReleased, nil, ""))
-	})
-	return l.releaseErr
+	// A lost lease's node is gone, or being removed in the background
+	// since the loss.
+	lost := l.end.Err() != nil
+	return l.end.Release(ctx, distsync.Errorf(distsync.ErrReleased, nil, ""),
+		func(ctx context.Context) error {
+			if lost {
+				return nil
+			}
+			return l.q.s.remove(ctx, l.path, l.sid)
+		},
+		func() {
+			close(l.stopc)
+			<-l.exited
+		})
 }
 
 // lose ends the lease as the follower saw it end, unless a Release is
 // under way (what the follower sees is then the release itself).
-func (l *Lease) lose(err error) {
-	if !l.releasing.Load() {
-		l.end.Set(err)
-	}
-}
+func (l *Lease) lose(err error) { l.end.Lose(err) }
 
 // follow watches for the lease's end until Release stops it: the end of
 // its epoch (see Session) or an event on its own node.

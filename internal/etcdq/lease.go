@@ -2,8 +2,6 @@ package etcdq
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -24,16 +22,12 @@ type Lease struct {
 	key string
 	rev int64
 
-	leaseend.End // Done and Err
+	leaseend.Lifecycle // Done, Err and how Release ends the lease
 
 	ctx    context.Context    // the follower's; Release cancels it
 	cancel context.CancelFunc // to interrupt a watch being set up
 	stopc  chan struct{}      // closed by Release: the follower exits
 	exited chan struct{}      // closed when the follower has exited
-
-	releasing  atomic.Bool // Release has begun
-	release    sync.Once
-	releaseErr error
 }
 
 // newLease starts following key; it fails with ErrClosed once the
@@ -74,22 +68,14 @@ func (l *Lease) IsOwner() clientv3.Cmp {
 // deletion was not confirmed and goes on in the background until it
 // succeeds or the session ends.
 func (l *Lease) Release(ctx context.Context) error {
-	l.release.Do(func() {
-		// The delete goes first, so the next holder is not kept waiting
-		// while the follower stops; the follower ignores what it sees of
-		// our own release.
-		l.releasing.Store(true)
-		l.releaseErr = l.q.remove(ctx, l.e, l.key, l.rev)
-		close(l.stopc)
-		l.cancel()
-		<-l.exited
-		l.end(distsync.ErrReleased)
-	})
-	return l.releaseErr
+	return l.Lifecycle.Release(ctx, distsync.ErrReleased,
+		func(ctx context.Context) error { return l.q.remove(ctx, l.e, l.key, l.rev) },
+		func() {
+			close(l.stopc)
+			l.cancel()
+			<-l.exited
+		})
 }
-
-// end records why the lease ended, once, and closes Done.
-func (l *Lease) end(err error) { l.Set(err) }
 
 func (l *Lease) lose(cause error, msg string, args ...any) {
 	l.fail(distsync.Errorf(distsync.ErrLost, cause, msg, args...))
@@ -97,11 +83,7 @@ func (l *Lease) lose(cause error, msg string, args ...any) {
 
 // fail ends the lease as the follower saw it end, unless a Release is
 // under way (what the follower sees is then the release itself).
-func (l *Lease) fail(err error) {
-	if !l.releasing.Load() {
-		l.end(err)
-	}
-}
+func (l *Lease) fail(err error) { l.Lose(err) }
 
 // followDelay is how long a lease acquired without waiting goes before its
 // follower sets up the watch on its key (see follow).

@@ -1,8 +1,13 @@
 // Package leaseend is how every backend's Lease ends: a Done channel closed
-// exactly once, and the reason, which never changes afterwards.
+// exactly once, the reason, which never changes afterwards, and Release's
+// ordering and idempotence (Lifecycle).
 package leaseend
 
-import "sync"
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
 
 // End is the ending of one lease; its zero value is a lease not yet ended.
 // Embed it to give a Lease its Done and Err. It is safe for concurrent use
@@ -43,3 +48,48 @@ func (e *End) Set(err error) bool {
 	close(ch)
 	return true
 }
+
+// Lifecycle is how every backend's Lease ends, written once: its End (Done
+// and Err), plus the ordering and idempotence of Release and the rule that
+// a loss seen during a Release is the release itself. Embed it in a Lease.
+// It is safe for concurrent use and must not be copied after first use.
+type Lifecycle struct {
+	End
+	once      sync.Once
+	releasing atomic.Bool
+	err       error
+}
+
+// Release ends the lease once; later calls return the first call's
+// result. From the moment it begins, Lose is ignored: what a follower sees
+// then is the release itself. It runs remove (delete the lease's backend
+// state) before stop (end the lease's follower and wait for it), so the
+// next holder is not kept waiting while the follower stops. Then the lease
+// ends with final, unless it had ended already. remove's error is the
+// result, unless the lease was lost before Release began: its state is
+// then gone or being removed, and there is nothing to confirm.
+func (c *Lifecycle) Release(ctx context.Context, final error, remove func(context.Context) error, stop func()) error {
+	c.once.Do(func() {
+		c.releasing.Store(true)
+		lost := c.Err() != nil
+		err := remove(ctx)
+		stop()
+		c.Set(final)
+		if !lost {
+			c.err = err
+		}
+	})
+	return c.err
+}
+
+// Lose ends the lease with err (wrapping distsync.ErrLost), unless it has
+// ended or a Release has begun, and reports whether it ended it.
+func (c *Lifecycle) Lose(err error) bool {
+	if c.releasing.Load() {
+		return false
+	}
+	return c.Set(err)
+}
+
+// Releasing reports whether Release has begun.
+func (c *Lifecycle) Releasing() bool { return c.releasing.Load() }

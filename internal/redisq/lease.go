@@ -2,7 +2,6 @@ package redisq
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,15 +17,12 @@ type Lease struct {
 	member string
 	token  uint64
 
-	leaseend.End // Done and Err
+	leaseend.Lifecycle // Done, Err and how Release ends the lease
 
 	stop     chan struct{}
 	cancel   context.CancelFunc
 	loopDone chan struct{}
 	suspend  atomic.Bool
-
-	once   sync.Once
-	relErr error
 }
 
 var _ distsync.Lease = (*Lease)(nil)
@@ -51,8 +47,8 @@ func newLease(s *Session, k Keys, member string, token uint64, sent time.Time) (
 // script that granted this lease.
 func (l *Lease) Token() uint64 { return l.token }
 
-// end records why the lease ended, once, and closes Done.
-func (l *Lease) end(err error) { l.Set(err) }
+// end ends the lease as lost, once, unless a Release is under way.
+func (l *Lease) end(err error) { l.Lose(err) }
 
 type renewal struct {
 	sent time.Time
@@ -148,20 +144,20 @@ func (l *Lease) Release(ctx context.Context) error {
 }
 
 func (l *Lease) shutdown(ctx context.Context, final error) error {
-	l.once.Do(func() {
-		// Stop the renewals, but release at once (the next holder waits
-		// on this script): a renewal that runs after the release finds
-		// nothing to refresh and recreates nothing, and the loop, seeing
-		// stop closed, ignores its answer.
-		close(l.stop)
-		_, err := runCtx(ctx, l.s.c, releaseScript, l.k, l.member, 0)
-		<-l.loopDone
-		lost := l.Err() != nil
-		l.end(final)
-		l.s.untrack(l)
-		if err != nil && !lost {
-			l.relErr = failure(err, "release")
-		}
-	})
-	return l.relErr
+	return l.Lifecycle.Release(ctx, final,
+		func(ctx context.Context) error {
+			// Stop the renewals, but release at once (the next holder
+			// waits on this script): a renewal that runs after the
+			// release finds nothing to refresh and recreates nothing, and
+			// the loop, seeing stop closed, ignores its answer.
+			close(l.stop)
+			if _, err := runCtx(ctx, l.s.c, releaseScript, l.k, l.member, 0); err != nil {
+				return failure(err, "release")
+			}
+			return nil
+		},
+		func() {
+			<-l.loopDone
+			l.s.untrack(l)
+		})
 }
