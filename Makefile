@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: all test ensure-servers etcd-member fmt fmt-check vet run bench bench-quick soak
+.PHONY: all test ensure-servers etcd-member mod-check fmt fmt-check vet run bench bench-quick soak
 
 all: test
 
@@ -10,11 +10,20 @@ all: test
 # examples/, integration/ (tests and benchmark) and internal/etcdtest/
 # (etcd's server for the tests). PKGS names every package of all four.
 PKGS := ./... ./examples/... ./integration/... ./internal/etcdtest/...
+MODULES := . examples integration internal/etcdtest
 
 # ensure-servers installs redis-server and ZooKeeper if missing (etcd runs
 # embedded in the tests), then the tests start their own server processes.
-test: ensure-servers fmt-check vet etcd-member
+test: ensure-servers fmt-check mod-check vet etcd-member
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# mod-check fails when a module's go.mod or go.sum is not tidy, or when
+# `go list -m all` fails in it (each module on its own, without go.work).
+mod-check:
+	@for m in $(MODULES); do \
+		( cd $$m && GOWORK=off $(GO) mod tidy -diff >/dev/null && GOWORK=off $(GO) list -m all >/dev/null ) \
+			|| { echo "mod-check: module $$m is not tidy or its module graph does not resolve (run: cd $$m && GOWORK=off go mod tidy)"; exit 1; }; \
+	done
 
 # etcd-member compiles the etcd member the library's own tests run as a
 # child process (internal/testserver), once, before the test packages start
