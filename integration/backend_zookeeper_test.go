@@ -56,7 +56,7 @@ func zkDeniedSession(t *testing.T) distsync.Session {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	acl := zk.DigestACL(zk.PermAll, "owner", "secret")
-	owner := zkSession(t, zksync.WithRoot(zkDeniedRoot), zksync.WithACL(acl), zksync.WithAuth("digest", []byte(zkDeniedUser)))
+	owner := zkSession(t, zksync.WithPrefix(zkDeniedRoot), zksync.WithACL(acl), zksync.WithAuth("digest", []byte(zkDeniedUser)))
 	// A persistent root: a container would be reaped once empty, and the
 	// next Session would create it again with its own ACL.
 	if _, err := owner.Conn().Create(zkDeniedRoot, nil, 0, acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
@@ -73,7 +73,7 @@ func zkDeniedSession(t *testing.T) distsync.Session {
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return zkSession(t, zksync.WithRoot(zkDeniedRoot))
+	return zkSession(t, zksync.WithPrefix(zkDeniedRoot))
 }
 
 // TestZooKeeperAuthAfterExpiry: the credentials of WithAuth outlive the
@@ -84,7 +84,7 @@ func TestZooKeeperAuthAfterExpiry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	denied := zkDeniedSession(t) // creates the root with its digest ACL
-	owner := zkSession(t, zksync.WithRoot(zkDeniedRoot), zksync.WithACL(zk.DigestACL(zk.PermAll, "owner", "secret")),
+	owner := zkSession(t, zksync.WithPrefix(zkDeniedRoot), zksync.WithACL(zk.DigestACL(zk.PermAll, "owner", "secret")),
 		zksync.WithAuth("digest", []byte(zkDeniedUser)))
 	m, err := owner.Mutex(t.Name())
 	if err != nil {

@@ -118,7 +118,7 @@ func TestBadInputZooKeeper(t *testing.T) {
 			return func() error { return errOf(zkNewElection(s, n)) }
 		},
 		"NodePath": func(t *testing.T, n string) func() error {
-			return func() error { _, err := zksync.NodePath(zksync.DefaultRoot, n); return err }
+			return func() error { _, err := zksync.NodePath(zksync.DefaultPrefix, n); return err }
 		},
 	})...)
 
@@ -183,7 +183,7 @@ func TestBadInputZooKeeper(t *testing.T) {
 		{"empty", ""}, {"slash", "/"}, {"relative", "distsync"}, {"trailing-slash", "/a/"},
 		{"double-slash", "/a//b"}, {"dot", "/a/./b"}, {"dot-dot", "/a/../b"}, {"NUL", "/a\x00b"},
 	} {
-		cases = append(cases, simple("Dial/root-"+root.label, invalid, func() error { return dial(bg, zksync.WithRoot(root.root)) }))
+		cases = append(cases, simple("Dial/root-"+root.label, invalid, func() error { return dial(bg, zksync.WithPrefix(root.root)) }))
 	}
 	for _, cc := range ctxCases {
 		cases = append(cases,

@@ -50,7 +50,7 @@ func zkLifeBackend(t *testing.T) lifeBackend {
 // zkChildren counts the children of name's node: its holders and waiters.
 func zkChildren(t *testing.T, admin *zk.Conn, name string) int {
 	t.Helper()
-	p, err := zksync.NodePath(zksync.DefaultRoot, name)
+	p, err := zksync.NodePath(zksync.DefaultPrefix, name)
 	if err != nil {
 		t.Fatal(err)
 	}

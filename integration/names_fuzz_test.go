@@ -100,7 +100,7 @@ func checkRedisNames(t *testing.T, a, b string) {
 }
 
 func checkZooKeeperNames(t *testing.T, a, b string) {
-	root := zksync.DefaultRoot
+	root := zksync.DefaultPrefix
 	pa, errA := zksync.NodePath(root, a)
 	pb, errB := zksync.NodePath(root, b)
 	if errA != nil || errB != nil {

@@ -382,7 +382,7 @@ func zkLeaveBehind(t *testing.T, name string) (undo func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := zksync.NodePath(zksync.DefaultRoot, name)
+	p, err := zksync.NodePath(zksync.DefaultPrefix, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -184,7 +184,7 @@ func testZooKeeperCancel(t *testing.T, c zkCancelCase, n int) {
 	slices.Sort(held)
 	acquire := c.acquire(ws, name)
 	admin := zkAdmin(t)
-	nodePath, err := zksync.NodePath(zksync.DefaultRoot, name)
+	nodePath, err := zksync.NodePath(zksync.DefaultPrefix, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -173,7 +173,7 @@ func (quietZK) Printf(string, ...any) {}
 // zkKeys lists the children of a name's node: its holders and waiters.
 func zkKeys(t *testing.T, name string) []string {
 	t.Helper()
-	p, err := zksync.NodePath(zksync.DefaultRoot, name)
+	p, err := zksync.NodePath(zksync.DefaultPrefix, name)
 	if err != nil {
 		t.Fatal(err)
 	}

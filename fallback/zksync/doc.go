@@ -33,8 +33,9 @@
 //
 // # Queues
 //
-// A name maps to one node under the Session's root (see NodePath). Every
-// acquisition is a protected ephemeral sequential child of it, named
+// A name maps to one node under the Session's prefix (WithPrefix, see
+// NodePath). Every acquisition is a protected ephemeral sequential child
+// of it, named
 // "_c_<guid>-<kind>-NNNNNNNNNN" like the nodes of go-zookeeper's zk.Lock
 // and Curator. Nodes are served in sequence order (FIFO). Each waiter
 // watches only what it waits for. A Mutex waiter or an RWMutex writer

@@ -56,7 +56,7 @@ func ExampleNewSession() {
 		log.Fatal(err)
 	}
 	s, err := zksync.NewSession(ctx, conn,
-		zksync.WithRoot("/example-app"), zksync.WithACL(zk.DigestACL(zk.PermAll, "app", "secret")))
+		zksync.WithPrefix("/example-app"), zksync.WithACL(zk.DigestACL(zk.PermAll, "app", "secret")))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -12,8 +12,9 @@ import (
 // DefaultTTL is the session timeout Dial asks for when WithTTL is not given.
 const DefaultTTL = 10 * time.Second
 
-// DefaultRoot is the node under which names live when WithRoot is not given.
-const DefaultRoot = "/distsync"
+// DefaultPrefix is the node under which names live when WithPrefix is not
+// given.
+const DefaultPrefix = "/distsync"
 
 // An Option configures Dial or NewSession. Options marked "Dial only" make
 // NewSession fail with distsync.ErrInvalidConfig: the caller configured its
@@ -55,9 +56,12 @@ func WithTTL(d time.Duration) Option { return func(o *options) { o.ttl = d } }
 // session a third of it later.
 func WithDisconnectGrace(d time.Duration) Option { return func(o *options) { o.grace = d } }
 
-// WithRoot sets the node under which each name gets its node (default
-// DefaultRoot). It must be an absolute ZooKeeper path other than "/".
-func WithRoot(path string) Option { return func(o *options) { o.root = path } }
+// WithPrefix sets the root path under which each name gets its node
+// (default DefaultPrefix). It must be an absolute ZooKeeper path other than
+// "/". Sessions with different prefixes never see each other's nodes. The
+// prefix's nodes are created on first use with the Session's ACL, unless
+// they exist (see WithACL).
+func WithPrefix(path string) Option { return func(o *options) { o.root = path } }
 
 // WithACL sets the ACL of the nodes the Session creates (default
 // zk.WorldACL(zk.PermAll)). With a digest ACL, give the Session the matching
@@ -99,7 +103,7 @@ func (quietLogger) Printf(string, ...any) {}
 
 // newOptions applies opts over the defaults of Dial (dial) or NewSession.
 func newOptions(dial bool, opts []Option) (options, error) {
-	o := options{root: DefaultRoot, acl: zk.WorldACL(zk.PermAll), logger: quietLogger{}, dialer: net.DialTimeout}
+	o := options{root: DefaultPrefix, acl: zk.WorldACL(zk.PermAll), logger: quietLogger{}, dialer: net.DialTimeout}
 	if dial {
 		o.ttl = DefaultTTL
 	}
@@ -130,11 +134,11 @@ func newOptions(dial bool, opts []Option) (options, error) {
 
 func validRoot(root string) error {
 	if root == "" || root[0] != '/' || root == "/" || strings.HasSuffix(root, "/") || strings.Contains(root, "//") {
-		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "root %q, want an absolute path like %q", root, DefaultRoot)
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "prefix %q, want an absolute path like %q", root, DefaultPrefix)
 	}
 	for _, seg := range strings.Split(root[1:], "/") {
 		if seg == "." || seg == ".." || encodeName(seg) != seg {
-			return distsync.Errorf(distsync.ErrInvalidConfig, nil, "root %q has a segment ZooKeeper cannot store: %q", root, seg)
+			return distsync.Errorf(distsync.ErrInvalidConfig, nil, "prefix %q has a segment ZooKeeper cannot store: %q", root, seg)
 		}
 	}
 	return nil

@@ -182,7 +182,7 @@ func TestDigestACLDenied(t *testing.T) {
 	if _, err := admin.Create(root, nil, 0, acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
 		t.Fatal(err)
 	}
-	ok := session(t, zksync.WithRoot(root), zksync.WithACL(acl), zksync.WithAuth("digest", []byte("owner:pw")))
+	ok := session(t, zksync.WithPrefix(root), zksync.WithACL(acl), zksync.WithAuth("digest", []byte("owner:pw")))
 	m, _ := ok.Mutex(t.Name())
 	l, err := m.Lock(ctx)
 	if err != nil {
@@ -190,7 +190,7 @@ func TestDigestACLDenied(t *testing.T) {
 	}
 	_ = l.Release(ctx)
 
-	no := session(t, zksync.WithRoot(root))
+	no := session(t, zksync.WithPrefix(root))
 	check := func(what string, err error) {
 		t.Helper()
 		if !errors.Is(err, distsync.ErrDenied) || errors.Is(err, distsync.ErrUnavailable) {

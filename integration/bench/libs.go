@@ -299,7 +299,7 @@ func openZKDistsync(r *run, name string, n int) ([]locker, error) {
 }
 
 func openZKLock(r *run, name string, n int) ([]locker, error) {
-	p, err := zksync.NodePath(zksync.DefaultRoot, name)
+	p, err := zksync.NodePath(zksync.DefaultPrefix, name)
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +346,7 @@ func zkHasSession(ctx context.Context, events <-chan zk.Event) error {
 // zkQueued counts the children of name's lock node: both ZooKeeper
 // libraries create their sequential nodes there.
 func zkQueued(ctx context.Context, r *run, name string) (int, error) {
-	p, err := zksync.NodePath(zksync.DefaultRoot, name)
+	p, err := zksync.NodePath(zksync.DefaultPrefix, name)
 	if err != nil {
 		return 0, err
 	}
