@@ -67,17 +67,42 @@ type options struct {
 	ttl            time.Duration
 	replicas       int
 	replicaTimeout time.Duration
+	prefix         string
+	identity       string
 }
 
 func apply(opts []Option) redisq.Options {
-	o := options{ttl: DefaultTTL}
+	o := options{ttl: DefaultTTL, prefix: DefaultPrefix, identity: distsync.DefaultIdentity()}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
 		}
 	}
-	return redisq.Options{TTL: o.ttl, Replicas: o.replicas, ReplicaTimeout: o.replicaTimeout}
+	return redisq.Options{TTL: o.ttl, Replicas: o.replicas, ReplicaTimeout: o.replicaTimeout,
+		Prefix: o.prefix, Identity: o.identity}
 }
+
+// DefaultPrefix starts every key and channel when WithPrefix is not given.
+const DefaultPrefix = redisq.DefaultPrefix
+
+// WithPrefix makes p, instead of DefaultPrefix, the start of every key
+// and pub/sub channel the Session uses. Sessions with different prefixes
+// share a server without seeing each other, and an ACL can confine a
+// user to one prefix (see "Permissions" in the package documentation).
+// p must not be empty, nor longer than 256 bytes. It must not hold '{'
+// or '}' (they would move the Cluster hash tag), the glob characters '*',
+// '?', '[', ']' and '\' (so that the ACL pattern p+"*" means p
+// literally), spaces or control characters. Otherwise NewSession fails
+// with distsync.ErrInvalidConfig.
+func WithPrefix(p string) Option { return func(o *options) { o.prefix = p } }
+
+// WithIdentity sets the identity recorded with every holder and waiter of
+// the Session, so that an operator can tell who holds a name (see
+// "Holder identity" in the package documentation). The default is
+// distsync.DefaultIdentity(), "host:pid". An identity that
+// distsync.ValidateIdentity rejects makes NewSession fail with
+// distsync.ErrInvalidConfig.
+func WithIdentity(id string) Option { return func(o *options) { o.identity = id } }
 
 // WithTTL sets how long a holder's (or waiter's) state outlives its last
 // renewal on the server: a crashed holder's lock passes on after about

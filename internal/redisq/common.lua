@@ -29,8 +29,10 @@
 -- thread a few microseconds, so an operation only looks at what it can
 -- have changed.
 
-local SP = 'distsync:session:'
 local H, Q, QX, TOK, SEQ, LIM, E = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+-- Every key is "<prefix>{<name>}:<suffix>" and the prefix holds no '{':
+-- the sessions' channels are "<prefix>session:<id>".
+local SP = string.match(H, '^[^{]*') .. 'session:'
 local ch, me, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

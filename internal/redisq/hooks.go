@@ -55,7 +55,7 @@ func DropSession(ctx context.Context, c Client, name string, s distsync.Session)
 	if SessionOf(s) == nil {
 		return fmt.Errorf("redisq: %T is not a Session of package redissync", s)
 	}
-	k := KeysFor(name)
+	k := SessionOf(s).Keys(name)
 	return call2(ctx, func(ctx context.Context) error {
 		return dropScript.Run(ctx, c, k.list(), args(k, "|"+SessionOf(s).id+"|", 0, histLook)...).Err()
 	})

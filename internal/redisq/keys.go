@@ -3,10 +3,39 @@ package redisq
 import (
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/distsync/distsync"
 )
 
-// keyPrefix starts every key and channel of every name.
-const keyPrefix = "distsync:"
+// DefaultPrefix starts every key and channel when no prefix is given.
+const DefaultPrefix = "distsync:"
+
+// MaxPrefixLen is the longest prefix, in bytes.
+const MaxPrefixLen = 256
+
+// ValidatePrefix reports whether p can start every key and channel: not
+// empty, at most MaxPrefixLen bytes, and free of '{' and '}' (they would
+// move the hash tag), of the glob characters '*', '?', '[', ']' and '\'
+// (so that an ACL pattern "~" + p + "*" means p literally), and of spaces
+// and control characters. The error wraps ErrInvalidConfig.
+func ValidatePrefix(p string) error {
+	switch {
+	case p == "":
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "empty prefix")
+	case len(p) > MaxPrefixLen:
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "prefix is %d bytes, longer than %d", len(p), MaxPrefixLen)
+	case !utf8.ValidString(p):
+		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "prefix %q is not valid UTF-8", p)
+	}
+	for _, r := range p {
+		if strings.ContainsRune("{}*?[]\\", r) || unicode.IsSpace(r) || unicode.IsControl(r) {
+			return distsync.Errorf(distsync.ErrInvalidConfig, nil, "prefix %q has %q", p, r)
+		}
+	}
+	return nil
+}
 
 // Keys are the Redis keys of one name. They share the hash tag "{enc}",
 // where enc is the name with '%', '{' and '}' percent-encoded, so they live
@@ -29,9 +58,13 @@ type Keys struct {
 // encoder escapes the characters that could end or nest the hash tag.
 var encoder = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
 
-// KeysFor returns the keys of name.
-func KeysFor(name string) Keys {
-	base := keyPrefix + "{" + encoder.Replace(name) + "}:"
+// KeysFor returns the keys of name under DefaultPrefix.
+func KeysFor(name string) Keys { return KeysWith(DefaultPrefix, name) }
+
+// KeysWith returns the keys of name under prefix, a valid prefix (see
+// ValidatePrefix).
+func KeysWith(prefix, name string) Keys {
+	base := prefix + "{" + encoder.Replace(name) + "}:"
 	return Keys{
 		Holders:  base + "h",
 		Queue:    base + "q",

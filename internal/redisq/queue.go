@@ -52,7 +52,7 @@ func NewQueue(s *Session, name string, limit int64) (*Queue, error) {
 	if limit < 0 {
 		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "negative limit %d", limit)
 	}
-	k := KeysFor(name)
+	k := s.Keys(name)
 	if _, ok := s.c.(*redis.ClusterClient); ok {
 		// The hash tag keeps a name's keys in one slot; a Cluster
 		// rejects a script whose keys are not, so say so here rather

@@ -9,9 +9,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// sessionChannelPrefix starts a session's own channel; the session id
-// follows. common.lua has the same text (TestScriptsAgree).
-const sessionChannelPrefix = keyPrefix + "session:"
+// sessionChannel returns the channel of the session id under prefix.
+// common.lua builds the same text from the prefix of its first key
+// (TestSessionChannel).
+func sessionChannel(prefix, id string) string { return prefix + "session:" + id }
 
 // The scripts: common.lua is the state machine of a name, and each
 // operation's file runs after it, in one script (see common.lua).

@@ -5,11 +5,17 @@ import (
 	"testing"
 )
 
-// The session channel prefix is written in common.lua and in Go: they
-// agree.
+// common.lua derives the sessions' channel prefix from its first key;
+// the Go side builds the same text.
 func TestScriptsAgree(t *testing.T) {
-	if want := "local SP = '" + sessionChannelPrefix + "'"; !strings.Contains(commonLua, want) {
+	if want := "local SP = string.match(H, '^[^{]*') .. 'session:'"; !strings.Contains(commonLua, want) {
 		t.Errorf("common.lua does not define %s", want)
+	}
+	for _, p := range []string{DefaultPrefix, "app:", "a:b|c."} {
+		k := KeysWith(p, "x{y}")
+		if got, want := k.Holders[:strings.IndexByte(k.Holders, '{')]+"session:id", sessionChannel(p, "id"); got != want {
+			t.Errorf("prefix %q: script channel %q, Go channel %q", p, got, want)
+		}
 	}
 	for _, s := range scripts {
 		if len(s.Hash()) != 40 {

@@ -44,10 +44,21 @@ type Options struct {
 	// each acquisition and renewal within ReplicaTimeout.
 	Replicas       int
 	ReplicaTimeout time.Duration
+	// Prefix starts every key and channel (see ValidatePrefix).
+	Prefix string
+	// Identity is recorded with every holder and waiter (see
+	// distsync.ValidateIdentity).
+	Identity string
 }
 
 // Validate checks the options, with an error wrapping ErrInvalidConfig.
 func (o Options) Validate() error {
+	if err := ValidatePrefix(o.Prefix); err != nil {
+		return err
+	}
+	if err := distsync.ValidateIdentity(o.Identity); err != nil {
+		return err
+	}
 	switch {
 	case o.TTL < MinTTL:
 		return distsync.Errorf(distsync.ErrInvalidConfig, nil, "ttl %v below the minimum %v", o.TTL, MinTTL)
@@ -70,11 +81,13 @@ func (o Options) Validate() error {
 // holder and waiter of the session carries its id, and every waiter and
 // observer of the session shares its one subscription connection.
 type Session struct {
-	c   Client
-	id  string
-	ttl time.Duration
-	hub *hub
-	n   atomic.Uint64
+	c        Client
+	id       string
+	prefix   string
+	identity string
+	ttl      time.Duration
+	hub      *hub
+	n        atomic.Uint64
 
 	replicas       int           // WAIT for this many replicas (0: do not)
 	replicaTimeout time.Duration // WAIT's timeout
@@ -113,13 +126,13 @@ func NewSession(ctx context.Context, c Client, o Options) (*Session, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
-	h, err := newHub(ctx, c, sessionChannelPrefix+id, o.TTL)
+	h, err := newHub(ctx, c, sessionChannel(o.Prefix, id), o.TTL)
 	if err != nil {
 		return nil, err
 	}
 	bgCtx, bgCancel := context.WithCancel(context.Background())
 	return &Session{
-		c: c, id: id, ttl: o.TTL, hub: h, leases: map[*Lease]struct{}{},
+		c: c, id: id, prefix: o.Prefix, identity: o.Identity, ttl: o.TTL, hub: h, leases: map[*Lease]struct{}{},
 		replicas: o.Replicas, replicaTimeout: o.ReplicaTimeout,
 		bgCtx: bgCtx, bgCancel: bgCancel,
 	}, nil
@@ -189,6 +202,15 @@ func (s *Session) waitBackground(d time.Duration) {
 
 // ID returns the session's random id, part of every member it writes.
 func (s *Session) ID() string { return s.id }
+
+// Prefix returns the prefix of the session's keys and channels.
+func (s *Session) Prefix() string { return s.prefix }
+
+// Identity returns the identity the session records with its members.
+func (s *Session) Identity() string { return s.identity }
+
+// Keys returns the keys of name under the session's prefix.
+func (s *Session) Keys(name string) Keys { return KeysWith(s.prefix, name) }
 
 // TTL returns the session's lease TTL.
 func (s *Session) TTL() time.Duration { return s.ttl }
