@@ -48,6 +48,25 @@
 // The name's node is a container node: ZooKeeper deletes it some time
 // after it empties.
 //
+// # Node layout and holder identity
+//
+// The name "jobs/nightly" under the default prefix is the node
+// /distsync/jobs%2Fnightly; its children, as zkCli's ls shows them:
+//
+//	_c_<guid>-lock-0000000000      Mutex
+//	_c_<guid>-read-0000000001      RWMutex reader
+//	_c_<guid>-write-0000000002     RWMutex writer
+//	_c_<guid>-permit-0000000003    Semaphore, one permit
+//	_c_<guid>-permit.2-0000000004  Semaphore, AcquireN(2)
+//	_c_<guid>-latch-0000000005     Election candidate
+//
+// The data of a lock, read, write or permit node is the Session's holder
+// identity (WithIdentity; by default "host:pid"), so zkCli's get shows who
+// holds or waits. A latch node's data is the candidate's value. A
+// Semaphore's limit is the data of the name's node itself, in decimal.
+// go-zookeeper's zk.Lock ignores node data: a zk.Lock and a Mutex on one
+// node exclude each other whatever either writes.
+//
 // # Semaphore
 //
 // A Semaphore acquisition takes n permits (AcquireN); its node's kind

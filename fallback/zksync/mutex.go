@@ -33,7 +33,7 @@ var _ distsync.Mutex = (*Mutex)(nil)
 // ZooKeeper is distsync.ErrDenied, any other failed request
 // distsync.ErrUnavailable. A disconnection while waiting is waited out.
 func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
-	return lease(m.q.acquire(ctx, exclusive(lockKind), nil, false))
+	return lease(m.q.acquire(ctx, exclusive(lockKind), m.q.identity(), false))
 }
 
 // TryLock takes the lock only if nobody holds or waits for it. Otherwise it
@@ -41,7 +41,7 @@ func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
 // behind (when the lock is visibly taken it writes nothing at all). On
 // cancellation it cleans up as Lock does.
 func (m *Mutex) TryLock(ctx context.Context) (distsync.Lease, error) {
-	return lease(m.q.acquire(ctx, exclusive(lockKind), nil, true))
+	return lease(m.q.acquire(ctx, exclusive(lockKind), m.q.identity(), true))
 }
 
 // Path returns the Mutex's node, whose children are its holder and waiters.

@@ -25,6 +25,7 @@ type options struct {
 	ttl    time.Duration // 0 with NewSession: the connection's own
 	grace  time.Duration
 	root   string
+	id     string // the holder identity: the data of acquisition nodes
 	acl    []zk.ACL
 	auth   []credential
 	logger zk.Logger
@@ -62,6 +63,14 @@ func WithDisconnectGrace(d time.Duration) Option { return func(o *options) { o.g
 // prefix's nodes are created on first use with the Session's ACL, unless
 // they exist (see WithACL).
 func WithPrefix(path string) Option { return func(o *options) { o.root = path } }
+
+// WithIdentity sets the holder identity the Session records (default
+// distsync.DefaultIdentity(), "host:pid"). It is the data of every node a
+// Mutex, RWMutex or Semaphore acquisition creates, so that zkCli's get
+// shows who holds or waits. An Election node's data stays the candidate's
+// value. It must pass distsync.ValidateIdentity, else Dial and NewSession
+// fail with distsync.ErrInvalidConfig.
+func WithIdentity(id string) Option { return func(o *options) { o.id = id } }
 
 // WithACL sets the ACL of the nodes the Session creates (default
 // zk.WorldACL(zk.PermAll)). With a digest ACL, give the Session the matching
@@ -103,7 +112,7 @@ func (quietLogger) Printf(string, ...any) {}
 
 // newOptions applies opts over the defaults of Dial (dial) or NewSession.
 func newOptions(dial bool, opts []Option) (options, error) {
-	o := options{root: DefaultPrefix, acl: zk.WorldACL(zk.PermAll), logger: quietLogger{}, dialer: net.DialTimeout}
+	o := options{root: DefaultPrefix, id: distsync.DefaultIdentity(), acl: zk.WorldACL(zk.PermAll), logger: quietLogger{}, dialer: net.DialTimeout}
 	if dial {
 		o.ttl = DefaultTTL
 	}
@@ -128,6 +137,9 @@ func newOptions(dial bool, opts []Option) (options, error) {
 		if c.scheme == "" {
 			return o, distsync.Errorf(distsync.ErrInvalidConfig, nil, "WithAuth with an empty scheme")
 		}
+	}
+	if err := distsync.ValidateIdentity(o.id); err != nil {
+		return o, err
 	}
 	return o, validRoot(o.root)
 }

@@ -96,3 +96,7 @@ func (q *queue) ended(ctx context.Context, err error) error {
 	}
 	return distsync.Errorf(distsync.ErrLost, err, "waiting acquisition (the next call queues in the new session)")
 }
+
+// identity is the data of a lock or permit node: the Session's holder
+// identity (see WithIdentity).
+func (q *queue) identity() []byte { return []byte(q.s.o.id) }

@@ -23,28 +23,28 @@ var _ distsync.RWMutex = (*RWMutex)(nil)
 // left behind, within distsync.CancelGrace after ctx ended when ZooKeeper
 // answers (see Mutex.Lock for the cleanup and the errors).
 func (rw *RWMutex) Lock(ctx context.Context) (distsync.Lease, error) {
-	return lease(rw.q.acquire(ctx, exclusive(writeKind), nil, false))
+	return lease(rw.q.acquire(ctx, exclusive(writeKind), rw.q.identity(), false))
 }
 
 // TryLock takes the write lease only if no reader or writer holds or waits;
 // otherwise it returns an error wrapping distsync.ErrWouldBlock and leaves
 // nothing behind.
 func (rw *RWMutex) TryLock(ctx context.Context) (distsync.Lease, error) {
-	return lease(rw.q.acquire(ctx, exclusive(writeKind), nil, true))
+	return lease(rw.q.acquire(ctx, exclusive(writeKind), rw.q.identity(), true))
 }
 
 // RLock blocks until a read lease is held or ctx ends: until every older
 // writer has released (readers do not wait for each other). On failure or
 // cancellation nothing is left behind, as with Lock.
 func (rw *RWMutex) RLock(ctx context.Context) (distsync.Lease, error) {
-	return lease(rw.q.acquire(ctx, shared(readKind), nil, false))
+	return lease(rw.q.acquire(ctx, shared(readKind), rw.q.identity(), false))
 }
 
 // TryRLock takes a read lease only if no writer holds or waits; otherwise
 // it returns an error wrapping distsync.ErrWouldBlock and leaves nothing
 // behind.
 func (rw *RWMutex) TryRLock(ctx context.Context) (distsync.Lease, error) {
-	return lease(rw.q.acquire(ctx, shared(readKind), nil, true))
+	return lease(rw.q.acquire(ctx, shared(readKind), rw.q.identity(), true))
 }
 
 // Path returns the RWMutex's node.

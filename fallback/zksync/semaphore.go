@@ -104,7 +104,7 @@ func (sem *Semaphore) acquire(ctx context.Context, n int64, try bool) (distsync.
 	if limit := sem.Limit(); n < 1 || n > limit {
 		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "%d permits asked for, want 1 to the limit %d", n, limit)
 	}
-	return lease(sem.q.acquire(ctx, weighted(n, sem.stored), nil, try))
+	return lease(sem.q.acquire(ctx, weighted(n, sem.stored), sem.q.identity(), try))
 }
 
 // SetLimit changes the limit to limit (at least 1): the stored one, if the

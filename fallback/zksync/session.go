@@ -200,6 +200,10 @@ func (s *Session) TTL() time.Duration { return s.o.ttl }
 // owns it: do not close it, close the Session.
 func (s *Session) Conn() *zk.Conn { return s.conn }
 
+// Identity returns the holder identity the Session records in the data of
+// its acquisition nodes (see WithIdentity).
+func (s *Session) Identity() string { return s.o.id }
+
 // SessionID returns the ID of the connection's ZooKeeper session, or 0
 // while it has none.
 func (s *Session) SessionID() int64 {

@@ -109,6 +109,8 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{zksync.WithDialer(nil)},
 		{zksync.WithLogger(nil)},
 		{zksync.WithAuth("", nil)},
+		{zksync.WithIdentity("")},
+		{zksync.WithIdentity("host\n1")},
 	} {
 		if _, err := zksync.Dial(ctx, server.Servers(), opts...); !errors.Is(err, distsync.ErrInvalidConfig) {
 			t.Errorf("Dial with bad options: got %v, want ErrInvalidConfig", err)
