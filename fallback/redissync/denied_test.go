@@ -174,16 +174,43 @@ func TestDeniedLater(t *testing.T) {
 	}
 }
 
+// aclCommands are the commands the package documentation lists for a
+// distsync user.
+var aclCommands = []string{
+	"+evalsha", "+eval", "+script|load", "+subscribe", "+unsubscribe", "+ping",
+	"+time", "+get", "+set", "+del", "+exists", "+zadd", "+zrem", "+zcard", "+zrange", "+zrangebyscore",
+	"+zscore", "+hset", "+hget", "+hmget", "+hdel", "+xadd", "+xrange", "+xrevrange", "+publish"}
+
 // A user with exactly the commands, keys and channels that the package
 // documentation lists can use every primitive.
 func TestDocumentedACL(t *testing.T) {
-	c := aclUser(t, "~distsync:*", "&distsync:*",
-		"+evalsha", "+eval", "+script|load", "+subscribe", "+unsubscribe", "+ping",
-		"+time", "+get", "+set", "+del", "+exists", "+zadd", "+zrem", "+zcard", "+zrange", "+zrangebyscore",
-		"+zscore", "+hset", "+hget", "+hmget", "+hdel", "+xadd", "+xrange", "+xrevrange", "+publish")
+	c := aclUser(t, append([]string{"~distsync:*", "&distsync:*"}, aclCommands...)...)
+	usesEveryPrimitive(t, c)
+}
+
+// A user confined to the keys and channels of prefix "app:" uses every
+// primitive with WithPrefix("app:"), and is denied at once without it.
+func TestDocumentedACLPrefix(t *testing.T) {
+	c := aclUser(t, append([]string{"~app:*", "&app:*"}, aclCommands...)...)
+	usesEveryPrimitive(t, c, redissync.WithPrefix("app:"))
+	deniedFast(t, "NewSession with the default prefix", func(ctx context.Context) error {
+		s, err := redissync.NewSession(ctx, c)
+		if err == nil {
+			s.Close()
+		}
+		return err
+	})
+}
+
+// usesEveryPrimitive fails t unless a Session on c, opened with opts,
+// can use every primitive: Mutex (also waiting), RWMutex (read and
+// write), Semaphore (AcquireN, SetLimit) and Election (Campaign, Leader,
+// Observe, Proclaim).
+func usesEveryPrimitive(t *testing.T, c *goredis.Client, opts ...redissync.Option) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := redissync.NewSession(ctx, c, redissync.WithTTL(300*time.Millisecond))
+	s, err := redissync.NewSession(ctx, c, append([]redissync.Option{redissync.WithTTL(300 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,6 +236,29 @@ func TestDocumentedACL(t *testing.T) {
 	if err := <-waited; err != nil {
 		t.Fatalf("waiting Lock: %v", err)
 	}
+	rw, _ := s.RWMutex(name + "/rw")
+	r1, err := rw.RLock(ctx)
+	if err != nil {
+		t.Fatalf("RLock: %v", err)
+	}
+	r2, err := rw.TryRLock(ctx)
+	if err != nil {
+		t.Fatalf("TryRLock beside a reader: %v", err)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		w, err := rw.Lock(ctx)
+		if err == nil {
+			err = w.Release(ctx)
+		}
+		wrote <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	_ = r1.Release(ctx)
+	_ = r2.Release(ctx)
+	if err := <-wrote; err != nil {
+		t.Fatalf("RWMutex.Lock after the readers: %v", err)
+	}
 	sem, err := s.Semaphore(ctx, name+"/s", 2)
 	if err != nil {
 		t.Fatalf("Semaphore: %v", err)
@@ -220,8 +270,16 @@ func TestDocumentedACL(t *testing.T) {
 	if err := sem.SetLimit(ctx, 3); err != nil {
 		t.Fatalf("SetLimit: %v", err)
 	}
+	p1, err := sem.Acquire(ctx)
+	if err != nil {
+		t.Fatalf("Acquire after SetLimit: %v", err)
+	}
 	_ = p.Release(ctx)
+	_ = p1.Release(ctx)
 	e, _ := s.Election(name + "/e")
+	if _, err := e.Leader(ctx); !errors.Is(err, distsync.ErrNoLeader) {
+		t.Fatalf("Leader before any: %v, want ErrNoLeader", err)
+	}
 	octx, stop := context.WithCancel(ctx)
 	changes := e.Observe(octx)
 	if l := <-changes; !l.None {
@@ -233,6 +291,9 @@ func TestDocumentedACL(t *testing.T) {
 	}
 	if l := <-changes; string(l.Value) != "v" {
 		t.Fatalf("observed %+v, want the leader v", l)
+	}
+	if l, err := e.Leader(ctx); err != nil || string(l.Value) != "v" {
+		t.Fatalf("Leader: %+v, %v; want v", l, err)
 	}
 	if err := ld.Proclaim(ctx, []byte("w")); err != nil {
 		t.Fatalf("Proclaim: %v", err)

@@ -139,16 +139,23 @@
 // Redis checks what a script does against the user too, so it also needs
 // TIME, GET, SET, DEL, EXISTS, ZADD, ZREM, ZCARD, ZRANGE, ZRANGEBYSCORE,
 // ZSCORE, HSET, HGET, HMGET, HDEL, XADD, XRANGE, XREVRANGE and PUBLISH.
-// Its key pattern is "distsync:{NAME}:*" for each name it uses, or
-// "distsync:*" for all. Its channels are "distsync:session:*" (every
-// Session's own channel, which other Sessions' releases publish to) and
-// "distsync:{NAME}:ch" (an election's observers). For example
-// (TestDocumentedACL runs with it):
 //
-//	ACL SETUSER app on >secret ~distsync:* &distsync:*
+// Every key and channel starts with the Session's prefix P (WithPrefix;
+// "distsync:" by default). Its key pattern is "P*", or "P{NAME}:*" for
+// each name it uses. Its channel pattern is "P*", or "Psession:*" (every
+// Session's own channel, which other Sessions' releases publish to) and
+// "P{NAME}:ch" (an election's observers). Here NAME has its '%', '{' and
+// '}' percent-encoded. For example, for the prefix "app:"
+// (TestDocumentedACLPrefix runs with it):
+//
+//	ACL SETUSER app on >secret ~app:* &app:*
 //	    +evalsha +eval +script|load +subscribe +unsubscribe +ping
 //	    +time +get +set +del +exists +zadd +zrem +zcard +zrange +zrangebyscore
 //	    +zscore +hset +hget +hmget +hdel +xadd +xrange +xrevrange +publish
+//
+// With the default prefix, write ~distsync:* &distsync:* instead
+// (TestDocumentedACL). A user without its prefix's keys or channels fails
+// with distsync.ErrDenied at NewSession.
 //
 // A go-redis client may need more for itself (HELLO, CLIENT SETINFO, and
 // CLUSTER SLOTS on a Cluster).
