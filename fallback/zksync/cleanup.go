@@ -3,6 +3,7 @@ package zksync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -59,12 +60,12 @@ func (s *Session) deleteNodes() {
 	wg.Wait()
 }
 
-// remove deletes path, a node of session sid, waiting for at most
+// remove deletes path, a node of session sid taken for name, waiting for at most
 // cleanupTimeout, and until ctx's grace deadline once ctx has ended (see
 // cleanupContext), and going on in the background after that. It returns
 // an error wrapping ErrUnavailable when the deletion was not confirmed.
 // After Close it deletes the node of a caller's connection at once.
-func (s *Session) remove(ctx context.Context, path string, sid int64) error {
+func (s *Session) remove(ctx context.Context, name, path string, sid int64) error {
 	cur, _, _, closed := s.state()
 	switch {
 	case closed && !s.owned && cur == sid:
@@ -87,10 +88,10 @@ func (s *Session) remove(ctx context.Context, path string, sid int64) error {
 		return nil
 	}
 	if permanent(err) {
-		return s.classify(context.Background(), err, distsync.ErrUnavailable, "delete "+path)
+		return s.classify(context.Background(), err, distsync.ErrUnavailable, fmt.Sprintf("%q: delete node %s", name, path))
 	}
 	s.removeLater(path, sid)
-	return distsync.Errorf(distsync.ErrUnavailable, err, "delete %q not confirmed; retrying in the background", path)
+	return distsync.Errorf(distsync.ErrUnavailable, err, "%q: delete node %s not confirmed; retrying in the background", name, path)
 }
 
 // removeLater deletes path in the background, once the connection has the

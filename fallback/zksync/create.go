@@ -69,7 +69,7 @@ func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, err
 			// The name's node is missing (or was reaped since it was
 			// made: it is a container).
 			if err := q.ensureParents(ctx); err != nil {
-				return waiter{}, q.fail(ctx, err, "create %q", q.path)
+				return waiter{}, q.fail(ctx, err, "create node %s", q.path)
 			}
 			parents++
 		case connLost(err):
@@ -131,7 +131,7 @@ func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, err
 	}
 	switch {
 	case err != nil:
-		_ = q.s.remove(ctx, path, sid)
+		_ = q.s.remove(ctx, q.name, path, sid)
 		return waiter{}, q.fail(ctx, err, "watch waiter node")
 	case !w.first.own.ok:
 		return waiter{}, q.gone(z, path)

@@ -141,7 +141,9 @@
 //
 // # Errors
 //
-// Every error wraps exactly one of distsync's sentinels. ZooKeeper's
+// Every error wraps exactly one of distsync's sentinels, and quotes the
+// name it concerns as the caller spelled it ("jobs/nightly" is held), with
+// the node's path where a node is meant. ZooKeeper's
 // refusals (zk.ErrNoAuth, zk.ErrAuthFailed) are distsync.ErrDenied:
 // returned at once and never retried, by waits, cleanup or observers, and
 // distsync.Run returns them. An ACL the server rejects is

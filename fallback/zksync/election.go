@@ -3,6 +3,7 @@ package zksync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -80,7 +81,7 @@ func (e *Election) Leader(ctx context.Context) (distsync.Leader, error) {
 			return ch, err
 		}, nil)
 		if errors.Is(err, zk.ErrNoNode) {
-			return distsync.Leader{}, distsync.Errorf(distsync.ErrNoLeader, nil, "election %q", e.q.path)
+			return distsync.Leader{}, distsync.Errorf(distsync.ErrNoLeader, nil, "election %q", e.q.name)
 		}
 		if err != nil {
 			if err := retry(err); err != nil {
@@ -90,7 +91,7 @@ func (e *Election) Leader(ctx context.Context) (distsync.Leader, error) {
 		}
 		nodes := sortNodes(children)
 		if len(nodes) == 0 {
-			return distsync.Leader{}, distsync.Errorf(distsync.ErrNoLeader, nil, "election %q", e.q.path)
+			return distsync.Leader{}, distsync.Errorf(distsync.ErrNoLeader, nil, "election %q", e.q.name)
 		}
 		type res struct {
 			data []byte
@@ -115,7 +116,7 @@ func (e *Election) Leader(ctx context.Context) (distsync.Leader, error) {
 
 // readErr turns the error of a read into a contract error.
 func (e *Election) readErr(ctx context.Context, err error) error {
-	return e.q.s.classify(ctx, err, distsync.ErrUnavailable, "read leader of "+e.q.path)
+	return e.q.s.classify(ctx, err, distsync.ErrUnavailable, fmt.Sprintf("read the leader of %q", e.q.name))
 }
 
 // Observe returns a channel that delivers the election's state now and
@@ -230,12 +231,12 @@ func (l *Leadership) proclaimErr(ctx context.Context, err error) error {
 	case errors.Is(err, zk.ErrNoNode):
 		// The follower learns of the deletion from its watch; the
 		// write saw it first.
-		l.l.lose(distsync.Errorf(distsync.ErrLost, nil, "node %s was deleted", path))
+		l.l.lose(distsync.Errorf(distsync.ErrLost, nil, "%q: node %s was deleted", l.l.q.name, path))
 		return l.Err()
 	case l.Err() != nil:
 		return l.Err()
 	case ctx.Err() == nil && errors.Is(err, zk.ErrBadVersion):
-		return distsync.Errorf(distsync.ErrUnavailable, err, "proclaim on %s: its data was written by another client", path)
+		return distsync.Errorf(distsync.ErrUnavailable, err, "proclaim on %q (node %s): its data was written by another client", l.l.q.name, path)
 	}
-	return l.l.q.s.classify(ctx, err, distsync.ErrUnavailable, "proclaim on "+path)
+	return l.l.q.s.classify(ctx, err, distsync.ErrUnavailable, fmt.Sprintf("proclaim on %q (node %s)", l.l.q.name, path))
 }

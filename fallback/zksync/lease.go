@@ -40,7 +40,7 @@ func newLease(q *queue, path string, sid int64, stat *zk.Stat, e *epoch, own <-c
 	if !q.s.goTracked() {
 		close(l.exited)
 		l.lose(distsync.Errorf(distsync.ErrLost, nil, "zookeeper session closed"))
-		_ = q.s.remove(context.Background(), path, sid)
+		_ = q.s.remove(context.Background(), q.name, path, sid)
 		return l
 	}
 	go l.follow(e, own)
@@ -85,7 +85,7 @@ func (l *Lease) Release(ctx context.Context) error {
 			if lost {
 				return nil
 			}
-			return l.q.s.remove(ctx, l.path, l.sid)
+			return l.q.s.remove(ctx, l.q.name, l.path, l.sid)
 		},
 		func() {
 			close(l.stopc)
@@ -129,11 +129,11 @@ func (l *Lease) follow(e *epoch, own <-chan zk.Event) {
 			own = nil
 			switch {
 			case ok && ev.Type == zk.EventNodeDeleted:
-				l.lose(distsync.Errorf(distsync.ErrLost, nil, "node %s was deleted", l.path))
+				l.lose(distsync.Errorf(distsync.ErrLost, nil, "%q: node %s was deleted", l.q.name, l.path))
 				s.untrack(l.path)
 				return
 			case ok && ev.Type == zk.EventNotWatching:
-				l.lose(distsync.Errorf(distsync.ErrLost, ev.Err, "watch on %s ended", l.path))
+				l.lose(distsync.Errorf(distsync.ErrLost, ev.Err, "%q: watch on node %s ended", l.q.name, l.path))
 				s.removeLater(l.path, l.sid)
 				return
 			}
@@ -145,13 +145,13 @@ func (l *Lease) follow(e *epoch, own <-chan zk.Event) {
 			case ctx.Err() != nil:
 				return
 			case err != nil && permanent(err):
-				l.lose(distsync.Errorf(distsync.ErrLost, err, "cannot watch %s", l.path))
+				l.lose(distsync.Errorf(distsync.ErrLost, err, "%q: cannot watch node %s", l.q.name, l.path))
 				s.removeLater(l.path, l.sid)
 				return
 			case err != nil:
 				rearm = time.After(b.Next())
 			case !r.ok:
-				l.lose(distsync.Errorf(distsync.ErrLost, nil, "node %s was deleted", l.path))
+				l.lose(distsync.Errorf(distsync.ErrLost, nil, "%q: node %s was deleted", l.q.name, l.path))
 				s.untrack(l.path)
 				return
 			default:

@@ -15,6 +15,7 @@ import (
 // older node blocks it (wait, wait.go).
 type queue struct {
 	s    *Session
+	name string // the user's name, for errors
 	path string // the name's node
 	// create, if set, creates an acquisition's node in place of a plain
 	// create, and the name's node with it if need be: a Semaphore stores
@@ -55,7 +56,7 @@ func (q *queue) acquire(ctx context.Context, c class, value []byte, try bool) (*
 		}
 		nodes := sortNodes(lk.children)
 		if len(c.blockers(nodes, len(nodes), limit)) > 0 {
-			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.path)
+			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.name)
 		}
 	}
 	w, err := q.enqueue(ctx, c, value)
@@ -69,9 +70,9 @@ func (q *queue) acquire(ctx context.Context, c class, value []byte, try bool) (*
 	return l, nil
 }
 
-// fail turns a go-zookeeper error into a contract error.
+// fail turns a go-zookeeper error into a contract error naming the name.
 func (q *queue) fail(ctx context.Context, err error, format string, args ...any) error {
-	return q.s.classify(ctx, err, distsync.ErrNotAcquired, fmt.Sprintf(format, args...))
+	return q.s.classify(ctx, err, distsync.ErrNotAcquired, fmt.Sprintf("%q: ", q.name)+fmt.Sprintf(format, args...))
 }
 
 // sessionEnded is the error of a waiter whose session z ended.
@@ -94,7 +95,7 @@ func (q *queue) ended(ctx context.Context, err error) error {
 	case errors.Is(q.s.usable(), distsync.ErrClosed):
 		return errClosed()
 	}
-	return distsync.Errorf(distsync.ErrLost, err, "waiting acquisition (the next call queues in the new session)")
+	return distsync.Errorf(distsync.ErrLost, err, "%q: waiting acquisition (the next call queues in the new session)", q.name)
 }
 
 // identity is the data of a lock or permit node: the Session's holder

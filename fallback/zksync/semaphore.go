@@ -3,6 +3,7 @@ package zksync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -57,7 +58,7 @@ func (s *Session) Semaphore(ctx context.Context, name string, limit int64) (dist
 		return nodeRead{true, data, stat}, err
 	}, nil)
 	if err != nil {
-		return nil, s.classify(ctx, err, distsync.ErrUnavailable, "read the limit of "+q.path)
+		return nil, s.classify(ctx, err, distsync.ErrUnavailable, fmt.Sprintf("read the limit of %q", name))
 	}
 	if err := sem.checkInUse(r, limit); err != nil {
 		return nil, err
@@ -142,7 +143,7 @@ func (sem *Semaphore) SetLimit(ctx context.Context, limit int64) error {
 		sem.limit.Store(limit)
 	}
 	if err = errors.Join(err, r.err); err != nil {
-		return s.classify(ctx, err, distsync.ErrUnavailable, "store the limit of "+sem.q.path+" and tell its waiters")
+		return s.classify(ctx, err, distsync.ErrUnavailable, fmt.Sprintf("store the limit of %q and tell its waiters", sem.q.name))
 	}
 	return nil
 }

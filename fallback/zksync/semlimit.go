@@ -110,10 +110,10 @@ func (sem *Semaphore) checkInUse(r nodeRead, limit int64) error {
 	}
 	stored, err := strconv.ParseInt(string(r.data), 10, 64)
 	if err != nil {
-		return distsync.Errorf(distsync.ErrLimitMismatch, nil, "%s is in use and holds %q, not a semaphore limit", sem.q.path, r.data)
+		return distsync.Errorf(distsync.ErrLimitMismatch, nil, "%q is in use and its node %s holds %q, not a semaphore limit", sem.q.name, sem.q.path, r.data)
 	}
 	if stored != limit {
-		return distsync.Errorf(distsync.ErrLimitMismatch, nil, "%s is in use with limit %d, opened with %d", sem.q.path, stored, limit)
+		return distsync.Errorf(distsync.ErrLimitMismatch, nil, "%q is in use with limit %d, opened with %d", sem.q.name, stored, limit)
 	}
 	return nil
 }
@@ -142,7 +142,7 @@ func (sem *Semaphore) stored(r nodeRead) (int64, error) {
 	if w != nil && r.stat.Czxid == w.Czxid && r.stat.Version < w.Version {
 		return 0, errLimitStale
 	}
-	return 0, distsync.Errorf(distsync.ErrLimitMismatch, nil, "%s holds limit %q, this Semaphore has %d", sem.q.path, r.data, limit)
+	return 0, distsync.Errorf(distsync.ErrLimitMismatch, nil, "%q holds limit %q, this Semaphore has %d", sem.q.name, r.data, limit)
 }
 
 // setLimit stores limit on the semaphore's node, if it exists, and touches

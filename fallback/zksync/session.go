@@ -319,5 +319,5 @@ func (s *Session) queue(name string) (*queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &queue{s: s, path: p}, nil
+	return &queue{s: s, name: name, path: p}, nil
 }

@@ -94,7 +94,7 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 		default:
 			// err says why; a deletion that is not confirmed goes on in
 			// the background.
-			_ = q.s.remove(ctx, path, sid)
+			_ = q.s.remove(ctx, q.name, path, sid)
 		}
 	}()
 	var b backoff.Backoff
@@ -180,7 +180,7 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 			return newLease(q, path, sid, stat, e, own), nil
 		}
 		if try && err == nil {
-			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.path)
+			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.name)
 		}
 		cases := []reflect.SelectCase{
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
@@ -209,7 +209,7 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 		chosen, _, _ := reflect.Select(cases)
 		switch chosen {
 		case 0:
-			return nil, q.fail(ctx, context.Cause(ctx), "wait for %s", q.path)
+			return nil, q.fail(ctx, context.Cause(ctx), "wait")
 		case 1:
 			own = nil // deleted, changed or not watched any more: look again
 		case 2:
@@ -230,7 +230,7 @@ func (q *queue) checkLimit(c class, stored nodeRead) (int64, error) {
 		return 0, err
 	}
 	if c.weight > limit {
-		return 0, distsync.Errorf(distsync.ErrInvalidConfig, nil, "%d permits asked for, the limit of %q is now %d", c.weight, q.path, limit)
+		return 0, distsync.Errorf(distsync.ErrInvalidConfig, nil, "%d permits asked for, the limit of %q is now %d", c.weight, q.name, limit)
 	}
 	return limit, nil
 }
@@ -241,7 +241,7 @@ func (q *queue) gone(z *zsession, path string) error {
 	if cur, _, _, _ := q.s.state(); z.over() || cur != z.sid {
 		return sessionEnded(z)
 	}
-	return distsync.Errorf(distsync.ErrLost, nil, "waiter node %s was deleted", path)
+	return distsync.Errorf(distsync.ErrLost, nil, "%q: waiter node %s was deleted", q.name, path)
 }
 
 // lastLook is one more look at the queue after ctx ended, within ctx's
