@@ -25,6 +25,44 @@
 // Each member of the sets names its kind, TTL, weight (a semaphore's
 // permits) and Session.
 //
+// # Key layout
+//
+// With the prefix P (WithPrefix, "distsync:" by default), the name
+// "jobs/nightly" has these keys:
+//
+//	P{jobs/nightly}:h      sorted set: holder member -> expiry (ms, server time)
+//	P{jobs/nightly}:q      sorted set: waiter member -> arrival number
+//	P{jobs/nightly}:qx     sorted set: waiter member -> expiry (ms, server time)
+//	P{jobs/nightly}:tok    hash: member -> fencing token, "i"+member -> identity,
+//	                       "v"+member -> an election candidate's value
+//	P{jobs/nightly}:seq    string: the counter of tokens and arrivals
+//	P{jobs/nightly}:limit  string: a semaphore's limit, while in use
+//	P{jobs/nightly}:hist   stream: an election's changes (fields t, v)
+//	P{jobs/nightly}:ch     channel: an election's observers
+//	Psession:<id>          channel: one Session's grants
+//
+// A member is "<kind>|<ttl ms>|<weight>|<session id>|<n>". Kind x is
+// exclusive (a Mutex, a writer, a candidate); kind s is shared (a reader,
+// a semaphore's permits, weight of them).
+//
+// # Holder identity
+//
+// Every holder and waiter records its Session's identity (WithIdentity,
+// "host:pid" by default) in the tokens hash, field "i" followed by its
+// member. The identity is stored as given: the field name, not the value,
+// carries the member, so any printable text is unambiguous. It goes with
+// its member: on release, on expiry (reclaimed by the next script on the
+// name), and at the next renewal of a holder deleted from outside. To see
+// who holds a name:
+//
+//	redis-cli ZRANGE 'distsync:{jobs/nightly}:h' 0 -1
+//	1) "x|10000|1|adba31bae63aa4a2|1"
+//	redis-cli HGET 'distsync:{jobs/nightly}:tok' 'ix|10000|1|adba31bae63aa4a2|1'
+//	"web-1:4242"
+//
+// An election's value stays what the candidate campaigns with (field "v"
+// followed by the member).
+//
 // Lua scripts do every step (acquire, renew, release, re-check)
 // atomically, using only the server's clock (TIME). They compare the
 // caller's unique member, so a late or repeated Release never frees
@@ -113,7 +151,8 @@
 // # Misconfiguration
 //
 // These are errors when opening: a TTL below 100 ms or not whole
-// milliseconds, a WithReplicas out of range, a nil client, a semaphore
+// milliseconds, a WithReplicas out of range, a prefix or identity that
+// WithPrefix or WithIdentity rejects, a nil client, a semaphore
 // limit below 1 (distsync.ErrInvalidConfig), and an invalid name
 // (distsync.ErrInvalidName). On a *redis.ClusterClient the Session checks
 // that all keys of the name hash to one slot, at no I/O cost: a Cluster

@@ -7,7 +7,8 @@
 --   H    holders: sorted set, member -> server-time expiry (ms)
 --   Q    waiters: sorted set, member -> arrival number
 --   QX   waiters' expiry: sorted set, member -> server-time expiry (ms)
---   TOK  hash: holder member -> fencing token; 'v' .. member -> value
+--   TOK  hash: holder member -> fencing token; 'v' .. member -> value;
+--        'i' .. member -> the identity of its Session (holders and waiters)
 --   SEQ  counter of fencing tokens and arrival numbers
 --   LIM  the semaphore's limit, stored while anyone holds or waits
 --   E    an election's capped stream of changes
@@ -60,8 +61,8 @@ local function kind(m) return string.sub(m, 1, 1) end
 local function ttl(m) return tonumber(string.match(m, '^%a|(%d+)|')) end
 local function weight(m) return tonumber(string.match(m, '^%a|%d+|(%d+)|')) end
 
--- forget drops a member's token and value.
-local function forget(m) redis.call('HDEL', TOK, m, 'v' .. m) end
+-- forget drops a member's token, value and identity.
+local function forget(m) redis.call('HDEL', TOK, m, 'v' .. m, 'i' .. m) end
 
 local function isHist()
   if hist == nil then

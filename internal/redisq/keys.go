@@ -46,7 +46,7 @@ type Keys struct {
 	Holders  string // sorted set: holder member -> server-time expiry (ms)
 	Queue    string // sorted set: waiter member -> arrival number
 	QueueExp string // sorted set: waiter member -> server-time expiry (ms)
-	Tokens   string // hash: holder member -> fencing token; "v"+member -> election value
+	Tokens   string // hash: holder member -> fencing token; "v"+member -> election value; "i"+member -> identity
 	Seq      string // counter: fencing tokens and arrival numbers
 	Limit    string // semaphore limit, while anyone holds or waits
 	History  string // capped stream of an election's changes

@@ -13,6 +13,7 @@ import (
 // released or lost. It is safe for concurrent use.
 type Lease struct {
 	s      *Session
+	name   string // the user's name, for errors
 	k      Keys
 	member string
 	token  uint64
@@ -29,10 +30,10 @@ var _ distsync.Lease = (*Lease)(nil)
 
 // newLease starts the renewal of member, held with token, whose last
 // confirmed refresh was sent at sent.
-func newLease(s *Session, k Keys, member string, token uint64, sent time.Time) (*Lease, bool) {
+func newLease(s *Session, name string, k Keys, member string, token uint64, sent time.Time) (*Lease, bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Lease{
-		s: s, k: k, member: member, token: token,
+		s: s, name: name, k: k, member: member, token: token,
 		stop: make(chan struct{}), cancel: cancel, loopDone: make(chan struct{}),
 	}
 	if !s.track(l) {
@@ -88,7 +89,7 @@ func (l *Lease) renew(ctx context.Context, deadline time.Time) {
 			wait()
 			return
 		case <-deadlineT.C:
-			l.end(distsync.Errorf(distsync.ErrLost, lastErr, "renewal not confirmed within %v", l.s.ttl-l.s.margin()))
+			l.end(distsync.Errorf(distsync.ErrLost, lastErr, "%q: renewal not confirmed within %v", l.name, l.s.ttl-l.s.margin()))
 			wait()
 			return
 		case <-renewT.C:
@@ -119,12 +120,12 @@ func (l *Lease) renew(ctx context.Context, deadline time.Time) {
 				deadlineT.Reset(time.Until(deadline))
 				renewT.Reset(interval)
 			case r.err == nil:
-				l.end(distsync.Errorf(distsync.ErrLost, nil, "state gone from redis (expired or deleted)"))
+				l.end(distsync.Errorf(distsync.ErrLost, nil, "%q: state gone from redis (expired or deleted)", l.name))
 				return
 			case isDenied(r.err):
 				// Redis refuses us for good: no renewal will get
 				// through, so the lease is lost now, not at its deadline.
-				l.end(distsync.Errorf(distsync.ErrLost, r.err, "renewal denied"))
+				l.end(distsync.Errorf(distsync.ErrLost, r.err, "%q: renewal denied", l.name))
 				return
 			default:
 				lastErr = r.err
@@ -152,7 +153,7 @@ func (l *Lease) shutdown(ctx context.Context, final error) error {
 			// the loop, seeing stop closed, ignores its answer.
 			close(l.stop)
 			if _, err := runCtx(ctx, l.s.c, releaseScript, l.k, l.member, 0); err != nil {
-				return failure(err, "release")
+				return failure(err, "release %q", l.name)
 			}
 			return nil
 		},

@@ -153,7 +153,7 @@ func (q *Queue) lease(ctx context.Context, member string, token uint64, sent tim
 		q.abandon(nil, member)
 		return nil, err
 	}
-	l, ok := newLease(q.s, q.k, member, token, sent)
+	l, ok := newLease(q.s, q.name, q.k, member, token, sent)
 	if !ok {
 		q.abandon(nil, member)
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
@@ -187,7 +187,7 @@ func (q *Queue) checkWeight(kind byte, weight int64) error {
 // Redis reports is one that SetLimit is storing now. ok false means ctx
 // ended or the session closed, with p in flight.
 func (q *Queue) enqueue(ctx context.Context, member string, kind byte, op string, value []byte) (r result, err error, p pending, ok bool) {
-	extra := []any{op}
+	extra := []any{op, q.s.identity}
 	if value != nil {
 		extra = append(extra, value)
 	}
