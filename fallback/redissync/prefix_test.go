@@ -2,6 +2,7 @@ package redissync_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -106,4 +107,58 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Errors name the user's name as given, never an encoded key.
+func TestErrorsNameTheName(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	name := t.Name() + "/{jobs}%nightly"
+	s := newSession(t, redissync.WithPrefix("errs:"), redissync.WithTTL(300*time.Millisecond))
+	m := mutex(t, s, name)
+	l, err := m.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, err error, suffix ...string) {
+		t.Helper()
+		name := name + strings.Join(suffix, "")
+		if err == nil {
+			t.Errorf("%s: no error", what)
+			return
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, strconv.Quote(name)) || strings.Contains(msg, "%7B") || strings.Contains(msg, "errs:") {
+			t.Errorf("%s: %q does not name %q alone", what, msg, name)
+		}
+	}
+	_, err = m.TryLock(ctx)
+	check("TryLock while held", err)
+	cctx, ccancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = m.Lock(cctx)
+	ccancel()
+	check("Lock cancelled", err)
+	_, err = m.Lock(cctx)
+	check("Lock with an ended context", err)
+	sem := semaphore(t, s, name+"/s", 2)
+	p, _ := sem.Acquire(ctx)
+	defer p.Release(ctx)
+	_, err = s.Semaphore(ctx, name+"/s", 3)
+	check("Semaphore with another limit", err, "/s")
+	e, _ := s.Election(name + "/e")
+	_, err = e.Leader(ctx)
+	check("Leader of none", err, "/e")
+	if err := redisq.DeleteMember(ctx, newClient(t), l); err != nil {
+		t.Fatal(err)
+	}
+	<-l.Done()
+	check("lost", l.Err())
+	c := aclUser(t, "~other:*", "&errs:*", "+@all")
+	ds, err := redissync.NewSession(ctx, c, redissync.WithPrefix("errs:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	_, err = mutex(t, ds, name).TryLock(ctx)
+	check("TryLock denied", err)
 }

@@ -217,7 +217,7 @@ func (q *Queue) TryAcquire(ctx context.Context, kind byte, weight int64, value [
 		return nil, err
 	}
 	if ctx.Err() != nil {
-		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
+		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "%q", q.name)
 	}
 	if !q.s.enter() {
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
@@ -262,7 +262,7 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, weight int64, value []by
 		return nil, err
 	}
 	if ctx.Err() != nil {
-		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "")
+		return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "%q", q.name)
 	}
 	if q.s.Closed() || !q.s.enter() {
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
