@@ -139,6 +139,45 @@
 // back. A waiting acquisition waits a disconnection out; if its session
 // ended meanwhile, it fails with distsync.ErrLost.
 //
+// # Permissions and TLS
+//
+// ZooKeeper ACLs are per node and not inherited. Every node distsync
+// creates gets the ACL of WithACL (default zk.WorldACL(zk.PermAll)): the
+// prefix's missing nodes and the names' nodes (containers), and every
+// acquisition node (ephemeral). Under a protected prefix, give the same
+// ACL as the prefix's, or the nodes distsync creates there are open to
+// everyone.
+//
+// A digest user under its own root: an administrator creates the root
+// with an ACL for that user only, and the user's Session authenticates
+// with WithAuth and creates its nodes with that ACL:
+//
+//	acl := zk.DigestACL(zk.PermAll, "tenant-a", "pw")
+//	_, err := admin.Create("/tenant-a", nil, 0, acl) // digest:tenant-a:<base64 sha1>:cdrwa
+//	s, err := zksync.Dial(ctx, servers, zksync.WithPrefix("/tenant-a"),
+//		zksync.WithAuth("digest", []byte("tenant-a:pw")), zksync.WithACL(acl))
+//
+// With NewSession, call conn.AddAuth before instead. go-zookeeper sends the
+// credentials again on every reconnection and new session. The Session
+// needs create, read, write and delete on the root and below (write for a
+// Semaphore's limit and for Proclaim). A Session without the credentials
+// fails at once with distsync.ErrDenied, from every primitive.
+//
+// go-zookeeper has no TLS option of its own. Dial a TLS port (the server's
+// secureClientPort) through WithDialer:
+//
+//	tlsConf := &tls.Config{RootCAs: pool, Certificates: clientCerts}
+//	dial := func(network, addr string, timeout time.Duration) (net.Conn, error) {
+//		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: tlsConf}
+//		return d.Dial(network, addr)
+//	}
+//	s, err := zksync.Dial(ctx, []string{"zk1:2281"}, zksync.WithDialer(dial))
+//
+// The tls.Dialer checks each server's certificate against its host name.
+// With a client certificate, the server's x509 provider authenticates the
+// session, and WithACL may then name the certificate's subject
+// (scheme "x509").
+//
 // # Errors
 //
 // Every error wraps exactly one of distsync's sentinels, and quotes the
