@@ -54,6 +54,13 @@ func redisBackend() backend {
 // returns a client logged in as it. The default user is never changed.
 func redisACLClient(t *testing.T, rules ...string) *goredis.Client {
 	t.Helper()
+	return redisACLClientAt(t, redisServer.Addr(), rules...)
+}
+
+// redisACLClientAt is redisACLClient with a client that connects to addr
+// (a proxy of the shared server).
+func redisACLClientAt(t *testing.T, addr string, rules ...string) *goredis.Client {
+	t.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	user := "distsync-" + hex.EncodeToString(b[:])
@@ -69,7 +76,7 @@ func redisACLClient(t *testing.T, rules ...string) *goredis.Client {
 		ctx := context.Background()
 		_ = admin.Do(ctx, "ACL", "DELUSER", user).Err()
 	})
-	c := goredis.NewClient(&goredis.Options{Addr: redisServer.Addr(), Username: user, Password: "pw", ContextTimeoutEnabled: true, MaxRetries: -1})
+	c := goredis.NewClient(&goredis.Options{Addr: addr, Username: user, Password: "pw", ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -204,4 +211,87 @@ func redisDeleteHistories(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// redisAppPrefix is the prefix of redisACLPrefixBackend, and redisAppACL
+// the rules of its user: the ACL the package documentation gives for it.
+const redisAppPrefix = "app:"
+
+var redisAppACL = []string{"~app:*", "&app:*",
+	"+evalsha", "+eval", "+script|load", "+subscribe", "+unsubscribe", "+ping",
+	"+time", "+get", "+set", "+del", "+exists", "+zadd", "+zrem", "+zcard", "+zrange", "+zrangebyscore",
+	"+zscore", "+hset", "+hget", "+hmget", "+hdel", "+xadd", "+xrange", "+xrevrange", "+publish"}
+
+// redisACLPrefixBackend is redisBackend with every Session opened by a
+// Redis user of its own, limited to the documented ACL for the prefix
+// "app:", with WithPrefix("app:").
+func redisACLPrefixBackend() backend {
+	b := redisBackend()
+	b.name = "redis-acl-prefix"
+	open := func(t *testing.T, c *goredis.Client) distsync.Session {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s, err := redissync.NewSession(ctx, c, redissync.WithTTL(redisTTL), redissync.WithPrefix(redisAppPrefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	b.open = func(t *testing.T) distsync.Session { return open(t, redisACLClient(t, redisAppACL...)) }
+	b.openCuttable = func(t *testing.T) (distsync.Session, func(), func()) {
+		p := newTCPProxy(t, redisServer.Addr())
+		return open(t, redisACLClientAt(t, p.Addr(), redisAppACL...)), p.Cut, p.Heal
+	}
+	b.keys = func(t *testing.T, name string) []string {
+		t.Helper()
+		m, err := redisq.MembersWith(context.Background(), redisClient(t), redisAppPrefix, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	b.compact = func(t *testing.T) {
+		ctx := context.Background()
+		c := redisClient(t)
+		keys, err := c.Keys(ctx, redisAppPrefix+"*:hist").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			if err := c.Del(ctx, k).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return b
+}
+
+// TestConformanceRedisACLPrefix runs the conformance suite of every
+// primitive, and of the Session, as Redis users limited to "~app:*
+// &app:*" and the documented commands, with WithPrefix("app:"). The same
+// user without the prefix is denied at once.
+func TestConformanceRedisACLPrefix(t *testing.T) {
+	b := redisACLPrefixBackend()
+	t.Run("Mutex", func(t *testing.T) { testMutexConformance(t, b.mutexes()) })
+	t.Run("RWMutex", func(t *testing.T) { testRWMutexConformance(t, b.rwmutexes()) })
+	t.Run("Semaphore", func(t *testing.T) { testSemaphoreConformance(t, b.semaphores()) })
+	t.Run("Election", func(t *testing.T) { testElectionConformance(t, b.elections()) })
+	t.Run("Session", func(t *testing.T) { testSessionConformance(t, b) })
+	t.Run("DefaultPrefixDenied", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		s, err := redissync.NewSession(ctx, redisACLClient(t, redisAppACL...), redissync.WithTTL(redisTTL))
+		if err == nil {
+			_ = s.Close()
+		}
+		if !errors.Is(err, distsync.ErrDenied) || sentinels(err) != 1 {
+			t.Errorf("NewSession without the prefix: %v, want ErrDenied alone", err)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("the refusal took %v: retried", took)
+		}
+	})
 }

@@ -64,7 +64,12 @@ func DropSession(ctx context.Context, c Client, name string, s distsync.Session)
 // Members lists the holders and then the waiters of name, after reclaiming
 // expired ones.
 func Members(ctx context.Context, c Client, name string) ([]string, error) {
-	return call(ctx, func(ctx context.Context) ([]string, error) { return list(ctx, c, KeysFor(name)) })
+	return MembersWith(ctx, c, DefaultPrefix, name)
+}
+
+// MembersWith is Members for name under prefix.
+func MembersWith(ctx context.Context, c Client, prefix, name string) ([]string, error) {
+	return call(ctx, func(ctx context.Context) ([]string, error) { return list(ctx, c, KeysWith(prefix, name)) })
 }
 
 // DeleteMember deletes l's entry with plain ZREM and HDEL commands, as an
