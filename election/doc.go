@@ -23,10 +23,13 @@
 // concurrency.Election can), and a failed or cancelled Campaign deletes its
 // key. Two Campaign calls through the same Session are two candidates.
 //
-// For names without '/' or '%' the keys are "NAME/<lease>_<random>", under
-// the prefix etcd's concurrency.Election and `etcdctl elect NAME` use, so
-// either side sees the other's candidates and leader. Other names are
-// percent-encoded ('/' as %2F, '%' as %25), which keeps "a" and "a/b" apart.
+// A candidate of name N is the key "N/<lease hex>_<random hex>" holding the
+// campaign value, a direct child of the prefix "N/" that etcd's
+// concurrency.Election and `etcdctl elect N` use, so either side sees the
+// other's candidates and leader, for every name. The leader is the direct
+// child with the oldest create revision; deeper keys (those of "N/b") are
+// skipped, so "a" and "a/b" never interfere. A role needs readwrite on the
+// prefix "N/" (see the mutex package for the whole layout).
 // An Election and a distsync Mutex of the same name share one queue: a
 // lock holder would count as the leader. Give them different names.
 //

@@ -2,6 +2,7 @@ package election
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -89,14 +90,14 @@ func (e *Election) Leader(ctx context.Context) (distsync.Leader, error) {
 	if e.src.Closed() {
 		return distsync.Leader{}, distsync.Errorf(distsync.ErrClosed, nil, "etcd session closed")
 	}
-	resp, err := e.c.Get(ctx, e.q.Prefix(), clientv3.WithFirstCreate()...)
+	// The oldest direct child: keys of deeper names are skipped.
+	kv, err := etcdq.Scan(ctx, e.c, e.q.Prefix(), false, 0)
 	if err != nil {
-		return distsync.Leader{}, etcdq.RPCError(ctx, e.c, err, "read leader of "+e.q.Prefix())
+		return distsync.Leader{}, etcdq.RPCError(ctx, e.c, err, fmt.Sprintf("read leader of %q", e.q.Name()))
 	}
-	if len(resp.Kvs) == 0 {
-		return distsync.Leader{}, distsync.Errorf(distsync.ErrNoLeader, nil, "election %q", e.q.Prefix())
+	if kv == nil {
+		return distsync.Leader{}, distsync.Errorf(distsync.ErrNoLeader, nil, "election %q", e.q.Name())
 	}
-	kv := resp.Kvs[0]
 	return distsync.Leader{Value: kv.Value, Term: uint64(kv.CreateRevision), Time: time.Now()}, nil
 }
 

@@ -144,6 +144,9 @@ func (o *observer) read(ctx context.Context, rev int64) error {
 	}
 	o.cands = make(map[string]candidate, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
+		if !etcdq.IsContender(o.prefix, kv.Key) {
+			continue // a deeper name's key, or a tombstone
+		}
 		o.cands[string(kv.Key)] = candidate{rev: kv.CreateRevision, value: kv.Value}
 	}
 	o.rev = rev
@@ -160,10 +163,12 @@ func (o *observer) apply(ctx context.Context, evs []*clientv3.Event) bool {
 		if rev <= o.rev {
 			continue
 		}
-		switch ev.Type {
-		case clientv3.EventTypePut:
+		switch {
+		case !etcdq.IsContender(o.prefix, ev.Kv.Key):
+			// A deeper name's key or a tombstone: no change.
+		case ev.Type == clientv3.EventTypePut:
 			o.cands[string(ev.Kv.Key)] = candidate{rev: ev.Kv.CreateRevision, value: ev.Kv.Value}
-		case clientv3.EventTypeDelete:
+		case ev.Type == clientv3.EventTypeDelete:
 			delete(o.cands, string(ev.Kv.Key))
 		}
 		if i+1 < len(evs) && evs[i+1].Kv.ModRevision == rev {

@@ -117,8 +117,9 @@ func etcdRevoke(t *testing.T, admin *clientv3.Client, s distsync.Session) {
 	}
 }
 
-// etcdKeysOf lists the keys under a name's prefix: its holders, waiters
-// and candidates.
+// etcdKeysOf lists the contenders of a name: its holders, waiters and
+// candidates, the direct children of its prefix that are no control keys
+// (keys of deeper names and tombstones lie under the prefix too).
 func etcdKeysOf(t *testing.T, c *clientv3.Client, name string) []string {
 	t.Helper()
 	resp, err := c.Get(context.Background(), etcdq.Prefix(name), clientv3.WithPrefix(), clientv3.WithKeysOnly())
@@ -127,7 +128,9 @@ func etcdKeysOf(t *testing.T, c *clientv3.Client, name string) []string {
 	}
 	var keys []string
 	for _, kv := range resp.Kvs {
-		keys = append(keys, string(kv.Key))
+		if etcdq.IsContender(etcdq.Prefix(name), kv.Key) {
+			keys = append(keys, string(kv.Key))
+		}
 	}
 	return keys
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,11 +26,20 @@ func etcdLifeBackend(t *testing.T) lifeBackend {
 	bg := context.Background()
 	count := func(t *testing.T, prefix string) int {
 		t.Helper()
-		resp, err := admin.Get(bg, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		resp, err := admin.Get(bg, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return int(resp.Count)
+		if !strings.HasSuffix(prefix, "/") {
+			return len(resp.Kvs) // tombstones
+		}
+		n := 0 // a name's contenders only: not its tombstones or deeper names' keys
+		for _, kv := range resp.Kvs {
+			if etcdq.IsContender(prefix, kv.Key) {
+				n++
+			}
+		}
+		return n
 	}
 	return lifeBackend{
 		name: "etcd",
@@ -70,7 +80,7 @@ func etcdLifeBackend(t *testing.T) lifeBackend {
 				{name: "watchers", value: etcdMetric(t, "etcd_debugging_mvcc_watcher_total")},
 				{name: "watch-streams", value: etcdMetric(t, "etcd_debugging_mvcc_watch_stream_total")},
 				{name: "keys", value: count(t, etcdq.Prefix(name))},
-				{name: "tombstones", value: count(t, "%abandoned/"+etcdq.Prefix(name)), final: true},
+				{name: "tombstones", value: count(t, etcdq.Prefix(name)+"\x00abandoned/"), final: true},
 			}
 		},
 	}

@@ -10,15 +10,12 @@ import (
 	"github.com/distsync/distsync/internal/redisq"
 )
 
-// etcdTombstones is where etcdq keeps the tombstones of abandoned enqueue
-// requests (its abandonedPrefix): no name's keys may live under it.
-const etcdTombstones = "%abandoned/"
-
 // FuzzNamesDisjoint checks P5 on every backend's encoding: two different
-// valid names never share state. On etcd neither name's key prefix is a
-// prefix of the other's (so a range read or watch of one never sees the
-// other's keys), and no limit key or prefix falls in another name's range
-// or among the tombstones. On Redis every key of a name carries the same
+// valid names never share state. On etcd names are raw and a name's
+// contenders are the direct children of "name/" that do not start with a
+// NUL byte: no key of one name (holder, reader, writer, limit, tombstone)
+// is a contender of the other, its control keys are no contenders of
+// either, and the two never share a control key. On Redis every key of a name carries the same
 // hash tag, the tags of two names differ, and no key is shared. On
 // ZooKeeper each name is one storable path segment under the root, and
 // two names never get the same one. `go test` runs the seeds; run
@@ -31,6 +28,7 @@ func FuzzNamesDisjoint(f *testing.F) {
 		{"abandoned", "%abandoned"}, {"{a}", "%7Ba%7D"}, {"a}b", "a"}, {"{", "}"}, {"{}", "%7B%7D"},
 		{"a{b}c", "b"}, {".", ".."}, {".a", "%2Ea"}, {"..", "%2E."}, {"é", "%C3%A9"},
 		{"\U0001F600", "%F0%9F%98%80"}, {"\uE000", "%EE%80%80"}, {"\uFFF0", "\uFFEF"},
+		{"a/", "a//b"}, {"a/b", "a/b/c"}, {"a", "a/"}, {"a//b", "a/b"}, {"a%b", "a%b/c"}, {"%", "%/%"},
 		{"a\u00a0b", "a b"}, {"Ω", "Ω"}, {strings.Repeat("x", distsync.MaxNameLen), strings.Repeat("x", distsync.MaxNameLen-1)},
 	} {
 		f.Add(seed[0], seed[1])
@@ -49,16 +47,25 @@ func FuzzNamesDisjoint(f *testing.F) {
 // checkEtcdNames checks a against b, one way.
 func checkEtcdNames(t *testing.T, a, b string) {
 	pa, pb := etcdq.Prefix(a), etcdq.Prefix(b)
-	la := etcdq.LimitKey(a)
-	switch {
-	case strings.HasPrefix(pb, pa):
-		t.Errorf("etcd: prefix %q of %q contains the prefix %q of %q", pa, a, pb, b)
-	case strings.HasPrefix(la, pb):
-		t.Errorf("etcd: limit key %q of %q is under the prefix %q of %q", la, a, pb, b)
-	case la == etcdq.LimitKey(b):
-		t.Errorf("etcd: %q and %q share the limit key %q", a, b, la)
-	case strings.HasPrefix(pa, etcdTombstones) || strings.HasPrefix(la, etcdTombstones):
-		t.Errorf("etcd: keys of %q (%q, %q) are among the tombstones %q", a, pa, la, etcdTombstones)
+	const child = "694d9a2b1c3e_0123456789abcdef"
+	holders := []string{pa + child, pa + "w" + child, pa + "r" + child, pa + "694d9a2b1c3e"}
+	for _, k := range holders {
+		if !etcdq.IsContender(pa, []byte(k)) {
+			t.Errorf("etcd: key %q of %q is no contender of it", k, a)
+		}
+		if etcdq.IsContender(pb, []byte(k)) {
+			t.Errorf("etcd: key %q of %q is a contender of %q", k, a, b)
+		}
+	}
+	for _, k := range []string{etcdq.LimitKey(a), etcdq.Tombstone(holders[0]), etcdq.Tombstone(holders[1])} {
+		switch {
+		case !strings.HasPrefix(k, pa):
+			t.Errorf("etcd: control key %q of %q is not under its prefix %q", k, a, pa)
+		case etcdq.IsContender(pa, []byte(k)) || etcdq.IsContender(pb, []byte(k)):
+			t.Errorf("etcd: control key %q of %q is a contender", k, a)
+		case k == etcdq.LimitKey(b) || k == etcdq.Tombstone(pb+child):
+			t.Errorf("etcd: %q and %q share the control key %q", a, b, k)
+		}
 	}
 }
 

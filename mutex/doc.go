@@ -21,11 +21,23 @@
 // Lock calls through the same Session exclude each other, unlike etcd's
 // concurrency.Mutex.
 //
-// For names without '/' or '%' the keys are those of etcd's
-// concurrency.Mutex ("NAME/<lease>..."), so a distsync Mutex and
-// `etcdctl lock NAME` (or concurrency.NewMutex(s, "NAME")) exclude each
-// other. Other names are percent-encoded ('/' as %2F, '%' as %25), which
-// keeps "a" and "a/b" apart.
+// # Keys
+//
+// Names are stored as they are. A holder or waiter of name N is the key
+// "N/<lease hex>_<random hex>", a direct child of "N/": the layout of
+// etcd's concurrency.Mutex. So a distsync Mutex and `etcdctl lock N` (or
+// concurrency.NewMutex(s, "N")) exclude each other for every name, with
+// or without '/'. A name counts only the direct children of "N/" as
+// contenders and skips deeper keys, so "a" and "a/b" never interfere
+// (the keys of "a/b" are "a/b/…"). Keys that are no contenders start with
+// a NUL byte after "N/", which no valid name contains: tombstones of
+// abandoned requests are "N/\x00abandoned/<child>". etcd's own clients
+// count every key under "N/", so a key of "N/b", or a tombstone (rare,
+// bound to the session lease), delays `etcdctl lock N` until it is gone.
+//
+// Every key of N lives under "N/". An etcd role with readwrite on the
+// prefix "P/" can use every name under "P/"; a name N needs readwrite on
+// the prefix "N/" and nothing else.
 //
 // # Fencing
 //

@@ -14,8 +14,9 @@
 //
 // Any number of read leases (RLock) may be held at once, or one write
 // lease (Lock), never both. Every acquisition is a key under the name's
-// prefix bound to the Session's current lease: readers under "r/",
-// writers under "w/". Order is the keys' create revisions, which is
+// prefix bound to the Session's current lease: readers are
+// "N/r<lease hex>_<random hex>", writers "N/w<lease hex>_<random hex>",
+// direct children of "N/" (see the mutex package for the layout). Order is the keys' create revisions, which is
 // arrival order:
 //
 //   - a reader waits only for the newest writer older than itself, so a

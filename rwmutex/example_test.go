@@ -42,12 +42,12 @@ func Example() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		client.Put(ctx, "config/routes/data", "v2")
+		client.Put(ctx, "data/config/routes", "v2")
 		w.Release(ctx)
 		close(rewritten)
 	}()
 	for queued := int64(0); queued == 0; { // wait until the writer is queued
-		resp, _ := client.Get(ctx, "config%2Froutes/w/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		resp, _ := client.Get(ctx, "config/routes/w", clientv3.WithPrefix(), clientv3.WithCountOnly())
 		queued = resp.Count
 	}
 	_, err = cfg.TryRLock(ctx)
@@ -57,11 +57,11 @@ func Example() {
 	<-rewritten
 
 	r3, _ := cfg.RLock(ctx)
-	resp, _ := client.Get(ctx, "config/routes/data")
+	resp, _ := client.Get(ctx, "data/config/routes")
 	fmt.Printf("reader sees %s\n", resp.Kvs[0].Value)
 	r3.Release(ctx)
 	// Output:
-	// rewrite while read: distsync: would block: "config%2Froutes/" is held
-	// new reader behind the writer: distsync: would block: "config%2Froutes/" is held
+	// rewrite while read: distsync: would block: "config/routes" is held
+	// new reader behind the writer: distsync: would block: "config/routes" is held
 	// reader sees v2
 }

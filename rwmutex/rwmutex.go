@@ -13,10 +13,10 @@ func init() {
 }
 
 var (
-	// writer keys wait for every older key.
-	writer = etcdq.Class{Sub: "w/", Wait: ""}
-	// reader keys wait for older writer keys only.
-	reader = etcdq.Class{Sub: "r/", Wait: "w/"}
+	// writer keys ("N/w<lease>_<random>") wait for every older key.
+	writer = etcdq.Class{Sub: "w", Wait: ""}
+	// reader keys ("N/r<lease>_<random>") wait for older writer keys only.
+	reader = etcdq.Class{Sub: "r", Wait: "w"}
 )
 
 // RWMutex is a distributed reader/writer lock on etcd. Open it with

@@ -13,9 +13,10 @@
 //
 // # Semantics
 //
-// Every acquisition is a key under the name's prefix, bound to the
-// Session's current lease, whose value is its weight (the number of
-// permits it takes, 1 for Acquire). Keys are served in create-revision
+// Every acquisition is a key "N/<lease hex>_<random hex>", a direct child
+// of the name's prefix "N/", bound to the Session's current lease, whose
+// value is its weight (the number of permits it takes, 1 for Acquire).
+// Keys of deeper names ("N/b/…") are skipped. Keys are served in create-revision
 // order: a key holds when the weights of all older keys plus its own are
 // at most the limit. So permits are granted in arrival order, and a
 // waiting acquisition of n permits is not overtaken by later, smaller ones
@@ -27,7 +28,8 @@
 //
 // # The limit
 //
-// The limit is stored with the semaphore (the key LimitKey(name)) while
+// The limit is stored with the semaphore (the key LimitKey(name), that is
+// "N/\x00limit": under the prefix, but no contender) while
 // anyone holds or waits for a permit, and only then. The acquisition that
 // finds the semaphore idle stores its limit, in the transaction that
 // enqueues it; a limit left by holders that expired is replaced then.

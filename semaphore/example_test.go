@@ -86,6 +86,6 @@ func Example_limitMismatch() {
 	_, err = session.Semaphore(ctx, "example/uploads", 10)
 	fmt.Println("once idle:", err)
 	// Output:
-	// distsync: semaphore limit mismatch: opened with limit 10, but "example%2Fuploads%limit" stores limit 3
+	// distsync: semaphore limit mismatch: opened with limit 10, but semaphore "example/uploads" stores limit 3
 	// once idle: <nil>
 }

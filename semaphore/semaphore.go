@@ -126,5 +126,5 @@ func (s *Semaphore) SetLimit(ctx context.Context, limit int64) error {
 }
 
 // LimitKey returns the etcd key that stores the limit of the semaphore
-// called name while it is in use.
+// called name while it is in use: name + "/\x00limit".
 func LimitKey(name string) string { return etcdq.LimitKey(name) }

@@ -301,7 +301,8 @@ func waitCount(t *testing.T, name string, n int64) {
 	c := etcd.Client(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := c.Get(context.Background(), name+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		// The holders and waiters: not the limit key "name/\x00limit".
+		resp, err := c.Get(context.Background(), name+"/\x01", clientv3.WithRange(clientv3.GetPrefixRangeEnd(name+"/")), clientv3.WithCountOnly())
 		if err == nil && resp.Count == n {
 			return
 		}

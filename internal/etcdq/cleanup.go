@@ -20,7 +20,8 @@ func (q *Queue) remove(ctx context.Context, e *epoch, key string, rev int64) err
 	op := func(ctx context.Context) error {
 		t := q.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev))
 		if q.limited {
-			t = t.Then(clientv3.OpDelete(key), clientv3.OpGet(q.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly()))
+			start, end := contenders(q.prefix)
+			t = t.Then(clientv3.OpDelete(key), clientv3.OpGet(start, clientv3.WithRange(end), clientv3.WithKeysOnly()))
 		} else {
 			t = t.Then(clientv3.OpDelete(key))
 		}
@@ -28,7 +29,7 @@ func (q *Queue) remove(ctx context.Context, e *epoch, key string, rev int64) err
 		if err != nil || !q.limited {
 			return err
 		}
-		if resp.Succeeded && resp.Responses[1].GetResponseRange().Count > 0 {
+		if resp.Succeeded && len(filter(q.prefix, resp.Responses[1].GetResponseRange().Kvs)) > 0 {
 			return nil // in use: the limit stays
 		}
 		return q.dropIdleLimit(ctx)
@@ -36,17 +37,29 @@ func (q *Queue) remove(ctx context.Context, e *epoch, key string, rev int64) err
 	return q.retry(ctx, e, op)
 }
 
-// dropIdleLimit deletes the semaphore's limit if no key is left under its
-// prefix: the limit is stored while the semaphore is in use, and only then.
+// dropIdleLimit deletes the semaphore's limit if no contender is left
+// under its prefix: the limit is stored while the semaphore is in use, and
+// only then. Keys of deeper names there are read and skipped; the limit is
+// deleted only if nothing in the range changed since that read.
 func (q *Queue) dropIdleLimit(ctx context.Context) error {
-	_, err := q.c.Txn(ctx).If(idle(q.prefix)).Then(clientv3.OpDelete(q.limitKey())).Commit()
+	start, end := contenders(q.prefix)
+	resp, err := q.c.Txn(ctx).If(idle(q.prefix)).Then(clientv3.OpDelete(q.limitKey())).
+		Else(clientv3.OpGet(start, clientv3.WithRange(end), clientv3.WithKeysOnly())).Commit()
+	if err != nil || resp.Succeeded || len(filter(q.prefix, resp.Responses[0].GetResponseRange().Kvs)) > 0 {
+		return err
+	}
+	_, err = q.c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(start), "<", resp.Header.Revision+1).WithRange(end)).
+		Then(clientv3.OpDelete(q.limitKey())).Commit()
 	return err
 }
 
-// idle holds when no key exists under prefix: etcd compares an empty range
-// as one empty key, whose create revision is 0.
+// idle holds when no key exists under prefix but control keys: etcd
+// compares an empty range as one empty key, whose create revision is 0.
+// Keys of deeper names count, so idle is a cheap first test and callers
+// that must skip them read the range.
 func idle(prefix string) clientv3.Cmp {
-	return clientv3.Compare(clientv3.CreateRevision(prefix), "=", 0).WithPrefix()
+	start, end := contenders(prefix)
+	return clientv3.Compare(clientv3.CreateRevision(start), "=", 0).WithRange(end)
 }
 
 // removeAfter is remove after a failed acquisition, bounded by afterCtx.

@@ -1,38 +1,60 @@
 package etcdq
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Prefix returns the key prefix of name: the name with '%' and '/'
-// percent-encoded, then "/". Encoding makes the prefixes of two different
-// names disjoint ("a/" never contains the keys of "a/b", which live under
-// "a%2Fb/"), and leaves plain names as they are, so that the layout is that
-// of etcd's concurrency.Mutex and `etcdctl lock NAME`.
-func Prefix(name string) string {
-	var b strings.Builder
-	for i := 0; i < len(name); i++ {
-		switch c := name[i]; c {
-		case '%':
-			b.WriteString("%25")
-		case '/':
-			b.WriteString("%2F")
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('/')
-	return b.String()
+// Prefix returns the key prefix of name: the name itself, then "/", as
+// etcd's concurrency.Mutex and `etcdctl lock NAME` have it.
+//
+// The keys of a name that take part in its queue (holders, waiters,
+// candidates) are the direct children of the prefix: no '/' follows it.
+// A name considers only those, so "a" and "a/b" never interfere although
+// the keys of "a/b" lie under "a/". Every other key of the name (the
+// semaphore limit, tombstones) starts with a control byte after the
+// prefix. No valid name contains one, so no other name owns such a key.
+func Prefix(name string) string { return name + "/" }
+
+// ctl starts every key under a prefix that is not a contender.
+const ctl = "\x00"
+
+// abandoned is the child of a prefix under which its tombstones live.
+const abandoned = ctl + "abandoned/"
+
+// contenders is the part of prefix's range that holds no control keys:
+// from prefix+"\x01" to the end of the prefix's range.
+func contenders(prefix string) (string, string) {
+	return prefix + "\x01", clientv3.GetPrefixRangeEnd(prefix)
 }
 
-// abandonedPrefix holds tombstones of enqueue requests whose outcome was
-// unknown. No escaped name starts with "%a", so no name's prefix covers it.
-const abandonedPrefix = "%abandoned/"
+// isContender reports whether key, under prefix, is a direct child of it
+// and no control key.
+func isContender(prefix string, key []byte) bool {
+	if len(key) <= len(prefix) || string(key[:len(prefix)]) != prefix {
+		return false
+	}
+	rest := key[len(prefix):]
+	return rest[0] != ctl[0] && !strings.Contains(string(rest), "/")
+}
+
+// filter returns the contenders of prefix among kvs, in their order.
+func filter(prefix string, kvs []*mvccpb.KeyValue) []*mvccpb.KeyValue {
+	out := kvs[:0:0]
+	for _, kv := range kvs {
+		if isContender(prefix, kv.Key) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
 
 // newKey returns a fresh waiter key under prefix for lease. The lease ID
 // comes first (as in etcd's concurrency.Mutex) and a random suffix makes
@@ -46,5 +68,77 @@ func newKey(prefix string, lease clientv3.LeaseID) string {
 
 // tombstone is the key whose existence forbids key from ever being created:
 // an enqueue Txn that the client gave up on can still be applied later, so
-// the cleanup writes the tombstone and every enqueue checks it.
-func tombstone(key string) string { return abandonedPrefix + key }
+// the cleanup writes the tombstone and every enqueue checks it. It lives
+// under the same prefix as key: "N/\x00abandoned/<child>".
+func tombstone(key string) string {
+	i := strings.LastIndexByte(key, '/')
+	return key[:i+1] + abandoned + key[i+1:]
+}
+
+// pageSize is how many keys one read of a scan returns.
+const pageSize = 64
+
+// Scan is scan for other packages of the module: the first contender of
+// prefix under prefix in create-revision order (the oldest unless desc),
+// or nil.
+func Scan(ctx context.Context, c *clientv3.Client, prefix string, desc bool, rev int64) (*mvccpb.KeyValue, error) {
+	return scan(ctx, c, prefix, prefix, desc, 0, rev, nil)
+}
+
+// IsContender reports whether key is a holder, waiter or candidate key of
+// the name whose prefix is prefix: a direct child that is no control key.
+func IsContender(prefix string, key []byte) bool { return isContender(prefix, key) }
+
+// scan returns the first contender of prefix among the keys under wait (a
+// prefix starting with prefix) in create-revision order, descending with
+// desc, that was created at most at maxRev (0: any). It reads at revision
+// rev (0: the newest). Deeper keys (those of other names) and control keys
+// are skipped, page by page: a read with a limit may return only those.
+// first is the first page when the caller read it already, else nil.
+func scan(ctx context.Context, c *clientv3.Client, prefix, wait string, desc bool, maxRev, rev int64, first *etcdserverpb.RangeResponse) (*mvccpb.KeyValue, error) {
+	order := clientv3.SortAscend
+	if desc {
+		order = clientv3.SortDescend
+	}
+	var minRev int64
+	page := first
+	for {
+		if page != nil {
+			for _, kv := range page.Kvs {
+				if (maxRev == 0 || kv.CreateRevision <= maxRev) && isContender(prefix, kv.Key) {
+					return kv, nil
+				}
+			}
+			if !page.More || len(page.Kvs) == 0 {
+				return nil, nil
+			}
+			last := page.Kvs[len(page.Kvs)-1].CreateRevision
+			if desc {
+				maxRev = last - 1
+			} else {
+				minRev = last + 1
+			}
+		}
+		opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, order), clientv3.WithLimit(pageSize)}
+		if maxRev > 0 {
+			opts = append(opts, clientv3.WithMaxCreateRev(maxRev))
+		}
+		if minRev > 0 {
+			opts = append(opts, clientv3.WithMinCreateRev(minRev))
+		}
+		if rev > 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := c.Get(ctx, wait, opts...)
+		if err != nil {
+			return nil, err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		page = (*etcdserverpb.RangeResponse)(resp)
+	}
+}
+
+// Tombstone is tombstone for tests: the key that forbids key.
+func Tombstone(key string) string { return tombstone(key) }

@@ -16,6 +16,7 @@ import (
 type Queue struct {
 	src     *Session
 	c       *clientv3.Client
+	name    string
 	prefix  string
 	limited bool        // a semaphore's: its limit key goes with its last key
 	reaping atomic.Bool // a reapStream is under way
@@ -30,11 +31,14 @@ func NewQueue(src *Session, name string) (*Queue, error) {
 	if err := distsync.ValidateName(name); err != nil {
 		return nil, err
 	}
-	return &Queue{src: src, c: src.c, prefix: Prefix(name)}, nil
+	return &Queue{src: src, c: src.c, name: name, prefix: Prefix(name)}, nil
 }
 
 // Prefix returns the key prefix under which the queue's keys live.
 func (q *Queue) Prefix() string { return q.prefix }
+
+// Name returns the name of the queue.
+func (q *Queue) Name() string { return q.name }
 
 // Session returns the Session the queue takes its leases from.
 func (q *Queue) Session() *Session { return q.src }
@@ -42,7 +46,7 @@ func (q *Queue) Session() *Session { return q.src }
 // A Class says where an acquisition's key goes, under the queue's prefix,
 // and which keys it waits for: the older keys under the prefix plus Wait.
 type Class struct {
-	Sub  string // appended to the prefix for the key; "" or ending in "/"
+	Sub  string // appended to the prefix for the key: no "/", so keys stay direct children
 	Wait string // appended to the prefix: the keys that block this class
 }
 
@@ -74,12 +78,10 @@ func (q *Queue) Acquire(ctx context.Context, c Class, value string) (*Lease, err
 			return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "enqueue: key %q already used", key)
 		}
 		rev := resp.Header.Revision
-		var pred *mvccpb.KeyValue
-		for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-			if kv.CreateRevision < rev {
-				pred = kv
-				break
-			}
+		pred, err := scan(ctx, q.c, q.prefix, wait, true, rev-1, rev, resp.Responses[1].GetResponseRange())
+		if err != nil {
+			q.removeAfter(ctx, e, key, rev)
+			return nil, q.fail(ctx, err, "read queue")
 		}
 		if pred == nil {
 			return q.hold(ctx, e, key, rev, nil, rev+1)
@@ -121,7 +123,7 @@ func (q *Queue) enqueue(ctx context.Context, e *epoch, key, value, wait string) 
 }
 
 // TryAcquire takes a key of class c only if none of the keys c waits for
-// exists, in one Txn; otherwise it returns ErrWouldBlock and writes nothing.
+// exists; otherwise it returns ErrWouldBlock and writes nothing.
 func (q *Queue) TryAcquire(ctx context.Context, c Class, value string) (*Lease, error) {
 	for attempt := 0; ; attempt++ {
 		e, err := q.src.epoch(ctx)
@@ -129,12 +131,7 @@ func (q *Queue) TryAcquire(ctx context.Context, c Class, value string) (*Lease, 
 			return nil, err
 		}
 		key := newKey(q.prefix+c.Sub, e.id)
-		resp, err := q.c.Txn(ctx).If(
-			clientv3.Compare(clientv3.CreateRevision(q.prefix+c.Wait), "=", 0).WithPrefix(),
-			clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
-		).Then(
-			clientv3.OpPut(key, value, clientv3.WithLease(e.id)),
-		).Commit()
+		resp, err := q.tryPut(ctx, e, c, key, value)
 		if err != nil {
 			if q.leaseGone(e, err) && attempt == 0 && !q.src.IsFixed() {
 				continue
@@ -142,11 +139,44 @@ func (q *Queue) TryAcquire(ctx context.Context, c Class, value string) (*Lease, 
 			q.abandonAfter(ctx, e, key, err)
 			return nil, q.fail(ctx, err, "try-acquire")
 		}
-		if !resp.Succeeded {
-			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.prefix)
+		if resp == nil {
+			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.name)
 		}
 		return q.hold(ctx, e, key, resp.Header.Revision, nil, resp.Header.Revision+1)
 	}
+}
+
+// tryPut creates key holding value if no contender under the keys c waits
+// for exists, and returns nil (having written nothing) if one does. The
+// first Txn asks etcd whether the range is empty; keys of deeper names or
+// control keys there make it read the range and filter it, then create
+// key only if nothing in the range changed since that read.
+func (q *Queue) tryPut(ctx context.Context, e *epoch, c Class, key, value string) (*clientv3.TxnResponse, error) {
+	wait := q.prefix + c.Wait
+	start, end := wait, clientv3.GetPrefixRangeEnd(wait)
+	if c.Wait == "" {
+		start, end = contenders(q.prefix)
+	}
+	put := clientv3.OpPut(key, value, clientv3.WithLease(e.id))
+	fresh := clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0)
+	resp, err := q.c.Txn(ctx).If(
+		clientv3.Compare(clientv3.CreateRevision(start), "=", 0).WithRange(end), fresh,
+	).Then(put).Else(clientv3.OpGet(wait, clientv3.WithPrefix(), clientv3.WithKeysOnly())).Commit()
+	for attempt := 0; err == nil && !resp.Succeeded; attempt++ {
+		for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+			if isContender(q.prefix, kv.Key) {
+				return nil, nil
+			}
+		}
+		if attempt > 100 {
+			return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "try-acquire: %q keeps changing", q.name)
+		}
+		rev := resp.Header.Revision
+		resp, err = q.c.Txn(ctx).If(
+			clientv3.Compare(clientv3.ModRevision(start), "<", rev+1).WithRange(end), fresh,
+		).Then(put).Else(clientv3.OpGet(wait, clientv3.WithPrefix(), clientv3.WithKeysOnly())).Commit()
+	}
+	return resp, err
 }
 
 // check asks, in one Txn, whether key (created at rev) is still there and
@@ -164,7 +194,8 @@ func (q *Queue) TryAcquire(ctx context.Context, c Class, value string) (*Lease, 
 // has not applied revision at yet, or after a compaction; the caller then
 // asks again with at = 0.
 func (q *Queue) check(ctx context.Context, key string, rev int64, wait string, at int64) (first bool, pred *mvccpb.KeyValue, err error) {
-	read := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(rev-1))
+	read := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithMaxCreateRev(rev - 1),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(pageSize)}
 	if at > 0 {
 		read = append(read, clientv3.WithRev(at), clientv3.WithSerializable())
 	}
@@ -181,11 +212,14 @@ func (q *Queue) check(ctx context.Context, key string, rev int64, wait string, a
 	if !resp.Succeeded {
 		return false, nil, distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
 	}
-	kvs := resp.Responses[0].GetResponseRange().Kvs
-	if len(kvs) == 0 {
-		return true, nil, nil
+	if at == 0 {
+		at = resp.Header.Revision
 	}
-	return false, kvs[0], nil
+	pred, err = scan(ctx, q.c, q.prefix, wait, true, rev-1, at, resp.Responses[0].GetResponseRange())
+	if err != nil {
+		return false, nil, q.fail(ctx, err, "check queue")
+	}
+	return pred == nil, pred, nil
 }
 
 // hold turns an acquired key into a Lease that follows it.

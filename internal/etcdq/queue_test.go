@@ -70,7 +70,8 @@ func TestAbandonedEnqueueNeverLands(t *testing.T) {
 	if resp.Succeeded {
 		t.Fatal("an enqueue applied after its key was abandoned created the key")
 	}
-	got, err := q.c.Get(ctx, q.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	start, end := contenders(q.prefix)
+	got, err := q.c.Get(ctx, start, clientv3.WithRange(end), clientv3.WithCountOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestAbandonedEnqueueNeverLands(t *testing.T) {
 	}
 }
 
-func TestPrefixIsInjective(t *testing.T) {
+func TestNamesAreDisjoint(t *testing.T) {
 	names := []string{"a", "a/b", "a%2Fb", "a%", "a%25", "a/", "a//b", "%", "/", "%2F"}
 	seen := map[string]string{}
 	for _, n := range names {
@@ -92,8 +93,8 @@ func TestPrefixIsInjective(t *testing.T) {
 		}
 		seen[p] = n
 		for _, m := range names {
-			if m != n && len(Prefix(m)) > len(p) && Prefix(m)[:len(p)] == p {
-				t.Fatalf("prefix %q of %q contains prefix %q of %q", p, n, Prefix(m), m)
+			if k := newKey(Prefix(m), 0x694d); m != n && isContender(p, []byte(k)) {
+				t.Fatalf("key %q of %q is a contender of %q", k, m, n)
 			}
 		}
 	}

@@ -20,11 +20,12 @@ import (
 // release costs the waiters no round trip until one of them may proceed.
 
 // LimitKey returns the key that stores the limit of the semaphore name
-// while it is in use. It lies outside every name's prefix: prefixes end in
-// '/', and an encoded name never holds "%l".
+// while it is in use: "name/\x00limit". It lies under the name's prefix
+// but is no contender, and no other name owns it (no valid name contains
+// a NUL byte).
 func LimitKey(name string) string { return limitKeyOf(Prefix(name)) }
 
-func limitKeyOf(prefix string) string { return strings.TrimSuffix(prefix, "/") + "%limit" }
+func limitKeyOf(prefix string) string { return prefix + ctl + "limit" }
 
 func (q *Queue) limitKey() string { return limitKeyOf(q.prefix) }
 
@@ -47,7 +48,7 @@ func NewSemaphoreQueue(src *Session, name string) (*Queue, error) {
 
 // mismatch is the error of a limit that differs from the stored one.
 func (q *Queue) mismatch(limit int64, stored []byte) error {
-	return distsync.Errorf(distsync.ErrLimitMismatch, nil, "opened with limit %d, but %q stores limit %s", limit, q.limitKey(), stored)
+	return distsync.Errorf(distsync.ErrLimitMismatch, nil, "opened with limit %d, but semaphore %q stores limit %s", limit, q.name, stored)
 }
 
 // AcquireWeighted enqueues a key of weight w and blocks until the weights
@@ -84,12 +85,19 @@ func (q *Queue) AcquireWeighted(ctx context.Context, limit func() int64, w int64
 			got = inner.Responses[1].GetResponseRange()
 		} else {
 			stored := inner.Responses[0].GetResponseRange().Kvs
-			if len(stored) == 1 {
+			idleNow := len(filter(q.prefix, inner.Responses[1].GetResponseRange().Kvs)) == 0
+			if len(stored) == 1 && !(idleNow && attempt < 2) {
 				return nil, q.mismatch(lim, stored[0].Value)
+			}
+			if len(stored) == 1 { // a stale limit beside keys of deeper names
+				if err := q.dropIdleLimit(ctx); err != nil {
+					return nil, q.fail(ctx, err, "drop stale limit")
+				}
+				continue
 			}
 			// In use (by foreign keys?) with no limit stored: store it.
 			if attempt > 2 {
-				return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "enqueue: the limit of %q cannot be stored", q.prefix)
+				return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "enqueue: the limit of %q cannot be stored", q.name)
 			}
 			if _, err := q.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(q.limitKey()), "=", 0)).
 				Then(clientv3.OpPut(q.limitKey(), strconv.FormatInt(lim, 10))).Commit(); err != nil {
@@ -98,7 +106,7 @@ func (q *Queue) AcquireWeighted(ctx context.Context, limit func() int64, w int64
 			continue
 		}
 		rev := resp.Header.Revision
-		if olderWeight(got.Kvs, rev)+w <= lim {
+		if olderWeight(filter(q.prefix, got.Kvs), rev)+w <= lim {
 			return q.hold(ctx, e, key, rev, nil, rev+1)
 		}
 		from, err := q.waitWeight(ctx, e, key, rev, limit, w)
@@ -121,7 +129,8 @@ func (q *Queue) enqueueWeighted(ctx context.Context, e *epoch, key string, lim, 
 		clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
 	}
 	put := clientv3.OpPut(key, strconv.FormatInt(w, 10), clientv3.WithLease(e.id))
-	read := clientv3.OpGet(q.prefix, clientv3.WithPrefix())
+	start, end := contenders(q.prefix)
+	read := clientv3.OpGet(start, clientv3.WithRange(end))
 	return q.c.Txn(ctx).If(
 		append([]clientv3.Cmp{idle(q.prefix)}, fresh...)...,
 	).Then(
@@ -130,7 +139,7 @@ func (q *Queue) enqueueWeighted(ctx context.Context, e *epoch, key string, lim, 
 		clientv3.OpTxn(
 			append([]clientv3.Cmp{clientv3.Compare(clientv3.Value(q.limitKey()), "=", l)}, fresh...),
 			[]clientv3.Op{put, read},
-			[]clientv3.Op{clientv3.OpGet(q.limitKey())},
+			[]clientv3.Op{clientv3.OpGet(q.limitKey()), clientv3.OpGet(start, clientv3.WithRange(end), clientv3.WithKeysOnly())},
 		),
 	).Commit()
 }
@@ -147,14 +156,15 @@ func (q *Queue) TryAcquireWeighted(ctx context.Context, lim, w int64) (*Lease, e
 			return nil, err
 		}
 		key := newKey(q.prefix, e.id)
+		start, end := contenders(q.prefix)
 		got, err := q.c.Txn(ctx).Then(
-			clientv3.OpGet(q.prefix, clientv3.WithPrefix()),
+			clientv3.OpGet(start, clientv3.WithRange(end)),
 			clientv3.OpGet(q.limitKey()),
 		).Commit()
 		if err != nil {
 			return nil, q.fail(ctx, err, "read holders")
 		}
-		kvs := got.Responses[0].GetResponseRange().Kvs
+		kvs := filter(q.prefix, got.Responses[0].GetResponseRange().Kvs)
 		stored := got.Responses[1].GetResponseRange().Kvs
 		l := strconv.FormatInt(lim, 10)
 		ops := []clientv3.Op{clientv3.OpPut(key, strconv.FormatInt(w, 10), clientv3.WithLease(e.id))}
@@ -173,12 +183,12 @@ func (q *Queue) TryAcquireWeighted(ctx context.Context, lim, w int64) (*Lease, e
 			ops = append(ops, clientv3.OpPut(q.limitKey(), l))
 		}
 		if olderWeight(kvs, got.Header.Revision+1)+w > lim {
-			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q has no %d free permits of %d", q.prefix, w, lim)
+			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q has no %d free permits of %d", q.name, w, lim)
 		}
 		resp, err := q.c.Txn(ctx).If(
 			limitCmp,
 			// Nothing created or changed since the read; deletions only free permits.
-			clientv3.Compare(clientv3.ModRevision(q.prefix), "<", got.Header.Revision+1).WithPrefix(),
+			clientv3.Compare(clientv3.ModRevision(start), "<", got.Header.Revision+1).WithRange(end),
 			clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
 		).Then(ops...).Commit()
 		if err != nil {
@@ -192,7 +202,7 @@ func (q *Queue) TryAcquireWeighted(ctx context.Context, lim, w int64) (*Lease, e
 			return q.hold(ctx, e, key, resp.Header.Revision, nil, resp.Header.Revision+1)
 		}
 		if attempt > 100 {
-			return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "try-acquire: %q keeps changing", q.prefix)
+			return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "try-acquire: %q keeps changing", q.name)
 		}
 	}
 }
@@ -242,10 +252,12 @@ func olderWeight(kvs []*mvccpb.KeyValue, rev int64) int64 {
 	return sum
 }
 
-// weight is a key's weight; a key without one (a foreign key under the
+// weight is a key's weight: its value up to the first space (the rest is
+// the holder's identity); a key without one (a foreign key under the
 // prefix) counts as one permit.
 func weight(kv *mvccpb.KeyValue) int64 {
-	w, err := strconv.ParseInt(string(kv.Value), 10, 64)
+	v, _, _ := strings.Cut(string(kv.Value), " ")
+	w, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || w < 1 {
 		return 1
 	}
@@ -310,7 +322,7 @@ func (q *Queue) countFrom(ctx context.Context, e *epoch, key string, rev int64, 
 		switch {
 		case string(kv.Key) == key && kv.CreateRevision == rev:
 			present = true
-		case kv.CreateRevision < rev:
+		case kv.CreateRevision < rev && isContender(q.prefix, kv.Key):
 			older[string(kv.Key)] = weight(kv)
 			sum += weight(kv)
 		}
