@@ -194,7 +194,9 @@
 //
 // With the default prefix, write ~distsync:* &distsync:* instead
 // (TestDocumentedACL). A user without its prefix's keys or channels fails
-// with distsync.ErrDenied at NewSession.
+// with distsync.ErrDenied at NewSession. The pattern "P*" also matches a
+// longer prefix that starts with P ("app:*" matches "app:x:..."), so give
+// confined applications prefixes where none starts with another.
 //
 // A go-redis client may need more for itself (HELLO, CLIENT SETINFO, and
 // CLUSTER SLOTS on a Cluster).

@@ -1,6 +1,7 @@
 package redisq
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/distsync/distsync/internal/testserver"
@@ -45,5 +46,39 @@ func TestKeysShareSlot(t *testing.T) {
 	}
 	if KeysFor("{a}").Holders == KeysFor("a").Holders || KeysFor("%7Ba%7D").Holders == KeysFor("{a}").Holders {
 		t.Error("different names share keys")
+	}
+}
+
+// Keys and channels of different (prefix, name) pairs never meet: the
+// prefix is the text before the first '{' of every key, and a session's
+// channel has no '{' and a fixed-length id.
+func TestPrefixesDisjoint(t *testing.T) {
+	prefixes := []string{DefaultPrefix, "app:", "app:x", "a", "app:session:", "distsync:session:"}
+	names := []string{"a", "x", "session", "x{y}", "}", "%7B", "a/b"}
+	seen := map[string]string{}
+	add := func(key, owner string) {
+		if prev, ok := seen[key]; ok && prev != owner {
+			t.Errorf("%q belongs to %s and %s", key, prev, owner)
+		}
+		seen[key] = owner
+	}
+	for _, p := range prefixes {
+		if err := ValidatePrefix(p); err != nil {
+			t.Fatal(err)
+		}
+		add(sessionChannel(p, "0123456789abcdef"), "session of "+p)
+		for _, n := range names {
+			k := KeysWith(p, n)
+			owner := p + " " + n
+			for _, key := range append(k.list(), k.Channel) {
+				add(key, owner)
+				if got := key[:strings.IndexByte(key, '{')]; got != p {
+					t.Errorf("key %q: prefix %q, want %q", key, got, p)
+				}
+			}
+			if err := k.checkSlot(); err != nil {
+				t.Error(err)
+			}
+		}
 	}
 }
