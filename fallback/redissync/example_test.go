@@ -186,3 +186,32 @@ func ExampleLease_Token() {
 	// old holder rejected: true
 	// old holder was told: true
 }
+
+// WithPrefix confines the Session's keys and channels to one prefix (an
+// ACL can then confine its user to it), and WithIdentity records who holds
+// each name, where redis-cli shows it.
+func ExampleWithIdentity() {
+	client := exampleClient()
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := redissync.NewSession(ctx, client,
+		redissync.WithPrefix("billing:"), redissync.WithIdentity("billing-worker-3"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	m, _ := s.Mutex("jobs/nightly")
+	lease, err := m.Lock(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer lease.Release(ctx)
+
+	// What an operator runs: redis-cli ZRANGE, then HGET of field "i"
+	// followed by the member.
+	holders, _ := client.ZRange(ctx, "billing:{jobs/nightly}:h", 0, -1).Result()
+	who, _ := client.HGet(ctx, "billing:{jobs/nightly}:tok", "i"+holders[0]).Result()
+	fmt.Println("held by:", who)
+	// Output: held by: billing-worker-3
+}
