@@ -47,7 +47,9 @@ var _ distsync.Session = (*Session)(nil)
 const defaultTTL = 10 * time.Second
 
 type options struct {
-	ttl time.Duration
+	ttl      time.Duration
+	prefix   string
+	identity string
 }
 
 // An Option configures NewSession and Dial.
@@ -60,27 +62,56 @@ type Option func(*options)
 // asked: a default etcd grants no less than 2 s.
 func WithTTL(ttl time.Duration) Option { return func(o *options) { o.ttl = ttl } }
 
+// WithPrefix sets the root prefix of every key of the Session (default
+// none): the keys of name N become p + N + "/…", so a role on the prefix
+// p covers every name. Two Sessions with different prefixes, neither a
+// prefix of the other, never see each other's keys. The primitives of a
+// Session only see names under its prefix; etcd's namespace.NewKV (and
+// namespace.NewWatcher, namespace.NewLease) on the client does the same
+// for a whole client. A prefix usually ends in '/', as in "app1/".
+func WithPrefix(p string) Option { return func(o *options) { o.prefix = p } }
+
+// WithIdentity sets the holder identity recorded in the value of every
+// key the Session's Mutexes, RWMutexes and Semaphores write (default
+// distsync.DefaultIdentity(), "host:pid"). A mutex or rwmutex key's value
+// is the identity; a semaphore key's value is its weight, a space and the
+// identity ("2 host:4711"). A candidate key's value stays the campaign
+// value. An identity that breaks distsync.ValidateIdentity makes the
+// constructor fail with distsync.ErrInvalidConfig.
+func WithIdentity(id string) Option { return func(o *options) { o.identity = id } }
+
 func apply(opts []Option) options {
-	o := options{ttl: defaultTTL}
+	o := options{ttl: defaultTTL, identity: distsync.DefaultIdentity()}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	return o
 }
 
+// check validates o beyond its TTL.
+func (o options) check() error {
+	return distsync.ValidateIdentity(o.identity)
+}
+
 // NewSession returns a Session on c, the caller's client, which stays the
 // caller's: Close does not close it. It grants the first lease under ctx,
 // which bounds it (an unreachable etcd makes it fail when ctx ends). It
-// fails with distsync.ErrInvalidConfig for a nil client or a bad TTL. So
+// fails with distsync.ErrInvalidConfig for a nil client, a bad TTL or an
+// identity that breaks distsync.ValidateIdentity. So
 // it does when the server grants another TTL than asked (the error names
 // both). Other errors wrap distsync.ErrDenied, distsync.ErrClosed (a
 // closed client) or distsync.ErrUnavailable, joined with ctx.Err() when
 // ctx ended. Nothing is left behind then.
 func NewSession(ctx context.Context, c *clientv3.Client, opts ...Option) (*Session, error) {
-	src, err := etcdq.NewSession(ctx, c, apply(opts).ttl)
+	o := apply(opts)
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	src, err := etcdq.NewSession(ctx, c, o.ttl)
 	if err != nil {
 		return nil, err
 	}
+	src.Configure(o.prefix, o.identity)
 	return &Session{src: src}, nil
 }
 
@@ -95,6 +126,9 @@ func Dial(ctx context.Context, cfg clientv3.Config, opts ...Option) (*Session, e
 	if err := etcdq.CheckTTL(o.ttl); err != nil {
 		return nil, err
 	}
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	c, err := clientv3.New(cfg)
 	if err != nil {
 		if etcdq.Denied(err) {
@@ -107,6 +141,7 @@ func Dial(ctx context.Context, cfg clientv3.Config, opts ...Option) (*Session, e
 		_ = c.Close()
 		return nil, err
 	}
+	src.Configure(o.prefix, o.identity)
 	return &Session{src: src, owned: c}, nil
 }
 

@@ -52,12 +52,12 @@ func New(s *concurrency.Session, name string) (*Mutex, error) {
 // distsync.ErrUnavailable when etcd failed the enqueue request. While waiting, etcd failures such as a leader
 // election are retried for as long as the session lease lives.
 func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
-	return lease(m.q.Acquire(ctx, etcdq.Exclusive, ""))
+	return lease(m.q.Acquire(ctx, etcdq.Exclusive, m.q.Session().Identity()))
 }
 
 // TryLock takes the lock only if nobody holds or waits for it, in one
 // round trip. Otherwise it returns an error wrapping distsync.ErrWouldBlock
 // and writes nothing. Other errors are those of Lock.
 func (m *Mutex) TryLock(ctx context.Context) (distsync.Lease, error) {
-	return lease(m.q.TryAcquire(ctx, etcdq.Exclusive, ""))
+	return lease(m.q.TryAcquire(ctx, etcdq.Exclusive, m.q.Session().Identity()))
 }

@@ -51,26 +51,26 @@ func New(s *concurrency.Session, name string) (*RWMutex, error) {
 // reader and writer has released. On failure nothing is left behind; the
 // errors are those of mutex.Mutex.Lock.
 func (rw *RWMutex) Lock(ctx context.Context) (distsync.Lease, error) {
-	return lease(rw.q.Acquire(ctx, writer, ""))
+	return lease(rw.q.Acquire(ctx, writer, rw.q.Session().Identity()))
 }
 
 // TryLock takes the write lease only if no reader or writer holds or waits
 // for it; otherwise it returns an error wrapping distsync.ErrWouldBlock and
 // writes nothing.
 func (rw *RWMutex) TryLock(ctx context.Context) (distsync.Lease, error) {
-	return lease(rw.q.TryAcquire(ctx, writer, ""))
+	return lease(rw.q.TryAcquire(ctx, writer, rw.q.Session().Identity()))
 }
 
 // RLock blocks until a read lease is held or ctx ends: until every older
 // writer has released (readers do not wait for each other). On failure
 // nothing is left behind; the errors are those of Lock.
 func (rw *RWMutex) RLock(ctx context.Context) (distsync.Lease, error) {
-	return lease(rw.q.Acquire(ctx, reader, ""))
+	return lease(rw.q.Acquire(ctx, reader, rw.q.Session().Identity()))
 }
 
 // TryRLock takes a read lease only if no writer holds or waits for the
 // lock; otherwise it returns an error wrapping distsync.ErrWouldBlock and
 // writes nothing.
 func (rw *RWMutex) TryRLock(ctx context.Context) (distsync.Lease, error) {
-	return lease(rw.q.TryAcquire(ctx, reader, ""))
+	return lease(rw.q.TryAcquire(ctx, reader, rw.q.Session().Identity()))
 }

@@ -31,7 +31,7 @@ func NewQueue(src *Session, name string) (*Queue, error) {
 	if err := distsync.ValidateName(name); err != nil {
 		return nil, err
 	}
-	return &Queue{src: src, c: src.c, name: name, prefix: Prefix(name)}, nil
+	return &Queue{src: src, c: src.c, name: name, prefix: src.keyPrefix + Prefix(name)}, nil
 }
 
 // Prefix returns the key prefix under which the queue's keys live.

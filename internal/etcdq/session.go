@@ -31,6 +31,10 @@ type Session struct {
 	cancel context.CancelFunc
 	fixed  *epoch // the one lease of a fixed Session
 
+	// Set by Configure before the Session is shared, read-only afterwards.
+	keyPrefix string // prepended to every key (WithPrefix)
+	identity  string // recorded in holder keys' values; "" means the default
+
 	mu        sync.Mutex
 	cur       *epoch        // renewing: the current lease, nil before the first grant
 	granting  chan struct{} // closed when the grant in progress ends
@@ -129,6 +133,21 @@ func (s *Session) newEpoch(id clientv3.LeaseID, parent context.Context) *epoch {
 	e := &epoch{src: s, id: id, h: newHealth()}
 	e.ctx, e.cancel = context.WithCancel(parent)
 	return e
+}
+
+// Configure sets the root prefix of every key of the Session and the
+// identity its holder keys record ("" for distsync.DefaultIdentity()). It
+// is called once, before the Session is used or shared.
+func (s *Session) Configure(prefix, identity string) {
+	s.keyPrefix, s.identity = prefix, identity
+}
+
+// Identity returns the holder identity the Session records.
+func (s *Session) Identity() string {
+	if s.identity == "" {
+		return distsync.DefaultIdentity()
+	}
+	return s.identity
 }
 
 // Client returns the Session's etcd client.

@@ -128,7 +128,7 @@ func (q *Queue) enqueueWeighted(ctx context.Context, e *epoch, key string, lim, 
 		clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
 		clientv3.Compare(clientv3.CreateRevision(tombstone(key)), "=", 0),
 	}
-	put := clientv3.OpPut(key, strconv.FormatInt(w, 10), clientv3.WithLease(e.id))
+	put := clientv3.OpPut(key, q.weightValue(w), clientv3.WithLease(e.id))
 	start, end := contenders(q.prefix)
 	read := clientv3.OpGet(start, clientv3.WithRange(end))
 	return q.c.Txn(ctx).If(
@@ -167,7 +167,7 @@ func (q *Queue) TryAcquireWeighted(ctx context.Context, lim, w int64) (*Lease, e
 		kvs := filter(q.prefix, got.Responses[0].GetResponseRange().Kvs)
 		stored := got.Responses[1].GetResponseRange().Kvs
 		l := strconv.FormatInt(lim, 10)
-		ops := []clientv3.Op{clientv3.OpPut(key, strconv.FormatInt(w, 10), clientv3.WithLease(e.id))}
+		ops := []clientv3.Op{clientv3.OpPut(key, q.weightValue(w), clientv3.WithLease(e.id))}
 		// In use with no limit stored (foreign keys): store it.
 		limitCmp := clientv3.Compare(clientv3.CreateRevision(q.limitKey()), "=", 0)
 		switch {
@@ -250,6 +250,12 @@ func olderWeight(kvs []*mvccpb.KeyValue, rev int64) int64 {
 		}
 	}
 	return sum
+}
+
+// weightValue is the value of a semaphore key of weight w: the weight, a
+// space and the holder's identity ("2 host:4711").
+func (q *Queue) weightValue(w int64) string {
+	return strconv.FormatInt(w, 10) + " " + q.src.Identity()
 }
 
 // weight is a key's weight: its value up to the first space (the rest is
