@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,8 +90,8 @@ func TestEtcdRestrictedUser(t *testing.T) {
 	must(err)
 	l1, err := m1.Lock(ctx)
 	must(err)
-	if _, err := m2.TryLock(ctx); !errors.Is(err, distsync.ErrWouldBlock) {
-		t.Fatalf("Mutex TryLock behind a holder: got %v, want ErrWouldBlock", err)
+	if _, err := m2.TryLock(ctx); !errors.Is(err, distsync.ErrWouldBlock) || !strings.Contains(err.Error(), `"jobs/x" is held`) {
+		t.Fatalf("Mutex TryLock behind a holder: got %v, want ErrWouldBlock naming %q", err, name)
 	}
 	got := make(chan error, 1)
 	go func() {
@@ -175,8 +176,8 @@ func TestEtcdRestrictedUser(t *testing.T) {
 	const other = "other/x"
 	denied := func(what string, err error, start time.Time) {
 		t.Helper()
-		if !errors.Is(err, distsync.ErrDenied) {
-			t.Fatalf("%s on %q: got %v, want ErrDenied", what, other, err)
+		if !errors.Is(err, distsync.ErrDenied) || !strings.Contains(err.Error(), other) {
+			t.Fatalf("%s on %q: got %v, want ErrDenied naming the name", what, other, err)
 		}
 		if d := time.Since(start); d > 5*time.Second {
 			t.Fatalf("%s on %q took %v, want at once", what, other, d)

@@ -3,6 +3,7 @@ package etcdq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/distsync/distsync"
@@ -91,6 +92,7 @@ func RPCError(ctx context.Context, c *clientv3.Client, err error, op string) err
 
 // fail turns the error of an acquisition's request into a contract error.
 func (q *Queue) fail(ctx context.Context, err error, op string) error {
+	op = fmt.Sprintf("%q: %s", q.name, op) // the user's name, not a key
 	switch {
 	case Denied(err):
 		return distsync.Errorf(distsync.ErrDenied, err, "%s", op)

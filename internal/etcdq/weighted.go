@@ -3,6 +3,7 @@ package etcdq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -212,7 +213,7 @@ func (q *Queue) TryAcquireWeighted(ctx context.Context, lim, w int64) (*Lease, e
 func (q *Queue) CheckLimit(ctx context.Context, limit int64) error {
 	resp, err := q.c.Txn(ctx).If(idle(q.prefix)).Else(clientv3.OpGet(q.limitKey())).Commit()
 	if err != nil {
-		return RPCError(ctx, q.c, err, "read the stored limit")
+		return RPCError(ctx, q.c, err, fmt.Sprintf("read the stored limit of %q", q.name))
 	}
 	if resp.Succeeded {
 		return nil
@@ -236,7 +237,7 @@ func (q *Queue) SetLimit(ctx context.Context, limit int64) error {
 	}
 	_, err := q.c.Txn(ctx).If(idle(q.prefix)).Else(clientv3.OpPut(q.limitKey(), strconv.FormatInt(limit, 10))).Commit()
 	if err != nil {
-		return RPCError(ctx, q.c, err, "store limit")
+		return RPCError(ctx, q.c, err, fmt.Sprintf("store the limit of %q", q.name))
 	}
 	return nil
 }
