@@ -10,8 +10,10 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/etcdsync"
+	"github.com/distsync/distsync/internal/etcdq"
 	"github.com/distsync/distsync/internal/etcdtest/etcdcluster"
 	"github.com/distsync/distsync/mutex"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -343,13 +345,14 @@ func TestEtcdMutexLossBeforeExpiry(t *testing.T) {
 	cl.Unblackhole(t, cut)
 }
 
-// waitEtcdKeys waits until n keys exist under name's prefix.
+// waitEtcdKeys waits until name has n contenders: holders, waiters or
+// candidates, not its limit, tombstones or the keys of deeper names.
 func waitEtcdKeys(t *testing.T, c *clientv3.Client, name string, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := c.Get(context.Background(), name+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
-		if err == nil && resp.Count == n {
+		resp, err := c.Get(context.Background(), name+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err == nil && int64(len(filterEtcdContenders(name, resp.Kvs))) == n {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -371,4 +374,15 @@ func etcdSessionWith(t *testing.T, c *clientv3.Client, ttl time.Duration) *etcds
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+// filterEtcdContenders returns the contenders of name among kvs.
+func filterEtcdContenders(name string, kvs []*mvccpb.KeyValue) []*mvccpb.KeyValue {
+	var out []*mvccpb.KeyValue
+	for _, kv := range kvs {
+		if etcdq.IsContender(etcdq.Prefix(name), kv.Key) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
