@@ -109,3 +109,39 @@ func ExampleSession_lostLease() {
 	// lost: true
 	// locked again: true
 }
+
+// WithPrefix puts every key under a root prefix, and WithIdentity records
+// who holds a lock in its key's value, where `etcdctl get` shows it.
+func ExampleWithIdentity() {
+	client, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	session, err := etcdsync.NewSession(ctx, client,
+		etcdsync.WithPrefix("app1/"), etcdsync.WithIdentity("worker-7"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer session.Close()
+	mu, err := session.Mutex("jobs/nightly")
+	if err != nil {
+		log.Fatal(err)
+	}
+	lease, err := mu.Lock(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer lease.Release(ctx)
+
+	resp, err := client.Get(ctx, "app1/jobs/nightly/", clientv3.WithPrefix())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d key, held by %s\n", len(resp.Kvs), resp.Kvs[0].Value)
+	// Output:
+	// 1 key, held by worker-7
+}
