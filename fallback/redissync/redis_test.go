@@ -330,3 +330,10 @@ func TestWithReplicas(t *testing.T) {
 	}
 	_ = l.Release(ctx)
 }
+
+// TestDefaultPrefixAgrees: the public default is the engine's.
+func TestDefaultPrefixAgrees(t *testing.T) {
+	if redissync.DefaultPrefix != redisq.DefaultPrefix {
+		t.Fatalf("redissync.DefaultPrefix %q, engine %q", redissync.DefaultPrefix, redisq.DefaultPrefix)
+	}
+}

@@ -83,7 +83,7 @@ func apply(opts []Option) redisq.Options {
 }
 
 // DefaultPrefix starts every key and channel when WithPrefix is not given.
-const DefaultPrefix = redisq.DefaultPrefix
+const DefaultPrefix = "distsync:"
 
 // WithPrefix makes p, instead of DefaultPrefix, the start of every key
 // and pub/sub channel the Session uses. Sessions with different prefixes
