@@ -23,28 +23,10 @@ func authMember(t *testing.T) *testserver.Etcd {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Stop)
-	c, err := m.NewClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, step := range []func() error{
-		func() error { _, err := c.UserAdd(ctx, "root", "root-password"); return err },
-		func() error { _, err := c.UserGrantRole(ctx, "root", "root"); return err },
-		func() error { _, err := c.RoleAdd(ctx, "elsewhere"); return err },
-		func() error {
-			_, err := c.RoleGrantPermission(ctx, "elsewhere", "unrelated/", clientv3.GetPrefixRangeEnd("unrelated/"), clientv3.PermissionType(clientv3.PermReadWrite))
-			return err
-		},
-		func() error { _, err := c.UserAdd(ctx, "denied", "denied-password"); return err },
-		func() error { _, err := c.UserGrantRole(ctx, "denied", "elsewhere"); return err },
-		func() error { _, err := c.AuthEnable(ctx); return err },
-	} {
-		if err := step(); err != nil {
-			t.Fatalf("set up auth: %v", err)
-		}
+	if err := m.EnableAuth(ctx, "denied", "denied-password", "unrelated/"); err != nil {
+		t.Fatal(err)
 	}
 	return m
 }
@@ -67,7 +49,7 @@ func TestDenied(t *testing.T) {
 	if _, err := dial("denied", "wrong-password"); !errors.Is(err, distsync.ErrDenied) {
 		t.Errorf("Dial with a wrong password: got %v, want ErrDenied", err)
 	}
-	root, err := dial("root", "root-password")
+	root, err := dial("root", testserver.RootPassword)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,7 +141,7 @@ func etcdKeysOf(t *testing.T, c *clientv3.Client, name string) []string {
 // that user. Opening it may fail with ErrDenied: then it returns nil.
 func etcdDeniedSession(t *testing.T) distsync.Session {
 	t.Helper()
-	m := etcdAuthMember(t)
+	m := etcdAuthMember(t, "denied", "denied-password", "unrelated/")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := etcdsync.Dial(ctx, clientv3.Config{
@@ -158,39 +158,20 @@ func etcdDeniedSession(t *testing.T) distsync.Session {
 	return s
 }
 
-// etcdAuthMember starts an etcd member of its own, stopped at cleanup,
-// with a root user, authentication enabled, and a user "denied" whose
-// role "elsewhere" may read and write "unrelated/" only.
-func etcdAuthMember(t *testing.T) *testserver.Etcd {
+// etcdAuthMember starts an etcd member of its own, stopped at cleanup, with
+// authentication enabled and a user whose only role may read and write
+// the keys under prefix.
+func etcdAuthMember(t *testing.T, user, password, prefix string) *testserver.Etcd {
 	t.Helper()
 	m, err := testserver.StartEtcd()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Stop)
-	c, err := m.NewClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	steps := []func() error{
-		func() error { _, err := c.UserAdd(ctx, "root", "root-password"); return err },
-		func() error { _, err := c.UserGrantRole(ctx, "root", "root"); return err },
-		func() error { _, err := c.RoleAdd(ctx, "elsewhere"); return err },
-		func() error {
-			_, err := c.RoleGrantPermission(ctx, "elsewhere", "unrelated/", clientv3.GetPrefixRangeEnd("unrelated/"), clientv3.PermissionType(clientv3.PermReadWrite))
-			return err
-		},
-		func() error { _, err := c.UserAdd(ctx, "denied", "denied-password"); return err },
-		func() error { _, err := c.UserGrantRole(ctx, "denied", "elsewhere"); return err },
-		func() error { _, err := c.AuthEnable(ctx); return err },
-	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			t.Fatalf("set up etcd auth: %v", err)
-		}
+	if err := m.EnableAuth(ctx, user, password, prefix); err != nil {
+		t.Fatal(err)
 	}
 	return m
 }

@@ -18,36 +18,7 @@ import (
 // user "jobs" whose role may read and write the prefix "jobs/" only.
 func etcdJobsMember(t *testing.T) *testserver.Etcd {
 	t.Helper()
-	m, err := testserver.StartEtcd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Stop)
-	c, err := m.NewClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	steps := []func() error{
-		func() error { _, err := c.UserAdd(ctx, "root", "root-password"); return err },
-		func() error { _, err := c.UserGrantRole(ctx, "root", "root"); return err },
-		func() error { _, err := c.RoleAdd(ctx, "jobs-rw"); return err },
-		func() error {
-			_, err := c.RoleGrantPermission(ctx, "jobs-rw", "jobs/", clientv3.GetPrefixRangeEnd("jobs/"), clientv3.PermissionType(clientv3.PermReadWrite))
-			return err
-		},
-		func() error { _, err := c.UserAdd(ctx, "jobs", "jobs-password"); return err },
-		func() error { _, err := c.UserGrantRole(ctx, "jobs", "jobs-rw"); return err },
-		func() error { _, err := c.AuthEnable(ctx); return err },
-	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			t.Fatalf("set up etcd auth: %v", err)
-		}
-	}
-	return m
+	return etcdAuthMember(t, "jobs", "jobs-password", "jobs/")
 }
 
 // etcdJobsSession dials m as the user "jobs".

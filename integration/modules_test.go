@@ -25,9 +25,6 @@ type consumer struct {
 // vulnerability scanner reads). Next to them, the same for etcd's own
 // concurrency package and bsm/redislock, for scale.
 func TestConsumerModules(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds scratch modules")
-	}
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(file))
 	// The library module may require the three backend clients and what

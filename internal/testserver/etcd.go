@@ -211,3 +211,37 @@ func (e *Etcd) Compact(ctx context.Context) error {
 	}
 	return nil
 }
+
+// RootPassword is the password of the root user that EnableAuth creates.
+const RootPassword = "root-password"
+
+// EnableAuth turns authentication on: it creates the user root (password
+// RootPassword) and a user with the given password whose only role may
+// read and write the keys under prefix, then enables auth. Do it on a
+// member of the test's own: every other client of the member must then
+// authenticate.
+func (e *Etcd) EnableAuth(ctx context.Context, user, password, prefix string) error {
+	c, err := e.NewClient()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	role := user + "-role"
+	for _, step := range []func() error{
+		func() error { _, err := c.UserAdd(ctx, "root", RootPassword); return err },
+		func() error { _, err := c.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := c.RoleAdd(ctx, role); return err },
+		func() error {
+			_, err := c.RoleGrantPermission(ctx, role, prefix, clientv3.GetPrefixRangeEnd(prefix), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := c.UserAdd(ctx, user, password); return err },
+		func() error { _, err := c.UserGrantRole(ctx, user, role); return err },
+		func() error { _, err := c.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			return fmt.Errorf("testserver: enable etcd auth: %w", err)
+		}
+	}
+	return nil
+}
