@@ -175,6 +175,23 @@ type Session interface {
 	// Election returns the Election called name, as Mutex does.
 	Election(name string) (Election, error)
 
+	// Inspect reads who holds and who waits for name, of whichever
+	// primitive kind, under ctx. An idle name gives a Status without
+	// holders or waiters. It fails with ErrInvalidName, ErrClosed,
+	// ErrDenied or ErrUnavailable (joined with ctx.Err() when ctx ended).
+	Inspect(ctx context.Context, name string) (Status, error)
+
+	// ForceRelease is an operator's break-glass: it removes the backend
+	// state of the holder (or waiter) of name whose Token is token, so the
+	// next waiter is served. Its Lease ends with an error wrapping ErrLost
+	// whose LostReason is LossForceReleased; a waiter's acquisition fails
+	// the same way. The holder learns of it from its backend (on Redis at
+	// its next renewal, within a third of its TTL), so it may briefly
+	// overlap the next holder: fencing tokens cover that. It fails with
+	// ErrNotFound when no holder or waiter has token, or with
+	// ErrInvalidName, ErrClosed, ErrDenied or ErrUnavailable.
+	ForceRelease(ctx context.Context, name string, token uint64) error
+
 	// Close ends the Session: the leases taken under it end (released where
 	// the backend is reachable, else they expire), calls through its
 	// primitives fail with ErrClosed, and its goroutines end. A client the

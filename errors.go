@@ -58,6 +58,10 @@ var (
 	// returned at once and never retried, by the blocking calls, by Run or
 	// in the background.
 	ErrDenied = errors.New("distsync: denied")
+
+	// ErrNotFound is returned by ForceRelease when no holder or waiter of
+	// the name has the given token (it has gone already, or never was).
+	ErrNotFound = errors.New("distsync: not found")
 )
 
 // Errorf returns an error wrapping sentinel and, if non-nil, cause, with

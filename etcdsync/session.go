@@ -2,15 +2,18 @@ package etcdsync
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/distsync/distsync"
 	_ "github.com/distsync/distsync/election" // registers the constructor Election opens
 	"github.com/distsync/distsync/internal/etcdq"
+	"github.com/distsync/distsync/internal/telemetry"
 	_ "github.com/distsync/distsync/mutex"     // registers the constructor Mutex opens
 	_ "github.com/distsync/distsync/rwmutex"   // registers the constructor RWMutex opens
 	_ "github.com/distsync/distsync/semaphore" // registers the constructor Semaphore opens
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/metric"
 )
 
 func init() {
@@ -50,6 +53,14 @@ type options struct {
 	ttl      time.Duration
 	prefix   string
 	identity string
+	logger   *slog.Logger
+	meter    metric.MeterProvider
+	names    bool
+}
+
+// recorder returns the telemetry recorder of o.
+func (o options) recorder() *telemetry.Recorder {
+	return telemetry.New(telemetry.Config{Logger: o.logger, Meter: o.meter, Names: o.names, Backend: "etcd", Identity: o.identity})
 }
 
 // An Option configures NewSession and Dial.
@@ -79,6 +90,25 @@ func WithPrefix(p string) Option { return func(o *options) { o.prefix = p } }
 // value. An identity that breaks distsync.ValidateIdentity makes the
 // constructor fail with distsync.ErrInvalidConfig.
 func WithIdentity(id string) Option { return func(o *options) { o.identity = id } }
+
+// WithLogger sets the logger the Session writes to (default none: it logs
+// nothing). Debug records acquisitions, releases and retries; Warn records
+// late or failed renewals, losses, background cleanups that retry,
+// permanent errors and ForceRelease. Records carry the name, backend,
+// primitive, token and identity as attributes. A level the logger does not
+// enable costs nothing.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMeterProvider sets the OpenTelemetry MeterProvider the Session's
+// instruments come from (default otel.GetMeterProvider(), a no-op unless
+// the application set one). The instruments are listed in the README,
+// under "Metrics".
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.meter = mp } }
+
+// WithNameAttribute adds the name of the primitive to every metric, as
+// the distsync.name attribute. It is off by default: each name becomes a
+// time series of its own, which only suits a bounded set of names.
+func WithNameAttribute() Option { return func(o *options) { o.names = true } }
 
 func apply(opts []Option) options {
 	o := options{ttl: defaultTTL, identity: distsync.DefaultIdentity()}
@@ -111,7 +141,7 @@ func NewSession(ctx context.Context, c *clientv3.Client, opts ...Option) (*Sessi
 	if err != nil {
 		return nil, err
 	}
-	src.Configure(o.prefix, o.identity)
+	src.Configure(o.prefix, o.identity, o.recorder())
 	return &Session{src: src}, nil
 }
 
@@ -141,7 +171,7 @@ func Dial(ctx context.Context, cfg clientv3.Config, opts ...Option) (*Session, e
 		_ = c.Close()
 		return nil, err
 	}
-	src.Configure(o.prefix, o.identity)
+	src.Configure(o.prefix, o.identity, o.recorder())
 	return &Session{src: src, owned: c}, nil
 }
 

@@ -148,7 +148,6 @@ func TestBadInputZooKeeper(t *testing.T) {
 		}),
 		simple("Dial/nil-dialer", invalid, func() error { return dial(bg, zksync.WithDialer(nil)) }),
 		simple("Dial/empty-ACL", invalid, func() error { return dial(bg, zksync.WithACL(nil)) }),
-		simple("Dial/nil-logger", invalid, func() error { return dial(bg, zksync.WithLogger(nil)) }),
 		simple("Dial/auth-no-scheme", invalid, func() error { return dial(bg, zksync.WithAuth("", []byte("x"))) }),
 		simple("Dial/ttl-clamped", invalid, func() error { return dial(bg, zksync.WithTTL(testserver.ZooKeeperMinSession/2)) }),
 		simple("Dial/auth-refused", is(distsync.ErrDenied), func() error { return dial(bg, zksync.WithAuth("no-such-scheme", []byte("x"))) }),

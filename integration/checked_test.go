@@ -58,6 +58,15 @@ func (c checkedSession) Election(name string) (distsync.Election, error) {
 	return checkedElection{c.t, e}, nil
 }
 
+func (c checkedSession) Inspect(ctx context.Context, name string) (distsync.Status, error) {
+	st, err := c.s.Inspect(ctx, name)
+	return st, checkOne(c.t, "Session.Inspect", err)
+}
+
+func (c checkedSession) ForceRelease(ctx context.Context, name string, token uint64) error {
+	return checkOne(c.t, "Session.ForceRelease", c.s.ForceRelease(ctx, name, token))
+}
+
 func (c checkedSession) Close() error { return checkOne(c.t, "Session.Close", c.s.Close()) }
 
 // checkLease wraps l (nil stays nil) and checks err.

@@ -2,12 +2,15 @@ package redissync
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/redisq"
+	"github.com/distsync/distsync/internal/telemetry"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // DefaultTTL is the TTL of a Session when WithTTL is not given.
@@ -69,6 +72,9 @@ type options struct {
 	replicaTimeout time.Duration
 	prefix         string
 	identity       string
+	logger         *slog.Logger
+	meter          metric.MeterProvider
+	names          bool
 }
 
 func apply(opts []Option) redisq.Options {
@@ -79,7 +85,8 @@ func apply(opts []Option) redisq.Options {
 		}
 	}
 	return redisq.Options{TTL: o.ttl, Replicas: o.replicas, ReplicaTimeout: o.replicaTimeout,
-		Prefix: o.prefix, Identity: o.identity}
+		Prefix: o.prefix, Identity: o.identity,
+		Telemetry: telemetry.New(telemetry.Config{Logger: o.logger, Meter: o.meter, Names: o.names, Backend: "redis", Identity: o.identity})}
 }
 
 // DefaultPrefix starts every key and channel when WithPrefix is not given.
@@ -103,6 +110,25 @@ func WithPrefix(p string) Option { return func(o *options) { o.prefix = p } }
 // distsync.ValidateIdentity rejects makes NewSession fail with
 // distsync.ErrInvalidConfig.
 func WithIdentity(id string) Option { return func(o *options) { o.identity = id } }
+
+// WithLogger sets the logger the Session writes to (default none: it logs
+// nothing). Debug records acquisitions, releases and retries; Warn records
+// late or failed renewals, losses, background cleanups that retry,
+// permanent errors and ForceRelease. Records carry the name, backend,
+// primitive, token and identity as attributes. A level the logger does not
+// enable costs nothing.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMeterProvider sets the OpenTelemetry MeterProvider the Session's
+// instruments come from (default otel.GetMeterProvider(), a no-op unless
+// the application set one). The instruments are listed in the README,
+// under "Metrics".
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.meter = mp } }
+
+// WithNameAttribute adds the name of the primitive to every metric, as
+// the distsync.name attribute. It is off by default: each name becomes a
+// time series of its own, which only suits a bounded set of names.
+func WithNameAttribute() Option { return func(o *options) { o.names = true } }
 
 // WithTTL sets how long a holder's (or waiter's) state outlives its last
 // renewal on the server: a crashed holder's lock passes on after about

@@ -1,12 +1,17 @@
 package zksync
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/telemetry"
 	"github.com/go-zookeeper/zk"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // DefaultTTL is the session timeout Dial asks for when WithTTL is not given.
@@ -28,8 +33,11 @@ type options struct {
 	id     string // the holder identity: the data of acquisition nodes
 	acl    []zk.ACL
 	auth   []credential
-	logger zk.Logger
+	logger *slog.Logger
+	meter  metric.MeterProvider
+	names  bool
 	dialer zk.Dialer
+	rec    *telemetry.Recorder
 
 	dialOnly []string // the Dial-only options given
 }
@@ -88,14 +96,24 @@ func WithAuth(scheme string, auth []byte) Option {
 	}
 }
 
-// WithLogger sets go-zookeeper's logger (Dial only). By default it logs
-// nothing; go-zookeeper's own default logs every connection attempt.
-func WithLogger(l zk.Logger) Option {
-	return func(o *options) {
-		o.logger = l
-		o.dialOnly = append(o.dialOnly, "WithLogger")
-	}
-}
+// WithLogger sets the logger the Session writes to (default none: it logs
+// nothing). With Dial, go-zookeeper's own messages go to it at Debug. Debug records acquisitions, releases and retries; Warn records
+// late or failed renewals, losses, background cleanups that retry,
+// permanent errors and ForceRelease. Records carry the name, backend,
+// primitive, token and identity as attributes. A level the logger does not
+// enable costs nothing.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMeterProvider sets the OpenTelemetry MeterProvider the Session's
+// instruments come from (default otel.GetMeterProvider(), a no-op unless
+// the application set one). The instruments are listed in the README,
+// under "Metrics".
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.meter = mp } }
+
+// WithNameAttribute adds the name of the primitive to every metric, as
+// the distsync.name attribute. It is off by default: each name becomes a
+// time series of its own, which only suits a bounded set of names.
+func WithNameAttribute() Option { return func(o *options) { o.names = true } }
 
 // WithDialer sets how go-zookeeper dials a server (Dial only; default
 // net.DialTimeout), for a proxy or a tunnel.
@@ -106,13 +124,20 @@ func WithDialer(d zk.Dialer) Option {
 	}
 }
 
-type quietLogger struct{}
+// zkLogger passes go-zookeeper's messages to the Session's logger at
+// Debug; without a logger they are dropped (go-zookeeper's own default
+// logs every connection attempt).
+type zkLogger struct{ l *slog.Logger }
 
-func (quietLogger) Printf(string, ...any) {}
+func (z zkLogger) Printf(format string, args ...any) {
+	if z.l != nil && z.l.Enabled(context.Background(), slog.LevelDebug) {
+		z.l.Debug(fmt.Sprintf(format, args...), slog.String("backend", "zookeeper"), slog.String("source", "go-zookeeper"))
+	}
+}
 
 // newOptions applies opts over the defaults of Dial (dial) or NewSession.
 func newOptions(dial bool, opts []Option) (options, error) {
-	o := options{root: DefaultPrefix, id: distsync.DefaultIdentity(), acl: zk.WorldACL(zk.PermAll), logger: quietLogger{}, dialer: net.DialTimeout}
+	o := options{root: DefaultPrefix, id: distsync.DefaultIdentity(), acl: zk.WorldACL(zk.PermAll), dialer: net.DialTimeout}
 	if dial {
 		o.ttl = DefaultTTL
 	}
@@ -128,8 +153,6 @@ func newOptions(dial bool, opts []Option) (options, error) {
 		return o, distsync.Errorf(distsync.ErrInvalidConfig, nil, "disconnect grace %v, want 0 to a third of the session timeout %v", o.grace, o.ttl)
 	case o.dialer == nil:
 		return o, distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil dialer")
-	case o.logger == nil:
-		return o, distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil logger")
 	case len(o.acl) == 0:
 		return o, distsync.Errorf(distsync.ErrInvalidConfig, nil, "empty ACL")
 	}
@@ -141,6 +164,7 @@ func newOptions(dial bool, opts []Option) (options, error) {
 	if err := distsync.ValidateIdentity(o.id); err != nil {
 		return o, err
 	}
+	o.rec = telemetry.New(telemetry.Config{Logger: o.logger, Meter: o.meter, Names: o.names, Backend: "zookeeper", Identity: o.id})
 	return o, validRoot(o.root)
 }
 

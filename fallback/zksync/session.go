@@ -89,7 +89,7 @@ func Dial(ctx context.Context, servers []string, opts ...Option) (*Session, erro
 	s := newSession(o, true)
 	s.connDone = make(chan struct{})
 	conn, events, err := zk.Connect(servers, o.ttl, zk.WithDialer(s.dial(o.dialer)),
-		zk.WithLogger(o.logger), zk.WithLogInfo(false), zk.WithEventCallback(s.onEvent))
+		zk.WithLogger(zkLogger{o.logger}), zk.WithLogInfo(false), zk.WithEventCallback(s.onEvent))
 	if err != nil {
 		return nil, distsync.Errorf(distsync.ErrInvalidConfig, err, "connect")
 	}

@@ -70,7 +70,7 @@ func TestNewSession(t *testing.T) {
 	if _, err := zksync.NewSession(ctx, c, zksync.WithTTL(4*time.Second)); !errors.Is(err, distsync.ErrInvalidConfig) || !strings.Contains(err.Error(), "3s") {
 		t.Errorf("NewSession with another TTL: %v, want ErrInvalidConfig naming 3s", err)
 	}
-	for _, opt := range []zksync.Option{zksync.WithAuth("digest", []byte("a:b")), zksync.WithDialer(nil), zksync.WithLogger(nil)} {
+	for _, opt := range []zksync.Option{zksync.WithAuth("digest", []byte("a:b")), zksync.WithDialer(nil)} {
 		if _, err := zksync.NewSession(ctx, c, opt); !errors.Is(err, distsync.ErrInvalidConfig) {
 			t.Errorf("NewSession with a Dial-only option: %v, want ErrInvalidConfig", err)
 		}

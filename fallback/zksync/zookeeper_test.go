@@ -107,7 +107,6 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{zksync.WithPrefix("/a/../b")},
 		{zksync.WithACL(nil)},
 		{zksync.WithDialer(nil)},
-		{zksync.WithLogger(nil)},
 		{zksync.WithAuth("", nil)},
 		{zksync.WithIdentity("")},
 		{zksync.WithIdentity("host\n1")},

@@ -314,7 +314,7 @@ type zkCandidate struct {
 func newZKCandidate(r *run, name string, ttl time.Duration) (candidate, error) {
 	d := &cuttableDialer{}
 	s, err := zksync.Dial(r.ctx, r.env.zk.Servers(), zksync.WithTTL(ttl),
-		zksync.WithDialer(d.dial), zksync.WithLogger(quietZK{}))
+		zksync.WithDialer(d.dial))
 	if err != nil {
 		return nil, err
 	}

@@ -276,7 +276,7 @@ func openRueidislock(r *run, name string, n int) ([]locker, error) {
 // zkSession dials a counted distsync ZooKeeper session.
 func (r *run) zkSession() (*zksync.Session, error) {
 	s, err := zksync.Dial(r.ctx, r.env.zk.Servers(), zksync.WithTTL(lockTTL),
-		zksync.WithDialer(r.reqs.zkDialer()), zksync.WithLogger(quietZK{}))
+		zksync.WithDialer(r.reqs.zkDialer()))
 	if err != nil {
 		return nil, err
 	}

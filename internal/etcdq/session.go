@@ -8,6 +8,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/backoff"
+	"github.com/distsync/distsync/internal/telemetry"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -34,6 +35,7 @@ type Session struct {
 	// Set by Configure before the Session is shared, read-only afterwards.
 	keyPrefix string // prepended to every key (WithPrefix)
 	identity  string // recorded in holder keys' values; "" means the default
+	rec       *telemetry.Recorder
 
 	mu        sync.Mutex
 	cur       *epoch        // renewing: the current lease, nil before the first grant
@@ -138,8 +140,20 @@ func (s *Session) newEpoch(id clientv3.LeaseID, parent context.Context) *epoch {
 // Configure sets the root prefix of every key of the Session and the
 // identity its holder keys record ("" for distsync.DefaultIdentity()). It
 // is called once, before the Session is used or shared.
-func (s *Session) Configure(prefix, identity string) {
-	s.keyPrefix, s.identity = prefix, identity
+func (s *Session) Configure(prefix, identity string, rec *telemetry.Recorder) {
+	s.keyPrefix, s.identity, s.rec = prefix, identity, rec
+}
+
+// nopRecorder records a fixed Session's telemetry: the global
+// MeterProvider's instruments, no logs.
+var nopRecorder = sync.OnceValue(func() *telemetry.Recorder { return telemetry.Nop("etcd") })
+
+// Recorder returns the Session's telemetry recorder.
+func (s *Session) Recorder() *telemetry.Recorder {
+	if s.rec == nil {
+		return nopRecorder()
+	}
+	return s.rec
 }
 
 // Identity returns the holder identity the Session records.

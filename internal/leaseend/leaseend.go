@@ -13,10 +13,11 @@ import (
 // Embed it to give a Lease its Done and Err. It is safe for concurrent use
 // and must not be copied after first use.
 type End struct {
-	once sync.Once
-	done chan struct{}
-	mu   sync.Mutex
-	err  error
+	once  sync.Once
+	done  chan struct{}
+	mu    sync.Mutex
+	err   error
+	hooks []func(error)
 }
 
 func (e *End) ch() chan struct{} {
@@ -40,13 +41,33 @@ func (e *End) Err() error {
 func (e *End) Set(err error) bool {
 	ch := e.ch()
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.err != nil {
+		e.mu.Unlock()
 		return false
 	}
 	e.err = err
 	close(ch)
+	hooks := e.hooks
+	e.hooks = nil
+	e.mu.Unlock()
+	for _, f := range hooks {
+		f(err)
+	}
 	return true
+}
+
+// OnEnd calls f with the lease's Err when it ends, in the goroutine that
+// ends it (at once, in this one, if it has ended already). f must not
+// block. Telemetry records hold times and losses with it.
+func (e *End) OnEnd(f func(error)) {
+	e.mu.Lock()
+	if err := e.err; err != nil {
+		e.mu.Unlock()
+		f(err)
+		return
+	}
+	e.hooks = append(e.hooks, f)
+	e.mu.Unlock()
 }
 
 // Lifecycle is how every backend's Lease ends, written once: its End (Done

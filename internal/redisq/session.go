@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/telemetry"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -49,6 +50,9 @@ type Options struct {
 	// Identity is recorded with every holder and waiter (see
 	// distsync.ValidateIdentity).
 	Identity string
+	// Telemetry records the Session's logs and metrics; nil records
+	// through the global MeterProvider and logs nothing.
+	Telemetry *telemetry.Recorder
 }
 
 // Validate checks the options, with an error wrapping ErrInvalidConfig.
