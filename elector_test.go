@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,6 +28,10 @@ type memElection struct {
 
 	failures  []error // returned by the next Campaign calls, in order
 	campaigns atomic.Int64
+
+	// onRelease, if set, runs at the start of every Release with its
+	// context, as a backend request would (one that may hang).
+	onRelease func(ctx context.Context)
 }
 
 func newMemElection() *memElection { return &memElection{changed: make(chan struct{})} }
@@ -149,7 +156,10 @@ func (l *memLeadership) Err() error {
 	defer l.e.mu.Unlock()
 	return l.err
 }
-func (l *memLeadership) Release(context.Context) error {
+func (l *memLeadership) Release(ctx context.Context) error {
+	if f := l.e.onRelease; f != nil {
+		f(ctx)
+	}
 	l.end(distsync.ErrReleased)
 	return nil
 }
@@ -312,8 +322,9 @@ func TestRunRecampaignsAfterLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := ev.get()
-	if len(got) < 4 || got[1] != "a cancelled: distsync: lease lost: session expired" || got[3] != "a stopped" {
-		t.Fatalf("callbacks %q: want the loss as the work context's cause, then stopped", got)
+	if len(got) < 4 || got[0] != "a started" || !slices.Contains(got[:4], "a cancelled: distsync: lease lost: session expired") ||
+		slices.Index(got, "a stopped") > slices.Index(got, "a returned") {
+		t.Fatalf("callbacks %q: want the loss as the work context's cause, and stopped before the work returned", got)
 	}
 }
 
@@ -434,5 +445,184 @@ func TestRunRejectsBadInput(t *testing.T) {
 	}
 	if err := distsync.Run(context.Background(), newMemElection(), nil, distsync.Callbacks{}); !errors.Is(err, distsync.ErrInvalidConfig) {
 		t.Errorf("nil OnStartedLeading: %v, want ErrInvalidConfig", err)
+	}
+}
+
+// OnStoppedLeading comes as soon as a loss is known: before the work
+// returns and before the Release, which may hang on an unreachable
+// backend. After a shutdown it comes after the Release.
+func TestElectorStopsAtOnceOnLoss(t *testing.T) {
+	e := newMemElection()
+	ev := newEvents()
+	e.onRelease = func(ctx context.Context) {
+		ev.add("release begun")
+		<-ctx.Done() // the backend does not answer
+		ev.add("release returned")
+	}
+	stopped := make(chan struct{})
+	el := &distsync.Elector{Election: e, Value: []byte("a"), ReleaseTimeout: 50 * time.Millisecond,
+		Callbacks: distsync.Callbacks{
+			OnStartedLeading: func(ctx context.Context, _ distsync.Leadership) {
+				ev.add("started")
+				<-ctx.Done()
+				select { // the work winds down only once stopped was called
+				case <-stopped:
+					ev.add("returned after stopped")
+				case <-time.After(5 * time.Second):
+					ev.add("returned, stopped never called")
+				}
+			},
+			OnStoppedLeading: func() {
+				ev.add("stopped")
+				close(stopped)
+			},
+		}, StopOnLoss: true}
+	errc := make(chan error, 1)
+	go func() { errc <- el.Run(context.Background()) }()
+	ev.wait(t, "started")
+	e.leader().lose()
+	if err := <-errc; !errors.Is(err, distsync.ErrLost) {
+		t.Fatalf("Run: %v, want ErrLost", err)
+	}
+	want := []string{"started", "stopped", "returned after stopped", "release begun", "release returned"}
+	if got := ev.get(); !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+
+	// After a shutdown: the work returns, the Release, then stopped.
+	ev = newEvents()
+	ctx, cancel := context.WithCancel(context.Background())
+	el2 := &distsync.Elector{Election: e, Value: []byte("b"), ReleaseTimeout: 50 * time.Millisecond,
+		Callbacks: distsync.Callbacks{
+			OnStartedLeading: func(ctx context.Context, _ distsync.Leadership) { ev.add("started"); <-ctx.Done(); ev.add("returned") },
+			OnStoppedLeading: func() { ev.add("stopped") },
+		}}
+	go func() { errc <- el2.Run(ctx) }()
+	ev.wait(t, "started")
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run after cancel: %v", err)
+	}
+	want = []string{"started", "returned", "release begun", "release returned", "stopped"}
+	if got := ev.get(); !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+}
+
+// IsLeader and Leader answer without a round trip, from what Run holds
+// and observed; IsLeader turns false the moment a loss is known.
+func TestElectorIsLeaderAndLeader(t *testing.T) {
+	e := newMemElection()
+	ev := newEvents()
+	el := &distsync.Elector{Election: e, Value: []byte("a"), Identity: "pod-a"}
+	if el.IsLeader() {
+		t.Fatal("IsLeader before Run")
+	}
+	if _, ok := el.Leader(); ok {
+		t.Fatal("Leader known before Run")
+	}
+	release := make(chan struct{})
+	el.Callbacks = distsync.Callbacks{
+		OnStartedLeading: func(ctx context.Context, _ distsync.Leadership) {
+			ev.add("started")
+			<-ctx.Done()
+			<-release // the work outlives the loss
+		},
+		OnNewLeader: func(l distsync.Leader) { ev.add("leader %s/%d", l.Value, l.Term) },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- el.Run(ctx) }()
+	ev.wait(t, "started")
+	ev.wait(t, "leader a/1")
+	if !el.IsLeader() {
+		t.Fatal("IsLeader false while leading")
+	}
+	if l, ok := el.Leader(); !ok || string(l.Value) != "a" || l.Term != 1 {
+		t.Fatalf("Leader() = %+v, %v; want a/1", l, ok)
+	}
+	e.leader().lose()
+	if el.IsLeader() {
+		t.Fatal("IsLeader true after the loss, while the work still runs")
+	}
+	close(release)
+	ev.wait(t, "started") // campaigns again and leads term 2
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if el.IsLeader() {
+		t.Fatal("IsLeader after Run returned")
+	}
+}
+
+// Check and Healthz fail while the work outlives its leadership by more
+// than the tolerance, and pass again once it returned.
+func TestElectorHealthCheck(t *testing.T) {
+	e := newMemElection()
+	ev := newEvents()
+	release := make(chan struct{})
+	el := &distsync.Elector{Election: e, Value: []byte("a"), Identity: "pod-a", StopOnLoss: true,
+		Callbacks: distsync.Callbacks{OnStartedLeading: func(ctx context.Context, _ distsync.Leadership) {
+			ev.add("started")
+			<-release // ignores its context: a zombie leader
+		}}}
+	errc := make(chan error, 1)
+	go func() { errc <- el.Run(context.Background()) }()
+	ev.wait(t, "started")
+	h := el.Healthz(20 * time.Millisecond)
+	if code := serve(h); code != http.StatusOK {
+		t.Fatalf("healthz while leading: %d, want 200", code)
+	}
+	e.leader().lose()
+	deadline := time.Now().Add(5 * time.Second)
+	for el.Check(20*time.Millisecond) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("Check still passes 5s after the loss, with the work running")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := el.Check(20 * time.Millisecond); !strings.Contains(err.Error(), "pod-a") {
+		t.Fatalf("Check error %q does not name the identity", err)
+	}
+	if code := serve(h); code != http.StatusInternalServerError {
+		t.Fatalf("healthz with a zombie leader: %d, want 500", code)
+	}
+	if err := el.Check(time.Hour); err != nil {
+		t.Fatalf("Check within its tolerance: %v", err)
+	}
+	close(release)
+	if err := <-errc; !errors.Is(err, distsync.ErrLost) {
+		t.Fatalf("Run: %v, want ErrLost", err)
+	}
+	if code := serve(h); code != http.StatusOK {
+		t.Fatalf("healthz after the work returned: %d, want 200", code)
+	}
+}
+
+func serve(h http.Handler) int {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	return rec.Code
+}
+
+// An Elector runs one Run at a time.
+func TestElectorOneRunAtATime(t *testing.T) {
+	e := newMemElection()
+	ev := newEvents()
+	el := &distsync.Elector{Election: e, Callbacks: distsync.Callbacks{OnStartedLeading: func(ctx context.Context, _ distsync.Leadership) {
+		ev.add("started")
+		<-ctx.Done()
+	}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- el.Run(ctx) }()
+	ev.wait(t, "started")
+	if err := el.Run(context.Background()); !errors.Is(err, distsync.ErrInvalidConfig) {
+		t.Fatalf("second Run: %v, want ErrInvalidConfig", err)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 }
