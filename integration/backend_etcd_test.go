@@ -33,6 +33,23 @@ func etcdBackend() backend {
 			}
 			return etcdSessionOn(t, c, etcdSessionTTL)
 		},
+		openWith: func(t *testing.T, o sessionOpts) distsync.Session {
+			c, err := etcdServer.NewClient()
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := []etcdsync.Option{etcdsync.WithNameAttribute()}
+			if o.identity != "" {
+				opts = append(opts, etcdsync.WithIdentity(o.identity))
+			}
+			if o.logger != nil {
+				opts = append(opts, etcdsync.WithLogger(o.logger))
+			}
+			if o.meter != nil {
+				opts = append(opts, etcdsync.WithMeterProvider(o.meter))
+			}
+			return etcdSessionOn(t, c, etcdSessionTTL, opts...)
+		},
 		openCuttable: func(t *testing.T) (distsync.Session, func(), func()) {
 			p := newTCPProxy(t, etcdServer.Endpoints()[0])
 			return etcdSessionOn(t, etcdProxyClient(t, p.Addr()), etcdSessionTTL), p.Cut, p.Heal
@@ -61,11 +78,11 @@ func etcdBackend() backend {
 
 // etcdSessionOn returns a Session of ttl on c, which it owns: the Session
 // and then c are closed at cleanup.
-func etcdSessionOn(t *testing.T, c *clientv3.Client, ttl time.Duration) *etcdsync.Session {
+func etcdSessionOn(t *testing.T, c *clientv3.Client, ttl time.Duration, opts ...etcdsync.Option) *etcdsync.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := etcdsync.NewSession(ctx, c, etcdsync.WithTTL(ttl))
+	s, err := etcdsync.NewSession(ctx, c, append([]etcdsync.Option{etcdsync.WithTTL(ttl)}, opts...)...)
 	if err != nil {
 		c.Close()
 		t.Fatal(err)

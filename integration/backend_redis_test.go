@@ -21,6 +21,26 @@ func redisBackend() backend {
 	return backend{
 		name: "redis",
 		open: func(t *testing.T) distsync.Session { return redisSession(t) },
+		openWith: func(t *testing.T, o sessionOpts) distsync.Session {
+			opts := []redissync.Option{redissync.WithTTL(redisTTL), redissync.WithNameAttribute()}
+			if o.identity != "" {
+				opts = append(opts, redissync.WithIdentity(o.identity))
+			}
+			if o.logger != nil {
+				opts = append(opts, redissync.WithLogger(o.logger))
+			}
+			if o.meter != nil {
+				opts = append(opts, redissync.WithMeterProvider(o.meter))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			s, err := redissync.NewSession(ctx, redisClient(t), opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		},
 		openCuttable: func(t *testing.T) (distsync.Session, func(), func()) {
 			p := newTCPProxy(t, redisServer.Addr())
 			return redisSession(t, redisClient(t, p.Addr())), p.Cut, p.Heal

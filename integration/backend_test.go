@@ -1,10 +1,20 @@
 package integration
 
 import (
+	"log/slog"
 	"testing"
 
 	"github.com/distsync/distsync"
+	"go.opentelemetry.io/otel/metric"
 )
+
+// sessionOpts are the options a test gives openWith; zero fields are left
+// at the backend's defaults.
+type sessionOpts struct {
+	identity string
+	logger   *slog.Logger
+	meter    metric.MeterProvider
+}
 
 // A backend is what the conformance suite needs from one backend: Sessions
 // as separate processes would have them, and ways to reach into the server
@@ -20,6 +30,10 @@ type backend struct {
 	// open returns a new Session on a client of its own, as a separate
 	// process would have, closed at cleanup.
 	open func(t *testing.T) distsync.Session
+
+	// openWith is open with the options of o: an identity, a logger and
+	// a MeterProvider (each when set), and the name as a metric attribute.
+	openWith func(t *testing.T, o sessionOpts) distsync.Session
 
 	// openCuttable is open on a client whose connection to the backend the
 	// test can cut (every connection dropped, new ones refused) and heal.

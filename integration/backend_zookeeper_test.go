@@ -21,6 +21,19 @@ func zkBackend() backend {
 	return backend{
 		name: "zookeeper",
 		open: func(t *testing.T) distsync.Session { return zkSession(t) },
+		openWith: func(t *testing.T, o sessionOpts) distsync.Session {
+			opts := []zksync.Option{zksync.WithNameAttribute()}
+			if o.identity != "" {
+				opts = append(opts, zksync.WithIdentity(o.identity))
+			}
+			if o.logger != nil {
+				opts = append(opts, zksync.WithLogger(o.logger))
+			}
+			if o.meter != nil {
+				opts = append(opts, zksync.WithMeterProvider(o.meter))
+			}
+			return zkSession(t, opts...)
+		},
 		openCuttable: func(t *testing.T) (distsync.Session, func(), func()) {
 			p := newTCPProxy(t, zkServer.Addr())
 			return zkSessionTo(t, p.Addr()), p.Cut, p.Heal
