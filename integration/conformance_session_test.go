@@ -20,6 +20,7 @@ func TestConformance(t *testing.T) {
 			t.Run("Semaphore", func(t *testing.T) { testSemaphoreConformance(t, b.semaphores()) })
 			t.Run("Election", func(t *testing.T) { testElectionConformance(t, b.elections()) })
 			t.Run("Session", func(t *testing.T) { testSessionConformance(t, b) })
+			t.Run("Inspect", func(t *testing.T) { testInspectConformance(t, b) })
 		})
 	}
 }
