@@ -215,22 +215,22 @@ func (s *Session) Close() error {
 	return err
 }
 
-// open returns the queue of name for a new primitive of s.
-func (s *Session) open(name string, limit int64) (*redisq.Queue, error) {
+// open returns the queue of name for a new primitive of s of kind prim.
+func (s *Session) open(name string, limit int64, prim telemetry.Primitive) (*redisq.Queue, error) {
 	if err := distsync.ValidateName(name); err != nil {
 		return nil, err
 	}
 	if s.s.Closed() {
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
 	}
-	return redisq.NewQueue(s.s, name, limit)
+	return redisq.NewQueue(s.s, name, limit, prim)
 }
 
 // Mutex returns the Mutex called name, a *Mutex. It does no I/O. It fails
 // with distsync.ErrInvalidName for a name that breaks distsync's name
 // rules, and with distsync.ErrClosed after Close.
 func (s *Session) Mutex(name string) (distsync.Mutex, error) {
-	q, err := s.open(name, 0)
+	q, err := s.open(name, 0, telemetry.Mutex)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +240,7 @@ func (s *Session) Mutex(name string) (distsync.Mutex, error) {
 // RWMutex returns the RWMutex called name, a *RWMutex. It does no I/O and
 // fails as Mutex does.
 func (s *Session) RWMutex(name string) (distsync.RWMutex, error) {
-	q, err := s.open(name, 0)
+	q, err := s.open(name, 0, telemetry.RWMutex)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +256,7 @@ func (s *Session) Semaphore(ctx context.Context, name string, limit int64) (dist
 	if limit < 1 {
 		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "semaphore limit %d below 1", limit)
 	}
-	q, err := s.open(name, limit)
+	q, err := s.open(name, limit, telemetry.Semaphore)
 	if err != nil {
 		return nil, err
 	}
@@ -269,10 +269,9 @@ func (s *Session) Semaphore(ctx context.Context, name string, limit int64) (dist
 // Election returns the Election called name, an *Election. It does no I/O
 // and fails as Mutex does.
 func (s *Session) Election(name string) (distsync.Election, error) {
-	q, err := s.open(name, 0)
+	q, err := s.open(name, 0, telemetry.Election)
 	if err != nil {
 		return nil, err
 	}
-	redisq.MakeElection(q)
 	return &Election{q: q}, nil
 }

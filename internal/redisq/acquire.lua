@@ -1,7 +1,8 @@
 -- acquire.lua (after common.lua): take me at once if it fits and nobody
 -- waits; otherwise enqueue it, or with ARGV[5] == 'try' write nothing.
--- ARGV[6] is the caller's identity, recorded with me while it holds or
--- waits; ARGV[7], if given, is the value stored with me (an election's).
+-- ARGV[6] is the caller's identity and ARGV[7] its mode, recorded with
+-- me (and the server time it arrived) while it holds or waits; ARGV[8], if
+-- given, is the value stored with me (an election's).
 --
 -- Returns {1, token} held; {0, ms until the earliest holder expires, or
 -- -1} enqueued; {0, 0} would block (try); {-2, stored limit} when the
@@ -23,8 +24,11 @@ if not direct and try then
 end
 -- From here on me is written: the limit is stored while it holds or waits.
 if limit > 0 and cap() == 0 then setCap(limit) end
-redis.call('HSET', TOK, 'i' .. me, ARGV[6])
-if ARGV[7] then redis.call('HSET', TOK, 'v' .. me, ARGV[7]) end
+if ARGV[8] then
+  redis.call('HSET', TOK, 'i' .. me, ARGV[6], 't' .. me, now, 'm' .. me, ARGV[7], 'v' .. me, ARGV[8])
+else
+  redis.call('HSET', TOK, 'i' .. me, ARGV[6], 't' .. me, now, 'm' .. me, ARGV[7])
+end
 if direct then
   local tok = grant(me)
   finish()

@@ -2,9 +2,11 @@ package redisq
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/backoff"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -84,7 +86,10 @@ func (q *Queue) await(ctx context.Context, p pending) (r result, err error, ok b
 // answered, it runs the release script. It returns when that is done or
 // after distsync.CancelGrace, whichever comes first; the rest goes on in
 // the background, each request bounded by opTimeout, and stops when the
-// session closes. If Redis never answers, member expires within the TTL.
+// session closes. A failed deletion is logged at Warn and retried with a
+// backoff until it succeeds, Redis refuses it for good, or a TTL has
+// passed (the member has expired by then). If Redis never answers, member
+// expires within the TTL.
 func (q *Queue) abandon(p pending, member string) {
 	done := make(chan struct{})
 	if !q.s.goBackground(func(ctx context.Context) {
@@ -96,9 +101,24 @@ func (q *Queue) abandon(p pending, member string) {
 				return
 			}
 		}
-		rctx, cancel := context.WithTimeout(ctx, opTimeout)
-		defer cancel()
-		_, _ = runCtx(rctx, q.s.c, releaseScript, q.k, member, 0)
+		start := time.Now()
+		var delay backoff.Backoff
+		for {
+			rctx, cancel := context.WithTimeout(ctx, opTimeout)
+			_, err := runCtx(rctx, q.s.c, releaseScript, q.k, member, 0)
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			retry := !isDenied(err) && time.Since(start) < q.s.ttl
+			if q.s.rec.Enabled(ctx, slog.LevelWarn) {
+				q.s.rec.Warn(ctx, "cleanup failed", slog.String("name", q.name), slog.String("member", member),
+					slog.String("identity", q.s.identity), slog.Bool("retrying", retry), slog.Any("error", err))
+			}
+			if !retry || !delay.Sleep(ctx) {
+				return
+			}
+		}
 	}) {
 		return
 	}

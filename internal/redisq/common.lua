@@ -12,12 +12,14 @@
 --   SEQ  counter of fencing tokens and arrival numbers
 --   LIM  the semaphore's limit, stored while anyone holds or waits
 --   E    an election's capped stream of changes
+--   FR   string: the members ForceRelease removed, one a line, until their
+--        owners have been told (it expires after the longest one's TTL)
 --
 -- A member is "<kind>|<ttl ms>|<weight>|<session id>|<n>": kind 'x' is
 -- exclusive (a Mutex, a writer, a candidate), 's' shared (a reader, a
 -- semaphore's permits); weight is how many permits it holds.
 --
--- KEYS: H, Q, QX, TOK, SEQ, LIM, E
+-- KEYS: H, Q, QX, TOK, SEQ, LIM, E, FR
 -- ARGV: [1] the name's channel (an election's observers), [2] member,
 --       [3] the caller's limit (0: none), [4] '1' an election, '0' not,
 --       '?' look whether E exists; the operation's own arguments follow.
@@ -30,7 +32,7 @@
 -- thread a few microseconds, so an operation only looks at what it can
 -- have changed.
 
-local H, Q, QX, TOK, SEQ, LIM, E = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local H, Q, QX, TOK, SEQ, LIM, E, FR = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 -- Every key is "<prefix>{<name>}:<suffix>" and the prefix holds no '{':
 -- the sessions' channels are "<prefix>session:<id>".
 local SP = string.match(H, '^[^{]*') .. 'session:'
@@ -56,13 +58,51 @@ local changed = false -- the holders (or the leader's value) changed
 local freed = false   -- a holder or waiter left: head waiters may now fit
 local notes = {}      -- "member token limit" lines to publish (token 0: re-check)
 local hist = nil
+local expired = {}    -- members reclaimed by this script because they expired
 
 local function kind(m) return string.sub(m, 1, 1) end
 local function ttl(m) return tonumber(string.match(m, '^%a|(%d+)|')) end
 local function weight(m) return tonumber(string.match(m, '^%a|%d+|(%d+)|')) end
 
--- forget drops a member's token, value and identity.
-local function forget(m) redis.call('HDEL', TOK, m, 'v' .. m, 'i' .. m) end
+-- forget drops a member's token, value, identity, arrival and mode.
+local function forget(m) redis.call('HDEL', TOK, m, 'v' .. m, 'i' .. m, 't' .. m, 'm' .. m) end
+
+-- forced reports whether ForceRelease removed m and its owner has not
+-- been told yet; with take, the owner is told now (m's line goes). Only
+-- the paths where m is gone call it, so it costs nothing while m holds.
+local function forced(m, take)
+  local v = redis.call('GET', FR)
+  if not v then return false end
+  local found, rest = false, {}
+  for line in string.gmatch(v, '[^\n]+') do
+    if line == m then found = true else rest[#rest + 1] = line end
+  end
+  if found and take then
+    if #rest == 0 then
+      redis.call('DEL', FR)
+    else
+      redis.call('SET', FR, table.concat(rest, '\n'), 'KEEPTTL')
+    end
+  end
+  return found
+end
+
+-- markForced records that ForceRelease removed m, for its owner's next
+-- renewal or re-check, which comes within m's TTL. The record expires
+-- after the longest TTL it holds; at most 64 lines are kept.
+local function markForced(m)
+  local lines, px = {m}, ttl(m)
+  local v = redis.call('GET', FR)
+  if v then
+    for line in string.gmatch(v, '[^\n]+') do
+      if #lines < 64 and line ~= m then
+        lines[#lines + 1] = line
+        px = math.max(px, ttl(line) or 0)
+      end
+    end
+  end
+  redis.call('SET', FR, table.concat(lines, '\n'), 'PX', px)
+end
 
 local function isHist()
   if hist == nil then
@@ -87,14 +127,25 @@ local function reclaim()
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', H, '-inf', now)) do
     redis.call('ZREM', H, m)
     forget(m)
+    expired[m] = true
     changed, freed = true, true
   end
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', QX, '-inf', now)) do
     redis.call('ZREM', QX, m)
     redis.call('ZREM', Q, m)
     forget(m)
+    expired[m] = true
     freed = true
   end
+end
+
+-- gone says why me, no longer holding or waiting, is gone: 1 it expired
+-- (reclaimed by this script), 2 ForceRelease removed it (its owner is
+-- told now), 0 otherwise (deleted, or expired and reclaimed earlier).
+local function gone()
+  if expired[me] then return 1 end
+  if forced(me, true) then return 2 end
+  return 0
 end
 
 -- usage returns how many members hold, whether one of them holds

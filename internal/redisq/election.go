@@ -12,11 +12,6 @@ import (
 	"github.com/distsync/distsync/internal/observe"
 )
 
-// MakeElection makes q, a new queue without a limit, an election's: an
-// exclusive queue (the leader is the holder, candidates are the waiters)
-// whose changes of leader and value are recorded for observers.
-func MakeElection(q *Queue) { q.k.history = true }
-
 // state is the reply of the "leader" operation.
 type state struct {
 	leader distsync.Leader
@@ -93,7 +88,7 @@ func (q *Queue) Proclaim(ctx context.Context, l *Lease, value []byte) error {
 		return failure(err, "proclaim on %q", q.name)
 	}
 	if r.status != 1 {
-		return distsync.Errorf(distsync.ErrLost, nil, "leadership of %q gone from redis", q.name)
+		return goneError(r.n, "leadership", q.name)
 	}
 	return nil
 }

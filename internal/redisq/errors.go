@@ -49,3 +49,22 @@ func failure(err error, msg string, args ...any) error {
 	}
 	return distsync.Errorf(distsync.ErrUnavailable, err, msg, args...)
 }
+
+// Why a member is gone, as the scripts report it (gone() in common.lua).
+const (
+	goneDeleted int64 = 0 // deleted from outside, or expired and reclaimed earlier
+	goneExpired int64 = 1 // expired: its renewals did not get through in time
+	goneForced  int64 = 2 // removed by ForceRelease
+)
+
+// goneError is the loss of what (a lease, a waiter) of name, whose member
+// Redis reported gone for why.
+func goneError(why int64, what, name string) error {
+	switch why {
+	case goneForced:
+		return distsync.Lost(distsync.LossForceReleased, nil, "%s of %q released by an operator (ForceRelease)", what, name)
+	case goneExpired:
+		return distsync.Lost(distsync.LossRenewal, nil, "%s of %q expired on redis before it was renewed", what, name)
+	}
+	return distsync.Lost(distsync.LossDeleted, nil, "%s of %q gone from redis (deleted, or expired)", what, name)
+}

@@ -51,6 +51,7 @@ type Keys struct {
 	Limit    string // semaphore limit, while anyone holds or waits
 	History  string // capped stream of an election's changes
 	Channel  string // pub/sub channel of an election's changes, for observers
+	Forced   string // members ForceRelease removed, until their owners are told
 
 	history bool // the name is an election: record changes in History
 }
@@ -74,12 +75,13 @@ func KeysWith(prefix, name string) Keys {
 		Limit:    base + "limit",
 		History:  base + "hist",
 		Channel:  base + "ch",
+		Forced:   base + "fr",
 	}
 }
 
 // list returns the keys in the order the script expects them.
 func (k Keys) list() []string {
-	return []string{k.Holders, k.Queue, k.QueueExp, k.Tokens, k.Seq, k.Limit, k.History}
+	return []string{k.Holders, k.Queue, k.QueueExp, k.Tokens, k.Seq, k.Limit, k.History, k.Forced}
 }
 
 // Slot returns the Redis Cluster hash slot of key: CRC16 (XMODEM) of its

@@ -2,6 +2,7 @@ package redisq
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -76,6 +77,7 @@ func (l *Lease) renew(ctx context.Context, deadline time.Time) {
 	var (
 		inflight chan renewal
 		lastErr  error
+		due      time.Time // when the renewal now being tried was first due
 	)
 	wait := func() {
 		if inflight != nil {
@@ -83,19 +85,23 @@ func (l *Lease) renew(ctx context.Context, deadline time.Time) {
 			<-inflight
 		}
 	}
+	rec := l.s.rec
 	for {
 		select {
 		case <-l.stop:
 			wait()
 			return
 		case <-deadlineT.C:
-			l.end(distsync.Errorf(distsync.ErrLost, lastErr, "%q: renewal not confirmed within %v", l.name, l.s.ttl-l.s.margin()))
+			l.end(distsync.Lost(distsync.LossRenewal, lastErr, "%q: renewal not confirmed within %v", l.name, l.s.ttl-l.s.margin()))
 			wait()
 			return
-		case <-renewT.C:
+		case now := <-renewT.C:
 			if l.suspend.Load() {
 				renewT.Reset(interval)
 				continue
+			}
+			if due.IsZero() {
+				due = now
 			}
 			inflight = make(chan renewal, 1)
 			sent := time.Now()
@@ -114,25 +120,44 @@ func (l *Lease) renew(ctx context.Context, deadline time.Time) {
 				return
 			default:
 			}
+			took := time.Since(r.sent)
 			switch {
 			case r.err == nil && r.res.status == 1:
+				rec.Renewal(ctx, took, nil)
+				// A confirmation more than a quarter interval after its
+				// due time needed a retry or a slow server: say how
+				// little was left.
+				if late := time.Since(due); late > interval/4 {
+					rec.RenewalLate(ctx, late, time.Until(deadline), l.attrs()...)
+				}
+				due = time.Time{}
 				deadline = r.sent.Add(l.s.ttl - l.s.margin())
 				deadlineT.Reset(time.Until(deadline))
 				renewT.Reset(interval)
 			case r.err == nil:
-				l.end(distsync.Errorf(distsync.ErrLost, nil, "%q: state gone from redis (expired or deleted)", l.name))
+				err := goneError(r.res.n, "lease", l.name)
+				rec.Renewal(ctx, took, err, l.attrs()...)
+				l.end(err)
 				return
 			case isDenied(r.err):
 				// Redis refuses us for good: no renewal will get
 				// through, so the lease is lost now, not at its deadline.
-				l.end(distsync.Errorf(distsync.ErrLost, r.err, "%q: renewal denied", l.name))
+				rec.Renewal(ctx, took, r.err, l.attrs()...)
+				l.end(distsync.Lost(distsync.LossRenewal, r.err, "%q: renewal denied", l.name))
 				return
 			default:
+				rec.Renewal(ctx, took, r.err, l.attrs()...)
 				lastErr = r.err
 				renewT.Reset(max(interval/4, 5*time.Millisecond))
 			}
 		}
 	}
+}
+
+// attrs are the log attributes of the lease, built only for a record
+// that is logged.
+func (l *Lease) attrs() []slog.Attr {
+	return []slog.Attr{slog.String("name", l.name), slog.Uint64("token", l.token), slog.String("identity", l.s.identity)}
 }
 
 // Release deletes the lease's member, only its own (compare by member), and

@@ -2,11 +2,13 @@ package redisq
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/backoff"
+	"github.com/distsync/distsync/internal/telemetry"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -29,6 +31,12 @@ type Queue struct {
 	s    *Session
 	name string
 	k    Keys
+	prim telemetry.Primitive
+
+	// The telemetry targets and recorded modes of the exclusive and the
+	// shared members (an RWMutex's writers and readers); computed once.
+	xt, st     *telemetry.Target
+	xmod, smod distsync.Mode
 
 	// The semaphore's limit (0: no limit on shared members), and the
 	// limits SetLimit is storing right now: until it returns, the stored
@@ -38,11 +46,13 @@ type Queue struct {
 	settings map[int64]int
 }
 
-// NewQueue returns the queue of name on s. limit bounds the shared
-// holders' weight (0: unbounded); it is stored while anyone holds or
-// waits, and an acquisition with another limit fails with
-// ErrLimitMismatch.
-func NewQueue(s *Session, name string, limit int64) (*Queue, error) {
+// NewQueue returns the queue of name on s, for a primitive of kind prim.
+// limit bounds the shared holders' weight (0: unbounded); it is stored
+// while anyone holds or waits, and an acquisition with another limit
+// fails with ErrLimitMismatch. An Election's queue is exclusive (the
+// leader is the holder, candidates are the waiters), and its changes of
+// leader and value are recorded for observers.
+func NewQueue(s *Session, name string, limit int64, prim telemetry.Primitive) (*Queue, error) {
 	if err := distsync.ValidateName(name); err != nil {
 		return nil, err
 	}
@@ -61,7 +71,38 @@ func NewQueue(s *Session, name string, limit int64) (*Queue, error) {
 			return nil, distsync.Errorf(distsync.ErrInvalidConfig, err, "%q on a cluster", name)
 		}
 	}
-	return &Queue{s: s, name: name, k: k, limit: limit}, nil
+	q := &Queue{s: s, name: name, k: k, limit: limit, prim: prim}
+	switch prim {
+	case telemetry.RWMutex:
+		q.xt = s.rec.Target(prim, distsync.ModeWrite, name)
+		q.st = s.rec.Target(prim, distsync.ModeRead, name)
+		q.xmod, q.smod = distsync.ModeWrite, distsync.ModeRead
+	default:
+		q.xt = s.rec.Target(prim, "", name)
+		q.st = q.xt
+		q.xmod, q.smod = distsync.ModeExclusive, distsync.ModePermit
+	}
+	if prim == telemetry.Election {
+		q.k.history = true
+	}
+	return q, nil
+}
+
+// target returns the telemetry target and the recorded mode of members
+// of kind.
+func (q *Queue) target(kind byte) (*telemetry.Target, distsync.Mode) {
+	if kind == Exclusive {
+		return q.xt, q.xmod
+	}
+	return q.st, q.smod
+}
+
+// ended returns what telemetry's Op.End takes of an acquisition's result.
+func ended(l *Lease) (telemetry.Ender, uint64) {
+	if l == nil {
+		return nil, 0
+	}
+	return l, l.token
 }
 
 // Name returns the queue's name.
@@ -187,7 +228,8 @@ func (q *Queue) checkWeight(kind byte, weight int64) error {
 // Redis reports is one that SetLimit is storing now. ok false means ctx
 // ended or the session closed, with p in flight.
 func (q *Queue) enqueue(ctx context.Context, member string, kind byte, op string, value []byte) (r result, err error, p pending, ok bool) {
-	extra := []any{op, q.s.identity}
+	t, mode := q.target(kind)
+	extra := []any{op, q.s.identity, string(mode)}
 	if value != nil {
 		extra = append(extra, value)
 	}
@@ -198,6 +240,7 @@ func (q *Queue) enqueue(ctx context.Context, member string, kind byte, op string
 		if !ok || err != nil || r.status != -2 || !q.limitAgrees(r.n) {
 			return r, err, p, ok
 		}
+		t.Debug(ctx, "limit being set, retrying", slog.Int64("stored", r.n))
 		if !delay.Sleep(ctx) {
 			return r, err, nil, false
 		}
@@ -210,6 +253,15 @@ func (q *Queue) enqueue(ctx context.Context, member string, kind byte, op string
 // election's value). It returns within distsync.CancelGrace after ctx ends
 // (see abandon).
 func (q *Queue) TryAcquire(ctx context.Context, kind byte, weight int64, value []byte) (*Lease, error) {
+	t, _ := q.target(kind)
+	op := t.Begin(ctx, false)
+	l, err := q.tryAcquire(ctx, kind, weight, value)
+	e, tok := ended(l)
+	op.End(ctx, e, tok, err)
+	return l, err
+}
+
+func (q *Queue) tryAcquire(ctx context.Context, kind byte, weight int64, value []byte) (*Lease, error) {
 	if q.s.Closed() {
 		return nil, distsync.Errorf(distsync.ErrClosed, nil, "session closed")
 	}
@@ -256,8 +308,19 @@ func (q *Queue) TryAcquire(ctx context.Context, kind byte, weight int64, value [
 // the background; it expires within the TTL if Redis never answers). Every
 // request runs under opTimeout, not ctx, so that its outcome is known; the
 // call does not wait for it past ctx's end (plus CancelGrace). A refusal
-// (ErrDenied) ends it at once.
+// (ErrDenied) ends it at once. A waiter that ForceRelease removed fails
+// with ErrLost (LossForceReleased) as soon as the re-check request the
+// removal publishes reaches it.
 func (q *Queue) Acquire(ctx context.Context, kind byte, weight int64, value []byte) (*Lease, error) {
+	t, _ := q.target(kind)
+	op := t.Begin(ctx, true)
+	l, err := q.acquire(ctx, t, kind, weight, value)
+	e, tok := ended(l)
+	op.End(ctx, e, tok, err)
+	return l, err
+}
+
+func (q *Queue) acquire(ctx context.Context, t *telemetry.Target, kind byte, weight int64, value []byte) (*Lease, error) {
 	if err := q.checkWeight(kind, weight); err != nil {
 		return nil, err
 	}
@@ -327,8 +390,10 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, weight int64, value []by
 				// little of that is left for a renewal to get through,
 				// confirm with a renewal sent now instead.
 				if time.Until(confirmed.Add(q.s.ttl-q.s.margin())) >= q.s.interval()/2 {
+					t.Debug(ctx, "handoff", slog.Uint64("token", tok))
 					return q.lease(ctx, member, tok, confirmed)
 				}
+				t.Debug(ctx, "handoff, confirming with a renewal", slog.Uint64("token", tok))
 				sent := time.Now()
 				p := q.start(ctx, renewScript, member, 0)
 				r, err, ok := q.await(ctx, p)
@@ -359,6 +424,7 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, weight int64, value []by
 				q.abandon(nil, member)
 				return nil, failure(err, "waiting for %q", q.name)
 			}
+			t.Debug(ctx, "re-check failed, retrying", slog.Any("error", err))
 			next = q.s.interval() / 4
 		case r.status == 1:
 			var stored int64
@@ -371,7 +437,7 @@ func (q *Queue) Acquire(ctx context.Context, kind byte, weight int64, value []by
 			}
 			return q.lease(ctx, member, uint64(r.n), sent)
 		case r.status == -1:
-			return nil, distsync.Errorf(distsync.ErrLost, nil, "waiter state of %q gone from redis (expired or deleted)", q.name)
+			return nil, goneError(r.n, "waiter", q.name)
 		case r.status == -2 && !q.limitAgrees(r.n):
 			q.abandon(nil, member)
 			return nil, q.mismatch(r.n)

@@ -124,7 +124,7 @@ func (q *Queue) acked(ctx context.Context, member string, sent time.Time) (time.
 	case err != nil:
 		return sent, distsync.Errorf(distsync.ErrUnavailable, errors.Join(err, context.Cause(ctx)), "replicas of %q", q.name)
 	case r.status != 1:
-		return sent, distsync.Errorf(distsync.ErrLost, nil, "%q gone from redis before the replicas acknowledged it", q.name)
+		return sent, goneError(r.n, "new lease (before the replicas acknowledged it)", q.name)
 	}
 	return sent, nil
 }

@@ -37,6 +37,10 @@ var (
 	dropLua string
 	//go:embed limit.lua
 	limitLua string
+	//go:embed inspect.lua
+	inspectLua string
+	//go:embed force.lua
+	forceLua string
 )
 
 func newScript(body string) *redis.Script { return redis.NewScript(commonLua + "\n" + body) }
@@ -51,11 +55,13 @@ var (
 	listScript     = newScript(listLua)
 	dropScript     = newScript(dropLua)
 	limitScript    = newScript(limitLua)
+	inspectScript  = newScript(inspectLua)
+	forceScript    = newScript(forceLua)
 
 	// scripts are loaded by NewSession, so that a server that cannot run
 	// them says so at once.
 	scripts = []*redis.Script{acquireScript, renewScript, checkScript, releaseScript,
-		proclaimScript, leaderScript, listScript, dropScript, limitScript}
+		proclaimScript, leaderScript, listScript, dropScript, limitScript, inspectScript, forceScript}
 )
 
 // result is a decoded status reply of a script: status and n as each

@@ -92,6 +92,7 @@ type Session struct {
 	ttl      time.Duration
 	hub      *hub
 	n        atomic.Uint64
+	rec      *telemetry.Recorder // never nil
 
 	replicas       int           // WAIT for this many replicas (0: do not)
 	replicaTimeout time.Duration // WAIT's timeout
@@ -135,8 +136,12 @@ func NewSession(ctx context.Context, c Client, o Options) (*Session, error) {
 		return nil, err
 	}
 	bgCtx, bgCancel := context.WithCancel(context.Background())
+	rec := o.Telemetry
+	if rec == nil {
+		rec = telemetry.Nop("redis")
+	}
 	return &Session{
-		c: c, id: id, prefix: o.Prefix, identity: o.Identity, ttl: o.TTL, hub: h, leases: map[*Lease]struct{}{},
+		c: c, id: id, prefix: o.Prefix, identity: o.Identity, ttl: o.TTL, hub: h, leases: map[*Lease]struct{}{}, rec: rec,
 		replicas: o.Replicas, replicaTimeout: o.ReplicaTimeout,
 		bgCtx: bgCtx, bgCancel: bgCancel,
 	}, nil
@@ -219,6 +224,9 @@ func (s *Session) Keys(name string) Keys { return KeysWith(s.prefix, name) }
 // TTL returns the session's lease TTL.
 func (s *Session) TTL() time.Duration { return s.ttl }
 
+// Recorder returns the session's telemetry recorder.
+func (s *Session) Recorder() *telemetry.Recorder { return s.rec }
+
 // Client returns the session's client.
 func (s *Session) Client() Client { return s.c }
 
@@ -281,7 +289,7 @@ func (s *Session) Close() error {
 	var wg sync.WaitGroup
 	for _, l := range leases {
 		wg.Go(func() {
-			_ = l.shutdown(ctx, distsync.Errorf(distsync.ErrLost, nil, "session closed"))
+			_ = l.shutdown(ctx, distsync.Lost(distsync.LossSessionEnded, nil, "session closed"))
 		})
 	}
 	wg.Wait()
