@@ -113,12 +113,16 @@ func openEach(n int, open func(i int) (acquirer, error)) ([]locker, error) {
 }
 
 func openEtcdDistsync(r *run, name string, n int) ([]locker, error) {
+	return openEtcdDistsyncWith(r, name, n)
+}
+
+func openEtcdDistsyncWith(r *run, name string, n int, opts ...etcdsync.Option) ([]locker, error) {
 	clis, err := r.etcdClients(n)
 	if err != nil {
 		return nil, err
 	}
 	return openEach(n, func(i int) (acquirer, error) {
-		s, err := etcdsync.NewSession(r.ctx, clis[i%len(clis)], etcdsync.WithTTL(lockTTL))
+		s, err := etcdsync.NewSession(r.ctx, clis[i%len(clis)], append([]etcdsync.Option{etcdsync.WithTTL(lockTTL)}, opts...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -178,9 +182,13 @@ func (r *run) redisClients(n int) []*goredis.Client {
 }
 
 func openRedisDistsync(r *run, name string, n int) ([]locker, error) {
+	return openRedisDistsyncWith(r, name, n)
+}
+
+func openRedisDistsyncWith(r *run, name string, n int, opts ...redissync.Option) ([]locker, error) {
 	cs := r.redisClients(n)
 	return openEach(n, func(i int) (acquirer, error) {
-		s, err := redissync.NewSession(r.ctx, cs[i%len(cs)], redissync.WithTTL(lockTTL))
+		s, err := redissync.NewSession(r.ctx, cs[i%len(cs)], append([]redissync.Option{redissync.WithTTL(lockTTL)}, opts...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -274,9 +282,9 @@ func openRueidislock(r *run, name string, n int) ([]locker, error) {
 }
 
 // zkSession dials a counted distsync ZooKeeper session.
-func (r *run) zkSession() (*zksync.Session, error) {
-	s, err := zksync.Dial(r.ctx, r.env.zk.Servers(), zksync.WithTTL(lockTTL),
-		zksync.WithDialer(r.reqs.zkDialer()))
+func (r *run) zkSession(opts ...zksync.Option) (*zksync.Session, error) {
+	s, err := zksync.Dial(r.ctx, r.env.zk.Servers(), append([]zksync.Option{zksync.WithTTL(lockTTL),
+		zksync.WithDialer(r.reqs.zkDialer())}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -285,8 +293,12 @@ func (r *run) zkSession() (*zksync.Session, error) {
 }
 
 func openZKDistsync(r *run, name string, n int) ([]locker, error) {
+	return openZKDistsyncWith(r, name, n)
+}
+
+func openZKDistsyncWith(r *run, name string, n int, opts ...zksync.Option) ([]locker, error) {
 	return openEach(n, func(int) (acquirer, error) {
-		s, err := r.zkSession()
+		s, err := r.zkSession(opts...)
 		if err != nil {
 			return nil, err
 		}

@@ -113,6 +113,18 @@ func (rep *report) targets() []target {
 	for _, b := range []string{"etcd", "Redis", "ZooKeeper"} {
 		add(fmt.Sprintf("S1 %s: no slower than the best reference (paired ratio ≥ 0.9)", b), vsBest("S1", b, ""), "%.2f×", atLeast(0.9))
 	}
+	for _, b := range []string{"etcd", "Redis", "ZooKeeper"} {
+		add(fmt.Sprintf("S8 %s: telemetry (SDK metrics, Info log) costs at most 3 %% of an uncontended Lock+Release", b),
+			func(i int) (float64, bool) {
+				a, o := rep.find("S8", b, "", "distsync"), rep.find("S8", b, "", observedName)
+				if a == nil || o == nil {
+					return 0, false
+				}
+				x, ok1 := a.value("us", i)
+				y, ok2 := o.value("us", i)
+				return y / x, ok1 && ok2 && x != 0
+			}, "%.3f×", atMost(1.03))
+	}
 	sizes := rep.params.scaleSizes
 	hi := sizes[len(sizes)-1]
 	for _, b := range []string{"etcd", "Redis", "ZooKeeper"} {
