@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -99,7 +100,7 @@ func (s *Session) remove(ctx context.Context, name, path string, sid int64) erro
 // ended (taking its ephemeral nodes with it), the Session is closed, or
 // ZooKeeper refuses (a permanent failure is never retried).
 func (s *Session) removeLater(path string, sid int64) {
-	s.cleanupLater(sid, func() error {
+	s.cleanupLater(sid, "delete "+path, func() error {
 		err := s.conn.Delete(path, -1)
 		if err == nil || errors.Is(err, zk.ErrNoNode) {
 			s.untrack(path)
@@ -109,9 +110,10 @@ func (s *Session) removeLater(path string, sid int64) {
 	})
 }
 
-// cleanupLater runs op in the background until it succeeds while the
-// connection has session sid; see removeLater.
-func (s *Session) cleanupLater(sid int64, op func() error) {
+// cleanupLater runs op, described by what, in the background until it
+// succeeds while the connection has session sid; see removeLater. Each
+// failed attempt is logged at Warn.
+func (s *Session) cleanupLater(sid int64, what string, op func() error) {
 	if !s.goTracked() {
 		return // Close ends the session or deletes the nodes it knows
 	}
@@ -125,9 +127,14 @@ func (s *Session) cleanupLater(sid int64, op func() error) {
 				return
 			case connected:
 				err := op()
-				if err == nil || permanent(err) {
+				if err == nil {
 					return
 				}
+				if permanent(err) {
+					s.o.rec.Warn(context.Background(), "background cleanup failed for good", slog.String("op", what), slog.Any("error", err))
+					return
+				}
+				s.o.rec.Warn(context.Background(), "background cleanup retrying", slog.String("op", what), slog.Any("error", err))
 				t := time.NewTimer(b.Next())
 				select {
 				case <-t.C:

@@ -75,6 +75,7 @@ func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, err
 		case connLost(err):
 			// The create may have been applied: find our node by its
 			// GUID once connected again.
+			q.s.o.rec.Debug(ctx, "create interrupted by a connection loss: looking for the node", opAttrs(q.name, "create waiter node", err)...)
 			found, ferr := q.findGUID(ctx, guid)
 			if ferr != nil {
 				if ctx.Err() != nil {
@@ -110,6 +111,7 @@ func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, err
 			break
 		}
 		// The node is there, or gone with its session: wait and see.
+		q.s.o.rec.Debug(ctx, "waiting out a connection loss", opAttrs(q.name, "watch waiter node", err)...)
 		cur, rerr := q.s.reconnected(ctx, z)
 		if errors.Is(rerr, errSessionEnded) {
 			return waiter{}, sessionEnded(z)
@@ -134,7 +136,7 @@ func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, err
 		_ = q.s.remove(ctx, q.name, path, sid)
 		return waiter{}, q.fail(ctx, err, "watch waiter node")
 	case !w.first.own.ok:
-		return waiter{}, q.gone(z, path)
+		return waiter{}, q.gone(z, path, false)
 	case w.first.own.stat.EphemeralOwner != sid:
 		q.s.removeLater(path, w.first.own.stat.EphemeralOwner)
 		return waiter{}, sessionEnded(z)
@@ -201,7 +203,7 @@ func (q *queue) abandon(sid int64, guid, created string, err error) {
 	case err == nil:
 		q.s.removeLater(created, sid)
 	case connLost(err):
-		q.s.cleanupLater(sid, func() error {
+		q.s.cleanupLater(sid, "delete the node of an abandoned create under "+q.path, func() error {
 			path, err := q.findGUID(context.Background(), guid)
 			if err != nil || path == "" {
 				return err

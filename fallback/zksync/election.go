@@ -9,6 +9,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/backoff"
+	"github.com/distsync/distsync/internal/telemetry"
 	"github.com/go-zookeeper/zk"
 )
 
@@ -21,6 +22,7 @@ import (
 // one Election or one Session.
 type Election struct {
 	q *queue
+	t *telemetry.Target
 }
 
 var _ distsync.Election = (*Election)(nil)
@@ -47,7 +49,7 @@ func (e *Election) Campaign(ctx context.Context, value []byte) (distsync.Leaders
 	if value == nil {
 		value = []byte{}
 	}
-	l, err := e.q.acquire(ctx, exclusive(latchKind), value, false)
+	l, err := take(ctx, e.t, e.q, exclusive(latchKind), value, false)
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +216,7 @@ func (l *Leadership) Proclaim(ctx context.Context, value []byte) error {
 	}
 	ver := l.ver
 	l.ver = -1 // unknown until the answer arrives
+	l.l.writes.Add(1)
 	stat, err := call(ctx, s, func() (*zk.Stat, error) {
 		return s.conn.Set(path, value, ver)
 	}, nil)
@@ -227,16 +230,30 @@ func (l *Leadership) Proclaim(ctx context.Context, value []byte) error {
 // proclaimErr turns the error of Proclaim's request into a contract error.
 func (l *Leadership) proclaimErr(ctx context.Context, err error) error {
 	path := l.l.path
+	if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrBadVersion) {
+		// Deleted, or written by another client: ForceRelease's marker
+		// does both. The follower learns why from its watch within a
+		// round trip; the write saw it first.
+		t := time.NewTimer(settleTimeout)
+		select {
+		case <-l.Done():
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	switch {
-	case errors.Is(err, zk.ErrNoNode):
-		// The follower learns of the deletion from its watch; the
-		// write saw it first.
-		l.l.lose(distsync.Errorf(distsync.ErrLost, nil, "%q: node %s was deleted", l.l.q.name, path))
-		return l.Err()
 	case l.Err() != nil:
+		return l.Err()
+	case errors.Is(err, zk.ErrNoNode):
+		l.l.lose(errDeleted(l.l.q.name, path, false))
 		return l.Err()
 	case ctx.Err() == nil && errors.Is(err, zk.ErrBadVersion):
 		return distsync.Errorf(distsync.ErrUnavailable, err, "proclaim on %q (node %s): its data was written by another client", l.l.q.name, path)
 	}
 	return l.l.q.s.classify(ctx, err, distsync.ErrUnavailable, fmt.Sprintf("proclaim on %q (node %s)", l.l.q.name, path))
 }
+
+// settleTimeout bounds how long Proclaim waits for the follower to tell
+// why its write found the node deleted or changed.
+const settleTimeout = time.Second

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -105,13 +106,13 @@ func (s *Session) observeLocked(state zk.State, sid int64) bool {
 		switch {
 		case e == nil:
 		case s.o.grace == 0:
-			s.endEpochLocked(fmt.Sprintf("disconnected from ZooKeeper (session 0x%x): ownership uncertain", e.zs.sid))
+			s.disconnectedLocked(e, fmt.Sprintf("disconnected from ZooKeeper (session 0x%x): ownership uncertain", e.zs.sid))
 		case s.grace == nil:
 			s.grace = time.AfterFunc(s.o.grace, func() {
 				s.mu.Lock()
 				defer s.mu.Unlock()
 				if s.cur == e && !s.connected {
-					s.endEpochLocked(fmt.Sprintf("disconnected from ZooKeeper (session 0x%x) for longer than %v: ownership uncertain", e.zs.sid, s.o.grace))
+					s.disconnectedLocked(e, fmt.Sprintf("disconnected from ZooKeeper (session 0x%x) for longer than %v: ownership uncertain", e.zs.sid, s.o.grace))
 					s.broadcastLocked()
 				}
 			})
@@ -120,16 +121,27 @@ func (s *Session) observeLocked(state zk.State, sid int64) bool {
 	return changed
 }
 
+// disconnectedLocked ends epoch e, the current one, as lost to a
+// disconnection, and logs it at Warn: the leases taken in it end.
+func (s *Session) disconnectedLocked(e *epoch, msg string) {
+	s.endEpochLocked(distsync.LossDisconnected, msg)
+	if ctx := context.Background(); s.o.rec.Enabled(ctx, slog.LevelWarn) {
+		s.o.rec.Warn(ctx, "disconnected: leases end", slog.String("session", fmt.Sprintf("0x%x", e.zs.sid)),
+			slog.Duration("grace", s.o.grace))
+	}
+}
+
 // broadcastLocked wakes everything that waits for a change of state.
 func (s *Session) broadcastLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
 
-// endEpochLocked ends the current epoch, if any, as lost with msg.
-func (s *Session) endEpochLocked(msg string) {
+// endEpochLocked ends the current epoch, if any, as lost for reason with
+// msg.
+func (s *Session) endEpochLocked(reason distsync.LossReason, msg string) {
 	if e := s.cur; e != nil {
-		e.err = distsync.Errorf(distsync.ErrLost, nil, "%s", msg)
+		e.err = distsync.Lost(reason, nil, "%s", msg)
 		close(e.done)
 		s.cur = nil
 	}
@@ -138,7 +150,7 @@ func (s *Session) endEpochLocked(msg string) {
 // endSessionLocked ends the current session and its epoch with msg. The
 // server deletes the session's nodes, so the Session forgets them.
 func (s *Session) endSessionLocked(msg string) {
-	s.endEpochLocked(msg)
+	s.endEpochLocked(distsync.LossSessionEnded, msg)
 	if z := s.zs; z != nil {
 		z.err = errors.New(msg)
 		close(z.done)

@@ -2,6 +2,7 @@ package zksync
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -23,6 +24,9 @@ type Lease struct {
 	sid   int64
 	czxid int64
 	ver   int32 // the node's data version when the lease began
+	// writes counts the lease's own writes of its node's data
+	// (Proclaim), so that its follower tells them from others'.
+	writes atomic.Int64
 
 	end leaseend.Lifecycle // Done, Err and how Release ends the lease
 
@@ -39,7 +43,7 @@ func newLease(q *queue, path string, sid int64, stat *zk.Stat, e *epoch, own <-c
 	}
 	if !q.s.goTracked() {
 		close(l.exited)
-		l.lose(distsync.Errorf(distsync.ErrLost, nil, "zookeeper session closed"))
+		l.lose(distsync.Lost(distsync.LossSessionEnded, nil, "zookeeper session closed"))
 		_ = q.s.remove(context.Background(), q.name, path, sid)
 		return l
 	}
@@ -98,7 +102,10 @@ func (l *Lease) Release(ctx context.Context) error {
 func (l *Lease) lose(err error) { l.end.Lose(err) }
 
 // follow watches for the lease's end until Release stops it: the end of
-// its epoch (see Session) or an event on its own node.
+// its epoch (see Session) or an event on its own node. A change of the
+// node's data rearms the watch and reads the data: ForceRelease's marker
+// ends the lease, and so does a node gone right after a change the lease
+// did not make (ForceRelease's deletion won the race with the read).
 func (l *Lease) follow(e *epoch, own <-chan zk.Event) {
 	s := l.q.s
 	defer s.bg.Done()
@@ -116,7 +123,11 @@ func (l *Lease) follow(e *epoch, own <-chan zk.Event) {
 	if own == nil {
 		rearm = time.After(0)
 	}
-	var b backoff.Backoff
+	var (
+		b       backoff.Backoff
+		writes  int64 // l.writes when the watch was armed
+		changed bool  // the data changed, not by this lease's Proclaim
+	)
 	for {
 		select {
 		case <-l.stopc:
@@ -129,33 +140,42 @@ func (l *Lease) follow(e *epoch, own <-chan zk.Event) {
 			own = nil
 			switch {
 			case ok && ev.Type == zk.EventNodeDeleted:
-				l.lose(distsync.Errorf(distsync.ErrLost, nil, "%q: node %s was deleted", l.q.name, l.path))
+				l.lose(errDeleted(l.q.name, l.path, false))
 				s.untrack(l.path)
 				return
 			case ok && ev.Type == zk.EventNotWatching:
-				l.lose(distsync.Errorf(distsync.ErrLost, ev.Err, "%q: watch on node %s ended", l.q.name, l.path))
+				l.lose(distsync.Lost(distsync.LossSessionEnded, ev.Err, "%q: watch on node %s ended", l.q.name, l.path))
 				s.removeLater(l.path, l.sid)
 				return
 			}
-			rearm = time.After(0) // the data changed (Proclaim): watch again
+			// The data changed (Proclaim, a SetLimit's touch, or
+			// ForceRelease's marker): read it and watch again.
+			changed = l.writes.Load() == writes
+			rearm = time.After(0)
 		case <-rearm:
 			rearm = nil
+			writes = l.writes.Load()
 			r, ch, err := s.existsW(ctx, l.path)
 			switch {
 			case ctx.Err() != nil:
 				return
 			case err != nil && permanent(err):
-				l.lose(distsync.Errorf(distsync.ErrLost, err, "%q: cannot watch node %s", l.q.name, l.path))
+				l.lose(distsync.Lost(distsync.LossOther, err, "%q: cannot watch node %s", l.q.name, l.path))
 				s.removeLater(l.path, l.sid)
 				return
 			case err != nil:
+				s.o.rec.Debug(ctx, "rewatching own node", opAttrs(l.q.name, "watch "+l.path, err)...)
 				rearm = time.After(b.Next())
 			case !r.ok:
-				l.lose(distsync.Errorf(distsync.ErrLost, nil, "%q: node %s was deleted", l.q.name, l.path))
+				l.lose(errDeleted(l.q.name, l.path, changed))
 				s.untrack(l.path)
 				return
+			case isForced(r.data):
+				l.lose(errForced(l.q.name, l.path))
+				s.removeLater(l.path, l.sid)
+				return
 			default:
-				own = ch
+				own, changed = ch, false
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/telemetry"
 )
 
 // Mutex is a distributed mutual-exclusion lock on ZooKeeper, opened by
@@ -14,6 +15,7 @@ import (
 // so two calls exclude each other even through one Mutex or one Session.
 type Mutex struct {
 	q *queue
+	t *telemetry.Target
 }
 
 var _ distsync.Mutex = (*Mutex)(nil)
@@ -33,7 +35,7 @@ var _ distsync.Mutex = (*Mutex)(nil)
 // ZooKeeper is distsync.ErrDenied, any other failed request
 // distsync.ErrUnavailable. A disconnection while waiting is waited out.
 func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
-	return lease(m.q.acquire(ctx, exclusive(lockKind), m.q.identity(), false))
+	return lease(take(ctx, m.t, m.q, exclusive(lockKind), m.q.identity(), false))
 }
 
 // TryLock takes the lock only if nobody holds or waits for it. Otherwise it
@@ -41,7 +43,7 @@ func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
 // behind (when the lock is visibly taken it writes nothing at all). On
 // cancellation it cleans up as Lock does.
 func (m *Mutex) TryLock(ctx context.Context) (distsync.Lease, error) {
-	return lease(m.q.acquire(ctx, exclusive(lockKind), m.q.identity(), true))
+	return lease(take(ctx, m.t, m.q, exclusive(lockKind), m.q.identity(), true))
 }
 
 // Path returns the Mutex's node, whose children are its holder and waiters.
@@ -50,6 +52,19 @@ func (m *Mutex) Path() string { return m.q.path }
 
 // Session returns the Session the Mutex was opened from.
 func (m *Mutex) Session() *Session { return m.q.s }
+
+// take runs one acquire call through q, of class c with value as its
+// node's data, and records it on t.
+func take(ctx context.Context, t *telemetry.Target, q *queue, c class, value []byte, try bool) (*Lease, error) {
+	op := t.Begin(ctx, !try)
+	l, err := q.acquire(ctx, c, value, try)
+	if err != nil {
+		op.End(ctx, nil, 0, err)
+		return nil, err
+	}
+	op.End(ctx, &l.end, l.Token(), nil)
+	return l, nil
+}
 
 // lease keeps a nil *Lease from becoming a non-nil distsync.Lease.
 func lease(l *Lease, err error) (distsync.Lease, error) {

@@ -95,7 +95,7 @@ func (q *queue) ended(ctx context.Context, err error) error {
 	case errors.Is(q.s.usable(), distsync.ErrClosed):
 		return errClosed()
 	}
-	return distsync.Errorf(distsync.ErrLost, err, "%q: waiting acquisition (the next call queues in the new session)", q.name)
+	return distsync.Lost(distsync.LossSessionEnded, err, "%q: waiting acquisition (the next call queues in the new session)", q.name)
 }
 
 // identity is the data of a lock or permit node: the Session's holder

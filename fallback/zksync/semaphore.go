@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/telemetry"
 	"github.com/go-zookeeper/zk"
 )
 
@@ -20,6 +21,7 @@ import (
 // separate acquisition.
 type Semaphore struct {
 	q       *queue
+	t       *telemetry.Target
 	limit   atomic.Int64
 	pending atomic.Int64 // the limit a SetLimit is storing; 0 when none
 
@@ -44,7 +46,7 @@ func (s *Session) Semaphore(ctx context.Context, name string, limit int64) (dist
 	if err != nil {
 		return nil, err
 	}
-	sem := &Semaphore{q: q}
+	sem := &Semaphore{q: q, t: s.o.rec.Target(telemetry.Semaphore, "", name)}
 	sem.limit.Store(limit)
 	q.create = sem.create
 	if err := s.usable(); err != nil {
@@ -103,9 +105,11 @@ func (sem *Semaphore) TryAcquireN(ctx context.Context, n int64) (distsync.Lease,
 
 func (sem *Semaphore) acquire(ctx context.Context, n int64, try bool) (distsync.Lease, error) {
 	if limit := sem.Limit(); n < 1 || n > limit {
-		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "%d permits asked for, want 1 to the limit %d", n, limit)
+		err := distsync.Errorf(distsync.ErrInvalidConfig, nil, "%d permits asked for, want 1 to the limit %d", n, limit)
+		sem.t.Begin(ctx, !try).End(ctx, nil, 0, err)
+		return nil, err
 	}
-	return lease(sem.q.acquire(ctx, weighted(n, sem.stored), sem.q.identity(), try))
+	return lease(take(ctx, sem.t, sem.q, weighted(n, sem.stored), sem.q.identity(), try))
 }
 
 // SetLimit changes the limit to limit (at least 1): the stored one, if the

@@ -174,9 +174,15 @@ func (sem *Semaphore) setLimit(limit int64) (*zk.Stat, error) {
 			continue // not a permit: its data is not ours to write
 		}
 		wg.Go(func() {
-			// A permit's data is empty; writing it again fires its
-			// watches.
-			if _, err := s.conn.Set(path+"/"+c, nil, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			// Writing a permit's data (its holder's identity) again,
+			// at the version read, fires its watches and keeps it.
+			// A failed version check means someone else wrote it
+			// meanwhile (ForceRelease), which fired them too.
+			data, stat, err := s.conn.Get(path + "/" + c)
+			if err == nil {
+				_, err = s.conn.Set(path+"/"+c, data, stat.Version)
+			}
+			if err != nil && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrBadVersion) {
 				errs[i] = err
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/telemetry"
 	"github.com/go-zookeeper/zk"
 )
 
@@ -219,7 +220,7 @@ func (s *Session) Mutex(name string) (distsync.Mutex, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Mutex{q: q}, nil
+	return &Mutex{q: q, t: s.o.rec.Target(telemetry.Mutex, "", name)}, nil
 }
 
 // RWMutex returns the RWMutex called name, a *RWMutex, as Mutex does.
@@ -228,7 +229,8 @@ func (s *Session) RWMutex(name string) (distsync.RWMutex, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RWMutex{q: q}, nil
+	return &RWMutex{q: q, r: s.o.rec.Target(telemetry.RWMutex, distsync.ModeRead, name),
+		w: s.o.rec.Target(telemetry.RWMutex, distsync.ModeWrite, name)}, nil
 }
 
 // Election returns the Election called name, an *Election, as Mutex does.
@@ -237,7 +239,7 @@ func (s *Session) Election(name string) (distsync.Election, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Election{q: q}, nil
+	return &Election{q: q, t: s.o.rec.Target(telemetry.Election, "", name)}, nil
 }
 
 // Close ends the Session: its leases end as lost, the acquisitions waiting
@@ -253,7 +255,7 @@ func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
-		s.endEpochLocked("zookeeper session closed")
+		s.endEpochLocked(distsync.LossSessionEnded, "zookeeper session closed")
 		if z := s.zs; z != nil {
 			z.err = errors.New("zookeeper session closed")
 			close(z.done)

@@ -3,6 +3,7 @@ package zksync
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"reflect"
 	"strings"
 	"sync"
@@ -77,6 +78,7 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 	name := path[strings.LastIndexByte(path, '/')+1:]
 	stat, own := w.first.own.stat, w.first.ownCh
 	first := &w.first
+	changed := false // the own node's data changed since it was read
 	defer func() {
 		if err != nil && ctx.Err() != nil && !try {
 			// The grant may have raced the cancellation: a waiter that
@@ -109,6 +111,7 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 		if !connLost(err) {
 			return q.fail(ctx, err, "wait")
 		}
+		q.s.o.rec.Debug(ctx, "waiting out a connection loss", opAttrs(q.name, "wait", err)...)
 		cur, rerr := q.s.reconnected(ctx, z)
 		if errors.Is(rerr, errSessionEnded) {
 			return sessionEnded(z)
@@ -132,8 +135,9 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 	}
 	for {
 		lk := look{}
+		read := own == nil // this look reads the own node
 		if first != nil {
-			lk, first = *first, nil
+			lk, first, read = *first, nil, true
 		} else {
 			ownPath := ""
 			if own == nil {
@@ -147,15 +151,21 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 			}
 			if own == nil {
 				if !lk.own.ok {
-					return nil, q.gone(z, path)
+					return nil, q.gone(z, path, changed)
 				}
 				own = lk.ownCh
 			}
 		}
+		if read {
+			if isForced(lk.own.data) {
+				return nil, errForced(q.name, path)
+			}
+			changed = false
+		}
 		nodes := sortNodes(lk.children)
 		me := index(nodes, name)
 		if me < 0 {
-			return nil, q.gone(z, path)
+			return nil, q.gone(z, path, changed)
 		}
 		limit, err := q.checkLimit(c, lk.stored)
 		var blockers []node
@@ -206,12 +216,21 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 		if gone {
 			continue
 		}
-		chosen, _, _ := reflect.Select(cases)
+		if len(blockers) > 0 && q.s.o.rec.Enabled(ctx, slog.LevelDebug) {
+			q.s.o.rec.Debug(ctx, "waiting", slog.String("name", q.name), slog.String("node", name),
+				slog.String("behind", blockers[len(blockers)-1].name))
+		}
+		chosen, recv, ok := reflect.Select(cases)
 		switch chosen {
 		case 0:
 			return nil, q.fail(ctx, context.Cause(ctx), "wait")
 		case 1:
-			own = nil // deleted, changed or not watched any more: look again
+			// Deleted, changed or not watched any more: look again. A
+			// change is a SetLimit's touch or ForceRelease's marker.
+			if ev, _ := recv.Interface().(zk.Event); ok && ev.Type == zk.EventNodeDataChanged {
+				changed = true
+			}
+			own = nil
 		case 2:
 			return nil, sessionEnded(z)
 		}
@@ -236,12 +255,16 @@ func (q *queue) checkLimit(c class, stored nodeRead) (int64, error) {
 }
 
 // gone is the error for a waiter node that disappeared: deleted by someone,
-// or with its session.
-func (q *queue) gone(z *zsession, path string) error {
+// or with its session. changed says its data was changed just before, as
+// ForceRelease does.
+func (q *queue) gone(z *zsession, path string, changed bool) error {
 	if cur, _, _, _ := q.s.state(); z.over() || cur != z.sid {
 		return sessionEnded(z)
 	}
-	return distsync.Errorf(distsync.ErrLost, nil, "%q: waiter node %s was deleted", q.name, path)
+	if changed {
+		return errForced(q.name, path)
+	}
+	return distsync.Lost(distsync.LossDeleted, nil, "%q: waiter node %s was deleted", q.name, path)
 }
 
 // lastLook is one more look at the queue after ctx ended, within ctx's
