@@ -71,7 +71,7 @@ func (l *Leadership) Proclaim(ctx context.Context, value []byte) error {
 		}
 		// The follower learns of the deletion from its watch; the Txn
 		// saw it first.
-		return distsync.Errorf(distsync.ErrLost, nil, "proclaim: leader key %q no longer exists", l.l.Key())
+		return distsync.Lost(distsync.LossDeleted, nil, "proclaim: leader key %q no longer exists", l.l.Key())
 	}
 	return nil
 }

@@ -99,7 +99,7 @@ func (q *Queue) fail(ctx context.Context, err error, op string) error {
 	case ctx.Err() != nil:
 		return distsync.Errorf(distsync.ErrNotAcquired, errors.Join(context.Cause(ctx), err), "%s", op)
 	case errors.Is(err, rpctypes.ErrLeaseNotFound):
-		return distsync.Errorf(distsync.ErrLost, err, "%s: session lease expired", op)
+		return distsync.Lost(distsync.LossSessionEnded, err, "%s: session lease expired", op)
 	case q.src.c.Ctx().Err() != nil:
 		return distsync.Errorf(distsync.ErrClosed, err, "%s: etcd client closed", op)
 	default:

@@ -36,7 +36,7 @@ func newHealth() *health { return &health{changed: make(chan struct{})} }
 func (e *epoch) followFixed(s *concurrency.Session) {
 	ka, err := s.Client().KeepAlive(s.Ctx(), s.Lease())
 	if err != nil {
-		e.finish(distsync.Errorf(distsync.ErrLost, err, "session lease keep-alive halted"), false)
+		e.finish(distsync.Lost(distsync.LossRenewal, err, "session lease keep-alive halted"), false)
 		return
 	}
 	go e.ask(s)
@@ -45,13 +45,13 @@ func (e *epoch) followFixed(s *concurrency.Session) {
 			select {
 			case resp, ok := <-ka:
 				if !ok {
-					e.finish(distsync.Errorf(distsync.ErrLost, nil, "session lease keep-alive ended: the lease expired or was revoked"), false)
+					e.finish(distsync.Lost(distsync.LossSessionEnded, nil, "session lease keep-alive ended: the lease expired or was revoked"), false)
 					return
 				}
 				ttl := time.Duration(resp.TTL) * time.Second
 				e.h.set(time.Now().Add(ttl-margin(ttl)), ttl, true)
 			case <-s.Done():
-				e.finish(distsync.Errorf(distsync.ErrLost, nil, "etcd session ended"), false)
+				e.finish(distsync.Lost(distsync.LossSessionEnded, nil, "etcd session ended"), false)
 				return
 			}
 		}
@@ -84,7 +84,7 @@ func (e *epoch) ask(s *concurrency.Session) {
 		case e.ctx.Err() != nil:
 			return
 		case errors.Is(err, rpctypes.ErrLeaseNotFound), err == nil && resp.TTL < 0:
-			e.finish(distsync.Errorf(distsync.ErrLost, err, "session lease %x has expired", s.Lease()), false)
+			e.finish(distsync.Lost(distsync.LossSessionEnded, err, "session lease %x has expired", s.Lease()), false)
 			return
 		case Denied(err):
 			// Never retried; the client's own keep-alive goes on.
@@ -153,7 +153,7 @@ func (h *health) check(now time.Time) error {
 	case h.endErr != nil:
 		return h.endErr
 	case !h.deadline.IsZero() && !now.Before(h.deadline):
-		return distsync.Errorf(distsync.ErrLost, nil, "session lease renewal not confirmed for %v (TTL %v)", h.ttl-margin(h.ttl), h.ttl)
+		return distsync.Lost(distsync.LossRenewal, nil, "session lease renewal not confirmed for %v (TTL %v)", h.ttl-margin(h.ttl), h.ttl)
 	}
 	return nil
 }

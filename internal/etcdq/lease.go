@@ -77,8 +77,15 @@ func (l *Lease) Release(ctx context.Context) error {
 		})
 }
 
-func (l *Lease) lose(cause error, msg string, args ...any) {
-	l.fail(distsync.Errorf(distsync.ErrLost, cause, msg, args...))
+// deleted ends the lease as lost because its key is gone: force-released
+// by an operator if ForceRelease left its marker, else deleted (see
+// forced.go). During a Release the deletion is the release itself, and
+// nothing is read.
+func (l *Lease) deleted() {
+	if l.Releasing() {
+		return
+	}
+	l.fail(l.q.deletedErr(l.ctx, l.key, "key"))
 }
 
 // fail ends the lease as the follower saw it end, unless a Release is
@@ -159,7 +166,7 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 				l.fail(l.e.endErr())
 				return
 			case gone:
-				l.lose(err, "key %q was deleted", l.key)
+				l.deleted()
 				return
 			case err != nil:
 				rewatch = time.After(b.Next())
@@ -182,11 +189,11 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 			}
 			for _, ev := range wr.Events {
 				if ev.Type == clientv3.EventTypeDelete {
-					l.lose(nil, "key %q was deleted at revision %d", l.key, ev.Kv.ModRevision)
+					l.deleted()
 					return
 				}
 				if ev.Kv.CreateRevision != l.rev {
-					l.lose(nil, "key %q was re-created at revision %d", l.key, ev.Kv.CreateRevision)
+					l.fail(distsync.Lost(distsync.LossDeleted, nil, "%q: key %q was re-created at revision %d", l.q.name, l.key, ev.Kv.CreateRevision))
 					return
 				}
 			}

@@ -104,7 +104,7 @@ func (q *Queue) leaseGone(e *epoch, err error) bool {
 	if !isLeaseGone(err) {
 		return false
 	}
-	e.finish(distsync.Errorf(distsync.ErrLost, nil, "session lease %x expired or was revoked", int64(e.id)), false)
+	e.finish(distsync.Lost(distsync.LossSessionEnded, nil, "session lease %x expired or was revoked", int64(e.id)), false)
 	return true
 }
 
@@ -210,7 +210,8 @@ func (q *Queue) check(ctx context.Context, key string, rev int64, wait string, a
 		return false, nil, q.fail(ctx, err, "check queue")
 	}
 	if !resp.Succeeded {
-		return false, nil, distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
+		// The reason is read even if ctx just ended: the key is gone.
+		return false, nil, q.deletedErr(context.WithoutCancel(ctx), key, "waiter key")
 	}
 	if at == 0 {
 		at = resp.Header.Revision

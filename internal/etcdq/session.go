@@ -250,7 +250,7 @@ func (s *Session) epoch(ctx context.Context) (*epoch, error) {
 		s.granting = done
 		s.mu.Unlock()
 		if cur != nil {
-			cur.finish(distsync.Errorf(distsync.ErrLost, nil, "session lease renewal not confirmed in time"), true)
+			cur.finish(distsync.Lost(distsync.LossRenewal, nil, "session lease renewal not confirmed in time"), true)
 		}
 		e, err := s.grant(ctx)
 		s.mu.Lock()
@@ -365,7 +365,7 @@ func (e *epoch) keepAlive(confirmed time.Time) {
 			return
 		}
 		if !time.Now().Before(deadline) {
-			e.finish(distsync.Errorf(distsync.ErrLost, nil, "session lease renewal not confirmed for %v (TTL %v)", ttl-margin(ttl), ttl), true)
+			e.finish(distsync.Lost(distsync.LossRenewal, nil, "session lease renewal not confirmed for %v (TTL %v)", ttl-margin(ttl), ttl), true)
 			return
 		}
 		actx, cancel := context.WithDeadline(e.ctx, deadline)
@@ -381,10 +381,10 @@ func (e *epoch) keepAlive(confirmed time.Time) {
 			b.Reset()
 			next = sent.Add(ttl / 3)
 		case isLeaseGone(err):
-			e.finish(distsync.Errorf(distsync.ErrLost, err, "session lease expired or was revoked"), false)
+			e.finish(distsync.Lost(distsync.LossSessionEnded, err, "session lease expired or was revoked"), false)
 			return
 		case Denied(err):
-			e.finish(distsync.Errorf(distsync.ErrLost, Flat(err), "session lease renewal denied"), true)
+			e.finish(distsync.Lost(distsync.LossRenewal, Flat(err), "session lease renewal denied"), true)
 			return
 		default:
 			next = time.Now().Add(b.Next())
@@ -397,7 +397,7 @@ func (e *epoch) endErr() error {
 	if _, _, err := e.h.state(); err != nil {
 		return err
 	}
-	return distsync.Errorf(distsync.ErrLost, nil, "etcd session ended")
+	return distsync.Lost(distsync.LossSessionEnded, nil, "etcd session ended")
 }
 
 // waitErr returns the error of an acquisition whose epoch ended while it
@@ -407,7 +407,7 @@ func (e *epoch) waitErr() error {
 	if e.src.Closed() {
 		return distsync.Errorf(distsync.ErrClosed, nil, "etcd session closed while waiting")
 	}
-	return distsync.Errorf(distsync.ErrLost, nil, "etcd session ended while waiting")
+	return distsync.Lost(distsync.LossSessionEnded, nil, "etcd session ended while waiting")
 }
 
 // closedErr returns ErrClosed for a waiter that lost its key to Close's
@@ -491,7 +491,7 @@ func (s *Session) Close() error {
 		cur.mu.Unlock()
 		// The leases and waiters end first, as closed, then the keys go
 		// with the lease.
-		cur.finish(distsync.Errorf(distsync.ErrLost, nil, "etcd session closed"), false)
+		cur.finish(distsync.Lost(distsync.LossSessionEnded, nil, "etcd session closed"), false)
 		if alive {
 			if _, rerr := s.c.Revoke(ctx, cur.id); rerr != nil && !isLeaseGone(rerr) {
 				err = distsync.Errorf(distsync.ErrUnavailable, rerr, "revoke session lease; it expires after its TTL")
@@ -503,7 +503,7 @@ func (s *Session) Close() error {
 		cancel()
 	}
 	if cur != nil {
-		cur.finish(distsync.Errorf(distsync.ErrLost, nil, "etcd session closed"), false)
+		cur.finish(distsync.Lost(distsync.LossSessionEnded, nil, "etcd session closed"), false)
 	}
 	s.cancel()
 	s.wg.Wait()

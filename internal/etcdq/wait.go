@@ -160,7 +160,7 @@ func (q *Queue) waitDelete(ctx context.Context, e *epoch, key string, rw *renewa
 			}
 			for _, ev := range wr.Events {
 				if ev.Type == clientv3.EventTypeDelete {
-					return 0, distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
+					return 0, q.waiterDeleted(e, key)
 				}
 			}
 		case wr, ok := <-pw.ch:

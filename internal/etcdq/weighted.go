@@ -335,7 +335,7 @@ func (q *Queue) countFrom(ctx context.Context, e *epoch, key string, rev int64, 
 		}
 	}
 	if !present {
-		return 0, distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
+		return 0, q.waiterDeleted(e, key)
 	}
 	last := pw.start
 	for sum+w > lim {
@@ -368,7 +368,7 @@ func (q *Queue) countFrom(ctx context.Context, e *epoch, key string, rev int64, 
 			for _, ev := range wr.Events {
 				k := string(ev.Kv.Key)
 				if k == key {
-					return 0, distsync.Errorf(distsync.ErrLost, nil, "waiter key %q was deleted", key)
+					return 0, q.waiterDeleted(e, key)
 				}
 				if w, ok := older[k]; ok {
 					sum -= w
