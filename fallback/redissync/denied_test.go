@@ -205,7 +205,7 @@ func TestDocumentedACLPrefix(t *testing.T) {
 // usesEveryPrimitive fails t unless a Session on c, opened with opts,
 // can use every primitive: Mutex (also waiting), RWMutex (read and
 // write), Semaphore (AcquireN, SetLimit) and Election (Campaign, Leader,
-// Observe, Proclaim).
+// Observe, Proclaim), and Inspect and ForceRelease.
 func usesEveryPrimitive(t *testing.T, c *goredis.Client, opts ...redissync.Option) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -297,6 +297,16 @@ func usesEveryPrimitive(t *testing.T, c *goredis.Client, opts ...redissync.Optio
 	}
 	if err := ld.Proclaim(ctx, []byte("w")); err != nil {
 		t.Fatalf("Proclaim: %v", err)
+	}
+	if st, err := s.Inspect(ctx, name+"/e"); err != nil || len(st.Holders) != 1 {
+		t.Fatalf("Inspect: %+v, %v; want the leader", st, err)
+	}
+	if err := s.ForceRelease(ctx, name+"/e", ld.Token()); err != nil {
+		t.Fatalf("ForceRelease: %v", err)
+	}
+	<-ld.Done() // its renewal found the record ForceRelease left
+	if got := distsync.LostReason(ld.Err()); got != distsync.LossForceReleased {
+		t.Fatalf("leadership ended with %v, want reason %q", ld.Err(), distsync.LossForceReleased)
 	}
 	_ = ld.Release(ctx)
 	stop()

@@ -18,7 +18,7 @@ func sentinels(err error) int {
 	n := 0
 	for _, s := range []error{distsync.ErrWouldBlock, distsync.ErrNotAcquired, distsync.ErrLost,
 		distsync.ErrReleased, distsync.ErrInvalidName, distsync.ErrInvalidConfig, distsync.ErrLimitMismatch,
-		distsync.ErrNoLeader, distsync.ErrClosed, distsync.ErrUnavailable, distsync.ErrDenied} {
+		distsync.ErrNoLeader, distsync.ErrClosed, distsync.ErrUnavailable, distsync.ErrDenied, distsync.ErrNotFound} {
 		if errors.Is(err, s) {
 			n++
 		}

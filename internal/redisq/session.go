@@ -289,7 +289,7 @@ func (s *Session) Close() error {
 	var wg sync.WaitGroup
 	for _, l := range leases {
 		wg.Go(func() {
-			_ = l.shutdown(ctx, distsync.Lost(distsync.LossSessionEnded, nil, "session closed"))
+			_ = l.shutdown(ctx, distsync.Lost(distsync.LossSessionEnded, nil, "%q: session closed", l.name))
 		})
 	}
 	wg.Wait()
