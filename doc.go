@@ -51,10 +51,22 @@
 //
 // # Leader election
 //
-// [Run] turns any [Election] into a Kubernetes-style elector: it calls
-// OnStartedLeading with a context that is cancelled the moment leadership
-// is lost, releases leadership only after that work returned, reports
-// every change of leader to OnNewLeader, and campaigns again after a loss.
+// An [Elector] turns any [Election] into a Kubernetes-style elector: it
+// calls OnStartedLeading with a context that is cancelled the moment
+// leadership is lost, calls OnStoppedLeading as soon as the loss is known,
+// releases leadership after a shutdown only once that work returned,
+// reports every change of leader to OnNewLeader, and campaigns again after
+// a loss. IsLeader and Leader answer without a round trip, and Healthz is
+// a liveness check that fails while the work outlives its leadership.
+// [Run] is a one-off Elector.
+//
+// # Operations
+//
+// Every Session logs to an *slog.Logger and records OpenTelemetry metrics
+// when given them (each backend's WithLogger and WithMeterProvider; silent
+// and no-op by default). Session.Inspect shows who holds and who waits for
+// a name, and Session.ForceRelease removes a stuck holder on purpose: its
+// Lease ends with ErrLost, and [LostReason] says [LossForceReleased].
 //
 // # Backends
 //
