@@ -34,10 +34,14 @@
 //	P{jobs/nightly}:q      sorted set: waiter member -> arrival number
 //	P{jobs/nightly}:qx     sorted set: waiter member -> expiry (ms, server time)
 //	P{jobs/nightly}:tok    hash: member -> fencing token, "i"+member -> identity,
+//	                       "t"+member -> arrival (ms, server time),
+//	                       "m"+member -> mode (exclusive, read, write, permit),
 //	                       "v"+member -> an election candidate's value
 //	P{jobs/nightly}:seq    string: the counter of tokens and arrivals
 //	P{jobs/nightly}:limit  string: a semaphore's limit, while in use
 //	P{jobs/nightly}:hist   stream: an election's changes (fields t, v)
+//	P{jobs/nightly}:fr     string: members ForceRelease removed, one a line,
+//	                       until their owners are told (expires within a TTL)
 //	P{jobs/nightly}:ch     channel: an election's observers
 //	Psession:<id>          channel: one Session's grants
 //
@@ -118,6 +122,59 @@
 // noticed at the next renewal, within TTL/3. A lost lease ends only
 // itself: the Session and its primitives go on.
 //
+// distsync.LostReason tells why: LossForceReleased after
+// Session.ForceRelease, LossDeleted when the state was otherwise gone
+// (deleted from outside, or a server that restarted empty),
+// LossRenewal when no renewal was confirmed in time, Redis refused one,
+// or one found the lease expired, and LossSessionEnded after Close.
+//
+// # Inspect and ForceRelease
+//
+// Session.Inspect runs one script: an atomic snapshot of the name's
+// holders and waiters, after expired ones are reclaimed. It needs no
+// knowledge of the primitive: every member records its identity, mode
+// and arrival time in the tokens hash. Holders come in token order,
+// waiters in arrival order, which is the order they are served in. A
+// holder's Token is its fencing token. A waiter's is its arrival number:
+// it comes from the same counter, so it is unique among the name's
+// holders and waiters, and the waiter's Lease gets a greater token once
+// granted. Since is the arrival by the server's clock: for a holder
+// that waited, when it began waiting. TTL is how long Redis keeps the
+// member unless it is renewed (its expiry minus the server's TIME).
+// Limit is the semaphore's stored limit. Inspect cannot know a
+// primitive that nobody holds or waits for, nor a value's Proclaim
+// history (see Election.Observe). Members written by an older version
+// of this package, which recorded no mode, show exclusive or, for shared
+// ones, read (permit when a limit is stored).
+//
+// Session.ForceRelease runs one script that finds the holder by its
+// fencing token, or the waiter by its arrival number, and deletes only
+// it. It promotes the waiters that now fit at once, as a release does.
+// It leaves a line naming the member in the key "fr", which expires after
+// the member's TTL. A removed holder is not subscribed to anything, so it
+// learns of the removal at its next renewal, at most TTL/3 later (plus a
+// round trip): the renewal finds the line, and the lease ends with
+// LossForceReleased. Until then the old holder may still act while the
+// next one holds: fencing tokens cover that. Proclaim by a removed leader
+// fails at once with the same reason. A removed waiter is woken at once
+// by a re-check request on its Session's channel, finds the line, and its
+// acquisition fails with LossForceReleased. The line goes when its owner
+// is told or releases, or expires. ForceRelease is logged at Warn with the
+// name, the token, the removed member's identity and the operator's.
+//
+// # Logs and metrics
+//
+// WithLogger and WithMeterProvider record what the README lists under
+// "Metrics". On Redis, every renewal request of a lease is one
+// distsync.renewal.duration measurement. A renewal that failed is logged
+// at Warn. So is one confirmed more than TTL/12 after it was due (it
+// needed a retry, or the server was slow), with the time that was left.
+// When a cancelled acquisition cannot delete its entry, the deletion is
+// retried in the background, logged at Warn, until it succeeds or a TTL
+// has passed (the entry has expired then). Debug records handoffs (a
+// waiter granted by a release, from its grant message), and the retries
+// inside Lock, Campaign and Observe.
+//
 // # Contexts and unresponsive servers
 //
 // Every call returns when its context ends, also when Redis does not
@@ -178,6 +235,7 @@
 // Redis checks what a script does against the user too, so it also needs
 // TIME, GET, SET, DEL, EXISTS, ZADD, ZREM, ZCARD, ZRANGE, ZRANGEBYSCORE,
 // ZSCORE, HSET, HGET, HMGET, HDEL, XADD, XRANGE, XREVRANGE and PUBLISH.
+// Inspect and ForceRelease need nothing more.
 //
 // Every key and channel starts with the Session's prefix P (WithPrefix;
 // "distsync:" by default). Its key pattern is "P*", or "P{NAME}:*" for

@@ -21,8 +21,9 @@ var _ distsync.Election = (*Election)(nil)
 // *Leadership. Candidates are granted in arrival order. A failed or
 // cancelled campaign leaves no candidate behind. Its error wraps
 // distsync.ErrNotAcquired and ctx.Err() when ctx ended, or
-// distsync.ErrLost when the candidate's entry was deleted or expired while
-// it waited. Otherwise it wraps distsync.ErrClosed, distsync.ErrDenied (at
+// distsync.ErrLost when the candidate's entry was deleted, expired or
+// removed by ForceRelease while it waited (distsync.LostReason tells
+// which). Otherwise it wraps distsync.ErrClosed, distsync.ErrDenied (at
 // once) or distsync.ErrUnavailable.
 func (e *Election) Campaign(ctx context.Context, value []byte) (distsync.Leadership, error) {
 	if value == nil {

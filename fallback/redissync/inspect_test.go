@@ -491,3 +491,36 @@ func TestLossReasons(t *testing.T) {
 		_ = l.Release(ctx)
 	}
 }
+
+// A lease deleted from outside is logged: its failed renewal and its
+// loss at Warn, its acquisition at Debug.
+func TestLossLogged(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	logs := newRecords()
+	s := newSession(t, redissync.WithTTL(300*time.Millisecond), redissync.WithIdentity("logged"),
+		redissync.WithLogger(slog.New(logs)))
+	l, err := mutex(t, s, t.Name()).Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := fmt.Sprint(l.Token())
+	if err := redisq.DeleteMember(ctx, newClient(t), l); err != nil {
+		t.Fatal(err)
+	}
+	<-l.Done()
+	// The loss is recorded just after Done closes.
+	waitFor(t, "the loss logged", func() bool { _, _, ok := logs.find("lease lost", "token", tok); return ok })
+	for _, want := range []struct {
+		msg   string
+		level slog.Level
+	}{{"acquired", slog.LevelDebug}, {"renewal failed", slog.LevelWarn}, {"lease lost", slog.LevelWarn}} {
+		attrs, level, ok := logs.find(want.msg, "token", tok)
+		if !ok || level != want.level || attrs["name"] != t.Name() || attrs["identity"] != "logged" {
+			t.Errorf("%q: %v at %v (found %v), want %v with name, token and identity", want.msg, attrs, level, ok, want.level)
+		}
+	}
+	if attrs, _, _ := logs.find("lease lost", "token", tok); attrs["reason"] != string(distsync.LossDeleted) {
+		t.Errorf("lease lost: reason %q, want %q", attrs["reason"], distsync.LossDeleted)
+	}
+}

@@ -26,8 +26,11 @@ func (l *Lease) Done() <-chan struct{} { return l.l.Done() }
 
 // Err returns nil while the lease is held, then an error wrapping
 // distsync.ErrReleased after Release, or else distsync.ErrLost. A lease is
-// lost when a renewal found its state gone, none was confirmed in time,
-// Redis refused one, or the Session was closed.
+// lost, with the distsync.LostReason in brackets, when a renewal found its
+// state removed by Session.ForceRelease (LossForceReleased) or otherwise
+// gone (LossDeleted; LossRenewal when it had expired), when none was
+// confirmed in time or Redis refused one (LossRenewal), or when the
+// Session was closed (LossSessionEnded).
 func (l *Lease) Err() error { return l.l.Err() }
 
 // Release deletes the lease's state, and only its own (compared by its
@@ -65,7 +68,9 @@ func (l *Leadership) Release(ctx context.Context) error { return l.l.Release(ctx
 // script that checks the lease; observers see the new value. It fails
 // with an error wrapping distsync.ErrLost or distsync.ErrReleased when
 // leadership has ended (changing nothing), distsync.ErrDenied or
-// distsync.ErrUnavailable.
+// distsync.ErrUnavailable. After a ForceRelease it fails at once with
+// the reason distsync.LossForceReleased, before the lease's renewal ends
+// the lease.
 func (l *Leadership) Proclaim(ctx context.Context, value []byte) error {
 	return l.q.Proclaim(ctx, l.l, value)
 }

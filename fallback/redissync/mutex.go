@@ -19,7 +19,8 @@ var _ distsync.Mutex = (*Mutex)(nil)
 // enqueues and sleeps until a release grants it the lock (or the holder's
 // TTL runs out). On failure nothing is left behind. Its error wraps
 // distsync.ErrNotAcquired and ctx.Err() when ctx ended, or distsync.ErrLost
-// when its queue entry was deleted or expired while it waited. Otherwise
+// when its queue entry was deleted, expired or removed by ForceRelease
+// while it waited (distsync.LostReason tells which). Otherwise
 // it wraps distsync.ErrClosed, distsync.ErrDenied (at once) or
 // distsync.ErrUnavailable.
 func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {

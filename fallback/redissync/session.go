@@ -27,8 +27,10 @@ const DefaultTTL = 10 * time.Second
 // Each lease is renewed on its own. When a renewal fails or comes too
 // late, that lease ends with distsync.ErrLost; the Session and its
 // primitives go on, and the next acquisition works. A waiting acquisition
-// whose entry expired (its re-checks did not get through in time) fails
-// with distsync.ErrLost; the next call enqueues anew.
+// whose entry expired (its re-checks did not get through in time) or was
+// removed fails with distsync.ErrLost; the next call enqueues anew.
+// Inspect and ForceRelease work on any name under the Session's prefix,
+// whoever holds it.
 //
 // Close ends every lease of the Session (their Err wraps
 // distsync.ErrLost, and their Redis state is deleted), makes waiting and

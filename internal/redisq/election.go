@@ -3,6 +3,7 @@ package redisq
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -127,6 +128,9 @@ func (q *Queue) Observe(ctx context.Context) <-chan distsync.Leader {
 		retry := func(err error) bool {
 			if errors.Is(err, distsync.ErrDenied) {
 				return false
+			}
+			if q.s.rec.Enabled(ctx, slog.LevelDebug) {
+				q.xt.Debug(ctx, "observe failed, retrying", slog.Any("error", err))
 			}
 			sctx, cancel := context.WithCancel(ctx)
 			defer cancel()
