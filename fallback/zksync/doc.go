@@ -139,6 +139,42 @@
 // back. A waiting acquisition waits a disconnection out; if its session
 // ended meanwhile, it fails with distsync.ErrLost.
 //
+// distsync.LostReason tells these apart: distsync.LossSessionEnded for an
+// expired or replaced session and for Close, distsync.LossDisconnected
+// for a disconnection, distsync.LossDeleted for a node deleted from
+// outside, and distsync.LossForceReleased for ForceRelease.
+//
+// # Inspect and ForceRelease
+//
+// Session.Inspect lists the name's node and reads every child, in two
+// round trips. The kind in each child's name gives its mode, and the
+// rules the waiters themselves follow say who holds. A Holder's Token is
+// its node's czxid, which is the token its Lease has or will have. Its
+// Identity is the node's data: the Session's identity, or an election
+// candidate's value. Since is the node's creation time by the server's
+// clock. TTL is always zero: an ephemeral node lives as long as its
+// ZooKeeper session, and Inspect cannot see how long that is. The reads
+// are not one snapshot: a node that goes between the listing and its read
+// is left out.
+//
+// Session.ForceRelease finds the child whose czxid is the token. It writes
+// a marker over the child's data, then deletes it, both at the data
+// version it read. Every Lease and every waiting acquisition watches its
+// own node, so its owner learns of it at once, within a round trip. The
+// owner reads the marker, or finds its node gone right after a change of
+// its data it did not make, and ends with distsync.LossForceReleased. An
+// owner whose connection is down learns of it when it reconnects, unless
+// it has lost its lease to the disconnection already. The next waiter is
+// served as on a release. A zk.Lock or a Curator recipe holding the node
+// is not told.
+//
+// # Logging and metrics
+//
+// WithLogger and WithMeterProvider turn on the records and instruments
+// that every backend shares (see the README). ZooKeeper has no renewal to
+// record: go-zookeeper pings the server itself. What stands for it is the
+// Warn record of a disconnection that ends leases.
+//
 // # Permissions and TLS
 //
 // ZooKeeper ACLs are per node and not inherited. Every node distsync

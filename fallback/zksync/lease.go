@@ -12,7 +12,8 @@ import (
 )
 
 // A Lease is one held acquisition: an ephemeral sequential node that holds
-// in its queue. It ends as lost when the node is deleted (by anyone), when
+// in its queue. It ends as lost when the node is deleted (by anyone, or by
+// Session.ForceRelease, which its Err's distsync.LostReason tells), when
 // its session ends, when the Session is closed, or, unless the Session has
 // a disconnect grace, when the connection drops. A lease lost to a
 // disconnection whose session survives deletes its node once the

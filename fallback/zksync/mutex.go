@@ -29,10 +29,11 @@ var _ distsync.Mutex = (*Mutex)(nil)
 // session ends. A grant that raced the end of ctx is kept: Lock then
 // returns the held lease.
 //
-// The error wraps distsync.ErrNotAcquired and ctx.Err() when ctx ended. It
-// wraps distsync.ErrLost when the node was deleted or its session ended
-// while waiting, and distsync.ErrClosed after Session.Close. A refusal by
-// ZooKeeper is distsync.ErrDenied, any other failed request
+// The error wraps distsync.ErrNotAcquired and ctx.Err() when ctx ended.
+// It wraps distsync.ErrLost when the node was deleted or its session ended
+// while waiting; distsync.LostReason says which (LossForceReleased after
+// Session.ForceRelease). It wraps distsync.ErrClosed after Session.Close.
+// A refusal by ZooKeeper is distsync.ErrDenied, any other failed request
 // distsync.ErrUnavailable. A disconnection while waiting is waited out.
 func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
 	return lease(take(ctx, m.t, m.q, exclusive(lockKind), m.q.identity(), false))

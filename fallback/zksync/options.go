@@ -97,17 +97,19 @@ func WithAuth(scheme string, auth []byte) Option {
 }
 
 // WithLogger sets the logger the Session writes to (default none: it logs
-// nothing). With Dial, go-zookeeper's own messages go to it at Debug. Debug records acquisitions, releases and retries; Warn records
-// late or failed renewals, losses, background cleanups that retry,
-// permanent errors and ForceRelease. Records carry the name, backend,
-// primitive, token and identity as attributes. A level the logger does not
-// enable costs nothing.
+// nothing). With Dial, go-zookeeper's own messages go to it at Debug.
+// Debug records acquisitions, releases, waits and retries after a
+// connection loss. Warn records losses, disconnections that end leases,
+// background cleanups that retry, permanent errors and ForceRelease.
+// Records carry the name, backend, primitive, token and identity as
+// attributes. A level the logger does not enable costs nothing.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithMeterProvider sets the OpenTelemetry MeterProvider the Session's
 // instruments come from (default otel.GetMeterProvider(), a no-op unless
 // the application set one). The instruments are listed in the README,
-// under "Metrics".
+// under "Metrics". The renewal instruments record nothing on ZooKeeper:
+// go-zookeeper keeps the session alive itself, out of distsync's sight.
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.meter = mp } }
 
 // WithNameAttribute adds the name of the primitive to every metric, as
