@@ -27,14 +27,17 @@ type consumer struct {
 func TestConsumerModules(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(file))
-	// The library module may require the three backend clients and what
-	// they require, nothing more: every module in a consumer's graph must
-	// be in the graph of a consumer of the clients alone (or be distsync).
+	// The library module may require the three backend clients, the
+	// OpenTelemetry API and what they require, nothing more: every module
+	// in a consumer's graph must be in the graph of a consumer of those
+	// alone (or be distsync).
 	clients := map[string]bool{"github.com/distsync/distsync": true}
 	for _, c := range []consumer{
 		{name: "etcd client", imports: []string{"go.etcd.io/etcd/client/v3"}, require: requirement(t, root, "go.etcd.io/etcd/client/v3")},
 		{name: "go-redis", imports: []string{"github.com/redis/go-redis/v9"}, require: requirement(t, root, "github.com/redis/go-redis/v9")},
 		{name: "go-zookeeper", imports: []string{"github.com/go-zookeeper/zk"}, require: requirement(t, root, "github.com/go-zookeeper/zk")},
+		{name: "OpenTelemetry API", imports: []string{"go.opentelemetry.io/otel", "go.opentelemetry.io/otel/metric"},
+			require: requirement(t, root, "go.opentelemetry.io/otel") + "\nrequire " + requirement(t, root, "go.opentelemetry.io/otel/metric")},
 	} {
 		graph, _ := buildConsumer(t, root, c)
 		for _, m := range graph {
