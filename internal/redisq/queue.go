@@ -403,6 +403,10 @@ func (q *Queue) acquire(ctx context.Context, t *telemetry.Target, kind byte, wei
 				if err == nil && r.status == 1 {
 					return q.lease(ctx, member, tok, sent)
 				}
+				if err == nil {
+					// Gone since the grant: the renewal said why.
+					return nil, goneError(r.n, "new lease", q.name)
+				}
 			}
 		case <-timer.C:
 			if sb.suspend.Load() {
