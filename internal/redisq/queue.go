@@ -31,7 +31,6 @@ type Queue struct {
 	s    *Session
 	name string
 	k    Keys
-	prim telemetry.Primitive
 
 	// The telemetry targets and recorded modes of the exclusive and the
 	// shared members (an RWMutex's writers and readers); computed once.
@@ -71,7 +70,7 @@ func NewQueue(s *Session, name string, limit int64, prim telemetry.Primitive) (*
 			return nil, distsync.Errorf(distsync.ErrInvalidConfig, err, "%q on a cluster", name)
 		}
 	}
-	q := &Queue{s: s, name: name, k: k, limit: limit, prim: prim}
+	q := &Queue{s: s, name: name, k: k, limit: limit}
 	switch prim {
 	case telemetry.RWMutex:
 		q.xt = s.rec.Target(prim, distsync.ModeWrite, name)
@@ -390,10 +389,14 @@ func (q *Queue) acquire(ctx context.Context, t *telemetry.Target, kind byte, wei
 				// little of that is left for a renewal to get through,
 				// confirm with a renewal sent now instead.
 				if time.Until(confirmed.Add(q.s.ttl-q.s.margin())) >= q.s.interval()/2 {
-					t.Debug(ctx, "handoff", slog.Uint64("token", tok))
+					if q.s.rec.Enabled(ctx, slog.LevelDebug) {
+						t.Debug(ctx, "handoff", slog.Uint64("token", tok))
+					}
 					return q.lease(ctx, member, tok, confirmed)
 				}
-				t.Debug(ctx, "handoff, confirming with a renewal", slog.Uint64("token", tok))
+				if q.s.rec.Enabled(ctx, slog.LevelDebug) {
+					t.Debug(ctx, "handoff, confirming with a renewal", slog.Uint64("token", tok))
+				}
 				sent := time.Now()
 				p := q.start(ctx, renewScript, member, 0)
 				r, err, ok := q.await(ctx, p)
