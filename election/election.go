@@ -7,6 +7,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/etcdq"
+	"github.com/distsync/distsync/internal/telemetry"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
@@ -26,13 +27,14 @@ type Election struct {
 	q    *etcdq.Queue
 	src  *etcdq.Session
 	c    *clientv3.Client
+	t    *telemetry.Target // its attributes, computed once
 }
 
 var _ distsync.Election = (*Election)(nil)
 
 func newElection(q *etcdq.Queue) *Election {
 	src := q.Session()
-	return &Election{q: q, src: src, c: src.Client()}
+	return &Election{q: q, src: src, c: src.Client(), t: src.Recorder().Target(telemetry.Election, "", q.Name())}
 }
 
 // New returns the Election called name on s, an etcd session of your own.
@@ -74,7 +76,7 @@ func New(s *concurrency.Session, name string) (*Election, error) {
 // distsync.ErrUnavailable when etcd failed the enqueue request. While waiting, etcd failures such as an etcd leader
 // election are retried for as long as the session lease lives.
 func (e *Election) Campaign(ctx context.Context, value []byte) (distsync.Leadership, error) {
-	l, err := e.q.Acquire(ctx, etcdq.Exclusive, string(value))
+	l, err := e.q.Acquire(ctx, e.t, etcdq.Exclusive, string(value))
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +123,7 @@ func (e *Election) Leader(ctx context.Context) (distsync.Leader, error) {
 // client), or when etcd denies the watch (Leader then tells why).
 func (e *Election) Observe(ctx context.Context) <-chan distsync.Leader {
 	ch := make(chan distsync.Leader)
-	o := &observer{c: e.c, prefix: e.q.Prefix(), out: ch}
+	o := &observer{c: e.c, prefix: e.q.Prefix(), out: ch, t: e.t}
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(e.src.Context(), cancel)
 	if !e.src.Go(func() {

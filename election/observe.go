@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/backoff"
 	"github.com/distsync/distsync/internal/etcdq"
 	"github.com/distsync/distsync/internal/observe"
+	"github.com/distsync/distsync/internal/telemetry"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -37,6 +39,7 @@ type observer struct {
 	c      *clientv3.Client
 	prefix string
 	out    chan<- distsync.Leader
+	t      *telemetry.Target // logs the re-watches at Debug
 
 	cands map[string]candidate
 	rev   int64 // the revision cands reflects; 0 before the first read and after a compaction
@@ -60,6 +63,9 @@ func (o *observer) run(ctx context.Context) {
 		}
 		if errors.Is(err, rpctypes.ErrCompacted) && healthy {
 			continue // the next watch starts from a fresh read
+		}
+		if o.t != nil {
+			o.t.Debug(ctx, "observer watching again", slog.Any("error", err))
 		}
 		if !b.Sleep(ctx) {
 			return

@@ -38,6 +38,7 @@
 //	jobs/nightly/\x00limit                Semaphore limit, while in use; value: the limit
 //	jobs/nightly/694d9a2b1c3e_5f0c…       Election candidate; value: the campaign value
 //	jobs/nightly/\x00abandoned/694d…      tombstone of an enqueue given up on
+//	jobs/nightly/\x00forced/694d…         ForceRelease's note to the holder; value: operator's identity
 //
 // (one kind per name at a time; "694d9a2b1c3e" is the lease in hex). The
 // identity is WithIdentity's, by default "host:pid". These are the keys of
@@ -53,6 +54,55 @@
 // or on any prefix of it: readwrite on "jobs/" covers every name under
 // "jobs/". With WithPrefix(p), grant p + N + "/" instead. A name outside
 // the role's ranges fails with distsync.ErrDenied, at once.
+//
+// # Inspect and ForceRelease
+//
+// Session.Inspect reads a name's keys in one etcd transaction, at one
+// revision, and orders them by create revision: the queue order. A
+// Holder's Token is its key's create revision, which is its Lease's
+// fencing token, once acquired. The kind comes from the keys: a stored
+// limit makes a semaphore, "r" and "w" keys an RWMutex. Who holds follows
+// each kind's rule: the oldest key of a mutex or an election, the readers
+// older than every writer (or else the oldest writer), the oldest
+// semaphore keys whose weights fit in the limit. TTL is the remaining TTL
+// of the key's session lease, one request per distinct lease. etcd tells
+// it in whole seconds, rounded down, so a lease with less than a second
+// left shows 0; so does one whose TTL etcd refuses to tell the caller.
+//
+// Inspect cannot know everything. etcd stores no timestamps, so Since is
+// always zero. A mutex key and a candidate key look alike: both show as
+// distsync.ModeExclusive, and a candidate's Identity is its campaign
+// value (or what it last proclaimed). A key written by etcd's own
+// concurrency package shows its value as the identity, which is empty
+// for a concurrency.Mutex.
+//
+// Session.ForceRelease deletes the key whose create revision is the
+// token, in a transaction that compares that revision, so it never
+// deletes a later holder's key. In the same transaction it writes a note,
+// "N/\x00forced/<key>", on the holder's own session lease. The deletion
+// serves the next waiter at once. The holder's Lease sees its key deleted
+// through the watch it keeps on it, reads and deletes the note in one
+// request, and ends with distsync.ErrLost and reason
+// distsync.LossForceReleased: within a round trip or two of the
+// ForceRelease, while it is connected. A waiting acquisition fails the
+// same way. If the note cannot be read (etcd unreachable then), the
+// reason is distsync.LossDeleted. A note nobody reads (the holder died,
+// or is not a distsync client) ends with the holder's session lease.
+// The holder may still act for a moment after the next one got the lock:
+// fencing tokens cover that.
+//
+// # Logs and metrics
+//
+// WithLogger and WithMeterProvider set where the Session's records go.
+// Every acquire call is measured. The Session's renewals are recorded as
+// renewal requests, one per keep-alive, and one confirmed more than a
+// sixth of the TTL after it was due is logged at Warn. Retries inside a
+// waiting call and handoffs are logged at Debug; a removal retried in the
+// background, and every ForceRelease, at Warn. A Mutex, RWMutex,
+// Semaphore or Election opened with the constructors of their packages
+// over a *concurrency.Session records through the global MeterProvider,
+// and logs nothing; that session's renewals are clientv3's own, and are
+// not recorded.
 //
 // # Closing
 //

@@ -145,3 +145,64 @@ func ExampleWithIdentity() {
 	// Output:
 	// 1 key, held by worker-7
 }
+
+// Inspect shows who holds a lock and who waits for it; ForceRelease breaks
+// a stuck holder's lock: its Lease ends as lost, with the reason, and the
+// next waiter gets the lock.
+func ExampleSession_ForceRelease() {
+	client, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	open := func(identity string) (*etcdsync.Session, distsync.Mutex) {
+		s, err := etcdsync.NewSession(ctx, client, etcdsync.WithIdentity(identity))
+		if err != nil {
+			log.Fatal(err)
+		}
+		mu, err := s.Mutex("jobs/stuck")
+		if err != nil {
+			log.Fatal(err)
+		}
+		return s, mu
+	}
+	stuck, mu1 := open("worker-1")
+	defer stuck.Close()
+	next, mu2 := open("worker-2")
+	defer next.Close()
+
+	held, err := mu1.Lock(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	waiting := make(chan distsync.Lease)
+	go func() {
+		l, err := mu2.Lock(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		waiting <- l
+	}()
+	var st distsync.Status
+	for len(st.Waiters) == 0 { // until worker-2 waits
+		if st, err = next.Inspect(ctx, "jobs/stuck"); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Println("held by", st.Holders[0].Identity, "waited for by", st.Waiters[0].Identity)
+
+	if err := next.ForceRelease(ctx, "jobs/stuck", st.Holders[0].Token); err != nil {
+		log.Fatal(err)
+	}
+	<-held.Done()
+	fmt.Println("worker-1 lost it:", distsync.LostReason(held.Err()))
+	l := <-waiting
+	defer l.Release(ctx)
+	fmt.Println("worker-2 holds it:", l.Err() == nil)
+	// Output:
+	// held by worker-1 waited for by worker-2
+	// worker-1 lost it: force_released
+	// worker-2 holds it: true
+}

@@ -295,7 +295,9 @@ func TestForceRelease(t *testing.T) {
 	defer cancel()
 	logs := &logRecords{}
 	op := identified(t, "operator", etcdsync.WithLogger(slog.New(logs)))
-	sessions := []*etcdsync.Session{identified(t, "a"), identified(t, "b"), identified(t, "c")}
+	holderLogs := &logRecords{}
+	sessions := []*etcdsync.Session{
+		identified(t, "a", etcdsync.WithLogger(slog.New(holderLogs))), identified(t, "b"), identified(t, "c")}
 	n := t.Name()
 	kinds := map[string]func(*etcdsync.Session, string) acquireFunc{
 		"mutex": func(s *etcdsync.Session, name string) acquireFunc {
@@ -378,6 +380,16 @@ func TestForceRelease(t *testing.T) {
 			}
 			if want := []uint64{first.l.Token(), waiter}; !slices.Equal(got, want) {
 				t.Errorf("force releases logged at Warn: tokens %v, want %v", got, want)
+			}
+			lost := false
+			for _, attrs := range holderLogs.find(slog.LevelWarn, "lease lost") {
+				if attrs["name"].String() == name && attrs["token"].Uint64() == first.l.Token() &&
+					attrs["reason"].String() == string(distsync.LossForceReleased) && attrs["primitive"].String() == kind {
+					lost = true
+				}
+			}
+			if !lost {
+				t.Errorf("the holder's Session logged no Warn \"lease lost\" with reason %q", distsync.LossForceReleased)
 			}
 		})
 	}

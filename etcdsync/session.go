@@ -58,9 +58,11 @@ type options struct {
 	names    bool
 }
 
-// recorder returns the telemetry recorder of o.
-func (o options) recorder() *telemetry.Recorder {
-	return telemetry.New(telemetry.Config{Logger: o.logger, Meter: o.meter, Names: o.names, Backend: "etcd", Identity: o.identity})
+// config returns the engine's configuration of o, with its telemetry
+// recorder.
+func (o options) config() etcdq.Config {
+	rec := telemetry.New(telemetry.Config{Logger: o.logger, Meter: o.meter, Names: o.names, Backend: "etcd", Identity: o.identity})
+	return etcdq.Config{Prefix: o.prefix, Identity: o.identity, Recorder: rec}
 }
 
 // An Option configures NewSession and Dial.
@@ -137,11 +139,10 @@ func NewSession(ctx context.Context, c *clientv3.Client, opts ...Option) (*Sessi
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	src, err := etcdq.NewSession(ctx, c, o.ttl)
+	src, err := etcdq.NewSession(ctx, c, o.ttl, o.config())
 	if err != nil {
 		return nil, err
 	}
-	src.Configure(o.prefix, o.identity, o.recorder())
 	return &Session{src: src}, nil
 }
 
@@ -166,12 +167,11 @@ func Dial(ctx context.Context, cfg clientv3.Config, opts ...Option) (*Session, e
 		}
 		return nil, distsync.Errorf(distsync.ErrUnavailable, err, "etcd client")
 	}
-	src, err := etcdq.NewSession(ctx, c, o.ttl)
+	src, err := etcdq.NewSession(ctx, c, o.ttl, o.config())
 	if err != nil {
 		_ = c.Close()
 		return nil, err
 	}
-	src.Configure(o.prefix, o.identity, o.recorder())
 	return &Session{src: src, owned: c}, nil
 }
 

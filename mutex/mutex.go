@@ -5,11 +5,12 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/etcdq"
+	"github.com/distsync/distsync/internal/telemetry"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
 func init() {
-	etcdq.RegisterMutex(func(q *etcdq.Queue) distsync.Mutex { return &Mutex{q: q} })
+	etcdq.RegisterMutex(func(q *etcdq.Queue) distsync.Mutex { return newMutex(q) })
 }
 
 // Mutex is a distributed mutual-exclusion lock on etcd. Open it with
@@ -18,9 +19,14 @@ func init() {
 // so two calls exclude each other even through one Mutex or one Session.
 type Mutex struct {
 	q *etcdq.Queue
+	t *telemetry.Target // its attributes, computed once
 }
 
 var _ distsync.Mutex = (*Mutex)(nil)
+
+func newMutex(q *etcdq.Queue) *Mutex {
+	return &Mutex{q: q, t: q.Session().Recorder().Target(telemetry.Mutex, "", q.Name())}
+}
 
 // New returns the Mutex called name on s, an etcd session of your own,
 // for programs that already manage one. It does no I/O. s is never
@@ -38,7 +44,7 @@ func New(s *concurrency.Session, name string) (*Mutex, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Mutex{q: q}, nil
+	return newMutex(q), nil
 }
 
 // Lock blocks until the lock is held or ctx ends, and returns the held
@@ -52,12 +58,12 @@ func New(s *concurrency.Session, name string) (*Mutex, error) {
 // distsync.ErrUnavailable when etcd failed the enqueue request. While waiting, etcd failures such as a leader
 // election are retried for as long as the session lease lives.
 func (m *Mutex) Lock(ctx context.Context) (distsync.Lease, error) {
-	return lease(m.q.Acquire(ctx, etcdq.Exclusive, m.q.Session().Identity()))
+	return lease(m.q.Acquire(ctx, m.t, etcdq.Exclusive, m.q.Session().Identity()))
 }
 
 // TryLock takes the lock only if nobody holds or waits for it, in one
 // round trip. Otherwise it returns an error wrapping distsync.ErrWouldBlock
 // and writes nothing. Other errors are those of Lock.
 func (m *Mutex) TryLock(ctx context.Context) (distsync.Lease, error) {
-	return lease(m.q.TryAcquire(ctx, etcdq.Exclusive, m.q.Session().Identity()))
+	return lease(m.q.TryAcquire(ctx, m.t, etcdq.Exclusive, m.q.Session().Identity()))
 }

@@ -18,7 +18,10 @@ import (
 // It follows its key from the acquisition to its end. It is lost when the
 // key is deleted, by anyone or with the session lease (revoked or
 // expired). It is lost too when the Session is closed, or when the session
-// lease's renewal has not been confirmed for three quarters of its TTL. It is safe for
+// lease's renewal has not been confirmed for three quarters of its TTL.
+// distsync.LostReason tells which: LossDeleted, LossSessionEnded or
+// LossRenewal, and LossForceReleased when an operator's
+// etcdsync.Session.ForceRelease deleted the key. It is safe for
 // concurrent use and must not be copied.
 type Lease struct {
 	l *etcdq.Lease

@@ -6,6 +6,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/etcdq"
+	"github.com/distsync/distsync/internal/telemetry"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
@@ -18,13 +19,14 @@ func init() {
 // safe for concurrent use; every call is a separate acquisition.
 type Semaphore struct {
 	q     *etcdq.Queue
+	t     *telemetry.Target // its attributes, computed once
 	limit atomic.Int64
 }
 
 var _ distsync.Semaphore = (*Semaphore)(nil)
 
 func newSemaphore(q *etcdq.Queue, limit int64) *Semaphore {
-	s := &Semaphore{q: q}
+	s := &Semaphore{q: q, t: q.Session().Recorder().Target(telemetry.Semaphore, "", q.Name())}
 	s.limit.Store(limit)
 	return s
 }
@@ -82,7 +84,7 @@ func (s *Semaphore) AcquireN(ctx context.Context, n int64) (distsync.Lease, erro
 	if err := s.checkN(n); err != nil {
 		return nil, err
 	}
-	return lease(s.q.AcquireWeighted(ctx, s.Limit, n))
+	return lease(s.q.AcquireWeighted(ctx, s.t, s.Limit, n))
 }
 
 // TryAcquireN takes n permits only if they are free and nobody waits;
@@ -92,7 +94,7 @@ func (s *Semaphore) TryAcquireN(ctx context.Context, n int64) (distsync.Lease, e
 	if err := s.checkN(n); err != nil {
 		return nil, err
 	}
-	return lease(s.q.TryAcquireWeighted(ctx, s.Limit(), n))
+	return lease(s.q.TryAcquireWeighted(ctx, s.t, s.Limit(), n))
 }
 
 func (s *Semaphore) checkN(n int64) error {

@@ -2,6 +2,7 @@ package etcdq
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -15,17 +16,18 @@ const cleanupTimeout = 5 * time.Second
 
 // remove deletes key if it is still the one created at rev (P9), with
 // a context of its own: the caller's may have ended. A semaphore's limit
-// is deleted with its last key.
+// is deleted with its last key. When key is gone already, the marker a
+// ForceRelease may have left for it is deleted instead, in the same Txn:
+// a waiter cancelled as it was force-released leaves nothing behind.
 func (q *Queue) remove(ctx context.Context, e *epoch, key string, rev int64) error {
 	op := func(ctx context.Context) error {
-		t := q.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev))
+		then := []clientv3.Op{clientv3.OpDelete(key)}
 		if q.limited {
 			start, end := contenders(q.prefix)
-			t = t.Then(clientv3.OpDelete(key), clientv3.OpGet(start, clientv3.WithRange(end), clientv3.WithKeysOnly()))
-		} else {
-			t = t.Then(clientv3.OpDelete(key))
+			then = append(then, clientv3.OpGet(start, clientv3.WithRange(end), clientv3.WithKeysOnly()))
 		}
-		resp, err := t.Commit()
+		resp, err := q.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
+			Then(then...).Else(clientv3.OpDelete(forcedKey(key))).Commit()
 		if err != nil || !q.limited {
 			return err
 		}
@@ -180,6 +182,9 @@ func (e *epoch) deleteDueNow() {
 		next = max(time.Until(e.tdue[0].at), 0)
 	}
 	if !ok {
+		if rec := e.src.Recorder(); rec.Enabled(e.ctx, slog.LevelWarn) {
+			rec.Warn(e.ctx, "tombstone cleanup retrying", slog.Int("tombstones", len(ops)), slog.Duration("after", next))
+		}
 		// Put them back at the front, to be deleted with the next batch.
 		for i := len(ops) - 1; i >= 0; i-- {
 			e.tdue = append([]dueTombstone{{key: string(ops[i].KeyBytes())}}, e.tdue...)
@@ -253,15 +258,22 @@ func (q *Queue) retry(ctx context.Context, e *epoch, op func(context.Context) er
 	case e.ctx.Err() != nil:
 		return distsync.Errorf(distsync.ErrUnavailable, err, "removal not confirmed; the key ends with the session lease")
 	}
+	rec := q.src.Recorder()
+	last := err // the background's own: err is returned below
 	background := func() {
 		var b backoff.Backoff
-		for {
+		for n := 1; ; n++ {
+			next := b.Next()
+			if rec.Enabled(e.ctx, slog.LevelWarn) {
+				rec.Warn(e.ctx, "cleanup retrying", slog.String("name", q.name), slog.Int("attempt", n),
+					slog.Duration("after", next), slog.Any("error", last))
+			}
 			select {
 			case <-e.ctx.Done():
 				return
-			case <-time.After(b.Next()):
+			case <-time.After(next):
 			}
-			if err := attempt(e.ctx); err == nil || Denied(err) {
+			if last = attempt(e.ctx); last == nil || Denied(last) {
 				return
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/telemetry"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -58,7 +59,17 @@ var Exclusive = Class{}
 // On failure or cancellation the key is removed (in the background if the
 // backend does not answer in time) and the error wraps ErrNotAcquired and
 // ctx.Err(), ErrLost, ErrClosed, ErrDenied or ErrUnavailable.
-func (q *Queue) Acquire(ctx context.Context, c Class, value string) (*Lease, error) {
+//
+// The call is recorded as one acquire call of t, the primitive's telemetry
+// target.
+func (q *Queue) Acquire(ctx context.Context, t *telemetry.Target, c Class, value string) (*Lease, error) {
+	op := t.Begin(ctx, true)
+	l, err := q.acquire(ctx, t, c, value)
+	end(ctx, op, l, err)
+	return l, err
+}
+
+func (q *Queue) acquire(ctx context.Context, t *telemetry.Target, c Class, value string) (*Lease, error) {
 	for attempt := 0; ; attempt++ {
 		e, err := q.src.epoch(ctx)
 		if err != nil {
@@ -86,13 +97,22 @@ func (q *Queue) Acquire(ctx context.Context, c Class, value string) (*Lease, err
 		if pred == nil {
 			return q.hold(ctx, e, key, rev, nil, rev+1)
 		}
-		own, err := q.waitFirst(ctx, e, key, rev, wait, pred)
+		own, err := q.waitFirst(ctx, t, e, key, rev, wait, pred)
 		if err != nil {
 			q.removeAfter(ctx, e, key, rev)
 			return nil, q.src.closedErr(err)
 		}
 		return q.hold(ctx, e, key, rev, own, 0)
 	}
+}
+
+// end records the end of an acquire call begun with op.
+func end(ctx context.Context, op telemetry.Op, l *Lease, err error) {
+	if err != nil {
+		op.End(ctx, nil, 0, err)
+		return
+	}
+	op.End(ctx, l, l.Token(), nil)
 }
 
 // leaseGone reports whether err says that e's lease no longer exists (it
@@ -123,8 +143,16 @@ func (q *Queue) enqueue(ctx context.Context, e *epoch, key, value, wait string) 
 }
 
 // TryAcquire takes a key of class c only if none of the keys c waits for
-// exists; otherwise it returns ErrWouldBlock and writes nothing.
-func (q *Queue) TryAcquire(ctx context.Context, c Class, value string) (*Lease, error) {
+// exists; otherwise it returns ErrWouldBlock and writes nothing. The call
+// is recorded as one acquire call of t.
+func (q *Queue) TryAcquire(ctx context.Context, t *telemetry.Target, c Class, value string) (*Lease, error) {
+	op := t.Begin(ctx, false)
+	l, err := q.tryAcquire(ctx, c, value)
+	end(ctx, op, l, err)
+	return l, err
+}
+
+func (q *Queue) tryAcquire(ctx context.Context, c Class, value string) (*Lease, error) {
 	for attempt := 0; ; attempt++ {
 		e, err := q.src.epoch(ctx)
 		if err != nil {

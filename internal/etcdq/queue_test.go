@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/telemetry"
 	"github.com/distsync/distsync/internal/testserver"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -78,7 +79,7 @@ func TestAbandonedEnqueueNeverLands(t *testing.T) {
 	if got.Count != 0 {
 		t.Fatalf("%d keys under %q, want 0", got.Count, q.prefix)
 	}
-	if _, err := q.TryAcquire(ctx, Exclusive, ""); err != nil {
+	if _, err := q.TryAcquire(ctx, q.src.Recorder().Target(telemetry.Mutex, "", q.name), Exclusive, ""); err != nil {
 		t.Fatalf("name blocked after an abandoned enqueue: %v", err)
 	}
 }
@@ -173,7 +174,7 @@ func TestCheckAt(t *testing.T) {
 func TestAbandonedTombstoneExpires(t *testing.T) {
 	ctx := context.Background()
 	const ttl = 2 * time.Second
-	src, err := NewSession(ctx, etcd.Client(t), ttl)
+	src, err := NewSession(ctx, etcd.Client(t), ttl, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,5 +253,24 @@ func TestIdleCompare(t *testing.T) {
 	}
 	if !isIdle() {
 		t.Fatal("key deleted: the compare failed")
+	}
+}
+
+// TestRemoveDeletesForcedMarker: removing a key that is gone already (a
+// waiter cancelled as an operator force-released it) deletes the marker
+// ForceRelease left for it, so nothing stays under the name.
+func TestRemoveDeletesForcedMarker(t *testing.T) {
+	ctx := context.Background()
+	q, e := queue(t, t.Name())
+	key := newKey(q.prefix, e.id)
+	if _, err := q.c.Put(ctx, forcedKey(key), "operator", clientv3.WithLease(e.id)); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.remove(ctx, e, key, 1); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := q.c.Get(ctx, q.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count != 0 {
+		t.Fatalf("%d keys left under %q (%v), want 0", resp.Count, q.prefix, err)
 	}
 }

@@ -3,6 +3,7 @@ package etcdq
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -32,7 +33,7 @@ type Session struct {
 	cancel context.CancelFunc
 	fixed  *epoch // the one lease of a fixed Session
 
-	// Set by Configure before the Session is shared, read-only afterwards.
+	// Set by NewSession (Config), read-only afterwards.
 	keyPrefix string // prepended to every key (WithPrefix)
 	identity  string // recorded in holder keys' values; "" means the default
 	rec       *telemetry.Recorder
@@ -77,19 +78,30 @@ func CheckTTL(ttl time.Duration) error {
 	return nil
 }
 
+// Config is what a renewing Session's options set: the root prefix of
+// every key, the identity its holder keys record ("" for
+// distsync.DefaultIdentity()) and its telemetry recorder (nil: none).
+type Config struct {
+	Prefix   string
+	Identity string
+	Recorder *telemetry.Recorder
+}
+
 // NewSession returns a renewing Session on client c with leases of ttl,
-// and grants its first lease under ctx, so that a TTL the server does not
-// grant as asked is reported now (ErrInvalidConfig). It fails with
-// ErrInvalidConfig, ErrDenied, ErrClosed or ErrUnavailable; nothing is
-// left behind then.
-func NewSession(ctx context.Context, c *clientv3.Client, ttl time.Duration) (*Session, error) {
+// configured by cfg, and grants its first lease under ctx, so that a TTL
+// the server does not grant as asked is reported now (ErrInvalidConfig).
+// It fails with ErrInvalidConfig, ErrDenied, ErrClosed or ErrUnavailable;
+// nothing is left behind then.
+func NewSession(ctx context.Context, c *clientv3.Client, ttl time.Duration, cfg Config) (*Session, error) {
 	if c == nil {
 		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil etcd client")
 	}
 	if err := CheckTTL(ttl); err != nil {
 		return nil, err
 	}
-	s := &Session{c: c, ttl: ttl, semaphore: map[string]bool{}}
+	// Configured before the first grant, whose renewals read it.
+	s := &Session{c: c, ttl: ttl, semaphore: map[string]bool{},
+		keyPrefix: cfg.Prefix, identity: cfg.Identity, rec: cfg.Recorder}
 	s.ctx, s.cancel = context.WithCancel(c.Ctx())
 	e, err := s.grant(ctx)
 	if err != nil {
@@ -135,13 +147,6 @@ func (s *Session) newEpoch(id clientv3.LeaseID, parent context.Context) *epoch {
 	e := &epoch{src: s, id: id, h: newHealth()}
 	e.ctx, e.cancel = context.WithCancel(parent)
 	return e
-}
-
-// Configure sets the root prefix of every key of the Session and the
-// identity its holder keys record ("" for distsync.DefaultIdentity()). It
-// is called once, before the Session is used or shared.
-func (s *Session) Configure(prefix, identity string, rec *telemetry.Recorder) {
-	s.keyPrefix, s.identity, s.rec = prefix, identity, rec
 }
 
 // nopRecorder records a fixed Session's telemetry: the global
@@ -345,10 +350,17 @@ const closeTimeout = time.Second
 // lost, and the next acquisition grants a new lease. It is the Session's
 // own loop rather than clientv3's (which sends every TTL/3 on a 500 ms
 // tick), so that a short TTL keeps its full margin.
+//
+// Every request is recorded (renewal duration and failures). A renewal
+// confirmed more than lateAfter(ttl) past its due time (TTL/3 after the
+// previous confirmation, before any retry) is logged at Warn, with the
+// time then left before the lease would have counted as lost.
 func (e *epoch) keepAlive(confirmed time.Time) {
 	ttl := e.src.ttl
+	rec := e.src.Recorder()
 	var b backoff.Backoff
 	next := confirmed.Add(ttl / 3)
+	due := next // when the current renewal was due, whatever the retries
 	for {
 		deadline, _, err := e.h.state()
 		if err != nil {
@@ -372,14 +384,21 @@ func (e *epoch) keepAlive(confirmed time.Time) {
 		sent := time.Now()
 		resp, err := e.src.c.KeepAliveOnce(actx, e.id)
 		cancel()
-		switch {
-		case e.ctx.Err() != nil || e.isOrphaned():
+		if e.ctx.Err() != nil || e.isOrphaned() {
 			return
+		}
+		now := time.Now()
+		rec.Renewal(e.ctx, now.Sub(sent), err, slog.Int64("lease", int64(e.id)))
+		switch {
 		case err == nil:
 			got := time.Duration(resp.TTL) * time.Second
 			e.h.set(sent.Add(got-margin(got)), got, true)
 			b.Reset()
+			if late := now.Sub(due); late > lateAfter(ttl) {
+				rec.RenewalLate(e.ctx, late, deadline.Sub(now), slog.Int64("lease", int64(e.id)))
+			}
 			next = sent.Add(ttl / 3)
+			due = next
 		case isLeaseGone(err):
 			e.finish(distsync.Lost(distsync.LossSessionEnded, err, "session lease expired or was revoked"), false)
 			return
@@ -391,6 +410,11 @@ func (e *epoch) keepAlive(confirmed time.Time) {
 		}
 	}
 }
+
+// lateAfter is how long past its due time a renewal may be confirmed
+// before it is reported late: a sixth of the TTL, half the renewal period.
+// A renewal that needed a retry, or a round trip that long, is late.
+func lateAfter(ttl time.Duration) time.Duration { return ttl / 6 }
 
 // endErr returns why the epoch ended, for its leases.
 func (e *epoch) endErr() error {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/backoff"
+	"github.com/distsync/distsync/internal/telemetry"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -22,7 +24,7 @@ const attemptTimeout = 2 * time.Second
 // etcd failures (a leader election, a member restart) are retried until ctx
 // ends or the session does: a waiter cut off from the quorum cannot renew
 // its session lease, so it fails within the session TTL instead of hanging.
-func (q *Queue) waitFirst(ctx context.Context, e *epoch, key string, rev int64, wait string, pred *mvccpb.KeyValue) (*keyWatch, error) {
+func (q *Queue) waitFirst(ctx context.Context, t *telemetry.Target, e *epoch, key string, rev int64, wait string, pred *mvccpb.KeyValue) (*keyWatch, error) {
 	rw := e.watchRenewal()
 	// own and pw are stopped on every way out but success, which hands own
 	// to the Lease; a plain variable (not a named result, which a return
@@ -42,7 +44,7 @@ func (q *Queue) waitFirst(ctx context.Context, e *epoch, key string, rev int64, 
 	for {
 		if own == nil {
 			if own, err = q.watch(ctx, e, key); err != nil {
-				if err = q.retryAfter(ctx, e, rw, &b, err); err != nil {
+				if err = q.retryAfter(ctx, t, e, rw, &b, err); err != nil {
 					return nil, err
 				}
 				continue
@@ -53,7 +55,7 @@ func (q *Queue) waitFirst(ctx context.Context, e *epoch, key string, rev int64, 
 			// A synced watch sees every delete after its creation; the
 			// check below covers the time before it.
 			if pw, err = q.watch(ctx, e, string(pred.Key)); err != nil {
-				if err = q.retryAfter(ctx, e, rw, &b, err); err != nil {
+				if err = q.retryAfter(ctx, t, e, rw, &b, err); err != nil {
 					return nil, err
 				}
 				continue
@@ -68,7 +70,7 @@ func (q *Queue) waitFirst(ctx context.Context, e *epoch, key string, rev int64, 
 		}
 		seen = 0
 		if err != nil {
-			if err = q.retryAfter(ctx, e, rw, &b, err); err != nil {
+			if err = q.retryAfter(ctx, t, e, rw, &b, err); err != nil {
 				return nil, err
 			}
 			continue
@@ -84,6 +86,9 @@ func (q *Queue) waitFirst(ctx context.Context, e *epoch, key string, rev int64, 
 		if seen, err = q.waitDelete(ctx, e, key, rw, own, pw); err != nil {
 			return nil, err
 		}
+		if seen > 0 && q.src.Recorder().Enabled(ctx, slog.LevelDebug) {
+			t.Debug(ctx, "handoff: predecessor gone", slog.String("predecessor", pw.key), slog.Int64("revision", seen))
+		}
 		if own.broken {
 			own.stop()
 			own = nil
@@ -97,11 +102,15 @@ func (q *Queue) waitFirst(ctx context.Context, e *epoch, key string, rev int64, 
 
 // retryAfter waits before the next attempt after err, if err is an etcd
 // failure worth retrying; it returns an error when the wait should end.
-func (q *Queue) retryAfter(ctx context.Context, e *epoch, rw *renewalWatch, b *backoff.Backoff, err error) error {
+func (q *Queue) retryAfter(ctx context.Context, t *telemetry.Target, e *epoch, rw *renewalWatch, b *backoff.Backoff, err error) error {
 	if !errors.Is(err, distsync.ErrUnavailable) {
 		return err // ErrDenied among them: never retried
 	}
-	pause := time.NewTimer(b.Next())
+	next := b.Next()
+	if q.src.Recorder().Enabled(ctx, slog.LevelDebug) {
+		t.Debug(ctx, "retrying", slog.Duration("after", next), slog.Any("error", err))
+	}
+	pause := time.NewTimer(next)
 	defer pause.Stop()
 	for {
 		select {

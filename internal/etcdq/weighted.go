@@ -9,6 +9,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/backoff"
+	"github.com/distsync/distsync/internal/telemetry"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -60,7 +61,16 @@ func (q *Queue) mismatch(limit int64, stored []byte) error {
 // stored limit too, and fails with ErrLimitMismatch when it changes to
 // another than limit(). Failure and cancellation leave nothing behind, as
 // with Acquire.
-func (q *Queue) AcquireWeighted(ctx context.Context, limit func() int64, w int64) (*Lease, error) {
+//
+// The call is recorded as one acquire call of t.
+func (q *Queue) AcquireWeighted(ctx context.Context, t *telemetry.Target, limit func() int64, w int64) (*Lease, error) {
+	op := t.Begin(ctx, true)
+	l, err := q.acquireWeighted(ctx, t, limit, w)
+	end(ctx, op, l, err)
+	return l, err
+}
+
+func (q *Queue) acquireWeighted(ctx context.Context, t *telemetry.Target, limit func() int64, w int64) (*Lease, error) {
 	for attempt := 0; ; attempt++ {
 		e, err := q.src.epoch(ctx)
 		if err != nil {
@@ -110,7 +120,7 @@ func (q *Queue) AcquireWeighted(ctx context.Context, limit func() int64, w int64
 		if olderWeight(filter(q.prefix, got.Kvs), rev)+w <= lim {
 			return q.hold(ctx, e, key, rev, nil, rev+1)
 		}
-		from, err := q.waitWeight(ctx, e, key, rev, limit, w)
+		from, err := q.waitWeight(ctx, t, e, key, rev, limit, w)
 		if err != nil {
 			q.removeAfter(ctx, e, key, rev)
 			return nil, q.src.closedErr(err)
@@ -150,7 +160,15 @@ func (q *Queue) enqueueWeighted(ctx context.Context, e *epoch, key string, lim, 
 // ErrWouldBlock. It writes nothing unless it succeeds: it reads the keys
 // and the stored limit, then creates its own key only if no key was
 // created or changed since, storing the limit if the semaphore was idle.
-func (q *Queue) TryAcquireWeighted(ctx context.Context, lim, w int64) (*Lease, error) {
+// The call is recorded as one acquire call of t.
+func (q *Queue) TryAcquireWeighted(ctx context.Context, t *telemetry.Target, lim, w int64) (*Lease, error) {
+	op := t.Begin(ctx, false)
+	l, err := q.tryAcquireWeighted(ctx, lim, w)
+	end(ctx, op, l, err)
+	return l, err
+}
+
+func (q *Queue) tryAcquireWeighted(ctx context.Context, lim, w int64) (*Lease, error) {
 	for attempt := 0; ; attempt++ {
 		e, err := q.src.epoch(ctx)
 		if err != nil {
@@ -278,7 +296,7 @@ func weight(kv *mvccpb.KeyValue) int64 {
 // limit: a change to another value than limit() fails with
 // ErrLimitMismatch. It returns the revision from which the Lease must
 // watch key: the one after the last event it saw.
-func (q *Queue) waitWeight(ctx context.Context, e *epoch, key string, rev int64, limit func() int64, w int64) (int64, error) {
+func (q *Queue) waitWeight(ctx context.Context, t *telemetry.Target, e *epoch, key string, rev int64, limit func() int64, w int64) (int64, error) {
 	rw := e.watchRenewal()
 	defer rw.stop()
 	var b backoff.Backoff
@@ -287,7 +305,7 @@ func (q *Queue) waitWeight(ctx context.Context, e *epoch, key string, rev int64,
 		if err == nil {
 			return from, nil
 		}
-		if err = q.retryAfter(ctx, e, rw, &b, err); err != nil {
+		if err = q.retryAfter(ctx, t, e, rw, &b, err); err != nil {
 			return 0, err
 		}
 	}
