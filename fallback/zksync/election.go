@@ -69,6 +69,7 @@ func (e *Election) Leader(ctx context.Context) (distsync.Leader, error) {
 		if !connLost(err) || ctx.Err() != nil {
 			return e.readErr(ctx, err)
 		}
+		e.q.s.o.rec.Debug(ctx, "retrying after a connection loss", opAttrs(e.q.name, "read the leader", err)...)
 		if _, rerr := e.q.s.reconnected(ctx, nil); rerr != nil {
 			return e.readErr(ctx, errors.Join(rerr, err))
 		}

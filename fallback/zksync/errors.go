@@ -18,7 +18,7 @@ import (
 var sentinels = []error{
 	distsync.ErrWouldBlock, distsync.ErrNotAcquired, distsync.ErrLost, distsync.ErrReleased,
 	distsync.ErrInvalidName, distsync.ErrInvalidConfig, distsync.ErrLimitMismatch, distsync.ErrNoLeader,
-	distsync.ErrClosed, distsync.ErrUnavailable, distsync.ErrDenied,
+	distsync.ErrClosed, distsync.ErrUnavailable, distsync.ErrDenied, distsync.ErrNotFound,
 }
 
 // contractErr reports whether err already wraps a sentinel.

@@ -43,9 +43,11 @@ func (o *observer) run(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case err != nil && permanent(err):
+			o.q.s.o.rec.Warn(ctx, "observer stopped: permanent error", opAttrs(o.q.name, "observe", err)...)
 			<-ctx.Done()
 			return
 		case err != nil:
+			o.q.s.o.rec.Debug(ctx, "observer retrying", opAttrs(o.q.name, "observe", err)...)
 			if !o.pause(ctx, &b) {
 				return
 			}
