@@ -11,6 +11,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/etcdsync"
+	"github.com/distsync/distsync/internal/etcdq"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -392,5 +393,48 @@ func TestForceRelease(t *testing.T) {
 				t.Errorf("the holder's Session logged no Warn \"lease lost\" with reason %q", distsync.LossForceReleased)
 			}
 		})
+	}
+}
+
+// TestLossReasons: a key deleted by someone is LossDeleted; a revoked
+// session lease is LossSessionEnded, although the holder sees its key
+// deleted first.
+func TestLossReasons(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := newSession(t)
+	m, err := s.Mutex(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := etcd.Client(t)
+	for _, tc := range []struct {
+		how  string
+		end  func(l distsync.Lease) error
+		want distsync.LossReason
+	}{
+		{"deleted", func(l distsync.Lease) error {
+			_, err := admin.Delete(ctx, l.(interface{ Key() string }).Key())
+			return err
+		}, distsync.LossDeleted},
+		{"revoked", func(distsync.Lease) error {
+			id, err := etcdq.Of(s).CurrentLease(ctx)
+			if err == nil {
+				_, err = admin.Revoke(ctx, id)
+			}
+			return err
+		}, distsync.LossSessionEnded},
+	} {
+		l, err := m.Lock(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.end(l); err != nil {
+			t.Fatal(err)
+		}
+		<-l.Done()
+		if got := distsync.LostReason(l.Err()); got != tc.want {
+			t.Errorf("%s: Err %v, reason %q, want %q", tc.how, l.Err(), got, tc.want)
+		}
 	}
 }

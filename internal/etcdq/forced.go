@@ -36,10 +36,13 @@ func forcedKey(key string) string {
 func ForcedKey(key string) string { return forcedKey(key) }
 
 // deletedErr returns the loss of key, found deleted: LossForceReleased if
-// ForceRelease left its marker (which it deletes), else LossDeleted. what
-// says which key it was ("key", "waiter key"). The request is bounded by
-// ctx and attemptTimeout; when it fails the loss is LossDeleted.
-func (q *Queue) deletedErr(ctx context.Context, key, what string) error {
+// ForceRelease left its marker (which it deletes), else LossSessionEnded
+// if e's session lease is gone (revoked: its keys went first, and the
+// epoch ends now), else LossDeleted. e is the key's epoch, or nil when
+// unknown. what says which key it was ("key", "waiter key"). The requests
+// are bounded by ctx and attemptTimeout; when they fail the loss is
+// LossDeleted.
+func (q *Queue) deletedErr(ctx context.Context, e *epoch, key, what string) error {
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
 	resp, err := q.c.Delete(ctx, forcedKey(key), clientv3.WithPrevKV())
@@ -47,11 +50,19 @@ func (q *Queue) deletedErr(ctx context.Context, key, what string) error {
 		by := string(resp.PrevKvs[0].Value)
 		return distsync.Lost(distsync.LossForceReleased, nil, "%q: %s %q was force-released by %s", q.name, what, key, by)
 	}
+	if e != nil && err == nil {
+		ttl, err := q.c.TimeToLive(ctx, e.id)
+		if isLeaseGone(err) || err == nil && ttl.TTL < 0 {
+			lost := distsync.Lost(distsync.LossSessionEnded, nil, "%q: %s %q was deleted with session lease %x", q.name, what, key, int64(e.id))
+			e.finish(lost, false)
+			return lost
+		}
+	}
 	return distsync.Lost(distsync.LossDeleted, nil, "%q: %s %q was deleted", q.name, what, key)
 }
 
 // waiterDeleted is deletedErr for a waiter's own key, read under the
 // epoch's context: the waiter's may have ended.
 func (q *Queue) waiterDeleted(e *epoch, key string) error {
-	return q.deletedErr(e.ctx, key, "waiter key")
+	return q.deletedErr(e.ctx, e, key, "waiter key")
 }

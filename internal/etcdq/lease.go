@@ -78,14 +78,14 @@ func (l *Lease) Release(ctx context.Context) error {
 }
 
 // deleted ends the lease as lost because its key is gone: force-released
-// by an operator if ForceRelease left its marker, else deleted (see
-// forced.go). During a Release the deletion is the release itself, and
+// by an operator if ForceRelease left its marker, gone with its session
+// lease, or else deleted (see forced.go and deletedErr). During a Release the deletion is the release itself, and
 // nothing is read.
 func (l *Lease) deleted() {
 	if l.Releasing() {
 		return
 	}
-	l.fail(l.q.deletedErr(l.ctx, l.key, "key"))
+	l.fail(l.q.deletedErr(l.ctx, l.e, l.key, "key"))
 }
 
 // fail ends the lease as the follower saw it end, unless a Release is

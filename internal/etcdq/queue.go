@@ -239,7 +239,7 @@ func (q *Queue) check(ctx context.Context, key string, rev int64, wait string, a
 	}
 	if !resp.Succeeded {
 		// The reason is read even if ctx just ended: the key is gone.
-		return false, nil, q.deletedErr(context.WithoutCancel(ctx), key, "waiter key")
+		return false, nil, q.deletedErr(context.WithoutCancel(ctx), nil, key, "waiter key")
 	}
 	if at == 0 {
 		at = resp.Header.Revision
