@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,8 +37,8 @@ type entry struct {
 // or what it last proclaimed). Since is the node's creation time by the
 // server's clock. TTL is zero: an ephemeral node lives as long as its
 // ZooKeeper session. A node of a kind distsync does not make (a foreign
-// recipe's) is shown as exclusive. A lost connection is waited out until
-// ctx ends.
+// recipe's) is shown as exclusive, and one ForceRelease is removing is
+// left out. A lost connection is waited out until ctx ends.
 func (s *Session) Inspect(ctx context.Context, name string) (distsync.Status, error) {
 	q, err := s.queue(name)
 	if err != nil {
@@ -47,6 +48,8 @@ func (s *Session) Inspect(ctx context.Context, name string) (distsync.Status, er
 	if err != nil {
 		return distsync.Status{}, err
 	}
+	// A node ForceRelease has marked is on its way out.
+	entries = slices.DeleteFunc(entries, func(e entry) bool { return isForced(e.data) })
 	return status(name, entries, stored), nil
 }
 
