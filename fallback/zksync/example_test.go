@@ -160,3 +160,44 @@ func ExampleElection() {
 	// leader: node-2, later term: true
 	// true
 }
+
+// An operator reads who holds a stuck lock and releases it by force: the
+// holder's lease ends with LossForceReleased, and the lock is free again.
+func ExampleSession_ForceRelease() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	worker, err := zksync.Dial(ctx, server.Servers(), zksync.WithIdentity("worker-1"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer worker.Close()
+	mu, err := worker.Mutex("jobs/stuck")
+	if err != nil {
+		log.Fatal(err)
+	}
+	lease, err := mu.Lock(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	operator, err := zksync.Dial(ctx, server.Servers())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer operator.Close()
+	st, err := operator.Inspect(ctx, "jobs/stuck")
+	if err != nil {
+		log.Fatal(err)
+	}
+	h := st.Holders[0]
+	fmt.Println("held by", h.Identity, h.Mode, "waiters:", len(st.Waiters))
+	if err := operator.ForceRelease(ctx, "jobs/stuck", h.Token); err != nil {
+		log.Fatal(err)
+	}
+	<-lease.Done()
+	fmt.Println("worker's lease:", distsync.LostReason(lease.Err()))
+	_ = lease.Release(ctx)
+	// Output:
+	// held by worker-1 exclusive waiters: 0
+	// worker's lease: force_released
+}
