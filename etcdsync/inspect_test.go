@@ -438,3 +438,36 @@ func TestLossReasons(t *testing.T) {
 		}
 	}
 }
+
+// TestRenewalFailureLogged: a renewal that etcd refuses (the lease was
+// revoked from outside) is logged at Warn by the Session's logger.
+func TestRenewalFailureLogged(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	logs := &logRecords{}
+	ctxS, cancelS := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelS()
+	s, err := etcdsync.NewSession(ctxS, etcd.Client(t), etcdsync.WithTTL(time.Second), etcdsync.WithLogger(slog.New(logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	id, err := etcdq.Of(s).CurrentLease(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := etcd.Client(t).Revoke(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs := logs.find(slog.LevelWarn, "renewal failed")
+		if len(recs) == 1 && recs[0]["lease"].Int64() == int64(id) && recs[0]["error"].String() != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("renewal failures logged at Warn: %v, want one naming lease %x", recs, int64(id))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
