@@ -15,12 +15,14 @@ import (
 // identity of the Session that forced it. The holder's follower (or the
 // waiter's wait) sees its key deleted, as for any deletion. Before it
 // reports the loss it deletes the marker and reads it back in one request:
-// found, the loss is LossForceReleased, else LossDeleted. Since the two
+// found, the loss is LossForceReleased (else see deletedErr). Since the two
 // writes are one Txn, the marker exists whenever the deletion is seen,
 // however the follower learned of it (a watch event or a re-read after a
 // broken watch). The key's value is never written, so Proclaim cannot
-// trip it. A marker nobody consumes (its holder died, or is no distsync
-// holder) ends with the holder's session lease.
+// trip it. A waiter that gives up as it is force-released deletes the
+// marker with its removal (see remove). A marker nobody consumes (its
+// holder died, or is no distsync holder) ends with the holder's session
+// lease.
 
 // forced is the child of a prefix under which the force-release markers
 // live.
@@ -31,9 +33,6 @@ func forcedKey(key string) string {
 	i := strings.LastIndexByte(key, '/')
 	return key[:i+1] + forced + key[i+1:]
 }
-
-// ForcedKey is forcedKey for tests: the marker ForceRelease leaves for key.
-func ForcedKey(key string) string { return forcedKey(key) }
 
 // deletedErr returns the loss of key, found deleted: LossForceReleased if
 // ForceRelease left its marker (which it deletes), else LossSessionEnded
