@@ -46,19 +46,21 @@ func (e *End) Set(err error) bool {
 		return false
 	}
 	e.err = err
-	close(ch)
 	hooks := e.hooks
 	e.hooks = nil
 	e.mu.Unlock()
+	// The hooks run before Done closes, so that whoever waits on Done
+	// sees the end already recorded (metrics, logs).
 	for _, f := range hooks {
 		f(err)
 	}
+	close(ch)
 	return true
 }
 
 // OnEnd calls f with the lease's Err when it ends, in the goroutine that
-// ends it (at once, in this one, if it has ended already). f must not
-// block. Telemetry records hold times and losses with it.
+// ends it, before Done closes (at once, in this one, if it has ended
+// already). f must not block. Telemetry records hold times and losses with it.
 func (e *End) OnEnd(f func(error)) {
 	e.mu.Lock()
 	if err := e.err; err != nil {
