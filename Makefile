@@ -2,9 +2,13 @@
 
 GO ?= go
 
-.PHONY: all test ensure-servers etcd-member mod-check fmt fmt-check vet run bench bench-quick soak
+.PHONY: all build test ensure-servers etcd-member mod-check fmt fmt-check vet run bench bench-quick soak
 
 all: test
+
+# build puts the distsync command (cmd/distsync) in ./bin.
+build:
+	$(GO) build -o bin/distsync ./cmd/distsync
 
 # The repository is four Go modules joined by go.work: the library (root),
 # examples/, integration/ (tests and benchmark) and internal/etcdtest/

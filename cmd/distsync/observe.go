@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// runObserve is observe: print every change of leader until a signal.
+func runObserve(c *config, sigs *signals) int {
+	ctx, end := sigs.watch(context.Background())
+	defer end()
+	s, err := open(ctx, c)
+	if err != nil {
+		return failOrSignal(c, err, end)
+	}
+	defer s.Close()
+	e, err := s.Election(c.name)
+	if err != nil {
+		return fail(c, err)
+	}
+	for l := range e.Observe(ctx) {
+		if c.output == "json" {
+			b, _ := json.Marshal(struct {
+				Term  uint64 `json:"term"`
+				Value string `json:"value"`
+				None  bool   `json:"none"`
+				Time  string `json:"time"`
+			}{l.Term, string(l.Value), l.None, l.Time.Format(time.RFC3339Nano)})
+			fmt.Printf("%s\n", b)
+		} else if l.None {
+			fmt.Println("none")
+		} else {
+			fmt.Printf("term=%d value=%s\n", l.Term, l.Value)
+		}
+	}
+	// The channel closes when ctx ends: a signal, the normal way out.
+	return exitOK
+}
