@@ -112,7 +112,7 @@ func params(quick bool) benchParams {
 }
 
 // scenarios are all of them, in report order.
-var scenarios = []*scenario{s1, s2, s3, s4, s5, s6, s7, s8}
+var scenarios = []*scenario{s1, s2, s3, s4, s5, s6, s7, s8, s9}
 
 // selectScenarios returns the scenarios whose ids only lists, or all.
 func selectScenarios(only string) ([]*scenario, error) {

@@ -125,6 +125,16 @@ func (rep *report) targets() []target {
 				return y / x, ok1 && ok2 && x != 0
 			}, "%.3f×", atMost(1.03))
 	}
+	add("S9 etcd: distsync lock -- true no slower than etcdctl lock (≤ 1.0×)",
+		func(i int) (float64, bool) {
+			a, c := rep.find("S9", "etcd", "", "distsync"), rep.find("S9", "etcd", "", etcdctlLockName)
+			if a == nil || c == nil {
+				return 0, false
+			}
+			x, ok1 := a.value("ms", i)
+			y, ok2 := c.value("ms", i)
+			return x / y, ok1 && ok2 && y != 0
+		}, "%.2f×", atMost(1.0))
 	sizes := rep.params.scaleSizes
 	hi := sizes[len(sizes)-1]
 	for _, b := range []string{"etcd", "Redis", "ZooKeeper"} {
