@@ -534,7 +534,13 @@ func TestElectorIsLeaderAndLeader(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- el.Run(ctx) }()
 	ev.wait(t, "started")
-	ev.wait(t, "leader a/1")
+	deadline := time.Now().Add(5 * time.Second)
+	for l, ok := el.Leader(); !ok || l.Term != 1; l, ok = el.Leader() {
+		if time.Now().After(deadline) {
+			t.Fatalf("Leader() = %+v, %v; want term 1 within 5s", l, ok)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if !el.IsLeader() {
 		t.Fatal("IsLeader false while leading")
 	}

@@ -16,9 +16,9 @@
 //	replica 1 works: tick 2
 //	replica 1 works: tick 3
 //	operator: revoking replica 1's session lease
-//	replica 1 stops working: distsync: lease lost: key "leader-demo/37e4a213f6164a03_7b2377f44aefbced" was deleted at revision 5
-//	replica 1 no longer leads
 //	replica 2 leads (term 3)
+//	replica 1 no longer leads
+//	replica 1 stops working: distsync: lease lost: "leader-demo": key "leader-demo/37e4a21908cb3e03_a447b306761d030c" was deleted with session lease 37e4a21908cb3e03
 //	replica 2 works: tick 1
 //	replica 2 works: tick 2
 //	replica 2 works: tick 3
@@ -33,8 +33,10 @@
 //	replica 3 stops working: context canceled
 //	replica 3 no longer leads
 //
-// Replica 1 campaigned again after its loss, behind the others, so replica
-// 3 leads after replica 2.
+// After the loss, replica 1 is told at once ("no longer leads") while its
+// work is still stopping; after a shutdown, "no longer leads" comes once
+// the work stopped and leadership was released. Replica 1 campaigned again
+// after its loss, behind the others, so replica 3 leads after replica 2.
 // The terms are etcd revisions: each leader's is higher than every earlier
 // one's, so a resource the leader writes to can refuse a deposed leader.
 package main
