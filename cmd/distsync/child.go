@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -18,6 +19,7 @@ type held interface {
 type child struct {
 	argv  []string
 	env   []string      // the whole environment of the command
+	log   io.Writer     // distsync's own messages
 	grace time.Duration // SIGTERM to SIGKILL on loss
 	// onLoss is called once when the lease ends before the command,
 	// before the command is stopped; it logs.
@@ -37,7 +39,7 @@ func (c *child) run(l held, sigs <-chan os.Signal) int {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "distsync: cannot start %s: %v\n", c.argv[0], err)
+		fmt.Fprintf(c.log, "distsync: cannot start %s: %v\n", c.argv[0], err)
 		return exitNoStart
 	}
 	pgid := cmd.Process.Pid

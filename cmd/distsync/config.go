@@ -39,6 +39,8 @@ type config struct {
 	weight int64 // sem --weight
 	force  bool  // unlock --force
 
+	stdout, stderr io.Writer // where the verb writes (not the command)
+
 	name   string   // NAME
 	arg    string   // VALUE (elect) or HOLDER (unlock); "" when absent
 	hasArg bool     // whether arg was given

@@ -61,11 +61,11 @@ func acquireAndHold(c *config, sigs *signals, acquire acquireFunc) int {
 func hold(c *config, l distsync.Lease, start time.Time, sigs *signals) int {
 	var code int
 	if c.cmd == nil {
-		fmt.Println(l.Token())
+		fmt.Fprintln(c.stdout, l.Token())
 		select {
 		case <-sigs.ch:
 		case <-l.Done():
-			fmt.Fprintf(os.Stderr, "distsync: lost %s (token %d): %v\n", c.name, l.Token(), l.Err())
+			fmt.Fprintf(c.stderr, "distsync: lost %s (token %d): %v\n", c.name, l.Token(), l.Err())
 			return exitLost
 		}
 	} else {
@@ -73,8 +73,9 @@ func hold(c *config, l distsync.Lease, start time.Time, sigs *signals) int {
 			argv:  c.cmd,
 			env:   childEnv(os.Environ(), c.name, l.Token(), c.backend, c.holderIdentity()),
 			grace: c.killGrace,
+			log:   c.stderr,
 			onLoss: func(err error) {
-				fmt.Fprintf(os.Stderr, "distsync: lost %s (token %d): %v; stopping the command\n", c.name, l.Token(), err)
+				fmt.Fprintf(c.stderr, "distsync: lost %s (token %d): %v; stopping the command\n", c.name, l.Token(), err)
 			},
 		}
 		code = ch.run(l, sigs.ch)
@@ -109,8 +110,8 @@ func release(c *config, l distsync.Lease) {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
 	if err := l.Release(ctx); err != nil && !errors.Is(err, distsync.ErrLost) {
-		fmt.Fprintf(os.Stderr, "distsync: release %s (token %d): %v\n", c.name, l.Token(), err)
+		fmt.Fprintf(c.stderr, "distsync: release %s (token %d): %v\n", c.name, l.Token(), err)
 	} else if err != nil {
-		fmt.Fprintf(os.Stderr, "distsync: %s (token %d) was lost before its release: %v\n", c.name, l.Token(), err)
+		fmt.Fprintf(c.stderr, "distsync: %s (token %d) was lost before its release: %v\n", c.name, l.Token(), err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -27,12 +26,12 @@ func runInspect(c *config, sigs *signals) int {
 		return failOrSignal(c, err, end)
 	}
 	if c.output == "json" {
-		err = writeStatusJSON(os.Stdout, st)
+		err = writeStatusJSON(c.stdout, st)
 	} else {
-		err = writeStatusText(os.Stdout, st, time.Now())
+		err = writeStatusText(c.stdout, st, time.Now())
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "distsync inspect: %v\n", err)
+		fmt.Fprintf(c.stderr, "distsync inspect: %v\n", err)
 		return exitBackend
 	}
 	return exitOK

@@ -35,9 +35,9 @@ func runLeader(c *config, sigs *signals) int {
 			Value string `json:"value"`
 			Term  uint64 `json:"term"`
 		}{string(l.Value), l.Term})
-		fmt.Printf("%s\n", b)
+		fmt.Fprintf(c.stdout, "%s\n", b)
 	} else {
-		fmt.Printf("%s\n", l.Value)
+		fmt.Fprintf(c.stdout, "%s\n", l.Value)
 	}
 	return exitOK
 }

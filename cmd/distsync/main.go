@@ -64,9 +64,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "distsync %s: %v\n\n%s", verb, err, verbHelp(verb))
+			fmt.Fprintf(stderr, "distsync %s: %v\n\n%s\nRun 'distsync help %s' for the flags.\n", verb, err, verbUsage[verb], verb)
 			return exitUsage
 		}
+		c.stdout, c.stderr = stdout, stderr
 		sigs := notify()
 		defer sigs.stop()
 		return do(c, sigs)
@@ -124,6 +125,6 @@ func exitCode(err error, conflict int) int {
 
 // fail reports err on stderr and returns its exit code.
 func fail(c *config, err error) int {
-	fmt.Fprintf(os.Stderr, "distsync %s %s: %v\n", c.verb, c.name, err)
+	fmt.Fprintf(c.stderr, "distsync %s %s: %v\n", c.verb, c.name, err)
 	return exitCode(err, c.conflict)
 }

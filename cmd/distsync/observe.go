@@ -28,11 +28,11 @@ func runObserve(c *config, sigs *signals) int {
 				None  bool   `json:"none"`
 				Time  string `json:"time"`
 			}{l.Term, string(l.Value), l.None, l.Time.Format(time.RFC3339Nano)})
-			fmt.Printf("%s\n", b)
+			fmt.Fprintf(c.stdout, "%s\n", b)
 		} else if l.None {
-			fmt.Println("none")
+			fmt.Fprintln(c.stdout, "none")
 		} else {
-			fmt.Printf("term=%d value=%s\n", l.Term, l.Value)
+			fmt.Fprintf(c.stdout, "term=%d value=%s\n", l.Term, l.Value)
 		}
 	}
 	// The channel closes when ctx ends: a signal, the normal way out.

@@ -51,7 +51,7 @@ func (c *config) tlsConfig() (*tls.Config, error) {
 
 // logger is the slog logger the Session writes to: stderr at c.logLevel.
 func (c *config) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: c.logLevel}))
+	return slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: c.logLevel}))
 }
 
 // holderIdentity is the identity the Session records and the child sees.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -30,7 +29,7 @@ func runUnlock(c *config, sigs *signals) int {
 	if err := s.ForceRelease(ctx, c.name, h.Token); err != nil {
 		return failOrSignal(c, err, end)
 	}
-	fmt.Fprintf(os.Stderr, "distsync: force-released token %d (identity %s) of %s\n", h.Token, h.Identity, c.name)
+	fmt.Fprintf(c.stderr, "distsync: force-released token %d (identity %s) of %s\n", h.Token, h.Identity, c.name)
 	return exitOK
 }
 
@@ -63,9 +62,9 @@ func pickHolder(c *config, st distsync.Status) (distsync.Holder, int) {
 		return match[0], exitOK
 	case 0:
 		if c.hasArg {
-			fmt.Fprintf(os.Stderr, "distsync unlock: %s has no holder or waiter %q\n", c.name, c.arg)
+			fmt.Fprintf(c.stderr, "distsync unlock: %s has no holder or waiter %q\n", c.name, c.arg)
 		} else {
-			fmt.Fprintf(os.Stderr, "distsync unlock: %s has no holder\n", c.name)
+			fmt.Fprintf(c.stderr, "distsync unlock: %s has no holder\n", c.name)
 		}
 		return distsync.Holder{}, exitNotFound
 	}
@@ -73,6 +72,6 @@ func pickHolder(c *config, st distsync.Status) (distsync.Holder, int) {
 	for _, h := range match {
 		fmt.Fprintf(&b, "\n  token %d identity %s mode %s", h.Token, h.Identity, h.Mode)
 	}
-	fmt.Fprintf(os.Stderr, "distsync unlock: %s has %d matching holders; name one by token:%s\n", c.name, len(match), b.String())
+	fmt.Fprintf(c.stderr, "distsync unlock: %s has %d matching holders; name one by token:%s\n", c.name, len(match), b.String())
 	return distsync.Holder{}, exitUsage
 }
