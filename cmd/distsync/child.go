@@ -22,7 +22,7 @@ type child struct {
 	log   io.Writer     // distsync's own messages
 	grace time.Duration // SIGTERM to SIGKILL on loss
 	// onLoss is called once when the lease ends before the command,
-	// before the command is stopped; it logs.
+	// right after the group got SIGTERM; it logs.
 	onLoss func(err error)
 }
 
@@ -61,10 +61,11 @@ func (c *child) run(l held, sigs <-chan os.Signal) int {
 		case <-done:
 			done = nil
 			lost = true
+			// Stop first, log after: someone else may hold it now.
+			_ = syscall.Kill(-pgid, syscall.SIGTERM)
 			if c.onLoss != nil {
 				c.onLoss(l.Err())
 			}
-			_ = syscall.Kill(-pgid, syscall.SIGTERM)
 			t := time.NewTimer(c.grace)
 			defer t.Stop()
 			kill = t.C
