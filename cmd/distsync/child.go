@@ -93,11 +93,13 @@ func exitStatus(ps *os.ProcessState) int {
 	return ps.ExitCode()
 }
 
-// childEnv is the environment of the command: the parent's plus the lease's.
+// childEnv is the environment of the command: the parent's plus the
+// lease's, without DISTSYNC_PASSWORD (the command has no use for the
+// backend's password).
 func childEnv(base []string, name string, token uint64, backend, holder string) []string {
 	env := make([]string, 0, len(base)+4)
 	for _, kv := range base {
-		if !hasAnyPrefix(kv, "DISTSYNC_NAME=", "DISTSYNC_TOKEN=", "DISTSYNC_BACKEND=", "DISTSYNC_HOLDER=") {
+		if !hasAnyPrefix(kv, "DISTSYNC_NAME=", "DISTSYNC_TOKEN=", "DISTSYNC_BACKEND=", "DISTSYNC_HOLDER=", "DISTSYNC_PASSWORD=") {
 			env = append(env, kv)
 		}
 	}

@@ -130,16 +130,16 @@ func TestChildExitCode(t *testing.T) {
 func TestChildEnvironment(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "env")
 	c := &child{
-		argv:  []string{"sh", "-c", `printf '%s\n' "$DISTSYNC_NAME" "$DISTSYNC_TOKEN" "$DISTSYNC_BACKEND" "$DISTSYNC_HOLDER" "$KEPT" > ` + out},
-		env:   childEnv([]string{"KEPT=yes", "DISTSYNC_TOKEN=stale", "PATH=" + os.Getenv("PATH")}, "jobs/x", 42, "etcd", "host:1"),
+		argv:  []string{"sh", "-c", `printf '%s\n' "$DISTSYNC_NAME" "$DISTSYNC_TOKEN" "$DISTSYNC_BACKEND" "$DISTSYNC_HOLDER" "$KEPT" "${DISTSYNC_PASSWORD:-unset}" > ` + out},
+		env:   childEnv([]string{"KEPT=yes", "DISTSYNC_TOKEN=stale", "DISTSYNC_PASSWORD=secret", "PATH=" + os.Getenv("PATH")}, "jobs/x", 42, "etcd", "host:1"),
 		grace: time.Second,
 		log:   os.Stderr,
 	}
 	if code := c.run(newFakeLease(), nil); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	got := waitFile(t, out, 5)
-	want := []string{"jobs/x", "42", "etcd", "host:1", "yes"}
+	got := waitFile(t, out, 6)
+	want := []string{"jobs/x", "42", "etcd", "host:1", "yes", "unset"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("child saw %q, want %q", got, want)
 	}

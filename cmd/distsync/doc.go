@@ -71,7 +71,7 @@ Flags are written --flag here; -flag works too.
 The command runs without a shell, in a process group of its own, with
 distsync's standard input, output and error. --shell runs it as
 /bin/sh -c "<the command's words joined by spaces>". Its environment is
-distsync's plus:
+distsync's, without DISTSYNC_PASSWORD, plus:
 
 	DISTSYNC_NAME     NAME
 	DISTSYNC_TOKEN    the fencing token (the term for elect), decimal
