@@ -730,8 +730,8 @@ func maxConcurrent(ivs []interval) int {
 // $1: it waits, up to a second, for $N children in all to have started,
 // so that children that could run at once do.
 const intervalScript = `echo "start $1 $(date +%s%N)" >> "$F"
-i=0
-while [ "$(grep -c '^start' "$F")" -lt "$N" ] && [ $i -lt 100 ]; do sleep 0.01; i=$((i+1)); done
+until=$(($(date +%s%N) + 1000000000))
+while [ "$(grep -c '^start' "$F")" -lt "$N" ] && [ "$(date +%s%N)" -lt $until ]; do sleep 0.01; done
 echo "end $1 $(date +%s%N)" >> "$F"`
 
 // lostAt returns when distsync reported the loss on stderr: the time in
