@@ -196,7 +196,11 @@ func checkTreeGone(t *testing.T, pgid int, tree []int, exited time.Time) {
 				left = append(left, p)
 			}
 		}
-		left = append(left, groupPids(pgid)...)
+		for _, p := range groupPids(pgid) {
+			if !slices.Contains(left, p) {
+				left = append(left, p)
+			}
+		}
 		if len(left) == 0 {
 			return
 		}

@@ -48,10 +48,15 @@ var (
 )
 
 // distsyncPath builds cmd/distsync once per test binary and returns its
-// path.
+// path. DISTSYNC_TEST_BINARY names a binary to test instead (a modified
+// build, to see the tests catch what it breaks).
 func distsyncPath(t testing.TB) string {
 	t.Helper()
 	distsyncOnce.Do(func() {
+		if bin := os.Getenv("DISTSYNC_TEST_BINARY"); bin != "" {
+			distsyncBin = bin
+			return
+		}
 		dir, err := os.MkdirTemp("", "distsync-cli-")
 		if err != nil {
 			distsyncErr = err
