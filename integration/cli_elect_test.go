@@ -111,3 +111,54 @@ func TestCLIElect(t *testing.T) {
 		})
 	}
 }
+
+// TestCLIObserve streams `distsync observe -o json NAME` on each backend
+// while a candidate leads for a moment and resigns: the stream shows no
+// leader, then the candidate's value with a term, then no leader again,
+// one JSON object per line.
+func TestCLIObserve(t *testing.T) {
+	for _, b := range cliBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			name := cliName(t)
+			obs := startCLI(t, b.direct(), "observe", "-o", "json", name)
+			type change struct {
+				Term  int64  `json:"term"`
+				Value string `json:"value"`
+				None  bool   `json:"none"`
+				Time  string `json:"time"`
+			}
+			next := func(what string) change {
+				t.Helper()
+				l, ok := obs.line(20 * time.Second)
+				if !ok {
+					t.Fatalf("observe printed no line for %s; stderr:\n%s", what, obs.stderr())
+				}
+				var c change
+				if err := json.Unmarshal([]byte(l), &c); err != nil {
+					t.Fatalf("observe printed %q: %v", l, err)
+				}
+				if _, err := time.Parse(time.RFC3339Nano, c.Time); err != nil {
+					t.Errorf("observe line %q: time: %v", l, err)
+				}
+				return c
+			}
+			if c := next("the start"); !c.None {
+				t.Errorf("first change %+v, want none", c)
+			}
+			if code, _, stderr := runCLI(t, b.direct(), "elect", name, "observed", "--", "sleep", "0.5"); code != 0 {
+				t.Fatalf("elect: exit %d; stderr:\n%s", code, stderr)
+			}
+			if c := next("the leader"); c.None || c.Value != "observed" || c.Term <= 0 {
+				t.Errorf("change %+v, want the value observed and a term", c)
+			}
+			if c := next("the resignation"); !c.None {
+				t.Errorf("change %+v, want none", c)
+			}
+			obs.signal(syscall.SIGTERM)
+			if code := obs.wait(10 * time.Second); code != 0 && code != 128+int(syscall.SIGTERM) {
+				t.Errorf("observe after SIGTERM: exit %d", code)
+			}
+		})
+	}
+}

@@ -100,3 +100,39 @@ func TestCLITryAndWait(t *testing.T) {
 		})
 	}
 }
+
+// TestCLIRWLock runs `distsync rlock` and `wlock` on each backend: two
+// readers' children run at once (which shows the check can see an
+// overlap), a reader's and a writer's never do.
+func TestCLIRWLock(t *testing.T) {
+	for _, b := range cliBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			run := func(t *testing.T, name string, verbs [2]string) []interval {
+				f := filepath.Join(t.TempDir(), "intervals")
+				env := b.direct("F="+f, "N=2")
+				var wg sync.WaitGroup
+				for i, verb := range verbs {
+					p := startCLI(t, env, verb, name, "--", "sh", "-c", intervalScript, "sh", strconv.Itoa(i))
+					wg.Go(func() {
+						if code := p.wait(time.Minute); code != 0 {
+							t.Errorf("distsync %s %s: exit %d, want 0; stderr:\n%s", verb, name, code, p.stderr())
+						}
+					})
+				}
+				wg.Wait()
+				if t.Failed() {
+					t.FailNow()
+				}
+				return readIntervals(t, f)
+			}
+			name := cliName(t)
+			if n := maxConcurrent(run(t, name, [2]string{"rlock", "rlock"})); n != 2 {
+				t.Errorf("two rlock: %d children at once, want 2 (readers share)", n)
+			}
+			if n := maxConcurrent(run(t, name, [2]string{"rlock", "wlock"})); n != 1 {
+				t.Errorf("rlock and wlock: %d children at once, want 1", n)
+			}
+		})
+	}
+}
