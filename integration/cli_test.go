@@ -651,10 +651,14 @@ func groupPids(pgid int) []int {
 	return pids
 }
 
-// killGroupAtCleanup kills what is left of process group pgid at cleanup:
-// a failing test leaks no child.
+// killGroupAtCleanup kills what is left of process group pgid, and the
+// process pgid itself (in case a broken build did not make it a group
+// leader), at cleanup: a failing test leaks no child.
 func killGroupAtCleanup(t *testing.T, pgid int) {
-	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+	t.Cleanup(func() {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		_ = syscall.Kill(pgid, syscall.SIGKILL)
+	})
 }
 
 // An interval is one child's run, as it recorded it.
