@@ -653,12 +653,33 @@ func groupPids(pgid int) []int {
 
 // killGroupAtCleanup kills what is left of process group pgid, and the
 // process pgid itself (in case a broken build did not make it a group
-// leader), at cleanup: a failing test leaks no child.
+// leader), at cleanup: a failing test leaks no child. A pid of another
+// process by then (the same pid, a later start) is left alone: the group
+// is gone, as a pid is not reused while its group exists.
 func killGroupAtCleanup(t *testing.T, pgid int) {
+	started := procStart(pgid)
 	t.Cleanup(func() {
+		if now := procStart(pgid); now != "" && now != started {
+			return
+		}
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		_ = syscall.Kill(pgid, syscall.SIGKILL)
 	})
+}
+
+// procStart returns the start time of pid (in clock ticks since boot, as
+// /proc shows it), "" when there is no such process.
+func procStart(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19] // field 22 of stat; f starts at field 3
 }
 
 // An interval is one child's run, as it recorded it.
