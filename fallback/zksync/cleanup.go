@@ -130,6 +130,9 @@ func (s *Session) cleanupLater(sid int64, what string, op func() error) {
 				if err == nil {
 					return
 				}
+				if _, _, _, closed := s.state(); closed || errors.Is(err, zk.ErrConnectionClosed) {
+					return // Close ends the session, and its nodes with it
+				}
 				if permanent(err) {
 					s.o.rec.Warn(context.Background(), "background cleanup failed for good", slog.String("op", what), slog.Any("error", err))
 					return
