@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -14,27 +15,22 @@ import (
 
 // runInspect is inspect: who holds and who waits for NAME.
 func runInspect(c *config, sigs *signals) int {
-	ctx, end := sigs.watch(context.Background())
-	defer end()
-	s, err := open(ctx, c)
-	if err != nil {
-		return failOrSignal(c, err, end)
-	}
-	defer s.Close()
-	st, err := s.Inspect(ctx, c.name)
-	if err != nil {
-		return failOrSignal(c, err, end)
-	}
-	if c.output == "json" {
-		err = writeStatusJSON(c.stdout, st)
-	} else {
-		err = writeStatusText(c.stdout, st, time.Now())
-	}
-	if err != nil {
-		fmt.Fprintf(c.stderr, "distsync inspect: %v\n", err)
-		return exitBackend
-	}
-	return exitOK
+	return withSession(c, sigs, func(ctx context.Context, s distsync.Session, end func() os.Signal) int {
+		st, err := s.Inspect(ctx, c.name)
+		if err != nil {
+			return failOrSignal(c, err, end)
+		}
+		if c.output == "json" {
+			err = writeStatusJSON(c.stdout, st)
+		} else {
+			err = writeStatusText(c.stdout, st, time.Now())
+		}
+		if err != nil {
+			fmt.Fprintf(c.stderr, "distsync inspect: %v\n", err)
+			return exitBackend
+		}
+		return exitOK
+	})
 }
 
 // holderJSON is a distsync.Holder in inspect -o json.

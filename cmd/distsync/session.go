@@ -122,3 +122,26 @@ func open(ctx context.Context, c *config) (distsync.Session, error) {
 func (c *config) describe() string {
 	return fmt.Sprintf("%s at %v", c.backend, c.endpoints)
 }
+
+// withSession runs f, for a verb that only reads or operates (inspect,
+// leader, observe, unlock), with a Session opened under a context that a
+// signal cancels, and closes the Session afterwards. end reports the
+// signal that ended the context, if any.
+func withSession(c *config, sigs *signals, f func(ctx context.Context, s distsync.Session, end func() os.Signal) int) int {
+	ctx, end := sigs.watch(context.Background())
+	defer end()
+	s, err := open(ctx, c)
+	if err != nil {
+		return failOrSignal(c, err, end)
+	}
+	defer s.Close()
+	return f(ctx, s, end)
+}
+
+// failOrSignal is fail, or 128+N when a signal N ended the wait.
+func failOrSignal(c *config, err error, end func() os.Signal) int {
+	if sig := end(); sig != nil {
+		return signalExit(sig)
+	}
+	return fail(c, err)
+}

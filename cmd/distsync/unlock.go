@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -11,26 +12,21 @@ import (
 
 // runUnlock is unlock --force: ForceRelease of one holder or waiter.
 func runUnlock(c *config, sigs *signals) int {
-	ctx, end := sigs.watch(context.Background())
-	defer end()
-	s, err := open(ctx, c)
-	if err != nil {
-		return failOrSignal(c, err, end)
-	}
-	defer s.Close()
-	st, err := s.Inspect(ctx, c.name)
-	if err != nil {
-		return failOrSignal(c, err, end)
-	}
-	h, code := pickHolder(c, st)
-	if code != exitOK {
-		return code
-	}
-	if err := s.ForceRelease(ctx, c.name, h.Token); err != nil {
-		return failOrSignal(c, err, end)
-	}
-	fmt.Fprintf(c.stderr, "distsync: force-released token %d (identity %s) of %s\n", h.Token, h.Identity, c.name)
-	return exitOK
+	return withSession(c, sigs, func(ctx context.Context, s distsync.Session, end func() os.Signal) int {
+		st, err := s.Inspect(ctx, c.name)
+		if err != nil {
+			return failOrSignal(c, err, end)
+		}
+		h, code := pickHolder(c, st)
+		if code != exitOK {
+			return code
+		}
+		if err := s.ForceRelease(ctx, c.name, h.Token); err != nil {
+			return failOrSignal(c, err, end)
+		}
+		fmt.Fprintf(c.stderr, "distsync: force-released token %d (identity %s) of %s\n", h.Token, h.Identity, c.name)
+		return exitOK
+	})
 }
 
 // pickHolder chooses what unlock --force releases: the holder or waiter

@@ -124,7 +124,10 @@ func takeTurns(ctx context.Context, m distsync.Mutex) error {
 		if err != nil {
 			return err
 		}
-		time.Sleep(work)
+		select { // the work, which ends early when ctx does
+		case <-time.After(work):
+		case <-ctx.Done():
+		}
 		if err := l.Release(ctx); err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"go.opentelemetry.io/otel"
@@ -82,44 +83,36 @@ func New(cfg Config) *Recorder {
 	}
 	m := mp.Meter(ScopeName)
 	var errs []error
-	keep := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
+	seconds := func(name, desc string) metric.Float64Histogram {
+		h, err := m.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc),
+			metric.WithExplicitBucketBoundaries(durationBuckets...))
+		errs = append(errs, err)
+		return h
 	}
-	var err error
-	r.acquire, err = m.Float64Histogram("distsync.acquire.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time an acquire call took (Lock, RLock, Acquire, Campaign and their Try forms), by outcome."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	keep(err)
-	r.hold, err = m.Float64Histogram("distsync.hold.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time a lease was held, from its acquisition to its release or loss."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	keep(err)
-	r.waiting, err = m.Int64UpDownCounter("distsync.waiting", metric.WithUnit("{acquisition}"),
-		metric.WithDescription("Blocking acquire calls in progress."))
-	keep(err)
-	r.holding, err = m.Int64UpDownCounter("distsync.holding", metric.WithUnit("{lease}"),
-		metric.WithDescription("Leases held."))
-	keep(err)
-	r.lost, err = m.Int64Counter("distsync.lease.lost", metric.WithUnit("{lease}"),
-		metric.WithDescription("Leases lost (ended without Release), by reason."))
-	keep(err)
-	r.renewal, err = m.Float64Histogram("distsync.renewal.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time a renewal request took (etcd session lease keep-alive, Redis lease renewal), by outcome."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	keep(err)
-	r.renewalFail, err = m.Int64Counter("distsync.renewal.failures", metric.WithUnit("{renewal}"),
-		metric.WithDescription("Renewal requests that failed or were refused."))
-	keep(err)
-	r.leader, err = m.Int64UpDownCounter("distsync.election.leader", metric.WithUnit("{leadership}"),
-		metric.WithDescription("Elections this process leads: 1 while it leads one."))
-	keep(err)
-	r.transitions, err = m.Int64Counter("distsync.election.transitions", metric.WithUnit("{transition}"),
-		metric.WithDescription("Times this process started or stopped leading an election."))
-	keep(err)
-	if len(errs) > 0 {
-		r.Warn(context.Background(), "creating metric instruments", slog.Any("error", errs[0]))
+	upDown := func(name, unit, desc string) metric.Int64UpDownCounter {
+		c, err := m.Int64UpDownCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		c, err := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	r.acquire = seconds("distsync.acquire.duration",
+		"Time an acquire call took (Lock, RLock, Acquire, Campaign and their Try forms), by outcome.")
+	r.hold = seconds("distsync.hold.duration", "Time a lease was held, from its acquisition to its release or loss.")
+	r.waiting = upDown("distsync.waiting", "{acquisition}", "Blocking acquire calls in progress.")
+	r.holding = upDown("distsync.holding", "{lease}", "Leases held.")
+	r.lost = counter("distsync.lease.lost", "{lease}", "Leases lost (ended without Release), by reason.")
+	r.renewal = seconds("distsync.renewal.duration",
+		"Time a renewal request took (etcd session lease keep-alive, Redis lease renewal), by outcome.")
+	r.renewalFail = counter("distsync.renewal.failures", "{renewal}", "Renewal requests that failed or were refused.")
+	r.leader = upDown("distsync.election.leader", "{leadership}", "Elections this process leads: 1 while it leads one.")
+	r.transitions = counter("distsync.election.transitions", "{transition}",
+		"Times this process started or stopped leading an election.")
+	if err := errors.Join(errs...); err != nil {
+		r.Warn(context.Background(), "creating metric instruments", slog.Any("error", err))
 	}
 	b := KeyBackend.String(cfg.Backend)
 	r.backend = metric.WithAttributeSet(attribute.NewSet(b))
