@@ -3,6 +3,7 @@ package redisq
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -83,17 +84,20 @@ func (q *Queue) await(ctx context.Context, p pending) (r result, err error, ok b
 
 // abandon deletes member, held or waiting, after its caller gave up:
 // once p (the request that may have written it, nil if none) has
-// answered, it runs the release script. It returns when that is done or
-// after distsync.CancelGrace, whichever comes first; the rest goes on in
-// the background, each request bounded by opTimeout, and stops when the
-// session closes. A failed deletion is logged at Warn and retried with a
+// answered, it runs the release script. It returns when that first
+// attempt is done or after distsync.CancelGrace, whichever comes first;
+// the rest (retries included) goes on in the background, each request
+// bounded by opTimeout, and stops when the session closes. A failed deletion is logged at Warn and retried with a
 // backoff until it succeeds, Redis refuses it for good, or a TTL has
 // passed (the member has expired by then). If Redis never answers, member
 // expires within the TTL.
 func (q *Queue) abandon(p pending, member string) {
 	done := make(chan struct{})
+	// The caller waits for the first attempt only: retries after a failed
+	// one go on in the background.
+	attempted := sync.OnceFunc(func() { close(done) })
 	if !q.s.goBackground(func(ctx context.Context) {
-		defer close(done)
+		defer attempted()
 		if p != nil {
 			select {
 			case <-p:
@@ -107,6 +111,7 @@ func (q *Queue) abandon(p pending, member string) {
 			rctx, cancel := context.WithTimeout(ctx, opTimeout)
 			_, err := runCtx(rctx, q.s.c, releaseScript, q.k, member, 0)
 			cancel()
+			attempted()
 			if err == nil || ctx.Err() != nil {
 				return
 			}
