@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/redisq"
 	goredis "github.com/redis/go-redis/v9"
@@ -289,16 +290,26 @@ func redisACLPrefixBackend() backend {
 }
 
 // TestConformanceRedisACLPrefix runs the conformance suite of every
-// primitive, and of the Session, as Redis users limited to "~app:*
-// &app:*" and the documented commands, with WithPrefix("app:"). The same
-// user without the prefix is denied at once.
+// primitive, of the Session, and of Inspect and ForceRelease, as Redis
+// users limited to "~app:* &app:*" and the documented commands, with
+// WithPrefix("app:"). The same user without the prefix is denied at once.
 func TestConformanceRedisACLPrefix(t *testing.T) {
 	b := redisACLPrefixBackend()
-	t.Run("Mutex", func(t *testing.T) { testMutexConformance(t, b.mutexes()) })
-	t.Run("RWMutex", func(t *testing.T) { testRWMutexConformance(t, b.rwmutexes()) })
-	t.Run("Semaphore", func(t *testing.T) { testSemaphoreConformance(t, b.semaphores()) })
-	t.Run("Election", func(t *testing.T) { testElectionConformance(t, b.elections()) })
-	t.Run("Session", func(t *testing.T) { testSessionConformance(t, b) })
+	// The Inspect checks' Sessions with an identity: the same user and
+	// prefix as b.open's.
+	b.openWith = func(t *testing.T, o sessionOpts) distsync.Session {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s, err := redissync.NewSession(ctx, redisACLClient(t, redisAppACL...),
+			redissync.WithTTL(redisTTL), redissync.WithPrefix(redisAppPrefix), redissync.WithIdentity(o.identity))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	distsynctest.TestSession(t, b.kit())
 	t.Run("DefaultPrefixDenied", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -307,7 +318,7 @@ func TestConformanceRedisACLPrefix(t *testing.T) {
 		if err == nil {
 			_ = s.Close()
 		}
-		if !errors.Is(err, distsync.ErrDenied) || sentinels(err) != 1 {
+		if !errors.Is(err, distsync.ErrDenied) || len(distsynctest.Sentinels(err)) != 1 {
 			t.Errorf("NewSession without the prefix: %v, want ErrDenied alone", err)
 		}
 		if took := time.Since(start); took > time.Second {

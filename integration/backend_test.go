@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"go.opentelemetry.io/otel/metric"
 )
 
@@ -16,12 +17,11 @@ type sessionOpts struct {
 	meter    metric.MeterProvider
 }
 
-// A backend is what the conformance suite needs from one backend: Sessions
-// as separate processes would have them, and ways to reach into the server
-// from outside. There is one per backend (etcdBackend, redisBackend,
-// zkBackend), built on the backend's Session; every primitive's suite runs
-// through it. Every function fails t on error and registers its own
-// cleanup.
+// A backend is what the tests need from one backend: Sessions as separate
+// processes would have them, and ways to reach into the server from
+// outside. There is one per backend (etcdBackend, redisBackend, zkBackend),
+// built on the backend's Session; the conformance suite runs through it
+// (see kit). Every function fails t on error and registers its own cleanup.
 type backend struct {
 	// name is the backend's name in test names: "etcd", "redis",
 	// "zookeeper".
@@ -67,8 +67,8 @@ type backend struct {
 	denied func(t *testing.T) distsync.Session
 
 	// observeCoalesces declares that the backend's Observe may skip
-	// short-lived states (see electionBackend.observeCoalesces). False for
-	// etcd and Redis.
+	// short-lived states (see distsynctest.Backend.ObserveCoalesces).
+	// False for etcd and Redis.
 	observeCoalesces bool
 }
 
@@ -76,4 +76,38 @@ type backend struct {
 // ZooKeeper.
 func backends() []backend {
 	return []backend{etcdBackend(), redisBackend(), zkBackend()}
+}
+
+// kit returns b as the kit's conformance suite takes it. Sessions without
+// an identity come from open, those with one from openWith, as before the
+// suite moved to distsynctest.
+func (b backend) kit() distsynctest.Backend {
+	return distsynctest.Backend{
+		Open: func(t *testing.T, identity string) distsync.Session {
+			if identity == "" {
+				return b.open(t)
+			}
+			return b.openWith(t, sessionOpts{identity: identity})
+		},
+		Expire:       func(tb testing.TB, s distsync.Session) { b.expire(asT(tb), s) },
+		DeleteHolder: func(tb testing.TB, l distsync.Lease) { b.deleteState(asT(tb), l) },
+		Entries: func(tb testing.TB, _ distsync.Session, name string) []string {
+			return b.keys(asT(tb), name)
+		},
+		OpenCuttable:     b.openCuttable,
+		Denied:           b.denied,
+		Compact:          b.compact,
+		ObserveCoalesces: b.observeCoalesces,
+	}
+}
+
+// asT is the *testing.T behind tb: the adapters take one, and
+// distsynctest.TestSession passes one.
+func asT(tb testing.TB) *testing.T {
+	tb.Helper()
+	t, ok := tb.(*testing.T)
+	if !ok {
+		tb.Fatalf("integration: the backend adapters need a *testing.T, got %T", tb)
+	}
+	return t
 }

@@ -8,6 +8,7 @@ go 1.26.0
 
 replace (
 	github.com/distsync/distsync => ../
+	github.com/distsync/distsync/distsynctest => ../distsynctest
 	github.com/distsync/distsync/internal/etcdtest => ../internal/etcdtest
 	go.etcd.io/etcd/cache/v3 => ../internal/etcdtest/nocache
 )
@@ -16,6 +17,7 @@ require (
 	github.com/anishathalye/porcupine v1.3.1
 	github.com/bsm/redislock v0.9.4
 	github.com/distsync/distsync v0.0.0-00010101000000-000000000000
+	github.com/distsync/distsync/distsynctest v0.0.0-00010101000000-000000000000
 	github.com/distsync/distsync/internal/etcdtest v0.0.0-00010101000000-000000000000
 	github.com/go-redsync/redsync/v4 v4.18.1
 	github.com/go-zookeeper/zk v1.0.4

@@ -1,4 +1,4 @@
-package integration
+package distsynctest
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 func checkOne(t *testing.T, what string, err error) error {
 	if err != nil {
-		if n := sentinels(err); n != 1 {
+		if n := len(Sentinels(err)); n != 1 {
 			t.Errorf("%s: error wraps %d sentinels of the contract, want exactly 1: %v", what, n, err)
 		}
 	}
@@ -180,7 +180,7 @@ func (c *checkedLeadership) Proclaim(ctx context.Context, value []byte) error {
 }
 
 // unwrapLease returns the backend's own Lease behind a checked one, for
-// the adapters that reach into the backend (deleteState).
+// the hooks that reach into the backend (DeleteHolder).
 func unwrapLease(l distsync.Lease) distsync.Lease {
 	switch c := l.(type) {
 	case *checkedLease:

@@ -1,134 +1,18 @@
-package integration
+package distsynctest
 
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/distsync/distsync"
 )
 
-// TestConformance runs the whole conformance suite — every primitive, and
-// the Session itself — on every backend, through one adapter each.
-func TestConformance(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			t.Run("Mutex", func(t *testing.T) { testMutexConformance(t, b.mutexes()) })
-			t.Run("RWMutex", func(t *testing.T) { testRWMutexConformance(t, b.rwmutexes()) })
-			t.Run("Semaphore", func(t *testing.T) { testSemaphoreConformance(t, b.semaphores()) })
-			t.Run("Election", func(t *testing.T) { testElectionConformance(t, b.elections()) })
-			t.Run("Session", func(t *testing.T) { testSessionConformance(t, b) })
-			t.Run("Inspect", func(t *testing.T) { testInspectConformance(t, b) })
-		})
-	}
-}
-
-// sessionOf remembers the Session each primitive handed to a suite was
-// opened from, so that endSession can expire it. Keys are the checked
-// wrappers the suites see.
-var sessionOf sync.Map // primitive → distsync.Session
-
-// openChecked opens a Session of b whose primitives check every error they
-// return for exactly one sentinel.
-func (b backend) openChecked(t *testing.T) distsync.Session {
-	t.Helper()
-	return checkedSession{t: t, s: b.open(t)}
-}
-
-func (b backend) endSessionOf(t *testing.T, p any) {
-	t.Helper()
-	s, ok := sessionOf.Load(p)
-	if !ok {
-		t.Fatalf("no session recorded for %T", p)
-	}
-	b.expire(t, s.(checkedSession).s)
-}
-
-func (b backend) mutexes() mutexBackend {
-	open := func(t *testing.T, s distsync.Session, name string) distsync.Mutex {
-		t.Helper()
-		m, err := s.Mutex(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sessionOf.Store(m, s)
-		return m
-	}
-	return mutexBackend{
-		newMutex: func(t *testing.T, name string) distsync.Mutex { return open(t, b.openChecked(t), name) },
-		sameSession: func(t *testing.T, name string) (distsync.Mutex, distsync.Mutex) {
-			s := b.openChecked(t)
-			return open(t, s, name), open(t, s, name)
-		},
-		endSession:  func(t *testing.T, m distsync.Mutex) { b.endSessionOf(t, m) },
-		deleteState: func(t *testing.T, l distsync.Lease) { b.deleteState(t, unwrapLease(l)) },
-		keys:        b.keys,
-	}
-}
-
-func (b backend) rwmutexes() rwBackend {
-	return rwBackend{
-		newRW: func(t *testing.T, name string) distsync.RWMutex {
-			s := b.openChecked(t)
-			rw, err := s.RWMutex(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sessionOf.Store(rw, s)
-			return rw
-		},
-		endSession: func(t *testing.T, rw distsync.RWMutex) { b.endSessionOf(t, rw) },
-		keys:       b.keys,
-	}
-}
-
-func (b backend) semaphores() semBackend {
-	return semBackend{
-		newSem: func(t *testing.T, name string, limit int64) (distsync.Semaphore, error) {
-			s := b.openChecked(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			sem, err := s.Semaphore(ctx, name, limit)
-			if err != nil {
-				return nil, err
-			}
-			sessionOf.Store(sem, s)
-			return sem, nil
-		},
-		endSession: func(t *testing.T, sem distsync.Semaphore) { b.endSessionOf(t, sem) },
-		keys:       b.keys,
-	}
-}
-
-func (b backend) elections() electionBackend {
-	open := func(t *testing.T, s distsync.Session, name string) distsync.Election {
-		t.Helper()
-		e, err := s.Election(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sessionOf.Store(e, s)
-		return e
-	}
-	return electionBackend{
-		newElection: func(t *testing.T, name string) distsync.Election { return open(t, b.openChecked(t), name) },
-		newCuttableElection: func(t *testing.T, name string) (distsync.Election, func(), func()) {
-			s, cut, heal := b.openCuttable(t)
-			return open(t, checkedSession{t: t, s: s}, name), cut, heal
-		},
-		endSession:       func(t *testing.T, e distsync.Election) { b.endSessionOf(t, e) },
-		compact:          b.compact,
-		keys:             b.keys,
-		observeCoalesces: b.observeCoalesces,
-	}
-}
-
 // testSessionConformance holds the Session itself to the contract: it goes
 // on after its backend session ends, it refuses a denied user at once, and
 // Close ends everything.
-func testSessionConformance(t *testing.T, b backend) {
+func testSessionConformance(t *testing.T, b *suite) {
 	t.Run("WorksAgainAfterExpiry", func(t *testing.T) { testWorksAgainAfterExpiry(t, b) })
 	t.Run("DeniedAtOnce", func(t *testing.T) { testDeniedAtOnce(t, b) })
 	t.Run("Close", func(t *testing.T) { testSessionClose(t, b) })
@@ -196,7 +80,7 @@ func (k kinds) acquireAll(ctx context.Context) ([]distsync.Lease, error) {
 // testWorksAgainAfterExpiry: after the backend session underneath a
 // Session ends, the leases taken under it end as lost, and every primitive
 // opened from it — and new ones — acquire again on the same Session.
-func testWorksAgainAfterExpiry(t *testing.T, b backend) {
+func testWorksAgainAfterExpiry(t *testing.T, b *suite) {
 	s := b.openChecked(t)
 	k := openKinds(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -206,7 +90,7 @@ func testWorksAgainAfterExpiry(t *testing.T, b backend) {
 		t.Fatal(err)
 	}
 
-	b.expire(t, s.(checkedSession).s)
+	b.expire(t, s)
 	for i, l := range before {
 		select {
 		case <-l.Done():
@@ -242,8 +126,11 @@ func testWorksAgainAfterExpiry(t *testing.T, b backend) {
 
 // testDeniedAtOnce: a user the server refuses gets ErrDenied from every
 // call at once — never retried until the context ends — and Run returns it.
-func testDeniedAtOnce(t *testing.T, b backend) {
-	s := b.denied(t)
+func testDeniedAtOnce(t *testing.T, b *suite) {
+	if b.b.Denied == nil {
+		t.Skip("distsynctest: Backend.Denied is nil")
+	}
+	var s distsync.Session = b.b.Denied(t)
 	if s == nil {
 		return // refused when the Session was opened, with ErrDenied
 	}
@@ -298,7 +185,7 @@ func testDeniedAtOnce(t *testing.T, b backend) {
 
 // testSessionClose: Close ends the leases taken under the Session, later
 // calls fail with ErrClosed, and a second Close is harmless.
-func testSessionClose(t *testing.T, b backend) {
+func testSessionClose(t *testing.T, b *suite) {
 	s := b.openChecked(t)
 	k := openKinds(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

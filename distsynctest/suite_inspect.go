@@ -1,4 +1,4 @@
-package integration
+package distsynctest
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // every kind's holders and waiters in order, with identities and modes,
 // and ForceRelease ends a holder (or a waiter) with LossForceReleased and
 // serves the next waiter.
-func testInspectConformance(t *testing.T, b backend) {
+func testInspectConformance(t *testing.T, b *suite) {
 	t.Run("Mutex", func(t *testing.T) { testInspectMutex(t, b) })
 	t.Run("RWMutex", func(t *testing.T) { testInspectRWMutex(t, b) })
 	t.Run("Semaphore", func(t *testing.T) { testInspectSemaphore(t, b) })
@@ -44,12 +44,6 @@ func testInspectConformance(t *testing.T, b backend) {
 	})
 }
 
-// sessionAs opens a checked Session of b recording identity id.
-func (b backend) sessionAs(t *testing.T, id string) distsync.Session {
-	t.Helper()
-	return checkedSession{t: t, s: b.openWith(t, sessionOpts{identity: id})}
-}
-
 // inspectUntil polls Inspect until cond holds (waiters enqueue in their own
 // goroutines), and returns that Status.
 func inspectUntil(t *testing.T, s distsync.Session, name, what string, cond func(distsync.Status) bool) distsync.Status {
@@ -64,13 +58,13 @@ func inspectUntil(t *testing.T, s distsync.Session, name, what string, cond func
 			return st
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Inspect(%q): want %s within 15s, last %s", name, what, describe(st))
+			t.Fatalf("Inspect(%q): want %s within 15s, last %s", name, what, showStatus(st))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-func describe(st distsync.Status) string {
+func showStatus(st distsync.Status) string {
 	one := func(hs []distsync.Holder) []string {
 		var out []string
 		for _, h := range hs {
@@ -116,28 +110,28 @@ func checkHolder(t *testing.T, h distsync.Holder) {
 
 // acquireAsync runs acquire in a goroutine; its result arrives on the
 // channel.
-type result struct {
+type acqResult struct {
 	l   distsync.Lease
 	err error
 }
 
-func acquireAsync(ctx context.Context, acquire func(context.Context) (distsync.Lease, error)) <-chan result {
-	ch := make(chan result, 1)
+func acquireAsync(ctx context.Context, acquire func(context.Context) (distsync.Lease, error)) <-chan acqResult {
+	ch := make(chan acqResult, 1)
 	go func() {
 		l, err := acquire(ctx)
-		ch <- result{l, err}
+		ch <- acqResult{l, err}
 	}()
 	return ch
 }
 
-func awaitResult(t *testing.T, ch <-chan result, what string) result {
+func awaitResult(t *testing.T, ch <-chan acqResult, what string) acqResult {
 	t.Helper()
 	select {
 	case r := <-ch:
 		return r
 	case <-time.After(20 * time.Second):
 		t.Fatalf("%s: no result within 20s", what)
-		return result{}
+		return acqResult{}
 	}
 }
 
@@ -153,7 +147,7 @@ func awaitLost(t *testing.T, l distsync.Lease, want distsync.LossReason) {
 	}
 }
 
-func testInspectMutex(t *testing.T, b backend) {
+func testInspectMutex(t *testing.T, b *suite) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	name := t.Name()
@@ -180,7 +174,7 @@ func testInspectMutex(t *testing.T, b backend) {
 
 	if len(st.Holders) != 1 || st.Holders[0].Token != la.Token() || st.Holders[0].Identity != "ins-a" ||
 		st.Holders[0].Mode != distsync.ModeExclusive {
-		t.Fatalf("Inspect: %s; want ins-a holding with token %d, exclusive", describe(st), la.Token())
+		t.Fatalf("Inspect: %s; want ins-a holding with token %d, exclusive", showStatus(st), la.Token())
 	}
 	if got := identities(st.Waiters); !slices.Equal(got, []string{"ins-b", "ins-c"}) {
 		t.Fatalf("waiters %v, want [ins-b ins-c] in queue order", got)
@@ -217,7 +211,7 @@ func testInspectMutex(t *testing.T, b backend) {
 		return len(st.Holders) == 1 && len(st.Waiters) == 0
 	})
 	if st.Holders[0].Identity != "ins-b" || st.Holders[0].Token != r.l.Token() {
-		t.Fatalf("after ForceRelease: %s; want ins-b holding with token %d", describe(st), r.l.Token())
+		t.Fatalf("after ForceRelease: %s; want ins-b holding with token %d", showStatus(st), r.l.Token())
 	}
 	if err := op.ForceRelease(ctx, name, la.Token()); !errors.Is(err, distsync.ErrNotFound) {
 		t.Fatalf("ForceRelease of a token already released: %v, want ErrNotFound", err)
@@ -234,7 +228,7 @@ func testInspectMutex(t *testing.T, b backend) {
 	}
 }
 
-func testInspectRWMutex(t *testing.T, b backend) {
+func testInspectRWMutex(t *testing.T, b *suite) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	name := t.Name()
@@ -260,7 +254,7 @@ func testInspectRWMutex(t *testing.T, b backend) {
 	rr := acquireAsync(ctx, r3.RLock)
 	st := inspectUntil(t, op, name, "a writer and a reader waiting", func(st distsync.Status) bool { return len(st.Waiters) == 2 })
 	if got := identities(st.Holders); len(got) != 2 || !slices.Contains(got, "r1") || !slices.Contains(got, "r2") {
-		t.Fatalf("holders %v, want r1 and r2 (%s)", got, describe(st))
+		t.Fatalf("holders %v, want r1 and r2 (%s)", got, showStatus(st))
 	}
 	if got := modes(st.Holders); !slices.Equal(got, []distsync.Mode{distsync.ModeRead, distsync.ModeRead}) {
 		t.Fatalf("holders' modes %v, want read, read", got)
@@ -287,7 +281,7 @@ func testInspectRWMutex(t *testing.T, b backend) {
 	}
 	st = inspectUntil(t, op, name, "the writer holding", func(st distsync.Status) bool { return len(st.Holders) == 1 })
 	if st.Holders[0].Mode != distsync.ModeWrite || st.Holders[0].Identity != "w" {
-		t.Fatalf("after the readers were released: %s, want w writing", describe(st))
+		t.Fatalf("after the readers were released: %s, want w writing", showStatus(st))
 	}
 	_ = res.l.Release(ctx)
 	res = awaitResult(t, rr, "the last reader")
@@ -298,7 +292,7 @@ func testInspectRWMutex(t *testing.T, b backend) {
 	inspectUntil(t, op, name, "nothing", func(st distsync.Status) bool { return len(st.Holders)+len(st.Waiters) == 0 })
 }
 
-func testInspectSemaphore(t *testing.T, b backend) {
+func testInspectSemaphore(t *testing.T, b *suite) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	name := t.Name()
@@ -325,10 +319,10 @@ func testInspectSemaphore(t *testing.T, b backend) {
 		t.Fatalf("Limit %d, want 3", st.Limit)
 	}
 	if got := identities(st.Holders); !slices.Equal(got, []string{"p1", "p2"}) {
-		t.Fatalf("holders %v, want [p1 p2] (%s)", got, describe(st))
+		t.Fatalf("holders %v, want [p1 p2] (%s)", got, showStatus(st))
 	}
 	if st.Holders[0].Weight != 2 || st.Holders[1].Weight != 1 || st.Waiters[0].Weight != 2 {
-		t.Fatalf("weights: %s; want 2, 1 holding and 2 waiting", describe(st))
+		t.Fatalf("weights: %s; want 2, 1 holding and 2 waiting", showStatus(st))
 	}
 	for _, h := range append(st.Holders, st.Waiters...) {
 		checkHolder(t, h)
@@ -349,7 +343,7 @@ func testInspectSemaphore(t *testing.T, b backend) {
 	inspectUntil(t, op, name, "nothing", func(st distsync.Status) bool { return len(st.Holders)+len(st.Waiters) == 0 && st.Limit == 0 })
 }
 
-func testInspectElection(t *testing.T, b backend) {
+func testInspectElection(t *testing.T, b *suite) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	name := t.Name()
@@ -377,7 +371,7 @@ func testInspectElection(t *testing.T, b backend) {
 		return len(st.Holders) == 1 && len(st.Waiters) == 1
 	})
 	if st.Holders[0].Token != la.Token() {
-		t.Fatalf("leader token %d, want %d (%s)", st.Holders[0].Token, la.Token(), describe(st))
+		t.Fatalf("leader token %d, want %d (%s)", st.Holders[0].Token, la.Token(), showStatus(st))
 	}
 	for _, h := range append(st.Holders, st.Waiters...) {
 		checkHolder(t, h)
