@@ -13,6 +13,12 @@ import (
 )
 
 func init() {
+	etcdq.RegisterLeaseOf(func(l distsync.Lease) *etcdq.Lease {
+		if x, ok := l.(*Leadership); ok && x != nil {
+			return x.l
+		}
+		return nil
+	})
 	etcdq.RegisterElection(func(q *etcdq.Queue) distsync.Election { return newElection(q) })
 }
 

@@ -7,13 +7,12 @@ go 1.26.0
 
 replace (
 	github.com/distsync/distsync => ../
-	github.com/distsync/distsync/internal/etcdtest => ../internal/etcdtest
-	go.etcd.io/etcd/cache/v3 => ../internal/etcdtest/nocache
+	github.com/distsync/distsync/distsynctest => ../distsynctest
 )
 
 require (
 	github.com/distsync/distsync v0.0.0-00010101000000-000000000000
-	github.com/distsync/distsync/internal/etcdtest v0.0.0-00010101000000-000000000000
+	github.com/distsync/distsync/distsynctest v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.24.1
 	github.com/redis/go-redis/v9 v9.23.0
 	go.etcd.io/etcd/client/v3 v3.7.3

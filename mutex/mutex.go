@@ -10,6 +10,12 @@ import (
 )
 
 func init() {
+	etcdq.RegisterLeaseOf(func(l distsync.Lease) *etcdq.Lease {
+		if x, ok := l.(*Lease); ok && x != nil {
+			return x.l
+		}
+		return nil
+	})
 	etcdq.RegisterMutex(func(q *etcdq.Queue) distsync.Mutex { return newMutex(q) })
 }
 

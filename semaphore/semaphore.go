@@ -11,6 +11,12 @@ import (
 )
 
 func init() {
+	etcdq.RegisterLeaseOf(func(l distsync.Lease) *etcdq.Lease {
+		if x, ok := l.(*Lease); ok && x != nil {
+			return x.l
+		}
+		return nil
+	})
 	etcdq.RegisterSemaphore(func(q *etcdq.Queue, limit int64) distsync.Semaphore { return newSemaphore(q, limit) })
 }
 

@@ -53,7 +53,7 @@ import (
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/election"
 	"github.com/distsync/distsync/etcdsync"
-	"github.com/distsync/distsync/internal/etcdtest/localetcd"
+	"github.com/distsync/distsync/distsynctest"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -84,13 +84,13 @@ func run(w io.Writer) error {
 
 	// A real service connects to its etcd cluster with clientv3.New. The
 	// example starts a member of its own instead.
-	etcd, err := localetcd.Start(zap.NewNop())
+	etcd, err := distsynctest.StartEtcd()
 	if err != nil {
 		return err
 	}
 	// Deferred first, so it runs last: the replicas' clients are closed
 	// by then, and the server has no open streams to wait for.
-	defer etcd.Stop()
+	defer etcd.Close()
 	endpoints := etcd.Endpoints()
 
 	out := &lineWriter{w: w}

@@ -88,7 +88,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/etcdsync"
-	"github.com/distsync/distsync/internal/etcdtest/localetcd"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
@@ -156,11 +156,11 @@ func run(ctx context.Context, cfg config) (err error) {
 
 	// A real service connects to its etcd cluster with clientv3.New. The
 	// example starts a member of its own instead.
-	etcd, err := localetcd.Start(zap.NewNop())
+	etcd, err := distsynctest.StartEtcd()
 	if err != nil {
 		return err
 	}
-	defer etcd.Stop()
+	defer etcd.Close()
 	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return err

@@ -36,7 +36,7 @@ import (
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/etcdsync"
-	"github.com/distsync/distsync/internal/etcdtest/localetcd"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/mutex"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -66,11 +66,11 @@ func run(w io.Writer) error {
 	// A real program connects to its etcd cluster with clientv3.New. The
 	// example starts a member of its own instead, on free loopback ports
 	// with its data in a temporary directory that Stop removes.
-	etcd, err := localetcd.Start(zap.NewNop())
+	etcd, err := distsynctest.StartEtcd()
 	if err != nil {
 		return err
 	}
-	defer etcd.Stop()
+	defer etcd.Close()
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   etcd.Endpoints(),
 		DialTimeout: 5 * time.Second,

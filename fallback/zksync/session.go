@@ -201,6 +201,10 @@ func (s *Session) TTL() time.Duration { return s.o.ttl }
 // owns it: do not close it, close the Session.
 func (s *Session) Conn() *zk.Conn { return s.conn }
 
+// Prefix returns the root node under which the Session's primitives keep
+// their nodes (WithPrefix; NodePath(s.Prefix(), name) is a name's node).
+func (s *Session) Prefix() string { return s.o.root }
+
 // Identity returns the holder identity the Session records in the data of
 // its acquisition nodes (see WithIdentity).
 func (s *Session) Identity() string { return s.o.id }

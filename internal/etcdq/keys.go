@@ -89,6 +89,23 @@ func Scan(ctx context.Context, c *clientv3.Client, prefix string, desc bool, rev
 // the name whose prefix is prefix: a direct child that is no control key.
 func IsContender(prefix string, key []byte) bool { return isContender(prefix, key) }
 
+// Contenders lists the keys of name's holders, waiters and candidates
+// under the Session's prefix, read under ctx: what the test kit counts to
+// see that nothing of name was left behind.
+func (s *Session) Contenders(ctx context.Context, name string) ([]string, error) {
+	prefix := s.keyPrefix + Prefix(name)
+	from, end := contenders(prefix)
+	resp, err := s.c.Get(ctx, from, clientv3.WithRange(end), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for _, kv := range filter(prefix, resp.Kvs) {
+		keys = append(keys, string(kv.Key))
+	}
+	return keys, nil
+}
+
 // scan returns the first contender of prefix among the keys under wait (a
 // prefix starting with prefix) in create-revision order, descending with
 // desc, that was created at most at maxRev (0: any). It reads at revision

@@ -52,6 +52,9 @@ func (l *Lease) Token() uint64 { return uint64(l.rev) }
 // Key returns the etcd key that holds this lease.
 func (l *Lease) Key() string { return l.key }
 
+// Session returns the Session whose session lease the key is on.
+func (l *Lease) Session() *Session { return l.q.src }
+
 // Revision returns the create revision of Key (equal to Token).
 func (l *Lease) Revision() int64 { return l.rev }
 

@@ -100,6 +100,25 @@ var sessionOf func(distsync.Session) *Session
 // RegisterSessionOf registers package etcdsync's accessor of its Session.
 func RegisterSessionOf(f func(distsync.Session) *Session) { sessionOf = f }
 
+// leaseOf finds the Lease under a lease of packages mutex, rwmutex,
+// semaphore and election; each registers its own at init.
+var leaseOf []func(distsync.Lease) *Lease
+
+// RegisterLeaseOf registers a primitive package's accessor of its leases'
+// engine Lease.
+func RegisterLeaseOf(f func(distsync.Lease) *Lease) { leaseOf = append(leaseOf, f) }
+
+// LeaseOf returns the Lease under l, a lease of an etcd primitive, or nil:
+// the test kit deletes its key from outside through it.
+func LeaseOf(l distsync.Lease) *Lease {
+	for _, f := range leaseOf {
+		if el := f(l); el != nil {
+			return el
+		}
+	}
+	return nil
+}
+
 // Of returns the Session under s, a *etcdsync.Session, or nil: tests reach
 // its current lease through it (CurrentLease, Orphan) without a public
 // method.

@@ -158,3 +158,6 @@ func call2(ctx context.Context, f func(context.Context) error) error {
 	_, err := call(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, f(ctx) })
 	return err
 }
+
+// Session returns the Session that took l.
+func (l *Lease) Session() *Session { return l.s }

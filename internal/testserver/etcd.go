@@ -31,7 +31,7 @@ const (
 )
 
 // Etcd is one etcd member running as a child process (the command
-// internal/etcdtest/cmd/etcd-test-member, built on first use), on a free
+// distsynctest/internal/cmd/etcd-test-member, built on first use), on a free
 // loopback port with its data in a temporary directory. It runs as a
 // process so that the library module, whose tests use it, does not depend
 // on etcd's server. Its methods other than Stop are safe for concurrent
@@ -118,7 +118,7 @@ func startEtcd(args ...string) (*Etcd, error) {
 }
 
 // buildMember builds the member command to bin, from this repository's
-// workspace (go.work makes the etcdtest module visible).
+// workspace (go.work makes the distsynctest module visible).
 func buildMember(bin string) error {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
@@ -131,10 +131,10 @@ func buildMember(bin string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "./internal/etcdtest/cmd/etcd-test-member")
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "./distsynctest/internal/cmd/etcd-test-member")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("testserver: build the etcd member (go build ./internal/etcdtest/cmd/etcd-test-member in %s): %v\n%s", root, err, out)
+		return fmt.Errorf("testserver: build the etcd member (go build ./distsynctest/internal/cmd/etcd-test-member in %s): %v\n%s", root, err, out)
 	}
 	return nil
 }
