@@ -10,6 +10,7 @@ import (
 
 // MemorySession is a Session on a Memory, as one process's client would
 // have it. It implements distsync.Session; see Memory for what it keeps.
+// Open one with Memory.NewSession: the zero value is not usable.
 type MemorySession struct {
 	m        *Memory
 	identity string
