@@ -51,9 +51,9 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/election"
 	"github.com/distsync/distsync/etcdsync"
-	"github.com/distsync/distsync/distsynctest"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )

@@ -87,8 +87,8 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/distsynctest"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"

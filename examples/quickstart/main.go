@@ -35,8 +35,8 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/distsynctest"
+	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/mutex"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
