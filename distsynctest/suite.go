@@ -37,40 +37,42 @@ type Backend struct {
 // The subtests are "Mutex", "RWMutex", "Semaphore", "Election", "Session" and "Inspect". They check
 // these properties of distsync's design:
 //
-//   - P1 safety: never two holders of a Mutex, a writer and anyone else on an RWMutex, more than
-//     limit permits of a Semaphore, or two leaders. Each check first runs on a broken control, to
-//     show that it can fail.
-//   - P2 loss is a value: a lease whose session ends, or whose state is deleted, ends with ErrLost,
-//     and the next comer gets it.
-//   - P3 fencing: tokens and terms only increase.
-//   - P4 cancellation leaves nothing: a cancelled or timed-out acquisition wraps the context's
-//     error and leaves no entry behind, also with deadlines that cut its first request short.
-//   - P5 names never collide: names that nest or escape into each other are separate.
-//   - P7 order: Mutex, Semaphore and Election grant in arrival order; an RWMutex does not starve
-//     writers; weighted acquisitions are not overtaken.
+//   - P1 safety: never two holders of a Mutex, never a writer with anyone else on an RWMutex, never
+//     more holders than the limit of a Semaphore, never two leaders. Each check first runs on a
+//     control that breaks the property, to show that it can fail.
+//   - P2 loss is a value: a lease whose session ends, or whose entry is deleted, ends with ErrLost.
+//     The next comer then gets it.
+//   - P3 fencing: tokens and terms increase with every acquisition.
+//   - P4 cancellation leaves nothing: a cancelled or timed-out acquisition fails with
+//     ErrNotAcquired and the context's error, and leaves no entry. Deadlines short enough to cut
+//     off the first request are among those tried.
+//   - P5 names never collide: names that nest, or escape into each other, stay apart.
+//   - P7 order: a Mutex and a Semaphore grant in arrival order. An RWMutex does not starve
+//     writers. A waiting weighted acquisition is not overtaken.
 //   - P8 same session: two acquisitions through one Session exclude each other.
 //   - P9 release is exact: a late Release of a lost lease frees nobody else's.
-//   - P10 clear errors: every error wraps exactly one sentinel (see Sentinels); semaphore limits
-//     that disagree fail with ErrLimitMismatch; a denied user gets ErrDenied at once.
-//   - P11 long-lived: a Session acquires again after its backend session ended, and Close ends
-//     everything.
-//   - P12 visible: Inspect shows holders and waiters in order, with identities and modes;
+//   - P10 clear errors: every error wraps exactly one sentinel (see Sentinels). Semaphore limits
+//     that disagree fail with ErrLimitMismatch. A denied user gets ErrDenied at once.
+//   - P11 long-lived: a Session acquires again after its backend session ended. Close ends its
+//     leases, and later calls fail with ErrClosed.
+//   - P12 visible: Inspect lists holders and waiters in order, with identities and modes.
 //     ForceRelease ends one, and its holder is told.
 //
-// Election's checks also cover Observe (every change, in order, including "no leader"), Leader,
-// Proclaim and Run. Entries must be empty for every name once the suite's leases are gone.
+// The Election checks also cover Leader, Proclaim, Observe and Run. Observe must deliver every
+// change in order, "no leader" included, also after a reconnect.
 //
-// The hooks of b serve these checks. Open gives every simulated process its own Session; the
-// Inspect checks pass identities. TestSession opens one more Session with Open, once, and passes
-// it to Entries. Expire and DeleteHolder cause the losses; they get the implementation's own
-// Session and Lease values, never the suite's wrappers. OpenCuttable serves the checks that an
-// observer resumes after a reconnect. Denied serves the ErrDenied checks. Compact serves the
-// check that an observer resumes after the history it missed is gone. ObserveCoalesces relaxes
-// the Observe checks: what an observer delivers must then be a subsequence of the states that
-// held, in order, from the first to the last.
+// Each hook of b has its part. Open gives every simulated process a Session of its own; the
+// Inspect checks pass identities. TestSession also opens one Session with Open, once, to pass to
+// Entries. Entries must list one entry per holder, waiter and candidate of a name, and none once
+// they are gone. Expire and DeleteHolder cause the losses. They get the implementation's own
+// Session and Lease values, never the suite's wrappers. OpenCuttable serves the check that an
+// observer resumes after a reconnect. Compact serves the same check after the history it missed
+// was discarded. Denied serves the ErrDenied checks. ObserveCoalesces relaxes the Observe checks:
+// an observer then needs to deliver only some of the states that held, in order, from the first
+// to the last.
 //
-// TestSession fails t at once if b.Open is nil. Each subtest uses names of its own, taken from
-// its test name.
+// TestSession fails t at once if b.Open is nil. Every subtest takes its names from its own test
+// name, so names never clash.
 func TestSession(t *testing.T, b Backend) {
 	t.Helper()
 	if b.Open == nil {

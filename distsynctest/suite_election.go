@@ -14,7 +14,7 @@ import (
 )
 
 // electionBackend is what the conformance suite needs from a backend to
-// hold an Election to the properties of DESIGN.md. Every function fails t
+// hold an Election to the properties TestSession lists. Every function fails t
 // on error and registers its own cleanup.
 type electionBackend struct {
 	// newElection returns the Election called name on a new client and
@@ -309,8 +309,7 @@ func testCampaignCancel(t *testing.T, b electionBackend) {
 
 // testNoLeadershipAfterSessionDied ends a waiting candidate's session and
 // then lets the leader resign: the candidate must fail, not report a
-// leadership it no longer has (etcd's concurrency.Election does; see
-// TestEtcdElectionConcurrencyCampaignAfterSessionDied).
+// leadership it no longer has (etcd's concurrency.Election does).
 func testNoLeadershipAfterSessionDied(t *testing.T, b electionBackend) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

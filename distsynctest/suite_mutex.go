@@ -14,8 +14,8 @@ import (
 )
 
 // mutexBackend is what the conformance suite needs from a backend to hold a
-// Mutex to the properties of DESIGN.md. Every function fails t on error and
-// registers its own cleanup.
+// Mutex to the properties TestSession lists. Every function fails t on
+// error and registers its own cleanup.
 type mutexBackend struct {
 	// newMutex returns the Mutex called name on a new client and session of
 	// its own, as a separate process would have.

@@ -12,7 +12,7 @@ import (
 )
 
 // rwBackend is what the conformance suite needs to hold an RWMutex to the
-// properties of DESIGN.md.
+// properties TestSession lists.
 type rwBackend struct {
 	// newRW returns the RWMutex called name on a client and session of its own.
 	newRW func(t *testing.T, name string) distsync.RWMutex

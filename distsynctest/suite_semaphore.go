@@ -13,7 +13,7 @@ import (
 )
 
 // semBackend is what the conformance suite needs to hold a Semaphore to
-// the properties of DESIGN.md.
+// the properties TestSession lists.
 type semBackend struct {
 	// newSem opens the semaphore called name with limit on a client and
 	// session of its own; a limit mismatch may surface here or at the first
