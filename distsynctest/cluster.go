@@ -103,7 +103,7 @@ func (e *EtcdServer) Restart(t testing.TB, i int) {
 	}
 	var initial []string
 	for _, o := range e.members {
-		initial = append(initial, o.name+"="+o.peer.String())
+		initial = append(initial, o.name+"="+o.peerFront.String())
 	}
 	// An isolated member cannot become ready (that takes a quorum): do not
 	// wait for it.

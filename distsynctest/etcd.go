@@ -19,6 +19,8 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 const (
@@ -59,9 +61,11 @@ type EtcdServer struct {
 type etcdMember struct {
 	name       string
 	dir        string
-	peer       url.URL
+	peer       url.URL // listened on
+	peerFront  url.URL // advertised: peerProxy's
 	client     url.URL
-	proxy      *Proxy
+	proxy      *Proxy // clients'
+	peerProxy  *Proxy // other members' (nil for a single member)
 	srv        *embed.Etcd // nil while stopped
 	id         types.ID    // known once it first started
 	isolated   bool
@@ -133,21 +137,31 @@ func (e *EtcdServer) start(size int) error {
 		m.dir = dir
 		// A single member never dials its own peer URL, so port 0 does;
 		// members of a cluster must know each other's ports beforehand.
+		// Members reach each other through proxies too: closing them at
+		// Close ends the idle peer connections that etcd's transports
+		// would otherwise keep open (and their goroutines with them).
 		peer, client := "127.0.0.1:0", "127.0.0.1:0"
 		if size > 1 {
 			if peer, err = freeAddr(); err != nil {
 				return err
+			}
+			if m.peerProxy, err = StartProxy(peer); err != nil {
+				return fmt.Errorf("distsynctest: etcd peer proxy: %w", err)
 			}
 		}
 		if client, err = freeAddr(); err != nil {
 			return err
 		}
 		m.peer = url.URL{Scheme: "http", Host: peer}
+		m.peerFront = m.peer
+		if m.peerProxy != nil {
+			m.peerFront = url.URL{Scheme: "http", Host: m.peerProxy.Addr()}
+		}
 		m.client = url.URL{Scheme: "http", Host: client}
 		if m.proxy, err = StartProxy(client); err != nil {
 			return fmt.Errorf("distsynctest: etcd proxy: %w", err)
 		}
-		initial = append(initial, m.name+"="+m.peer.String())
+		initial = append(initial, m.name+"="+m.peerFront.String())
 	}
 	errs := make(chan error, size)
 	for _, m := range e.members {
@@ -173,7 +187,7 @@ func (e *EtcdServer) launch(m *etcdMember, initial string, ready bool) error {
 	cfg.Name = m.name
 	cfg.Dir = m.dir
 	cfg.ListenPeerUrls = []url.URL{m.peer}
-	cfg.AdvertisePeerUrls = []url.URL{m.peer}
+	cfg.AdvertisePeerUrls = []url.URL{m.peerFront}
 	cfg.ListenClientUrls = []url.URL{m.client}
 	cfg.AdvertiseClientUrls = []url.URL{m.client}
 	cfg.InitialCluster = initial
@@ -299,8 +313,19 @@ func clientFor(t testing.TB, endpoints []string) *clientv3.Client {
 	return c
 }
 
+// newEtcdClient returns a client of endpoints that redials quickly once a
+// member is back (within 200 ms, rather than after gRPC's default backoff
+// of a second and more), so that tests of faults are quick.
 func newEtcdClient(endpoints []string) (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: dialTimeout, Logger: zap.NewNop()})
+	return clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: dialTimeout,
+		Logger:      zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 20 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 200 * time.Millisecond},
+			MinConnectTimeout: time.Second,
+		})},
+	})
 }
 
 // Close stops every member, its proxy, and removes the data directories.
@@ -316,10 +341,14 @@ func (e *EtcdServer) Close() {
 	e.closed = true
 	e.mu.Unlock()
 	for _, m := range e.members {
-		if m.proxy != nil {
-			m.proxy.Close()
-		}
 		e.stopServer(m)
+	}
+	for _, m := range e.members {
+		for _, p := range []*Proxy{m.proxy, m.peerProxy} {
+			if p != nil {
+				p.Close()
+			}
+		}
 		if m.dir != "" {
 			os.RemoveAll(m.dir)
 		}

@@ -31,9 +31,10 @@ type (
 // would. On etcd the session's lease is revoked. On Redis every entry of s
 // expires unrenewed. On ZooKeeper the server closes the session. On
 // [Memory] the session ends. Expire returns once the backend has ended it;
-// every lease of s then ends with an error wrapping distsync.ErrLost, whose
-// LostReason is LossSessionEnded (on Redis, whose sessions are only the
-// leases' renewals, it is LossRenewal or LossDeleted).
+// every lease of s then ends with an error wrapping distsync.ErrLost. Its
+// LostReason is LossSessionEnded on etcd and Memory. It is LossDisconnected
+// on ZooKeeper, whose client sees its connection dropped first, and
+// LossRenewal on Redis, whose sessions are only the leases' renewals.
 // The Session itself goes on: its next acquisition works.
 //
 // s is a Session of etcdsync, redissync or zksync, or of [Memory]. A

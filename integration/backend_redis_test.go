@@ -188,12 +188,12 @@ func TestRedisExpireThenReuse(t *testing.T) {
 			default:
 				t.Fatal("holder not told by the time its entry expired")
 			}
-			if err := held.Err(); !errors.Is(err, distsync.ErrLost) || sentinels(err) != 1 {
+			if err := held.Err(); !errors.Is(err, distsync.ErrLost) || len(distsynctest.Sentinels(err)) != 1 {
 				t.Errorf("holder's Err %v, want ErrLost alone", err)
 			}
 			select {
 			case err := <-waited:
-				if !errors.Is(err, distsync.ErrLost) || sentinels(err) != 1 {
+				if !errors.Is(err, distsync.ErrLost) || len(distsynctest.Sentinels(err)) != 1 {
 					t.Errorf("waiter: %v, want ErrLost alone", err)
 				}
 			case <-time.After(5 * time.Second):

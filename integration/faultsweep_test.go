@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/fallback/zksync"
@@ -292,7 +293,7 @@ func sweepOne(t *testing.T, tr sweepTrial, p *tcpProxy, mine, other lifeAcquirer
 		!errors.Is(err, distsync.ErrUnavailable) && !errors.Is(err, distsync.ErrClosed) {
 		fail("acquire: error wraps no expected sentinel: %v", err)
 	}
-	if n := sentinels(err); err != nil && n != 1 {
+	if n := len(distsynctest.Sentinels(err)); err != nil && n != 1 {
 		fail("acquire: error wraps %d sentinels, want exactly 1: %v", n, err)
 	}
 	if err == nil {
@@ -322,27 +323,14 @@ func sweepOne(t *testing.T, tr sweepTrial, p *tcpProxy, mine, other lifeAcquirer
 		}
 		rctx, rcancel := context.WithTimeout(bg, 300*time.Millisecond)
 		rstart := time.Now()
-		if err := l.Release(rctx); err != nil && sentinels(err) != 1 {
-			fail("Release: error wraps %d sentinels, want exactly 1: %v", sentinels(err), err)
+		if err := l.Release(rctx); err != nil && len(distsynctest.Sentinels(err)) != 1 {
+			fail("Release: error wraps %d sentinels, want exactly 1: %v", len(distsynctest.Sentinels(err)), err)
 		}
 		rcancel()
 		late("Release", rstart, 300*time.Millisecond)
 	}
 	_ = ol.Release(bg)
 	return r
-}
-
-// sentinels counts the contract's sentinel errors that err wraps.
-func sentinels(err error) int {
-	n := 0
-	for _, s := range []error{distsync.ErrWouldBlock, distsync.ErrNotAcquired, distsync.ErrLost, distsync.ErrReleased,
-		distsync.ErrInvalidName, distsync.ErrInvalidConfig, distsync.ErrLimitMismatch, distsync.ErrNoLeader,
-		distsync.ErrClosed, distsync.ErrUnavailable, distsync.ErrDenied, distsync.ErrNotFound} {
-		if errors.Is(err, s) {
-			n++
-		}
-	}
-	return n
 }
 
 // reportSweep fails t on violations and logs one summary line.
