@@ -6,27 +6,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distsync/distsync/internal/testserver"
+	"github.com/distsync/distsync/distsynctest"
 )
 
 // TestAnyBackend runs the one program on all three backends, changing only
 // the backend open uses, and expects the same output from each.
 func TestAnyBackend(t *testing.T) {
-	etcd, err := testserver.StartEtcd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Stop)
-	rd, err := testserver.StartRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rd.Stop)
-	zk, err := testserver.StartZooKeeper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(zk.Stop)
+	etcd := distsynctest.Etcd(t)
+	rd := distsynctest.Redis(t)
+	zk := distsynctest.ZooKeeper(t)
 
 	const want = `mutex: held, then TryLock elsewhere would block
 rwmutex: 2 readers at once, then the writer alone
