@@ -64,8 +64,8 @@ type etcdMember struct {
 	peer       url.URL // listened on
 	peerFront  url.URL // advertised: peerProxy's
 	client     url.URL
-	proxy      *Proxy // clients'
-	peerProxy  *Proxy // other members' (nil for a single member)
+	proxy      *Proxy      // clients'
+	peerProxy  *Proxy      // other members' (nil for a single member)
 	srv        *embed.Etcd // nil while stopped
 	id         types.ID    // known once it first started
 	isolated   bool
