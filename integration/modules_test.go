@@ -157,3 +157,65 @@ func requirement(t *testing.T, root, path string) string {
 	t.Fatalf("the library's go.mod does not require %s", path)
 	return ""
 }
+
+// TestKitConsumer is the test kit as a user gets it: a scratch module
+// outside the repository requires distsync and distsynctest, and tests code
+// of its own (testdata/kitconsumer) on an embedded etcd, Redis, ZooKeeper
+// and Memory, with losses injected. `go list -m all` must resolve there:
+// the kit may require no module that the Go module proxy does not serve.
+// The test logs the graph's size and the servers' start-up times.
+func TestKitConsumer(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	dir := t.TempDir()
+	mod := fmt.Sprintf(`module example.com/kitconsumer
+
+go 1.26.0
+
+require (
+	github.com/distsync/distsync v0.0.0
+	github.com/distsync/distsync/distsynctest v0.0.0
+)
+
+replace (
+	github.com/distsync/distsync => %s
+	github.com/distsync/distsync/distsynctest => %s
+)
+`, root, filepath.Join(root, "distsynctest"))
+	files := map[string]string{"go.mod": mod}
+	for _, f := range []string{"job.go", "job_test.go"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "kitconsumer", f+".txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f] = string(data)
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goCmd := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("go %s in the kit consumer: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	goCmd("mod", "tidy")
+	graph := strings.Split(strings.TrimSpace(goCmd("list", "-m", "all")), "\n")
+	t.Logf("kit consumer: go list -m all: %d modules", len(graph))
+	out := goCmd("test", "-count=1", "-v", ".")
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "start-up:") {
+			t.Log(strings.TrimSpace(l))
+		}
+	}
+	if !strings.Contains(out, "--- PASS: TestRunStopsOnLoss") {
+		t.Fatalf("the kit consumer's test did not pass:\n%s", out)
+	}
+}
