@@ -11,10 +11,10 @@ build:
 	$(GO) build -o bin/distsync ./cmd/distsync
 
 # The repository is four Go modules joined by go.work: the library (root),
-# examples/, integration/ (tests and benchmark) and internal/etcdtest/
-# (etcd's server for the tests). PKGS names every package of all four.
-PKGS := ./... ./examples/... ./integration/... ./internal/etcdtest/...
-MODULES := . examples integration internal/etcdtest
+# distsynctest/ (the public test kit, with etcd's server), examples/ and
+# integration/ (tests and benchmark). PKGS names every package of all four.
+PKGS := ./... ./distsynctest/... ./examples/... ./integration/...
+MODULES := . distsynctest examples integration
 
 # ensure-servers installs redis-server and ZooKeeper if missing (etcd runs
 # embedded in the tests), then the tests start their own server processes.
@@ -33,7 +33,7 @@ mod-check:
 # child process (internal/testserver), once, before the test packages start
 # it in parallel.
 etcd-member:
-	$(GO) build -o /dev/null ./internal/etcdtest/cmd/etcd-test-member
+	$(GO) build -o /dev/null ./distsynctest/internal/cmd/etcd-test-member
 
 ensure-servers:
 	./scripts/ensure-servers.sh
