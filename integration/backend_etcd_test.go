@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/internal/etcdq"
 	"github.com/distsync/distsync/internal/testserver"
@@ -51,20 +52,8 @@ func etcdBackend() backend {
 			return etcdSessionOn(t, c, etcdSessionTTL, opts...)
 		},
 		openCuttable: func(t *testing.T) (distsync.Session, func(), func()) {
-			p := newTCPProxy(t, etcdServer.Endpoints()[0])
+			p := distsynctest.NewProxy(t, etcdServer.Endpoints()[0])
 			return etcdSessionOn(t, etcdProxyClient(t, p.Addr()), etcdSessionTTL), p.Cut, p.Heal
-		},
-		expire: func(t *testing.T, s distsync.Session) {
-			etcdRevoke(t, etcdServer.Client(t), s)
-		},
-		deleteState: func(t *testing.T, l distsync.Lease) {
-			key := l.(interface{ Key() string }).Key()
-			if _, err := etcdServer.Client(t).Delete(context.Background(), key); err != nil {
-				t.Fatal(err)
-			}
-		},
-		keys: func(t *testing.T, name string) []string {
-			return etcdKeysOf(t, etcdServer.Client(t), name)
 		},
 		compact: func(t *testing.T) {
 			if err := etcdServer.Compact(context.Background()); err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/fallback/redissync"
-	"github.com/distsync/distsync/internal/redisq"
 	goredis "github.com/redis/go-redis/v9"
 )
 
@@ -43,27 +42,9 @@ func redisBackend() backend {
 			return s
 		},
 		openCuttable: func(t *testing.T) (distsync.Session, func(), func()) {
-			p := newTCPProxy(t, redisServer.Addr())
+			p := distsynctest.NewProxy(t, redisServer.Addr())
 			return redisSession(t, redisClient(t, p.Addr())), p.Cut, p.Heal
 		},
-		expire: func(t *testing.T, s distsync.Session) {
-			// Redis has no session of its own: every lease and waiter of
-			// s stops renewing, and Expire returns once the server has
-			// let their entries go.
-			ctx, cancel := context.WithTimeout(context.Background(), 10*redisTTL)
-			defer cancel()
-			if err := redisq.Expire(ctx, s); err != nil {
-				t.Fatal(err)
-			}
-		},
-		deleteState: func(t *testing.T, l distsync.Lease) {
-			// The holder's entry, deleted by hand as an operator would
-			// (no script: nobody is woken).
-			if err := redisq.DeleteMember(context.Background(), redisClient(t), l); err != nil {
-				t.Fatal(err)
-			}
-		},
-		keys:             redisKeys,
 		compact:          redisDeleteHistories,
 		denied:           redisDeniedSession,
 		observeCoalesces: false,
@@ -128,7 +109,7 @@ func redisDeniedSession(t *testing.T) distsync.Session {
 	return s
 }
 
-// TestRedisExpireThenReuse checks redisBackend's expire on every
+// TestRedisExpireThenReuse checks the kit's Expire on Redis, on every
 // primitive: the Session's holder ends lost and its waiter fails with
 // ErrLost (each with that one sentinel), and the same primitives then
 // acquire again.
@@ -176,11 +157,11 @@ func TestRedisExpireThenReuse(t *testing.T) {
 				}
 				waited <- err
 			}()
-			waitKeys(t, b.keys, name+"/blocked", 2)
+			waitKeys(t, redisKeys, name+"/blocked", 2)
 			start := time.Now()
-			b.expire(t, s)
-			t.Logf("expire returned after %v", time.Since(start).Round(time.Millisecond))
-			if left := b.keys(t, name+"/held"); len(left) != 0 {
+			distsynctest.Expire(t, s)
+			t.Logf("Expire returned after %v", time.Since(start).Round(time.Millisecond))
+			if left := redisKeys(t, name+"/held"); len(left) != 0 {
 				t.Fatalf("after expire, %q still has %v", name+"/held", left)
 			}
 			select {
@@ -262,16 +243,8 @@ func redisACLPrefixBackend() backend {
 	}
 	b.open = func(t *testing.T) distsync.Session { return open(t, redisACLClient(t, redisAppACL...)) }
 	b.openCuttable = func(t *testing.T) (distsync.Session, func(), func()) {
-		p := newTCPProxy(t, redisServer.Addr())
+		p := distsynctest.NewProxy(t, redisServer.Addr())
 		return open(t, redisACLClientAt(t, p.Addr(), redisAppACL...)), p.Cut, p.Heal
-	}
-	b.keys = func(t *testing.T, name string) []string {
-		t.Helper()
-		m, err := redisq.MembersWith(context.Background(), redisClient(t), redisAppPrefix, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
 	}
 	b.compact = func(t *testing.T) {
 		ctx := context.Background()

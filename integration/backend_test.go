@@ -18,8 +18,9 @@ type sessionOpts struct {
 }
 
 // A backend is what the tests need from one backend: Sessions as separate
-// processes would have them, and ways to reach into the server from
-// outside. There is one per backend (etcdBackend, redisBackend, zkBackend),
+// processes would have them, and the server's history and refusals. Losses
+// and state reads are the kit's (distsynctest.Expire, DeleteHolder and
+// Entries). There is one per backend (etcdBackend, redisBackend, zkBackend),
 // built on the backend's Session; the conformance suite runs through it
 // (see kit). Every function fails t on error and registers its own cleanup.
 type backend struct {
@@ -38,21 +39,6 @@ type backend struct {
 	// openCuttable is open on a client whose connection to the backend the
 	// test can cut (every connection dropped, new ones refused) and heal.
 	openCuttable func(t *testing.T) (s distsync.Session, cut, heal func())
-
-	// expire ends the backend session underneath s from outside, as an
-	// expiry would: etcd revokes the session's current lease, ZooKeeper
-	// expires its session, Redis makes every lease of s expire unrenewed.
-	// It returns once the backend has ended it (the leases of s end as
-	// lost soon after).
-	expire func(t *testing.T, s distsync.Session)
-
-	// deleteState deletes the backend state (key or node) of l from
-	// outside.
-	deleteState func(t *testing.T, l distsync.Lease)
-
-	// keys lists the backend state of name: holders, waiters and
-	// candidates, of whichever primitive kind.
-	keys func(t *testing.T, name string) []string
 
 	// compact discards the backend's history of changes up to now; nil for
 	// a backend that keeps none.
@@ -80,7 +66,8 @@ func backends() []backend {
 
 // kit returns b as the kit's conformance suite takes it. Sessions without
 // an identity come from open, those with one from openWith, as before the
-// suite moved to distsynctest.
+// suite moved to distsynctest. Expire, DeleteHolder and Entries are left
+// nil, so that the suite exercises the kit's own.
 func (b backend) kit() distsynctest.Backend {
 	return distsynctest.Backend{
 		Open: func(t *testing.T, identity string) distsync.Session {
@@ -89,25 +76,9 @@ func (b backend) kit() distsynctest.Backend {
 			}
 			return b.openWith(t, sessionOpts{identity: identity})
 		},
-		Expire:       func(tb testing.TB, s distsync.Session) { b.expire(asT(tb), s) },
-		DeleteHolder: func(tb testing.TB, l distsync.Lease) { b.deleteState(asT(tb), l) },
-		Entries: func(tb testing.TB, _ distsync.Session, name string) []string {
-			return b.keys(asT(tb), name)
-		},
 		OpenCuttable:     b.openCuttable,
 		Denied:           b.denied,
 		Compact:          b.compact,
 		ObserveCoalesces: b.observeCoalesces,
 	}
-}
-
-// asT is the *testing.T behind tb: the adapters take one, and
-// distsynctest.TestSession passes one.
-func asT(tb testing.TB) *testing.T {
-	tb.Helper()
-	t, ok := tb.(*testing.T)
-	if !ok {
-		tb.Fatalf("integration: the backend adapters need a *testing.T, got %T", tb)
-	}
-	return t
 }

@@ -7,16 +7,17 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/go-zookeeper/zk"
 )
 
 // zkBackend adapts the ZooKeeper Session to the conformance suite, on the
 // shared server. Every Session dials a connection of its own, with the
-// session timeout zkTestTimeout, through zkDialer, which records session
-// passwords so that expire can end a session from outside. ZooKeeper keeps
-// no history of changes (nothing to compact), and its watches fire once,
-// so its observers may coalesce short-lived states.
+// session timeout zkTestTimeout, through the kit's Dialer, which records
+// session passwords so that distsynctest.Expire can end a session from
+// outside. ZooKeeper keeps no history of changes (nothing to compact), and
+// its watches fire once, so its observers may coalesce short-lived states.
 func zkBackend() backend {
 	return backend{
 		name: "zookeeper",
@@ -35,18 +36,9 @@ func zkBackend() backend {
 			return zkSession(t, opts...)
 		},
 		openCuttable: func(t *testing.T) (distsync.Session, func(), func()) {
-			p := newTCPProxy(t, zkServer.Addr())
+			p := distsynctest.NewProxy(t, zkServer.Addr())
 			return zkSessionTo(t, p.Addr()), p.Cut, p.Heal
 		},
-		expire: func(t *testing.T, s distsync.Session) {
-			zkExpire(t, s.(*zksync.Session).SessionID())
-		},
-		deleteState: func(t *testing.T, l distsync.Lease) {
-			if err := zkAdmin(t).Delete(l.(interface{ Path() string }).Path(), -1); err != nil {
-				t.Fatal(err)
-			}
-		},
-		keys:             zkKeys,
 		compact:          nil,
 		denied:           zkDeniedSession,
 		observeCoalesces: true,
@@ -108,7 +100,7 @@ func TestZooKeeperAuthAfterExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := owner.SessionID()
-	zkExpire(t, old)
+	distsynctest.Expire(t, owner)
 	waitLost(t, l, 5*time.Second, "session expired from outside")
 	l2, err := m.Lock(ctx)
 	if err != nil {

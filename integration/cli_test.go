@@ -10,13 +10,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/distsync/distsync/internal/etcdq"
 	"github.com/distsync/distsync/internal/redisq"
@@ -342,7 +340,7 @@ func cliEtcd() cliBackend {
 			}
 		},
 		cuttable: func(t *testing.T) (string, func()) {
-			p := newTCPProxy(t, etcdServer.Endpoints()[0])
+			p := distsynctest.NewProxy(t, etcdServer.Endpoints()[0])
 			return p.Addr(), p.Cut
 		},
 	}
@@ -409,11 +407,11 @@ func cliRedis() cliBackend {
 			}
 		},
 		expirable: func(t *testing.T) (string, func(string)) {
-			p := newTCPProxy(t, redisServer.Addr())
+			p := distsynctest.NewProxy(t, redisServer.Addr())
 			return p.Addr(), func(string) { p.Blackhole() }
 		},
 		cuttable: func(t *testing.T) (string, func()) {
-			p := newTCPProxy(t, redisServer.Addr())
+			p := distsynctest.NewProxy(t, redisServer.Addr())
 			return p.Addr(), p.Cut
 		},
 	}
@@ -437,11 +435,11 @@ func cliZooKeeper() cliBackend {
 				if len(sids) != 1 {
 					t.Fatalf("sessions through the proxy: %x, want one", sids)
 				}
-				zkExpire(t, sids[0])
+				p.expire(t, sids[0])
 			}
 		},
 		cuttable: func(t *testing.T) (string, func()) {
-			p := newTCPProxy(t, zkServer.Addr())
+			p := distsynctest.NewProxy(t, zkServer.Addr())
 			return p.Addr(), p.Cut
 		},
 	}
@@ -462,92 +460,6 @@ func zkHolderPath(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return p + "/" + children[0]
-}
-
-// zkSniffProxy forwards connections to the shared ZooKeeper server through
-// zkDialer, which records the session password each connect response
-// carries, and keeps the session IDs: a test can then end the session of
-// a process it only reaches through the network (zkExpire).
-type zkSniffProxy struct {
-	ln   net.Listener
-	mu   sync.Mutex
-	sids []int64
-	wg   sync.WaitGroup
-}
-
-func newZKSniffProxy(t *testing.T) *zkSniffProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &zkSniffProxy{ln: ln}
-	var conns sync.Map
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			upc, err := zkDialer("tcp", zkServer.Addr(), 5*time.Second)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			up := upc.(*sniffConn)
-			conns.Store(c, up)
-			p.wg.Go(func() {
-				_, _ = io.Copy(up, c)
-				up.Close()
-				c.Close()
-			})
-			p.wg.Go(func() {
-				_, _ = io.Copy(c, readerFunc(func(b []byte) (int, error) {
-					n, err := up.Read(b)
-					p.noteSession(up)
-					return n, err
-				}))
-				up.Close()
-				c.Close()
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		conns.Range(func(k, v any) bool {
-			k.(net.Conn).Close()
-			v.(net.Conn).Close()
-			return true
-		})
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *zkSniffProxy) Addr() string { return p.ln.Addr().String() }
-
-// noteSession records the session ID of up's connect response once read.
-func (p *zkSniffProxy) noteSession(up *sniffConn) {
-	up.mu.Lock()
-	defer up.mu.Unlock()
-	if !up.done || len(up.head) < 4+16 {
-		return
-	}
-	sid := int64(0)
-	for _, b := range up.head[4+8 : 4+16] {
-		sid = sid<<8 | int64(b)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if sid != 0 && !slices.Contains(p.sids, sid) {
-		p.sids = append(p.sids, sid)
-	}
-}
-
-func (p *zkSniffProxy) sessions() []int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.sids)
 }
 
 // cliName is a distsync name of the test's own.

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/etcdsync"
-	"github.com/distsync/distsync/internal/etcdtest/etcdcluster"
 )
 
 // electionOpener opens the etcd Election called name on a 5 s Session;
@@ -90,7 +90,7 @@ func (tc *termChecker) observe(ctx context.Context, e distsync.Election) {
 // electing, there is never more than one leader, and terms only grow.
 func TestEtcdElectionLeaderStop(t *testing.T) {
 	const name = "fault-election-leader-stop"
-	cl := etcdcluster.New(t, 3)
+	cl := distsynctest.EtcdCluster(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
 		c     churn

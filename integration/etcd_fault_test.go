@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/internal/etcdq"
-	"github.com/distsync/distsync/internal/etcdtest/etcdcluster"
 	"github.com/distsync/distsync/mutex"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -90,7 +90,7 @@ func mutexOpener(name string) opener {
 // and its own session, looping acquire / inside / Release until ctx ends.
 // A failed acquisition (an election in progress, a session lease that
 // ended) is counted and retried; after ErrClosed, with a new Session.
-func (c *churn) run(ctx context.Context, t *testing.T, cl *etcdcluster.Cluster, workers int, open opener, inside func(distsync.Lease)) *sync.WaitGroup {
+func (c *churn) run(ctx context.Context, t *testing.T, cl *distsynctest.EtcdServer, workers int, open opener, inside func(distsync.Lease)) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for range workers {
 		client := cl.Client(t)
@@ -187,7 +187,7 @@ func (c *churn) check(t *testing.T) {
 // clients contend, then restarts it: the Mutex keeps working and safety
 // holds throughout.
 func TestEtcdMutexLeaderStop(t *testing.T) {
-	cl := etcdcluster.New(t, 3)
+	cl := distsynctest.EtcdCluster(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	var c churn
 	wg := c.run(ctx, t, cl, 8, mutexOpener("fault-leader-stop"), c.exclusive)
@@ -208,7 +208,7 @@ func TestEtcdMutexLeaderStop(t *testing.T) {
 // TestEtcdMutexMemberRestart stops and restarts a follower twice under the
 // same load.
 func TestEtcdMutexMemberRestart(t *testing.T) {
-	cl := etcdcluster.New(t, 3)
+	cl := distsynctest.EtcdCluster(t, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	var c churn
 	wg := c.run(ctx, t, cl, 8, mutexOpener("fault-member-restart"), c.exclusive)
@@ -232,7 +232,7 @@ func TestEtcdMutexMemberRestart(t *testing.T) {
 // the holder elsewhere keeps its lock, and after the member heals the
 // waiter's key is gone.
 func TestEtcdMutexCutOffWaiter(t *testing.T) {
-	cl := etcdcluster.New(t, 3)
+	cl := distsynctest.EtcdCluster(t, 3)
 	ctx := context.Background()
 	name := "fault-cut-off-waiter"
 	leader := cl.WaitLeader(t)
@@ -293,7 +293,7 @@ func TestEtcdMutexCutOffWaiter(t *testing.T) {
 // holder must be told its lease is lost before etcd expires the session
 // lease and lets someone else in (P2).
 func TestEtcdMutexLossBeforeExpiry(t *testing.T) {
-	cl := etcdcluster.New(t, 3)
+	cl := distsynctest.EtcdCluster(t, 3)
 	ctx := context.Background()
 	name := "fault-loss-before-expiry"
 	leader := cl.WaitLeader(t)

@@ -6,15 +6,15 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/etcdsync"
-	"github.com/distsync/distsync/internal/etcdtest/etcdcluster"
 )
 
 // TestEtcdSemaphoreLeaderStop stops the etcd leader while 12 clients churn
 // on a semaphore with limit 3: the limit is never exceeded by live leases,
 // and acquisitions go on after the fault and after the restart.
 func TestEtcdSemaphoreLeaderStop(t *testing.T) {
-	cl := etcdcluster.New(t, 3)
+	cl := distsynctest.EtcdCluster(t, 3)
 	const limit, clients = 3, 12
 	open := sessionOpener(func(ctx context.Context, s *etcdsync.Session) (func(context.Context) (distsync.Lease, error), error) {
 		sem, err := s.Semaphore(ctx, "fault-semaphore", limit)

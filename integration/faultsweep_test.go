@@ -227,7 +227,7 @@ func runSweepWith(t *testing.T, b sweepBackend, k lifeKind, trials []sweepTrial,
 		for i := lo; i < min(lo+sweepBatch, len(trials)); i++ {
 			tr := trials[i]
 			name := fmt.Sprintf("%s-%d", lifeName(t, b.life, k), i)
-			p := newTCPProxy(t, b.target)
+			p := distsynctest.NewProxy(t, b.target)
 			cut := b.through(t, p.Addr())
 			mine := cut.open(t, k, name)
 			// Cleanups run last in, first out: the connection is back
@@ -253,7 +253,7 @@ func runSweepWith(t *testing.T, b sweepBackend, k lifeKind, trials []sweepTrial,
 // small machine under the race detector.
 const sweepBatch = 20
 
-func sweepOne(t *testing.T, tr sweepTrial, p *tcpProxy, mine, other lifeAcquirer, first *lifeAcquirer, wrap func(distsync.Lease) distsync.Lease) sweepResult {
+func sweepOne(t *testing.T, tr sweepTrial, p *distsynctest.Proxy, mine, other lifeAcquirer, first *lifeAcquirer, wrap func(distsync.Lease) distsync.Lease) sweepResult {
 	r := sweepResult{trial: tr}
 	bg := context.Background()
 	fail := func(format string, args ...any) { r.violations = append(r.violations, fmt.Sprintf(format, args...)) }

@@ -9,8 +9,6 @@ go 1.26.0
 replace (
 	github.com/distsync/distsync => ../
 	github.com/distsync/distsync/distsynctest => ../distsynctest
-	github.com/distsync/distsync/internal/etcdtest => ../internal/etcdtest
-	go.etcd.io/etcd/cache/v3 => ../internal/etcdtest/nocache
 )
 
 require (
@@ -18,7 +16,6 @@ require (
 	github.com/bsm/redislock v0.9.4
 	github.com/distsync/distsync v0.0.0-00010101000000-000000000000
 	github.com/distsync/distsync/distsynctest v0.0.0-00010101000000-000000000000
-	github.com/distsync/distsync/internal/etcdtest v0.0.0-00010101000000-000000000000
 	github.com/go-redsync/redsync/v4 v4.18.1
 	github.com/go-zookeeper/zk v1.0.4
 	github.com/redis/go-redis/v9 v9.23.0
@@ -73,7 +70,6 @@ require (
 	github.com/soheilhy/cmux v0.1.5 // indirect
 	github.com/spf13/cobra v1.10.2 // indirect
 	github.com/spf13/pflag v1.0.10 // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
 	github.com/tmc/grpc-websocket-proxy v0.0.0-20220101234140-673ab2c3ae75 // indirect
 	github.com/xiang90/probing v0.0.0-20221125231312-a49e3df8f510 // indirect
 	go.etcd.io/bbolt v1.5.0 // indirect
@@ -81,8 +77,6 @@ require (
 	go.etcd.io/etcd/etcdctl/v3 v3.7.3 // indirect
 	go.etcd.io/etcd/pkg/v3 v3.7.3 // indirect
 	go.etcd.io/etcd/server/v3 v3.7.3 // indirect
-	go.etcd.io/etcd/tests/v3 v3.7.3 // indirect
-	go.etcd.io/gofail v0.2.0 // indirect
 	go.etcd.io/raft/v3 v3.7.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc v0.68.0 // indirect
@@ -95,7 +89,6 @@ require (
 	go.uber.org/atomic v1.12.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	go.yaml.in/yaml/v2 v2.4.3 // indirect
-	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/etcdsync"
 	"github.com/distsync/distsync/internal/etcdq"
-	"github.com/distsync/distsync/internal/etcdtest/etcdcluster"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -181,7 +181,7 @@ var etcdHistPrims = []struct {
 // and a follower, and blackholes a holder's member.
 func TestHistoryEtcd(t *testing.T) {
 	soak := soakDuration(t)
-	cl := etcdcluster.New(t, 3)
+	cl := distsynctest.EtcdCluster(t, 3)
 	const (
 		clients = 8
 		ttl     = 2 * time.Second

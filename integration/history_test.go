@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/distsync/distsync/internal/etcdq"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -204,7 +205,7 @@ type histClient struct {
 	kv      *clientv3.Client      // etcd: the client (the Txn register writes through it)
 	member  int                   // etcd: the member kv talks to
 	session func() *etcdq.Session // etcd: the Session under the primitive
-	proxy   *tcpProxy             // ZooKeeper: the client's own way to the server
+	proxy   *distsynctest.Proxy   // ZooKeeper: the client's own way to the server
 	zk      *zksync.Session       // ZooKeeper
 }
 

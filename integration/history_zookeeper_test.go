@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/fallback/zksync"
 )
 
@@ -82,15 +83,15 @@ func TestHistoryZooKeeper(t *testing.T) {
 		name := "history-" + p.prim
 		w := newHistWorkload(p.prim, &memRegister{fenced: true}, &memRegister{})
 		ws = append(ws, w)
-		proxies := make([]*tcpProxy, clients)
+		proxies := make([]*distsynctest.Proxy, clients)
 		for i := range proxies {
-			proxies[i] = newTCPProxy(t, zkServer.Addr())
+			proxies[i] = distsynctest.NewProxy(t, zkServer.Addr())
 		}
 		run.wgs = append(run.wgs, w.run(ctx, clients, func(ctx context.Context, i int) (*histClient, error) {
 			dctx, dcancel := context.WithTimeout(ctx, 20*time.Second)
 			defer dcancel()
 			s, err := zksync.Dial(dctx, []string{proxies[i].Addr()},
-				zksync.WithTTL(timeout), zksync.WithDialer(zkDialer))
+				zksync.WithTTL(timeout), zksync.WithDialer(zkServer.Dialer()))
 			if err != nil {
 				return nil, err
 			}
@@ -131,7 +132,7 @@ func TestHistoryZooKeeper(t *testing.T) {
 		w = ws[(round+1)%len(ws)]
 		g = &grab{targeted: true, within: 5 * time.Second}
 		h = w.take(t, g, 30*time.Second)
-		zkExpire(t, h.c.zk.SessionID())
+		distsynctest.Expire(t, h.c.zk)
 		close(g.release)
 		faults.add("expire-session-close")
 		progress(t, ws, 5, "after the expiry")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/go-zookeeper/zk"
 )
@@ -30,7 +31,7 @@ func zkLifeBackend(t *testing.T) lifeBackend {
 			s := zkSession(t, zksync.WithTTL(zkLifeTimeout))
 			return &lifeSession{
 				open: func(t *testing.T, k lifeKind, name string) lifeAcquirer { return zkLifeAcquirer(t, s, k, name) },
-				end:  func(t *testing.T, _ string) { zkExpire(t, s.SessionID()) },
+				end:  func(t *testing.T, _ string) { distsynctest.Expire(t, s) },
 				close: func() {
 					_ = s.Close()
 				},

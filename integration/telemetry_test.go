@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -248,7 +249,7 @@ func testTelemetry(t *testing.T, b backend) {
 	}
 
 	// Lose: the backend session underneath ends.
-	b.expire(t, s)
+	distsynctest.Expire(t, s)
 	select {
 	case <-l2.Done():
 	case <-ctx.Done():

@@ -17,6 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/fallback/zksync"
 	"github.com/go-zookeeper/zk"
 )
@@ -555,7 +556,7 @@ func TestZooKeeperMutedCallsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer holder.Release(ctx)
-	p := newTCPProxy(t, zkServer.Addr())
+	p := distsynctest.NewProxy(t, zkServer.Addr())
 	s := zkSessionTo(t, p.Addr())
 	m := zkMutex(t, s, name)
 	held, err := zkMutex(t, s, name+"-held").Lock(ctx)

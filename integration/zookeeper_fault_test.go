@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/fallback/zksync"
 )
 
@@ -89,7 +90,7 @@ func TestZooKeeperSessionExpiry(t *testing.T) {
 	defer cancel()
 	name := t.Name()
 	const timeout = time.Second
-	p := newTCPProxy(t, zkServer.Addr())
+	p := distsynctest.NewProxy(t, zkServer.Addr())
 	s := zkSessionTo(t, p.Addr(), zksync.WithTTL(timeout), zksync.WithDisconnectGrace(timeout/3))
 	m := zkMutex(t, s, name)
 	old := s.SessionID()
@@ -160,7 +161,7 @@ func TestZooKeeperFencedCounter(t *testing.T) {
 			defer cancel()
 			name := t.Name()
 			store := &fencedCounter{fenced: fenced}
-			p := newTCPProxy(t, zkServer.Addr())
+			p := distsynctest.NewProxy(t, zkServer.Addr())
 			stale := zkMutex(t, zkSessionTo(t, p.Addr(), zksync.WithTTL(time.Second)), name)
 			next := zkMutex(t, zkSession(t), name)
 
@@ -206,7 +207,7 @@ func TestZooKeeperCreateReplyLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newTCPProxy(t, zkServer.Addr())
+	p := distsynctest.NewProxy(t, zkServer.Addr())
 	s := zkSessionTo(t, p.Addr(), zksync.WithTTL(10*time.Second), zksync.WithDisconnectGrace(3*time.Second))
 	m := zkMutex(t, s, name)
 	sid := s.SessionID()

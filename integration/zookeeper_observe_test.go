@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/fallback/zksync"
 )
 
@@ -87,7 +88,7 @@ func TestZooKeeperWaitersFollowSessionExpiry(t *testing.T) {
 		}()
 		waitKeys(t, zkKeys, name, 2)
 		start := time.Now()
-		zkExpire(t, ws.SessionID())
+		distsynctest.Expire(t, ws)
 		var got error
 		select {
 		case got = <-errc:

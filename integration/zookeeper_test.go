@@ -2,27 +2,26 @@ package integration
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/fallback/zksync"
-	"github.com/distsync/distsync/internal/testserver"
 	"github.com/go-zookeeper/zk"
 )
 
 // zkServer is the ZooKeeper server shared by this package's tests and
-// benchmarks; each test uses names of its own.
-var zkServer *testserver.ZooKeeper
+// benchmarks; each test uses names of its own. Its Dialer records the
+// session passwords, so that distsynctest.Expire can end a test's session
+// from outside.
+var zkServer *distsynctest.ZooKeeperServer
 
 func init() {
 	servers = append(servers, func() (func(), error) {
-		z, err := testserver.StartZooKeeper()
+		z, err := distsynctest.StartZooKeeper()
 		if err != nil {
 			return nil, err
 		}
@@ -34,119 +33,19 @@ func init() {
 // zkTestTimeout is the session timeout of the tests' sessions.
 const zkTestTimeout = 4 * time.Second
 
-// zkPasswords records the session passwords servers hand out, read off the
-// connections of the tests' sessions, so that a test can end a session from
-// outside (zkExpire).
-var zkPasswords sync.Map // session ID -> []byte
-
-// zkDialer dials and records the session password of the connect response.
-func zkDialer(network, addr string, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout(network, addr, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return &sniffConn{Conn: c}, nil
-}
-
-// sniffConn reads the connect response, the first packet the server sends:
-// length, protocol version, timeout, session ID, password.
-type sniffConn struct {
-	net.Conn
-	mu   sync.Mutex
-	head []byte
-	done bool
-}
-
-func (c *sniffConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.done {
-		c.head = append(c.head, p[:n]...)
-		if len(c.head) >= 4 {
-			blen := int(binary.BigEndian.Uint32(c.head))
-			if len(c.head) >= 4+blen {
-				c.done = true
-				if b := c.head[4:]; blen >= 20 {
-					sid := int64(binary.BigEndian.Uint64(b[8:16]))
-					pwlen := int(binary.BigEndian.Uint32(b[16:20]))
-					if sid != 0 && 20+pwlen <= blen {
-						zkPasswords.Store(sid, append([]byte(nil), b[20:20+pwlen]...))
-					}
-				}
-			}
-		}
-	}
-	return n, err
-}
-
-// zkExpire ends session sid on the server from outside, as an expiry
-// would: it attaches to the session with its password and closes it. The
-// server drops the session's own connection and deletes its ephemeral
-// nodes; the client learns on reconnecting that the session has expired.
-func zkExpire(t *testing.T, sid int64) {
-	t.Helper()
-	pw, ok := zkPasswords.Load(sid)
-	if !ok {
-		t.Fatalf("no password recorded for session 0x%x", sid)
-	}
-	c, err := net.DialTimeout("tcp", zkServer.Addr(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	passwd := pw.([]byte)
-	req := binary.BigEndian.AppendUint32(nil, 0)                                   // protocol version
-	req = binary.BigEndian.AppendUint64(req, 0)                                    // last zxid seen
-	req = binary.BigEndian.AppendUint32(req, uint32(zkTestTimeout.Milliseconds())) // timeout
-	req = binary.BigEndian.AppendUint64(req, uint64(sid))
-	req = binary.BigEndian.AppendUint32(req, uint32(len(passwd)))
-	req = append(req, passwd...)
-	if err := writeFrame(c, req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := readFrame(c)
-	if err != nil || len(resp) < 16 || int64(binary.BigEndian.Uint64(resp[8:16])) != sid {
-		t.Fatalf("attach to session 0x%x: %v (response %x)", sid, err, resp)
-	}
-	closeReq := binary.BigEndian.AppendUint32(nil, 1)               // xid
-	closeReq = binary.BigEndian.AppendUint32(closeReq, ^uint32(10)) // closeSession, -11
-	if err := writeFrame(c, closeReq); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readFrame(c); err != nil {
-		t.Fatalf("close session 0x%x: %v", sid, err)
-	}
-}
-
-func writeFrame(w io.Writer, b []byte) error {
-	_, err := w.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...))
-	return err
-}
-
-func readFrame(r io.Reader) ([]byte, error) {
-	var n [4]byte
-	if _, err := io.ReadFull(r, n[:]); err != nil {
-		return nil, err
-	}
-	b := make([]byte, binary.BigEndian.Uint32(n[:]))
-	_, err := io.ReadFull(r, b)
-	return b, err
-}
-
-// zkSession dials a session of its own to addr (the server unless given),
-// closed at cleanup.
+// zkSession dials a session of its own to the server, through the kit's
+// Dialer, closed at cleanup.
 func zkSession(t testing.TB, opts ...zksync.Option) *zksync.Session {
 	t.Helper()
 	return zkSessionTo(t, zkServer.Addr(), opts...)
 }
 
+// zkSessionTo is zkSession dialed to addr (a proxy of the server).
 func zkSessionTo(t testing.TB, addr string, opts ...zksync.Option) *zksync.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	opts = append([]zksync.Option{zksync.WithTTL(zkTestTimeout), zksync.WithDialer(zkDialer)}, opts...)
+	opts = append([]zksync.Option{zksync.WithTTL(zkTestTimeout), zksync.WithDialer(zkServer.Dialer())}, opts...)
 	s, err := zksync.Dial(ctx, []string{addr}, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -310,7 +209,7 @@ func TestZooKeeperNewSessionAfterExpiry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	name := t.Name()
-	conn, _, err := zk.Connect(zkServer.Servers(), zkTestTimeout, zk.WithDialer(zkDialer), zk.WithLogInfo(false), zk.WithLogger(quietZK{}))
+	conn, _, err := zk.Connect(zkServer.Servers(), zkTestTimeout, zk.WithDialer(zkServer.Dialer()), zk.WithLogInfo(false), zk.WithLogger(quietZK{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +234,7 @@ func TestZooKeeperNewSessionAfterExpiry(t *testing.T) {
 	}()
 	waitKeys(t, zkKeys, name, 2)
 	old := s.SessionID()
-	zkExpire(t, old)
+	distsynctest.Expire(t, s)
 	waitLost(t, l, 5*time.Second, "session expired from outside")
 	select {
 	case err := <-waiting:
