@@ -38,10 +38,9 @@ type (
 // The Session itself goes on: its next acquisition works.
 //
 // s is a Session of etcdsync, redissync or zksync, or of [Memory]. A
-// zksync Session must have been dialed through a kit server's
-// [ZooKeeperServer.Session] or [ZooKeeperServer.Dialer], which learn the
-// session's password. Expire fails t for any other Session, or when the
-// server does not answer within 20 s.
+// zksync Session must be dialed to a kit server's [ZooKeeperServer.Addr],
+// whose proxy learns the session's password. Expire fails t for any other
+// Session, or when the server does not answer within 20 s.
 func Expire(t testing.TB, s distsync.Session) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), injectTimeout)
@@ -79,8 +78,7 @@ func Expire(t testing.TB, s distsync.Session) {
 // and Memory, at its next renewal (within a third of its TTL) on Redis.
 //
 // l is a lease of etcdsync, redissync or zksync primitives, or of
-// [Memory]. A zksync lease's Session must have been dialed as [Expire]
-// says. DeleteHolder fails t otherwise, or when the server does not answer
+// [Memory]. A zksync lease's Session must be dialed as [Expire] says. DeleteHolder fails t otherwise, or when the server does not answer
 // within 20 s.
 func DeleteHolder(t testing.TB, l distsync.Lease) {
 	t.Helper()

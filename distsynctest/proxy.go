@@ -25,16 +25,25 @@ type Proxy struct {
 	holes chan struct{} // non-nil while blackholed; closed by Heal or Cut
 	conns map[net.Conn]bool
 	wg    sync.WaitGroup
+
+	// greeted, when set, is called with the proxy's address and the
+	// first frame (a 4-byte big-endian length, then that many bytes) the
+	// server sends on each connection: ZooKeeperServer reads session
+	// passwords off connect responses with it.
+	greeted func(addr string, frame []byte)
 }
 
 // StartProxy starts a proxy to target on a free loopback port. The caller
 // must call [Proxy.Close].
-func StartProxy(target string) (*Proxy, error) {
+func StartProxy(target string) (*Proxy, error) { return startProxy(target, nil) }
+
+// startProxy is StartProxy with the greeted hook (nil for none).
+func startProxy(target string, greeted func(addr string, frame []byte)) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]bool{}, greeted: greeted}
 	p.wg.Go(p.accept)
 	return p, nil
 }
@@ -89,7 +98,18 @@ func (p *Proxy) accept() {
 			p.mu.Unlock()
 		}
 		p.wg.Go(func() { pipe(up, c, false) })
-		p.wg.Go(func() { pipe(c, up, true) })
+		p.wg.Go(func() {
+			if p.greeted != nil {
+				frame, err := readFrame(io.TeeReader(up, c))
+				if err != nil {
+					up.Close()
+					c.Close()
+					return
+				}
+				p.greeted(p.Addr(), frame)
+			}
+			pipe(c, up, true)
+		})
 	}
 }
 

@@ -21,9 +21,16 @@ import (
 // grants session timeouts from 200 ms, so expiry tests are quick. A JVM
 // takes a second or more to start: a test package usually shares one,
 // started in TestMain with [StartZooKeeper], and keeps tests apart by
-// names. Its methods are safe for concurrent use.
+// names.
+//
+// Clients reach the server through a proxy of the kit's, which learns each
+// session's password from the server's answer: so [Expire] and
+// [ZooKeeperServer.ExpireSession] can end any session dialed to
+// [ZooKeeperServer.Addr], also one of another process. Its methods are safe
+// for concurrent use.
 type ZooKeeperServer struct {
-	z *testserver.ZooKeeper
+	z     *testserver.ZooKeeper
+	front *Proxy
 }
 
 // StartZooKeeper starts a ZooKeeper server and returns once it serves. It
@@ -34,7 +41,12 @@ func StartZooKeeper() (*ZooKeeperServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ZooKeeperServer{z: z}, nil
+	front, err := startProxy(z.Addr(), noteSession)
+	if err != nil {
+		z.Stop()
+		return nil, err
+	}
+	return &ZooKeeperServer{z: z, front: front}, nil
 }
 
 // ZooKeeper starts a ZooKeeper server for t, stopped when t's test ends.
@@ -51,30 +63,37 @@ func ZooKeeper(t testing.TB) *ZooKeeperServer {
 
 // Addr returns the server's client address, "127.0.0.1:PORT". It stays the
 // same across Kill and Restart.
-func (z *ZooKeeperServer) Addr() string { return z.z.Addr() }
+func (z *ZooKeeperServer) Addr() string { return z.front.Addr() }
 
 // Servers returns the server list for zksync.Dial and zk.Connect.
-func (z *ZooKeeperServer) Servers() []string { return z.z.Servers() }
+func (z *ZooKeeperServer) Servers() []string { return []string{z.Addr()} }
 
-// Dialer returns a zk.Dialer for zksync.WithDialer (or zk.WithDialer) that
-// learns each session's password from the server's answer, so that
-// [Expire] can end the session from outside. [ZooKeeperServer.Session]
-// dials with it already.
-func (z *ZooKeeperServer) Dialer() zk.Dialer { return recordingDialer }
-
-// Session dials a zksync Session to the server through
-// [ZooKeeperServer.Dialer], with opts, closed when t's test ends. It fails t
-// when the Session cannot open within 20 s.
+// Session dials a zksync Session to the server with opts, closed when t's
+// test ends. It fails t when the Session cannot open within 20 s.
 func (z *ZooKeeperServer) Session(t testing.TB, opts ...zksync.Option) *zksync.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), injectTimeout)
 	defer cancel()
-	s, err := zksync.Dial(ctx, z.Servers(), append([]zksync.Option{zksync.WithDialer(recordingDialer)}, opts...)...)
+	s, err := zksync.Dial(ctx, z.Servers(), opts...)
 	if err != nil {
 		t.Fatalf("distsynctest: ZooKeeper session: %v", err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+// ExpireSession ends ZooKeeper session sid from outside, as [Expire] does
+// for a Session: for a session that is not a *zksync.Session of the test,
+// such as one of a child process. sid is the session's ID, as an
+// ephemeral node's Stat.EphemeralOwner shows it. It fails t when the
+// session was not dialed to this server or has ended already.
+func (z *ZooKeeperServer) ExpireSession(t testing.TB, sid int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), injectTimeout)
+	defer cancel()
+	if err := expireZooKeeper(ctx, sid); err != nil {
+		t.Fatalf("distsynctest: ExpireSession: %v", err)
+	}
 }
 
 // Kill kills the server (SIGKILL) and waits for it to exit: every
@@ -92,11 +111,15 @@ func (z *ZooKeeperServer) Pause() error { return z.z.Pause() }
 // Resume continues a paused server (SIGCONT).
 func (z *ZooKeeperServer) Resume() error { return z.z.Resume() }
 
-// Stop kills the server and removes its data directory. It is idempotent.
-func (z *ZooKeeperServer) Stop() { z.z.Stop() }
+// Stop kills the server, closes its proxy and removes its data directory.
+// It is idempotent.
+func (z *ZooKeeperServer) Stop() {
+	z.front.Close()
+	z.z.Stop()
+}
 
-// zkSessions records, per ZooKeeper session ID, the password and server
-// address that recordingDialer read off the server's connect response.
+// zkSessions records, per ZooKeeper session ID, the password and the
+// address (a server's proxy) that the proxy read off the connect response.
 var zkSessions sync.Map // int64 → zkSessionKey
 
 type zkSessionKey struct {
@@ -104,58 +127,24 @@ type zkSessionKey struct {
 	passwd []byte
 }
 
-// recordingDialer dials addr and records the session password of the
-// first packet the server sends.
-func recordingDialer(network, addr string, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout(network, addr, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return &sniffConn{Conn: c, addr: addr}, nil
-}
-
-// sniffConn reads the connect response as it passes: length, protocol
+// noteSession records the session of a connect response: protocol
 // version, timeout, session ID, password.
-type sniffConn struct {
-	net.Conn
-	addr string
-	mu   sync.Mutex
-	head []byte
-	done bool
+func noteSession(addr string, b []byte) {
+	if len(b) < 20 {
+		return
+	}
+	sid := int64(binary.BigEndian.Uint64(b[8:16]))
+	n := int(binary.BigEndian.Uint32(b[16:20]))
+	if sid != 0 && 20+n <= len(b) {
+		zkSessions.Store(sid, zkSessionKey{addr: addr, passwd: append([]byte(nil), b[20:20+n]...)})
+	}
 }
 
-func (c *sniffConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done {
-		return n, err
-	}
-	c.head = append(c.head, p[:n]...)
-	if len(c.head) < 4 {
-		return n, err
-	}
-	blen := int(binary.BigEndian.Uint32(c.head))
-	if len(c.head) < 4+blen {
-		return n, err
-	}
-	c.done = true
-	if b := c.head[4:]; blen >= 20 {
-		sid := int64(binary.BigEndian.Uint64(b[8:16]))
-		pwlen := int(binary.BigEndian.Uint32(b[16:20]))
-		if sid != 0 && 20+pwlen <= blen {
-			zkSessions.Store(sid, zkSessionKey{addr: c.addr, passwd: append([]byte(nil), b[20:20+pwlen]...)})
-		}
-	}
-	c.head = nil
-	return n, err
-}
-
-// sessionKey returns what recordingDialer learned of session sid.
+// sessionKey returns what a server's proxy learned of session sid.
 func sessionKey(sid int64) (zkSessionKey, error) {
 	k, ok := zkSessions.Load(sid)
 	if !ok {
-		return zkSessionKey{}, fmt.Errorf("ZooKeeper session 0x%x was not dialed through a kit server's Dialer", sid)
+		return zkSessionKey{}, fmt.Errorf("ZooKeeper session 0x%x was not dialed to a kit server's Addr", sid)
 	}
 	return k.(zkSessionKey), nil
 }

@@ -91,7 +91,7 @@ func TestHistoryZooKeeper(t *testing.T) {
 			dctx, dcancel := context.WithTimeout(ctx, 20*time.Second)
 			defer dcancel()
 			s, err := zksync.Dial(dctx, []string{proxies[i].Addr()},
-				zksync.WithTTL(timeout), zksync.WithDialer(zkServer.Dialer()))
+				zksync.WithTTL(timeout))
 			if err != nil {
 				return nil, err
 			}

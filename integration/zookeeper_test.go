@@ -14,7 +14,7 @@ import (
 )
 
 // zkServer is the ZooKeeper server shared by this package's tests and
-// benchmarks; each test uses names of its own. Its Dialer records the
+// benchmarks; each test uses names of its own. Its proxy records the
 // session passwords, so that distsynctest.Expire can end a test's session
 // from outside.
 var zkServer *distsynctest.ZooKeeperServer
@@ -33,8 +33,7 @@ func init() {
 // zkTestTimeout is the session timeout of the tests' sessions.
 const zkTestTimeout = 4 * time.Second
 
-// zkSession dials a session of its own to the server, through the kit's
-// Dialer, closed at cleanup.
+// zkSession dials a session of its own to the server, closed at cleanup.
 func zkSession(t testing.TB, opts ...zksync.Option) *zksync.Session {
 	t.Helper()
 	return zkSessionTo(t, zkServer.Addr(), opts...)
@@ -45,7 +44,7 @@ func zkSessionTo(t testing.TB, addr string, opts ...zksync.Option) *zksync.Sessi
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	opts = append([]zksync.Option{zksync.WithTTL(zkTestTimeout), zksync.WithDialer(zkServer.Dialer())}, opts...)
+	opts = append([]zksync.Option{zksync.WithTTL(zkTestTimeout)}, opts...)
 	s, err := zksync.Dial(ctx, []string{addr}, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +208,7 @@ func TestZooKeeperNewSessionAfterExpiry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	name := t.Name()
-	conn, _, err := zk.Connect(zkServer.Servers(), zkTestTimeout, zk.WithDialer(zkServer.Dialer()), zk.WithLogInfo(false), zk.WithLogger(quietZK{}))
+	conn, _, err := zk.Connect(zkServer.Servers(), zkTestTimeout, zk.WithLogInfo(false), zk.WithLogger(quietZK{}))
 	if err != nil {
 		t.Fatal(err)
 	}
