@@ -14,9 +14,9 @@ import (
 
 // zkBackend adapts the ZooKeeper Session to the conformance suite, on the
 // shared server. Every Session dials a connection of its own, with the
-// session timeout zkTestTimeout, through the kit's Dialer, which records
-// session passwords so that distsynctest.Expire can end a session from
-// outside. ZooKeeper keeps no history of changes (nothing to compact), and
+// session timeout zkTestTimeout, to the kit server's Addr, whose proxy
+// records session passwords so that distsynctest.Expire can end a session
+// from outside. ZooKeeper keeps no history of changes (nothing to compact), and
 // its watches fire once, so its observers may coalesce short-lived states.
 func zkBackend() backend {
 	return backend{

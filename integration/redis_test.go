@@ -6,18 +6,18 @@ import (
 	"time"
 
 	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/distsynctest"
 	"github.com/distsync/distsync/fallback/redissync"
 	"github.com/distsync/distsync/internal/redisq"
-	"github.com/distsync/distsync/internal/testserver"
 	goredis "github.com/redis/go-redis/v9"
 )
 
 // redisServer is the redis-server shared by this package's Redis tests.
-var redisServer *testserver.Redis
+var redisServer *distsynctest.RedisServer
 
 func init() {
 	servers = append(servers, func() (func(), error) {
-		r, err := testserver.StartRedis()
+		r, err := distsynctest.StartRedis()
 		if err != nil {
 			return nil, err
 		}
