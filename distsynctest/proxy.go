@@ -1,6 +1,7 @@
 package distsynctest
 
 import (
+	"encoding/binary"
 	"io"
 	"net"
 	"sync"
@@ -100,17 +101,40 @@ func (p *Proxy) accept() {
 		p.wg.Go(func() { pipe(up, c, false) })
 		p.wg.Go(func() {
 			if p.greeted != nil {
-				frame, err := readFrame(io.TeeReader(up, c))
+				frame, err := readGreeting(io.TeeReader(up, c))
 				if err != nil {
 					up.Close()
 					c.Close()
 					return
 				}
-				p.greeted(p.Addr(), frame)
+				if frame != nil {
+					p.greeted(p.Addr(), frame)
+				}
 			}
 			pipe(c, up, true)
 		})
 	}
+}
+
+// maxGreeting bounds the first frame readGreeting reads: a ZooKeeper
+// connect response is about 40 bytes.
+const maxGreeting = 4096
+
+// readGreeting reads the server's first frame off r. An answer that is no
+// frame, such as a four-letter-word command's text, gives nil, with the
+// bytes read passed on all the same.
+func readGreeting(r io.Reader) ([]byte, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, err
+	}
+	size := binary.BigEndian.Uint32(n[:])
+	if size > maxGreeting {
+		return nil, nil
+	}
+	b := make([]byte, size)
+	_, err := io.ReadFull(r, b)
+	return b, err
 }
 
 func (p *Proxy) isCut() bool {
