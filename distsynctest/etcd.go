@@ -2,7 +2,6 @@ package distsynctest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -163,16 +162,20 @@ func (e *EtcdServer) start(size int) error {
 		}
 		initial = append(initial, m.name+"="+m.peerFront.String())
 	}
-	errs := make(chan error, size)
+	// One after the other: a new member first asks the members it knows
+	// whether it was bootstrapped already, and one whose server is not
+	// serving yet keeps it waiting for a second; one that has not started
+	// refuses at once. So each starts before the next, and only then do
+	// they all wait for a leader together.
 	for _, m := range e.members {
-		go func() { errs <- e.launch(m, strings.Join(initial, ","), true) }()
+		if err := e.launch(m, strings.Join(initial, ","), false); err != nil {
+			return err
+		}
 	}
-	var err error
-	for range size {
-		err = errors.Join(err, <-errs)
-	}
-	if err != nil {
-		return err
+	for _, m := range e.members {
+		if err := e.ready(m); err != nil {
+			return err
+		}
 	}
 	if size > 1 {
 		return e.waitLeader()
@@ -209,6 +212,16 @@ func (e *EtcdServer) launch(m *etcdMember, initial string, ready bool) error {
 	if !ready {
 		return nil
 	}
+	return e.ready(m)
+}
+
+// ready waits until member m's server serves; when it fails to, it stops
+// it.
+func (e *EtcdServer) ready(m *etcdMember) error {
+	e.mu.Lock()
+	srv := m.srv
+	e.mu.Unlock()
+	var err error
 	select {
 	case <-srv.Server.ReadyNotify():
 		return nil
