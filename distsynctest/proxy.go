@@ -74,7 +74,7 @@ func (p *Proxy) accept() {
 			c.Close()
 			continue
 		}
-		up, err := net.Dial("tcp", p.target)
+		up, err := net.DialTimeout("tcp", p.target, dialTimeout)
 		if err != nil {
 			c.Close()
 			continue
