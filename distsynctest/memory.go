@@ -2,6 +2,7 @@ package distsynctest
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,28 @@ type Memory struct {
 	mu    sync.Mutex
 	names map[string]*queue // the names with entries or observers
 	last  uint64            // the last token issued, Memory-wide
+	deny  []string          // the name prefixes Deny refuses
+}
+
+// Deny makes every call on a name that starts with prefix fail at once
+// with an error wrapping distsync.ErrDenied, on every Session of m, as a
+// backend refuses a user whose permissions do not cover the name: a test
+// sees how its code takes a permanent failure. Deny("") refuses every
+// name. Entries already held or waiting are left as they are.
+func (m *Memory) Deny(prefix string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.deny = append(m.deny, prefix)
+}
+
+// deniedLocked reports whether Deny refuses name.
+func (m *Memory) deniedLocked(name string) bool {
+	for _, p := range m.deny {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // NewMemory returns an empty Memory.

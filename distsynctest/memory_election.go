@@ -41,7 +41,7 @@ func (el *memElection) Leader(ctx context.Context) (distsync.Leader, error) {
 	m := el.s.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := el.s.usableLocked(ctx, "leader"); err != nil {
+	if err := el.s.usableLocked(ctx, el.name, "leader"); err != nil {
 		return distsync.Leader{}, err
 	}
 	l := distsync.Leader{None: true}

@@ -70,7 +70,7 @@ func (l memLeadership) Proclaim(ctx context.Context, value []byte) error {
 	if l.Releasing() || l.e.gone {
 		return distsync.Errorf(distsync.ErrReleased, nil, "token %d", l.token)
 	}
-	if err := l.e.s.usableLocked(ctx, "proclaim"); err != nil {
+	if err := l.e.s.usableLocked(ctx, l.e.q.name, "proclaim"); err != nil {
 		return err
 	}
 	l.e.value = append([]byte(nil), value...)

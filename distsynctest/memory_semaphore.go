@@ -27,7 +27,7 @@ func (s *MemorySession) Semaphore(ctx context.Context, name string, limit int64)
 	}
 	s.m.mu.Lock()
 	defer s.m.mu.Unlock()
-	if err := s.usableLocked(ctx, "semaphore"); err != nil {
+	if err := s.usableLocked(ctx, name, "semaphore"); err != nil {
 		return nil, err
 	}
 	sem := &memSemaphore{s: s, name: name, limit: limit}
@@ -101,7 +101,7 @@ func (sem *memSemaphore) SetLimit(ctx context.Context, limit int64) error {
 	m := sem.s.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := sem.s.usableLocked(ctx, "set limit"); err != nil {
+	if err := sem.s.usableLocked(ctx, sem.name, "set limit"); err != nil {
 		return err
 	}
 	sem.limit = limit

@@ -122,12 +122,15 @@ func (s *MemorySession) entries(name string) []string {
 	return out
 }
 
-// usableLocked returns the error of a call that does not wait: ErrClosed
-// after Close, ErrUnavailable while disconnected or once ctx ended.
-func (s *MemorySession) usableLocked(ctx context.Context, what string) error {
+// usableLocked returns the error of a call on name that does not wait:
+// ErrClosed after Close, ErrDenied for a name Deny refuses, ErrUnavailable
+// while disconnected or once ctx ended.
+func (s *MemorySession) usableLocked(ctx context.Context, name, what string) error {
 	switch {
 	case s.closed:
 		return distsync.Errorf(distsync.ErrClosed, nil, "%s", what)
+	case s.m.deniedLocked(name):
+		return distsync.Errorf(distsync.ErrDenied, nil, "%s: %q is denied", what, name)
 	case s.down:
 		return distsync.Errorf(distsync.ErrUnavailable, nil, "%s: memory session disconnected", what)
 	case ctx.Err() != nil:
@@ -144,7 +147,7 @@ func (s *MemorySession) Inspect(ctx context.Context, name string) (distsync.Stat
 	}
 	s.m.mu.Lock()
 	defer s.m.mu.Unlock()
-	if err := s.usableLocked(ctx, "inspect"); err != nil {
+	if err := s.usableLocked(ctx, name, "inspect"); err != nil {
 		return distsync.Status{}, err
 	}
 	st := distsync.Status{Name: name}
@@ -174,7 +177,7 @@ func (s *MemorySession) ForceRelease(ctx context.Context, name string, token uin
 	}
 	s.m.mu.Lock()
 	defer s.m.mu.Unlock()
-	if err := s.usableLocked(ctx, "force release"); err != nil {
+	if err := s.usableLocked(ctx, name, "force release"); err != nil {
 		return err
 	}
 	if q := s.m.names[name]; q != nil {
@@ -234,6 +237,11 @@ func (s *MemorySession) acquire(ctx context.Context, r request, try bool) (*entr
 			continue
 		}
 		q := m.queueLocked(r.name)
+		if m.deniedLocked(r.name) {
+			q.settle()
+			m.mu.Unlock()
+			return nil, distsync.Errorf(distsync.ErrDenied, nil, "%q is denied", r.name)
+		}
 		if r.check != nil {
 			if err := r.check(q); err != nil {
 				q.settle()

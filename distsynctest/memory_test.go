@@ -247,3 +247,33 @@ func TestMemoryObserveEnds(t *testing.T) {
 		t.Fatal("observer channel open after Close")
 	}
 }
+
+// TestMemoryDeny: Deny refuses the names under its prefix only, at once,
+// with ErrDenied, and leaves the others working.
+func TestMemoryDeny(t *testing.T) {
+	var m Memory
+	m.Deny("secret/")
+	s, err := m.NewSession("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	denied, _ := s.Mutex("secret/a")
+	if _, err := denied.Lock(ctx); !errors.Is(err, distsync.ErrDenied) || len(Sentinels(err)) != 1 {
+		t.Fatalf("Lock on a denied name: %v, want ErrDenied alone", err)
+	}
+	if _, err := s.Inspect(ctx, "secret/a"); !errors.Is(err, distsync.ErrDenied) {
+		t.Fatalf("Inspect on a denied name: %v, want ErrDenied", err)
+	}
+	if got := s.entries("secret/a"); len(got) != 0 {
+		t.Fatalf("a denied Lock left %q", got)
+	}
+	open, _ := s.Mutex("public/a")
+	l, err := open.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock on another name: %v", err)
+	}
+	_ = l.Release(ctx)
+}
