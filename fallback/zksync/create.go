@@ -37,6 +37,8 @@ type waiter struct {
 func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, error) {
 	var (
 		path, sid = "", int64(0)
+		czxid     int64 // the node's, when its create told it
+		alone     bool  // the node was the only child when created
 		err       error
 	)
 	guid := newGUID()
@@ -47,18 +49,23 @@ func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, err
 			return waiter{}, q.fail(ctx, err, "connect")
 		}
 		owner := sid // the abandon callback may run after enqueue returned
-		created, err := call(ctx, q.s, func() (string, error) {
-			p, err := q.createNode(ctx, prefix, guid, value)
+		made, err := call(ctx, q.s, func() (createdNode, error) {
+			n, err := q.createNode(ctx, prefix, guid, value)
 			if err == nil {
-				q.s.track(p, owner)
+				q.s.track(n.path, owner)
+				if q.s.conn.SessionID() != owner {
+					// Made in a later session: the own-node read
+					// below checks the owner.
+					n.czxid = 0
+				}
 			}
-			return p, err
-		}, func(created string, err error) { q.abandon(owner, guid, created, err) })
+			return n, err
+		}, func(n createdNode, err error) { q.abandon(owner, guid, n.path, err) })
 		switch {
 		case err == nil:
 			// Also when ctx ended meanwhile: the next step fails at
 			// once, and the node is deleted below.
-			path = created
+			path, czxid, alone = made.path, made.czxid, made.alone
 		case ctx.Err() != nil:
 			// The answer came within the grace; a connection loss
 			// leaves the outcome unknown, and the node is looked for
@@ -103,7 +110,16 @@ func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, err
 	defer stop()
 	var b backoff.Backoff
 	for {
-		w.first, err = q.look(fctx, path, c.limit != nil)
+		if czxid != 0 && alone {
+			// The create saw the queue: no look (see Lease.follow).
+			w.first = look{children: []string{path[len(q.path)+1:]}, own: freshRead(sid, czxid, value), fresh: true}
+			break
+		}
+		if czxid != 0 {
+			w.first, err = q.lookFresh(fctx, path, sid, czxid, value)
+		} else {
+			w.first, err = q.look(fctx, path, c.limit != nil)
+		}
 		if err != nil && ctx.Err() == nil && z.over() {
 			return waiter{}, sessionEnded(z)
 		}
@@ -144,13 +160,48 @@ func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, err
 	return w, nil
 }
 
+// A createdNode is what createNode made: the node's path and, when the
+// create told it, its czxid (else 0).
+type createdNode struct {
+	path  string
+	czxid int64
+	alone bool // with czxid: it was the name's only child, so it holds
+}
+
 // createNode creates the node of an acquisition: a protected ephemeral
 // sequential child of the name's node, or what q.create makes.
-func (q *queue) createNode(ctx context.Context, prefix, guid string, value []byte) (string, error) {
+//
+// A plain create answers with the path only, and go-zookeeper has no
+// create2, which would add the node's Stat. So the create is sent in a
+// Multi with an unconditional rewrite of the name's node's (empty) data:
+// every operation of a Multi is one transaction, with one zxid, so the
+// rewrite's Mzxid is the new node's czxid, its fencing token. That spares
+// a read of the node. The rewrite's Stat also counts the children: a node
+// that is the only one holds, and the listing is spared too. When the rewrite is refused (ZooKeeper's ACL of the
+// name's node lacks write), the queue goes back to a plain create and a
+// read of the node for good.
+func (q *queue) createNode(ctx context.Context, prefix, guid string, value []byte) (createdNode, error) {
 	if q.create != nil {
-		return q.create(ctx, prefix, guid, value)
+		p, err := q.create(ctx, prefix, guid, value)
+		return createdNode{path: p}, err
 	}
-	return q.s.conn.Create(prefix, value, zk.FlagEphemeral|zk.FlagSequence, q.s.o.acl)
+	flags := int32(zk.FlagEphemeral | zk.FlagSequence)
+	if !q.plain.Load() {
+		res, err := q.s.conn.Multi(
+			&zk.CreateRequest{Path: prefix, Data: value, Acl: q.s.o.acl, Flags: flags},
+			&zk.SetDataRequest{Path: q.path, Data: nil, Version: -1})
+		switch {
+		case err == nil && len(res) == 2 && res[1].Stat != nil:
+			st := res[1].Stat
+			return createdNode{res[0].String, st.Mzxid, st.NumChildren == 1}, nil
+		case errors.Is(err, zk.ErrNoAuth) && ctx.Err() == nil:
+			q.plain.Store(true) // the rewrite was refused: nothing was made
+		default:
+			return createdNode{}, err
+		}
+	}
+	p, err := q.s.conn.Create(prefix, value, flags, q.s.o.acl)
+	return createdNode{path: p}, err
 }
 
 // findGUID returns the path of the node whose name holds guid, or "" if

@@ -41,9 +41,12 @@
 // watches only what it waits for. A Mutex waiter or an RWMutex writer
 // watches the next older node, a reader the next older writer, a Semaphore
 // waiter the next older nodes that keep it out. A release wakes the next
-// waiter, not the herd. A Mutex and a zk.Lock on Mutex.Path exclude each other. A
-// lock that holds at once costs two round trips, like zk.Lock's; a
-// Semaphore acquisition one more, to read the stored limit first.
+// waiter, not the herd. A Mutex and a zk.Lock on Mutex.Path exclude each other.
+// A node is created in one transaction with a rewrite of the name's node's
+// (empty) data, whose answer gives the new node's czxid and the number of
+// children: a lock that nobody else holds or waits for thus holds after
+// one round trip, and its Lease then watches the name's children in the
+// background. A Semaphore acquisition reads the stored limit first.
 //
 // The name's node is a container node: ZooKeeper deletes it some time
 // after it empties.
@@ -159,8 +162,11 @@
 //
 // Session.ForceRelease finds the child whose czxid is the token. It writes
 // a marker over the child's data, then deletes it, both at the data
-// version it read. Every Lease and every waiting acquisition watches its
-// own node, so its owner learns of it at once, within a round trip. The
+// version it read; the marker's write also creates and deletes a child of
+// the name's node at once. Every Lease and every waiting acquisition
+// watches its own node, or the name's children, so its owner learns of it
+// at once, within a round trip, and ForceRelease gives it a second to
+// delete its node itself before deleting it. The
 // owner reads the marker, or finds its node gone right after a change of
 // its data it did not make, and ends with distsync.LossForceReleased. An
 // owner whose connection is down learns of it when it reconnects, unless

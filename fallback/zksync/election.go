@@ -32,8 +32,9 @@ var _ distsync.Election = (*Election)(nil)
 // candidate's node, so a resignation wakes one candidate. On success it
 // returns the held *Leadership, whose Token is the term.
 //
-// Campaign reports leadership only after a listing that shows its own node
-// first. That listing is read after a watch on the node was set, while the
+// Campaign reports leadership only once its own node is known first: from
+// the answer to its create when it was the only candidate, else from a
+// listing read after a watch on the node was set. Either is read while the
 // node's session is the connection's current one, so Campaign never
 // reports leadership its session no longer has.
 //

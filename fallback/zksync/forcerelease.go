@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/backoff"
@@ -14,11 +16,14 @@ import (
 // ForceRelease writes forcedMarker over the data of the node it removes,
 // then deletes the node; both writes are conditional on the data version
 // just read. The node's own watch (a lease's follower, a waiter's wait)
-// fires at the first write. It reads the node again and finds the marker,
+// fires at the first write, and so does a watch on the name's children
+// (see markForced). Its owner reads the node again and finds the marker,
 // or, when the deletion came first, finds the node gone right after a
 // change of its data it did not make. Either way it ends with
 // distsync.LossForceReleased. A deletion without that change is
-// distsync.LossDeleted.
+// distsync.LossDeleted. ForceRelease gives the owner ownerGrace to delete
+// the node itself before deleting it, so that an owner woken by the
+// children's watch reads the marker.
 
 // forcedMarker is the data ForceRelease writes before it deletes a node.
 // The control characters keep it apart from every identity (see
@@ -112,7 +117,7 @@ func (s *Session) forceRemove(ctx context.Context, q *queue, e entry, token uint
 	}
 	for {
 		if !isForced(data) {
-			stat, err := call(ctx, s, func() (*zk.Stat, error) { return s.conn.Set(path, forcedMarker, ver) }, nil)
+			stat, err := call(ctx, s, func() (*zk.Stat, error) { return s.markForced(q, path, ver) }, nil)
 			switch {
 			case errors.Is(err, zk.ErrNoNode):
 				return errNotFound(q.name, token)
@@ -127,6 +132,7 @@ func (s *Session) forceRemove(ctx context.Context, q *queue, e entry, token uint
 				return errNotFound(q.name, token)
 			}
 			data, ver = forcedMarker, stat.Version
+			s.awaitOwner(ctx, path)
 		}
 		_, err := call(ctx, s, func() (struct{}, error) { return struct{}{}, s.conn.Delete(path, ver) }, nil)
 		switch {
@@ -143,6 +149,51 @@ func (s *Session) forceRemove(ctx context.Context, q *queue, e entry, token uint
 				return err
 			}
 		}
+	}
+}
+
+// markForced writes forcedMarker over the node at path, at data version
+// ver, and returns its Stat. The same transaction creates a child of the
+// name's node and deletes it again: a lease that watches only the
+// children (see lookFresh) is told too. The blip's name ends in the
+// largest sequence number, so that a reader that sees it anyway (a
+// zk.Lock, Inspect) takes it for the last of the queue, blocking nobody.
+func (s *Session) markForced(q *queue, path string, ver int32) (*zk.Stat, error) {
+	blip := nodePrefix(q.path, newGUID(), lockKind) + "9999999999"
+	res, err := s.conn.Multi(
+		&zk.SetDataRequest{Path: path, Data: forcedMarker, Version: ver},
+		&zk.CreateRequest{Path: blip, Acl: s.o.acl, Flags: zk.FlagEphemeral},
+		&zk.DeleteRequest{Path: blip, Version: -1})
+	if err != nil {
+		return nil, err
+	}
+	if len(res) == 0 || res[0].Stat == nil {
+		return nil, fmt.Errorf("mark %s: %w", path, zk.ErrAPIError)
+	}
+	return res[0].Stat, nil
+}
+
+// ownerGrace is how long ForceRelease waits for the owner of a marked node
+// to delete it before deleting it itself. A distsync owner does so within
+// a few round trips of seeing the marker; a zk.Lock, a stopped process or
+// a disconnected one does not.
+const ownerGrace = time.Second
+
+// awaitOwner waits until the node at path is gone or written, ownerGrace
+// has passed, or ctx has ended. The owner thus reads the marker before the
+// deletion: a lease that watched only the children (see Lease.follow)
+// could not tell ForceRelease's deletion from another.
+func (s *Session) awaitOwner(ctx context.Context, path string) {
+	r, ch, err := s.existsW(ctx, path)
+	if err != nil || !r.ok {
+		return
+	}
+	t := time.NewTimer(ownerGrace)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 

@@ -37,7 +37,18 @@ type Lease struct {
 
 var _ distsync.Lease = (*Lease)(nil)
 
-func newLease(q *queue, path string, sid int64, stat *zk.Stat, e *epoch, own <-chan zk.Event) *Lease {
+// A leaseWatch is what a new lease's follower starts with: the watch on
+// its node, or, when there is none, a watch on the name's children set by
+// the look that saw the node as created (see lookFresh), or nothing yet
+// for a node its create saw alone (fresh, see createNode).
+type leaseWatch struct {
+	own, kids <-chan zk.Event
+	fresh     bool
+}
+
+// newLease returns the lease of the node at path, which holds, and starts
+// its follower with w.
+func newLease(q *queue, path string, sid int64, stat *zk.Stat, e *epoch, w leaseWatch) *Lease {
 	l := &Lease{
 		q: q, path: path, sid: sid, czxid: stat.Czxid, ver: stat.Version,
 		stopc: make(chan struct{}), exited: make(chan struct{}),
@@ -48,7 +59,7 @@ func newLease(q *queue, path string, sid int64, stat *zk.Stat, e *epoch, own <-c
 		_ = q.s.remove(context.Background(), q.name, path, sid)
 		return l
 	}
-	go l.follow(e, own)
+	go l.follow(e, w)
 	return l
 }
 
@@ -98,6 +109,13 @@ func (l *Lease) Release(ctx context.Context) error {
 		})
 }
 
+// now is a channel that is always ready: a follower's step due at once.
+var now = func() <-chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
+
 // lose ends the lease as the follower saw it end, unless a Release is
 // under way (what the follower sees is then the release itself).
 func (l *Lease) lose(err error) { l.end.Lose(err) }
@@ -107,7 +125,14 @@ func (l *Lease) lose(err error) { l.end.Lose(err) }
 // node's data rearms the watch and reads the data: ForceRelease's marker
 // ends the lease, and so does a node gone right after a change the lease
 // did not make (ForceRelease's deletion won the race with the read).
-func (l *Lease) follow(e *epoch, own <-chan zk.Event) {
+// A lease that starts with kids, a watch on the name's children, and no
+// own watch watches its node only once kids fires: any deletion of the
+// node, and ForceRelease's marker, fire kids first. This spares a
+// request for a lease that nobody contends. A fresh lease first sets
+// that watch with lookFresh, unless it is released by then: its Lock
+// returned without a look, and a deletion or marker meanwhile shows in
+// that look.
+func (l *Lease) follow(e *epoch, w leaseWatch) {
 	s := l.q.s
 	defer s.bg.Done()
 	defer close(l.exited)
@@ -120,9 +145,14 @@ func (l *Lease) follow(e *epoch, own <-chan zk.Event) {
 		}
 		cancel()
 	}()
-	var rearm <-chan time.Time
-	if own == nil {
-		rearm = time.After(0)
+	own, kids := w.own, w.kids
+	var rearm, verify <-chan time.Time
+	switch {
+	case own != nil, kids != nil:
+	case w.fresh:
+		verify = now
+	default:
+		rearm = now
 	}
 	var (
 		b       backoff.Backoff
@@ -137,6 +167,20 @@ func (l *Lease) follow(e *epoch, own <-chan zk.Event) {
 			l.lose(e.err)
 			s.removeLater(l.path, l.sid)
 			return
+		case ev, ok := <-kids:
+			kids = nil
+			switch {
+			case l.end.Releasing():
+				// Most likely the release's own deletion: the
+				// follower is about to be stopped.
+			case ok && ev.Type == zk.EventNotWatching:
+				l.lose(distsync.Lost(distsync.LossSessionEnded, ev.Err, "%q: watch on the children of %s ended", l.q.name, l.q.path))
+				s.removeLater(l.path, l.sid)
+				return
+			default:
+				// A child came or went, maybe this node: watch it.
+				rearm = now
+			}
 		case ev, ok := <-own:
 			own = nil
 			switch {
@@ -152,7 +196,31 @@ func (l *Lease) follow(e *epoch, own <-chan zk.Event) {
 			// The data changed (Proclaim, a SetLimit's touch, or
 			// ForceRelease's marker): read it and watch again.
 			changed = l.writes.Load() == writes
-			rearm = time.After(0)
+			rearm = now
+		case <-verify:
+			verify = nil
+			if l.end.Releasing() {
+				break // the release deletes the node: nothing to watch
+			}
+			lk, err := l.q.lookFresh(ctx, l.path, l.sid, l.czxid, nil)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				rearm = now // watch the node itself, retrying
+			case !lk.own.ok:
+				l.lose(errDeleted(l.q.name, l.path, false))
+				s.untrack(l.path)
+				return
+			case isForced(lk.own.data):
+				l.lose(errForced(l.q.name, l.path))
+				s.removeLater(l.path, l.sid)
+				return
+			case lk.kids != nil:
+				kids = lk.kids
+			default:
+				own = lk.ownCh
+			}
 		case <-rearm:
 			rearm = nil
 			writes = l.writes.Load()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/distsync/distsync"
 )
@@ -21,6 +22,9 @@ type queue struct {
 	// create, and the name's node with it if need be: a Semaphore stores
 	// its limit so (see semlimit.go).
 	create func(ctx context.Context, prefix, guid string, value []byte) (string, error)
+	// plain is set once ZooKeeper refused the rewrite of the name's
+	// node that tells a new node's czxid (see createNode).
+	plain atomic.Bool
 }
 
 // acquire creates a node of class c with value as data and waits until it

@@ -31,6 +31,51 @@ type look struct {
 	own      nodeRead
 	ownCh    <-chan zk.Event
 	stored   nodeRead
+	// kids, set by lookFresh only, is a watch on the children, which
+	// stands for the own node's watch until it fires.
+	kids <-chan zk.Event
+	// fresh says that the look is the create's own (see createNode):
+	// nothing is watched yet.
+	fresh bool
+}
+
+// freshRead is what a read of a node just created by session sid, with
+// czxid and data, would find.
+func freshRead(sid, czxid int64, data []byte) nodeRead {
+	return nodeRead{true, data, &zk.Stat{Czxid: czxid, Mzxid: czxid, EphemeralOwner: sid}}
+}
+
+// lookFresh is the first look of a node whose create told its czxid
+// (see createNode): the listing alone, with a watch on the children that
+// fires at the next creation or deletion of any of them, this node's
+// included. The listing's Stat is the name's node's: a Pzxid equal to
+// czxid says that no child was created or deleted since this node was.
+// Nothing else writes to a fresh node but ForceRelease, whose marker
+// comes with a child's creation and deletion (see forceRemove). So the
+// node is as created, and the child watch covers it until the lease's
+// follower watches the node itself. Any other Pzxid makes it read and
+// watch the node, as look does; sid is the session that made it.
+func (q *queue) lookFresh(ctx context.Context, path string, sid, czxid int64, value []byte) (look, error) {
+	type res struct {
+		children []string
+		stat     *zk.Stat
+		ch       <-chan zk.Event
+	}
+	r, err := call(ctx, q.s, func() (res, error) {
+		children, stat, ch, err := q.s.conn.ChildrenW(q.path)
+		return res{children, stat, ch}, err
+	}, nil)
+	switch {
+	case errors.Is(err, zk.ErrNoNode):
+		return look{}, nil // our node is gone with its parent
+	case err != nil:
+		return look{}, err
+	case r.stat.Pzxid != czxid:
+		lk := look{children: r.children}
+		lk.own, lk.ownCh, err = q.s.existsW(ctx, path)
+		return lk, err
+	}
+	return look{children: r.children, own: freshRead(sid, czxid, value), kids: r.ch}, nil
 }
 
 // look reads the queue; own, if not "", is the waiter's node to read and
@@ -187,10 +232,30 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 				}
 				continue
 			}
-			return newLease(q, path, sid, stat, e, own), nil
+			w := leaseWatch{own: own}
+			if own == nil {
+				w.kids, w.fresh = lk.kids, lk.fresh
+			}
+			return newLease(q, path, sid, stat, e, w), nil
 		}
 		if try && err == nil {
 			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.name)
+		}
+		if own == nil {
+			// A fresh node (see lookFresh) is watched before it waits.
+			r, ch, err := q.s.existsW(fctx, path)
+			switch {
+			case err != nil:
+				if err := retry(err); err != nil {
+					return nil, err
+				}
+				continue
+			case !r.ok:
+				return nil, q.gone(z, path, changed)
+			case isForced(r.data):
+				return nil, errForced(q.name, path)
+			}
+			own = ch
 		}
 		cases := []reflect.SelectCase{
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
@@ -286,7 +351,7 @@ func (q *queue) lastLook(ctx context.Context, c class, path, name string, sid in
 		return nil
 	}
 	if e := q.s.current(); e != nil && e.zs == z && e.zs.sid == sid {
-		return newLease(q, path, sid, stat, e, own)
+		return newLease(q, path, sid, stat, e, leaseWatch{own: own})
 	}
 	return nil
 }

@@ -1,0 +1,36 @@
+package zksync
+
+import "context"
+
+// FreshLook creates a lock node under the node of name as Lock does, runs
+// between (if not nil) with the name's node, then takes Lock's first look
+// at the queue. It reports the node, the czxid the look found for it, and
+// whether the look stood for a read of the node (the fast path of
+// lookFresh). The node is deleted before it returns.
+func FreshLook(ctx context.Context, s *Session, name string, between func(parent string)) (path string, czxid int64, fast bool, err error) {
+	q, err := s.queue(name)
+	if err != nil {
+		return "", 0, false, err
+	}
+	if err := q.ensureParents(ctx); err != nil {
+		return "", 0, false, err
+	}
+	sid, _, _, _ := s.state()
+	guid := newGUID()
+	n, err := q.createNode(ctx, nodePrefix(q.path, guid, lockKind), guid, q.identity())
+	if err != nil {
+		return "", 0, false, err
+	}
+	defer func() { _ = s.conn.Delete(n.path, -1) }()
+	if n.czxid == 0 {
+		return n.path, 0, false, nil
+	}
+	if between != nil {
+		between(q.path)
+	}
+	lk, err := q.lookFresh(ctx, n.path, sid, n.czxid, q.identity())
+	if err != nil || !lk.own.ok {
+		return n.path, 0, false, err
+	}
+	return n.path, lk.own.stat.Czxid, lk.kids != nil, nil
+}
