@@ -82,7 +82,7 @@ func New(s *concurrency.Session, name string) (*Election, error) {
 // distsync.ErrUnavailable when etcd failed the enqueue request. While waiting, etcd failures such as an etcd leader
 // election are retried for as long as the session lease lives.
 func (e *Election) Campaign(ctx context.Context, value []byte) (distsync.Leadership, error) {
-	l, err := e.q.Acquire(ctx, e.t, etcdq.Exclusive, string(value))
+	l, err := e.q.Acquire(ctx, e.t, etcdq.Candidate, string(value))
 	if err != nil {
 		return nil, err
 	}

@@ -16,8 +16,12 @@
 // A Mutex is a name on an etcd Session. Lock enqueues a key under the
 // name's prefix, bound to the Session's current lease; the holder is the
 // key with the oldest create revision, so the lock is granted in arrival
-// order (FIFO). Each waiter watches only its predecessor: a release wakes
-// one waiter, which learns in one round trip that it holds the lock. Two
+// order (FIFO). Each waiter watches its predecessor, and in a short queue
+// the key before it too: a release wakes the next waiter, which holds the
+// lock on that event alone (it learned, while its predecessor held, that
+// no older key was left), and the one after it, which asks whether it is
+// now next. Further back in a long queue, a release wakes one waiter,
+// which learns in one round trip that it holds the lock. Two
 // Lock calls through the same Session exclude each other, unlike etcd's
 // concurrency.Mutex.
 //

@@ -113,21 +113,35 @@ func (s *Session) Contenders(ctx context.Context, name string) ([]string, error)
 // are skipped, page by page: a read with a limit may return only those.
 // first is the first page when the caller read it already, else nil.
 func scan(ctx context.Context, c *clientv3.Client, prefix, wait string, desc bool, maxRev, rev int64, first *etcdserverpb.RangeResponse) (*mvccpb.KeyValue, error) {
+	kvs, err := scanN(ctx, c, prefix, wait, desc, maxRev, rev, first, 1)
+	if err != nil || len(kvs) == 0 {
+		return nil, err
+	}
+	return kvs[0], nil
+}
+
+// scanN is scan for the first n contenders: fewer when there are no more.
+func scanN(ctx context.Context, c *clientv3.Client, prefix, wait string, desc bool, maxRev, rev int64, first *etcdserverpb.RangeResponse, n int) ([]*mvccpb.KeyValue, error) {
 	order := clientv3.SortAscend
 	if desc {
 		order = clientv3.SortDescend
 	}
-	var minRev int64
+	var (
+		minRev int64
+		found  []*mvccpb.KeyValue
+	)
 	page := first
 	for {
 		if page != nil {
 			for _, kv := range page.Kvs {
 				if (maxRev == 0 || kv.CreateRevision <= maxRev) && isContender(prefix, kv.Key) {
-					return kv, nil
+					if found = append(found, kv); len(found) == n {
+						return found, nil
+					}
 				}
 			}
 			if !page.More || len(page.Kvs) == 0 {
-				return nil, nil
+				return found, nil
 			}
 			last := page.Kvs[len(page.Kvs)-1].CreateRevision
 			if desc {

@@ -49,10 +49,19 @@ func (q *Queue) Session() *Session { return q.src }
 type Class struct {
 	Sub  string // appended to the prefix for the key: no "/", so keys stay direct children
 	Wait string // appended to the prefix: the keys that block this class
+	// Confirm makes every acquisition that waited end with one Txn that
+	// finds its own key there and no older one, after the last older key
+	// went: a candidate's promise never to lead after its lease died.
+	// Without it, a waiter that knows its predecessor to be the oldest key
+	// holds on that key's deletion event (see waitFirst).
+	Confirm bool
 }
 
-// Exclusive waits for every older key: a mutex, a writer, a candidate.
+// Exclusive waits for every older key: a mutex, a writer.
 var Exclusive = Class{}
+
+// Candidate is Exclusive for an election's candidate: it confirms.
+var Candidate = Class{Confirm: true}
 
 // Acquire enqueues a key of class c holding value and blocks until no
 // older key of the keys c waits for is left, then returns the held Lease.
@@ -89,15 +98,16 @@ func (q *Queue) acquire(ctx context.Context, t *telemetry.Target, c Class, value
 			return nil, distsync.Errorf(distsync.ErrUnavailable, nil, "enqueue: key %q already used", key)
 		}
 		rev := resp.Header.Revision
-		pred, err := scan(ctx, q.c, q.prefix, wait, true, rev-1, rev, resp.Responses[1].GetResponseRange())
+		read := resp.Responses[1].GetResponseRange()
+		older, err := scanN(ctx, q.c, q.prefix, wait, true, rev-1, rev, read, 2)
 		if err != nil {
 			q.removeAfter(ctx, e, key, rev)
 			return nil, q.fail(ctx, err, "read queue")
 		}
-		if pred == nil {
+		if len(older) == 0 {
 			return q.hold(ctx, e, key, rev, nil, rev+1)
 		}
-		own, err := q.waitFirst(ctx, t, e, key, rev, wait, pred)
+		own, err := q.waitFirst(ctx, t, e, key, rev, wait, c.Confirm, queueView{older: older, count: read.Count, at: rev})
 		if err != nil {
 			q.removeAfter(ctx, e, key, rev)
 			return nil, q.src.closedErr(err)
@@ -129,8 +139,8 @@ func (q *Queue) leaseGone(e *epoch, err error) bool {
 }
 
 // enqueue creates key, unless it exists or was abandoned, and reads the
-// two newest keys under wait: the newest older than ours is the one we
-// wait for (ours may be among them).
+// three newest keys under wait: ours, the one we wait for and the one
+// before it (see waitFirst), when no deeper keys are among them.
 func (q *Queue) enqueue(ctx context.Context, e *epoch, key, value, wait string) (*clientv3.TxnResponse, error) {
 	return q.c.Txn(ctx).If(
 		clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
@@ -138,7 +148,7 @@ func (q *Queue) enqueue(ctx context.Context, e *epoch, key, value, wait string) 
 	).Then(
 		clientv3.OpPut(key, value, clientv3.WithLease(e.id)),
 		clientv3.OpGet(wait, clientv3.WithPrefix(),
-			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(2)),
+			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(3)),
 	).Commit()
 }
 
@@ -207,21 +217,49 @@ func (q *Queue) tryPut(ctx context.Context, e *epoch, c Class, key, value string
 	return resp, err
 }
 
+// A queueView is what one read of the queue showed a waiter: the newest
+// keys under its wait prefix older than its own (the one it waits for
+// first, then the one before that; none when it is first), how many keys
+// the range held then (older, newer and of deeper names alike), and the
+// revision of the read.
+type queueView struct {
+	older []*mvccpb.KeyValue
+	count int64
+	at    int64
+}
+
+// pred returns the key the waiter waits for, or nil when it is first.
+func (v queueView) pred() *mvccpb.KeyValue {
+	if len(v.older) == 0 {
+		return nil
+	}
+	return v.older[0]
+}
+
+// pred2 returns the key before pred, or nil when pred is the oldest.
+func (v queueView) pred2() *mvccpb.KeyValue {
+	if len(v.older) < 2 {
+		return nil
+	}
+	return v.older[1]
+}
+
 // check asks, in one Txn, whether key (created at rev) is still there and
-// which is the newest key under wait older than it. first is true when
-// there is none.
+// which are the two newest keys under wait older than it (none: it is
+// first).
 //
-// With at > 0, a revision at which the waiter saw its predecessor deleted,
-// the read is serializable at revision at: no quorum round. That is enough
-// because being first is monotone. Keys are created at ever higher
-// revisions, so if no key under wait older than ours existed at revision
-// at, none exists at any later one; and the comparison, run at the member's
-// revision, which is at least at (else the read fails), shows our key still
-// there then. A later deletion of our key is the Lease's to report, from
-// the own-key watch the waiter hands it. Such a read fails on a member that
+// With at > 0, a revision at which the waiter saw a key older than its own
+// deleted, the read is serializable at revision at: no quorum round. That
+// is enough because being first (or second) is monotone. Keys are created
+// at ever higher revisions, so the keys older than ours only ever go: if
+// none (or one) existed at revision at, none (or at most that one) exists
+// at any later one; and the comparison, run at the member's revision,
+// which is at least at (else the read fails), shows our key still there
+// then. A later deletion of our key is the Lease's to report, from the
+// own-key watch the waiter hands it. Such a read fails on a member that
 // has not applied revision at yet, or after a compaction; the caller then
 // asks again with at = 0.
-func (q *Queue) check(ctx context.Context, key string, rev int64, wait string, at int64) (first bool, pred *mvccpb.KeyValue, err error) {
+func (q *Queue) check(ctx context.Context, key string, rev int64, wait string, at int64) (queueView, error) {
 	read := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithMaxCreateRev(rev - 1),
 		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(pageSize)}
 	if at > 0 {
@@ -235,20 +273,21 @@ func (q *Queue) check(ctx context.Context, key string, rev int64, wait string, a
 		clientv3.OpGet(wait, read...),
 	).Commit()
 	if err != nil {
-		return false, nil, q.fail(ctx, err, "check queue")
+		return queueView{}, q.fail(ctx, err, "check queue")
 	}
 	if !resp.Succeeded {
 		// The reason is read even if ctx just ended: the key is gone.
-		return false, nil, q.deletedErr(context.WithoutCancel(ctx), nil, key, "waiter key")
+		return queueView{}, q.deletedErr(context.WithoutCancel(ctx), nil, key, "waiter key")
 	}
 	if at == 0 {
 		at = resp.Header.Revision
 	}
-	pred, err = scan(ctx, q.c, q.prefix, wait, true, rev-1, at, resp.Responses[0].GetResponseRange())
+	page := resp.Responses[0].GetResponseRange()
+	older, err := scanN(ctx, q.c, q.prefix, wait, true, rev-1, at, page, 2)
 	if err != nil {
-		return false, nil, q.fail(ctx, err, "check queue")
+		return queueView{}, q.fail(ctx, err, "check queue")
 	}
-	return pred == nil, pred, nil
+	return queueView{older: older, count: page.Count, at: at}, nil
 }
 
 // hold turns an acquired key into a Lease that follows it.

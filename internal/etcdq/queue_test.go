@@ -132,16 +132,17 @@ func TestCheckAt(t *testing.T) {
 	}
 	agree := func(what string, key string, rev, at int64, wantFirst bool, wantPred string) {
 		t.Helper()
-		first, pred, err := q.check(ctx, key, rev, wait, at)
+		v, err := q.check(ctx, key, rev, wait, at)
 		if err != nil {
 			t.Fatalf("%s: check at %d: %v", what, at, err)
 		}
+		first, pred := v.pred() == nil, v.pred()
 		if first != wantFirst || (pred == nil) != (wantPred == "") || (pred != nil && string(pred.Key) != wantPred) {
 			t.Fatalf("%s: check at %d = first %v, pred %v; want first %v, pred %q", what, at, first, pred, wantFirst, wantPred)
 		}
-		cf, cp, err := q.check(ctx, key, rev, wait, 0)
-		if err != nil || cf != first || (cp == nil) != (pred == nil) {
-			t.Fatalf("%s: full check = first %v, pred %v, err %v; check at a revision said first %v", what, cf, cp, err, first)
+		cv, err := q.check(ctx, key, rev, wait, 0)
+		if err != nil || (cv.pred() == nil) != first {
+			t.Fatalf("%s: full check = pred %v, err %v; check at a revision said first %v", what, cv.pred(), err, first)
 		}
 	}
 
@@ -157,11 +158,11 @@ func TestCheckAt(t *testing.T) {
 	put()
 	agree("a newer waiter behind", c, revC, atA, true, "")
 
-	if _, _, err := q.check(ctx, c, revC, wait, atA+1_000_000); err == nil {
+	if _, err := q.check(ctx, c, revC, wait, atA+1_000_000); err == nil {
 		t.Fatal("check at a future revision succeeded; the waiter must fall back to the full check")
 	}
 	del(c)
-	if _, _, err := q.check(ctx, c, revC, wait, atA); !errors.Is(err, distsync.ErrLost) {
+	if _, err := q.check(ctx, c, revC, wait, atA); !errors.Is(err, distsync.ErrLost) {
 		t.Fatalf("check at a revision after the waiter's own key was deleted: %v, want ErrLost", err)
 	}
 }

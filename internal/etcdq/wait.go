@@ -10,85 +10,149 @@ import (
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/backoff"
 	"github.com/distsync/distsync/internal/telemetry"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // attemptTimeout bounds one round trip of a waiter, which then retries.
 const attemptTimeout = 2 * time.Second
 
-// waitFirst blocks until key is older than every key under wait. It watches only
-// its predecessor (for the handoff) and its own key (a deleted waiter key
-// must not wait forever), and returns the own-key watch for the Lease.
+// nearHead is how many keys a waiter's wait range may hold (its own and
+// newer ones included) for the waiter to watch, besides its predecessor,
+// the key before that (see waitFirst). In a longer queue a waiter watches
+// its predecessor only, so that a long queue costs one watch less per
+// waiter; the few near its head still skip the round trip.
+const nearHead = 8
+
+// waitFirst blocks until key is older than every key under wait, starting
+// from v, the read of the queue that enqueued key at revision rev. It
+// watches its predecessor (for the handoff) and its own key (a deleted
+// waiter key must not wait forever), and returns the own-key watch for the
+// Lease.
+//
+// A waiter in a short queue (nearHead) also watches the key before its
+// predecessor. When that one goes, it asks whether its predecessor is now
+// the oldest key; if so, it holds as soon as the predecessor's deletion
+// arrives, with no round trip between the handoff and the return: having
+// no older key is monotone, as check explains. That ask happens while the
+// predecessor holds, off the handoff's path. With confirm, none of this:
+// the waiter watches its predecessor only and holds after a Txn shows its
+// key there and no older one (Class.Confirm).
 //
 // etcd failures (a leader election, a member restart) are retried until ctx
 // ends or the session does: a waiter cut off from the quorum cannot renew
 // its session lease, so it fails within the session TTL instead of hanging.
-func (q *Queue) waitFirst(ctx context.Context, t *telemetry.Target, e *epoch, key string, rev int64, wait string, pred *mvccpb.KeyValue) (*keyWatch, error) {
+func (q *Queue) waitFirst(ctx context.Context, t *telemetry.Target, e *epoch, key string, rev int64, wait string, confirm bool, v queueView) (*keyWatch, error) {
 	rw := e.watchRenewal()
-	// own and pw are stopped on every way out but success, which hands own
-	// to the Lease; a plain variable (not a named result, which a return
-	// statement would overwrite) keeps the deferred stop on the right watch.
-	var own, pw *keyWatch
+	// own, pw and p2w are stopped on every way out but success, which
+	// hands own to the Lease; a plain variable (not a named result, which
+	// a return statement would overwrite) keeps the deferred stop on the
+	// right watch.
+	var own, pw, p2w *keyWatch
 	held := false
 	var err error
 	defer func() {
 		rw.stop()
 		pw.stop()
+		p2w.stop()
 		if !held {
 			own.stop()
 		}
 	}()
 	var b backoff.Backoff
-	seen := int64(0) // the predecessor's deletion, once a watch reported it
+	seen := int64(0) // the deletion an event reported, for the next check
+	// v is current while the predecessor's watch reports every event
+	// after v.at; when it may have missed some, v.at is 0: check.
+	// ownFrom is the revision after which the own-key watch reports every
+	// event.
+	ownFrom := int64(0)
 	for {
-		if own == nil {
-			if own, err = q.watch(ctx, e, key); err != nil {
-				if err = q.retryAfter(ctx, t, e, rw, &b, err); err != nil {
-					return nil, err
-				}
-				continue
-			}
-		}
+		var start int64
+		// The predecessor's watch first: the sooner it starts after v.at,
+		// the likelier that nothing was written in between and no check
+		// is needed.
+		pred := v.pred()
 		if pw == nil || pw.key != string(pred.Key) {
 			pw.stop()
-			// A synced watch sees every delete after its creation; the
-			// check below covers the time before it.
-			if pw, err = q.watch(ctx, e, string(pred.Key)); err != nil {
+			// A synced watch sees every delete after its creation; a
+			// read at or after its start covers the time before.
+			if pw, start, err = q.watchOpts(ctx, e, string(pred.Key)); err != nil {
 				if err = q.retryAfter(ctx, t, e, rw, &b, err); err != nil {
 					return nil, err
 				}
 				continue
 			}
+			if start > v.at {
+				v.at = 0
+			}
 		}
-		// After a deletion the watch reported, a read at its revision
-		// answers without a quorum round (see check); any error there goes
-		// to the full check.
-		first, next, err := q.checkWithin(ctx, key, rev, wait, seen)
-		if seen > 0 && err != nil {
-			first, next, err = q.checkWithin(ctx, key, rev, wait, 0)
+		if own == nil {
+			if own, ownFrom, err = q.watchOpts(ctx, e, key); err != nil {
+				if err = q.retryAfter(ctx, t, e, rw, &b, err); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			// A deletion of the key between the enqueue and the watch's
+			// start is seen by the next check, which every wake-up makes
+			// unless ownFrom <= v.at. (A watch that broke may have
+			// missed one at any time: v.at is 0, the check comes now.)
 		}
-		seen = 0
-		if err != nil {
-			if err = q.retryAfter(ctx, t, e, rw, &b, err); err != nil {
+		// The second watch only serves to skip a round trip: when it
+		// fails, or starts after v.at (it may then miss the delete), the
+		// waiter still holds through its predecessor's watch and a check.
+		pred2 := v.pred2()
+		near := !confirm && v.count <= nearHead
+		if pred2 == nil || !near || (p2w != nil && p2w.key != string(pred2.Key)) {
+			p2w.stop()
+			p2w = nil
+		}
+		if pred2 != nil && near && p2w == nil && v.at > 0 {
+			p2w, _, err = q.watchOpts(ctx, e, string(pred2.Key))
+			if err != nil && !errors.Is(err, distsync.ErrUnavailable) {
 				return nil, err
 			}
-			continue
 		}
-		b.Reset()
-		if first {
+		if v.at == 0 {
+			// After a deletion a watch reported, a read at its revision
+			// answers without a quorum round (see check); any error there
+			// goes to the full check.
+			v, err = q.checkWithin(ctx, key, rev, wait, seen)
+			if seen > 0 && err != nil {
+				v, err = q.checkWithin(ctx, key, rev, wait, 0)
+			}
+			seen = 0
+			if err != nil {
+				if err = q.retryAfter(ctx, t, e, rw, &b, err); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			b.Reset()
+			if v.pred() == nil {
+				held = true
+				return own, nil
+			}
+			continue // watch what v shows, and wait
+		}
+		gone, at, err := q.waitDelete(ctx, e, key, rw, own, pw, p2w)
+		if err != nil {
+			return nil, err
+		}
+		if gone == pw && at > 0 && v.pred2() == nil && ownFrom <= v.at && !confirm {
+			// The predecessor was the oldest key at v.at and is gone:
+			// none older is left. The own-key watch, which reports every
+			// event after v.at, tells of a deletion of ours that came
+			// first, if one is already in.
+			if err := q.ownDeleted(e, key, own); err != nil {
+				return nil, err
+			}
 			held = true
 			return own, nil
 		}
-		if pred = next; pw.key != string(pred.Key) {
-			continue
+		if at > 0 && q.src.Recorder().Enabled(ctx, slog.LevelDebug) {
+			t.Debug(ctx, "handoff: older key gone", slog.String("key", gone.key), slog.Int64("revision", at))
 		}
-		if seen, err = q.waitDelete(ctx, e, key, rw, own, pw); err != nil {
-			return nil, err
-		}
-		if seen > 0 && q.src.Recorder().Enabled(ctx, slog.LevelDebug) {
-			t.Debug(ctx, "handoff: predecessor gone", slog.String("predecessor", pw.key), slog.Int64("revision", seen))
-		}
+		seen, v.at = at, 0
 		if own.broken {
 			own.stop()
 			own = nil
@@ -96,6 +160,31 @@ func (q *Queue) waitFirst(ctx context.Context, t *telemetry.Target, e *epoch, ke
 		if pw.broken {
 			pw.stop()
 			pw = nil
+		}
+		if p2w != nil && p2w.broken {
+			p2w.stop()
+			p2w = nil
+		}
+	}
+}
+
+// ownDeleted reports, without waiting, a deletion of key that its watch
+// own has already received: the waiter's key went before its predecessor.
+func (q *Queue) ownDeleted(e *epoch, key string, own *keyWatch) error {
+	for {
+		select {
+		case wr, ok := <-own.ch:
+			if !ok || wr.Err() != nil {
+				// The Lease's follower re-watches and re-reads the key.
+				return nil
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					return q.waiterDeleted(e, key)
+				}
+			}
+		default:
+			return nil
 		}
 	}
 }
@@ -134,54 +223,73 @@ func (q *Queue) retryAfter(ctx context.Context, t *telemetry.Target, e *epoch, r
 
 // checkWithin is check bounded by attemptTimeout: a member cut off from its
 // leader may hold a linearizable read for its whole request timeout (5 s).
-func (q *Queue) checkWithin(ctx context.Context, key string, rev int64, wait string, at int64) (bool, *mvccpb.KeyValue, error) {
+func (q *Queue) checkWithin(ctx context.Context, key string, rev int64, wait string, at int64) (queueView, error) {
 	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
-	first, pred, err := q.check(actx, key, rev, wait, at)
+	v, err := q.check(actx, key, rev, wait, at)
 	if err != nil && ctx.Err() == nil && actx.Err() != nil {
 		err = distsync.Errorf(distsync.ErrUnavailable, Flat(err), "queue check not answered within %v", attemptTimeout)
 	}
-	return first, pred, err
+	return v, err
 }
 
-// waitDelete blocks until pw's key is deleted, and returns the revision of
-// the deletion, or until one of the watches breaks (marked broken; the
-// caller re-creates it and re-checks; the revision is then 0).
-func (q *Queue) waitDelete(ctx context.Context, e *epoch, key string, rw *renewalWatch, own, pw *keyWatch) (int64, error) {
+// waitDelete blocks until the key of pw or of p2w (nil: none) is deleted,
+// and returns that watch and the revision of the deletion, or until one of
+// the watches breaks (marked broken, and returned with revision 0; the
+// caller re-creates it and re-checks).
+func (q *Queue) waitDelete(ctx context.Context, e *epoch, key string, rw *renewalWatch, own, pw, p2w *keyWatch) (*keyWatch, int64, error) {
+	var p2ch clientv3.WatchChan
+	if p2w != nil {
+		p2ch = p2w.ch
+	}
 	for {
 		select {
 		case <-rw.changed:
 			if err := rw.check(); err != nil {
-				return 0, err
+				return nil, 0, err
 			}
 		case <-rw.expiry:
 			if err := rw.check(); err != nil {
-				return 0, err
+				return nil, 0, err
 			}
 		case <-ctx.Done():
-			return 0, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for %q", pw.key)
+			return nil, 0, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for %q", pw.key)
 		case <-e.ctx.Done():
-			return 0, e.waitErr()
+			return nil, 0, e.waitErr()
 		case wr, ok := <-own.ch:
 			if !ok || wr.Err() != nil {
 				own.broken = true
-				return 0, nil
+				return own, 0, nil
 			}
 			for _, ev := range wr.Events {
 				if ev.Type == clientv3.EventTypeDelete {
-					return 0, q.waiterDeleted(e, key)
+					return nil, 0, q.waiterDeleted(e, key)
 				}
 			}
 		case wr, ok := <-pw.ch:
-			if !ok || wr.Err() != nil {
-				pw.broken = true
-				return 0, nil
+			if at, gone := deletion(pw, wr, ok); gone {
+				return pw, at, nil
 			}
-			for _, ev := range wr.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					return ev.Kv.ModRevision, nil
-				}
+		case wr, ok := <-p2ch:
+			if at, gone := deletion(p2w, wr, ok); gone {
+				return p2w, at, nil
 			}
 		}
 	}
+}
+
+// deletion reads one response of w's channel (ok false: closed): gone is
+// true when the key was deleted, at that revision, or when the watch broke
+// (marked broken, revision 0).
+func deletion(w *keyWatch, wr clientv3.WatchResponse, ok bool) (at int64, gone bool) {
+	if !ok || wr.Err() != nil {
+		w.broken = true
+		return 0, true
+	}
+	for _, ev := range wr.Events {
+		if ev.Type == clientv3.EventTypeDelete {
+			return ev.Kv.ModRevision, true
+		}
+	}
+	return 0, false
 }

@@ -1,0 +1,243 @@
+package etcdq
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/distsync/distsync"
+	"github.com/distsync/distsync/internal/telemetry"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/grpc"
+)
+
+// countedQueue returns the queue of name on a caller's session over a
+// client of its own, and a counter of the Txn requests that client sends.
+func countedQueue(t *testing.T, name string) (*Queue, *atomic.Int64) {
+	t.Helper()
+	txns := new(atomic.Int64)
+	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if strings.HasSuffix(method, "/Txn") {
+			txns.Add(1)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(count)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s, err := concurrency.NewSession(c, concurrency.WithTTL(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	src, err := Fixed(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := NewQueue(src, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q, txns
+}
+
+type acquired struct {
+	l   *Lease
+	err error
+}
+
+// acquireAsync starts an acquisition of class c on q.
+func acquireAsync(ctx context.Context, q *Queue, c Class) <-chan acquired {
+	res := make(chan acquired, 1)
+	go func() {
+		l, err := q.Acquire(ctx, q.src.Recorder().Target(telemetry.Mutex, "", q.name), c, "v")
+		res <- acquired{l, err}
+	}()
+	return res
+}
+
+// waitKeys waits until q's prefix holds n keys, then lets the waiters set
+// up their watches and asks.
+func waitKeys(t *testing.T, q *Queue, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := q.c.Get(context.Background(), q.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Count == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d keys under %q, want %d", resp.Count, q.prefix, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+}
+
+func await(t *testing.T, res <-chan acquired, what string) acquired {
+	t.Helper()
+	select {
+	case r := <-res:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no result within 10s", what)
+		return acquired{}
+	}
+}
+
+func pending(t *testing.T, res <-chan acquired, what string) {
+	t.Helper()
+	select {
+	case r := <-res:
+		t.Fatalf("%s returned (%v, %v) while an older key is held", what, r.l, r.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// TestHandoffKnownHead: the third in a queue watches the first key too;
+// when it goes, the third asks once and learns that the second is now the
+// oldest, so the second's release makes it the holder with no request of
+// its own. A candidate (Class.Confirm) still asks after the last delete.
+func TestHandoffKnownHead(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		class Class
+	}{{"exclusive", Exclusive}, {"candidate", Candidate}} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			name := t.Name()
+			qa, _ := countedQueue(t, name)
+			qb, _ := countedQueue(t, name)
+			qc, txns := countedQueue(t, name)
+
+			a := await(t, acquireAsync(ctx, qa, c.class), "first")
+			if a.err != nil {
+				t.Fatal(a.err)
+			}
+			rb := acquireAsync(ctx, qb, c.class)
+			waitKeys(t, qa, 2)
+			rc := acquireAsync(ctx, qc, c.class)
+			waitKeys(t, qa, 3)
+
+			before := txns.Load()
+			if err := a.l.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			b := await(t, rb, "second")
+			if b.err != nil {
+				t.Fatal(b.err)
+			}
+			pending(t, rc, "third")
+			asked := txns.Load() - before
+			if c.class.Confirm && asked != 0 {
+				t.Fatalf("a candidate behind the next one sent %d Txns at the first handoff, want 0 (it watches its predecessor only)", asked)
+			}
+			if !c.class.Confirm && asked != 1 {
+				t.Fatalf("the third sent %d Txns when the first key went, want 1 (is the second now the oldest?)", asked)
+			}
+
+			before = txns.Load()
+			if err := b.l.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r := await(t, rc, "third")
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			defer r.l.Release(ctx)
+			if r.l.Token() <= b.l.Token() {
+				t.Fatalf("token %d after %d", r.l.Token(), b.l.Token())
+			}
+			asked = txns.Load() - before
+			if want := int64(0); c.class.Confirm {
+				if asked != 1 {
+					t.Fatalf("a candidate sent %d Txns at its handoff, want 1 (the confirmation)", asked)
+				}
+			} else if asked != want {
+				t.Fatalf("the third sent %d Txns at its handoff, want none", asked)
+			}
+		})
+	}
+}
+
+// TestHandoffCancelledPredecessor: a waiter's predecessor that gives up
+// while an older key is held does not make the waiter the holder, also
+// when the waiter watches the older key too.
+func TestHandoffCancelledPredecessor(t *testing.T) {
+	ctx := context.Background()
+	name := t.Name()
+	qa, _ := countedQueue(t, name)
+	qb, _ := countedQueue(t, name)
+	qc, _ := countedQueue(t, name)
+	a := await(t, acquireAsync(ctx, qa, Exclusive), "first")
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	bctx, cancel := context.WithCancel(ctx)
+	rb := acquireAsync(bctx, qb, Exclusive)
+	waitKeys(t, qa, 2)
+	rc := acquireAsync(ctx, qc, Exclusive)
+	waitKeys(t, qa, 3)
+	cancel()
+	if b := await(t, rb, "cancelled"); !errors.Is(b.err, context.Canceled) {
+		t.Fatalf("cancelled waiter: %v, want context.Canceled", b.err)
+	}
+	pending(t, rc, "the waiter behind the cancelled one")
+	if err := a.l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := await(t, rc, "the waiter behind the cancelled one")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	_ = r.l.Release(ctx)
+}
+
+// TestKnownHeadWaiterDeleted: a waiter that knows its predecessor to be
+// the oldest key still fails with ErrLost when its own key is deleted
+// from outside, at once, not at the handoff.
+func TestKnownHeadWaiterDeleted(t *testing.T) {
+	ctx := context.Background()
+	name := t.Name()
+	qa, _ := countedQueue(t, name)
+	qb, _ := countedQueue(t, name)
+	qc, _ := countedQueue(t, name)
+	a := await(t, acquireAsync(ctx, qa, Exclusive), "first")
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	rb := acquireAsync(ctx, qb, Exclusive)
+	waitKeys(t, qa, 2)
+	rc := acquireAsync(ctx, qc, Exclusive)
+	waitKeys(t, qa, 3)
+	if err := a.l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := await(t, rb, "second")
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	defer b.l.Release(ctx)
+	waitKeys(t, qa, 2) // the third has asked and knows the second to be the oldest
+	resp, err := qa.c.Get(ctx, qa.prefix, clientv3.WithLastCreate()...)
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("newest key: %v, %v", resp, err)
+	}
+	if _, err := qa.c.Delete(ctx, string(resp.Kvs[0].Key)); err != nil {
+		t.Fatal(err)
+	}
+	r := await(t, rc, "the waiter whose key was deleted")
+	if !errors.Is(r.err, distsync.ErrLost) {
+		t.Fatalf("waiter whose key was deleted: %v, %v; want ErrLost", r.l, r.err)
+	}
+}
