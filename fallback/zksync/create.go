@@ -38,7 +38,7 @@ func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, err
 	var (
 		path, sid = "", int64(0)
 		czxid     int64 // the node's, when its create told it
-		alone     bool  // the node was the only child when created
+		alone     bool  // with czxid: the node was the only child
 		err       error
 	)
 	guid := newGUID()
@@ -56,7 +56,7 @@ func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, err
 				if q.s.conn.SessionID() != owner {
 					// Made in a later session: the own-node read
 					// below checks the owner.
-					n.czxid = 0
+					n.czxid, n.alone = 0, false
 				}
 			}
 			return n, err
@@ -110,16 +110,14 @@ func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, err
 	defer stop()
 	var b backoff.Backoff
 	for {
-		if czxid != 0 && alone {
+		if alone {
 			// The create saw the queue: no look (see Lease.follow).
 			w.first = look{children: []string{path[len(q.path)+1:]}, own: freshRead(sid, czxid, value), fresh: true}
 			break
 		}
-		if czxid != 0 {
-			w.first, err = q.lookFresh(fctx, path, sid, czxid, value)
-		} else {
-			w.first, err = q.look(fctx, path, c.limit != nil)
-		}
+		// Others hold or wait: most likely this one waits, and watches
+		// its node at once.
+		w.first, err = q.look(fctx, path, c.limit != nil)
 		if err != nil && ctx.Err() == nil && z.over() {
 			return waiter{}, sessionEnded(z)
 		}

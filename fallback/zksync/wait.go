@@ -34,8 +34,8 @@ type look struct {
 	// kids, set by lookFresh only, is a watch on the children, which
 	// stands for the own node's watch until it fires.
 	kids <-chan zk.Event
-	// fresh says that the look is the create's own (see createNode):
-	// nothing is watched yet.
+	// fresh says that the look is the create's answer (see createNode):
+	// nothing is watched yet, and own is what a read would find.
 	fresh bool
 }
 
@@ -45,10 +45,10 @@ func freshRead(sid, czxid int64, data []byte) nodeRead {
 	return nodeRead{true, data, &zk.Stat{Czxid: czxid, Mzxid: czxid, EphemeralOwner: sid}}
 }
 
-// lookFresh is the first look of a node whose create told its czxid
-// (see createNode): the listing alone, with a watch on the children that
-// fires at the next creation or deletion of any of them, this node's
-// included. The listing's Stat is the name's node's: a Pzxid equal to
+// lookFresh is the first look of a fresh lease's follower, at a node whose
+// create told its czxid (see createNode): the listing alone, with a watch
+// on the children that fires at the next creation or deletion of any of
+// them, this node's included. The listing's Stat is the name's node's: a Pzxid equal to
 // czxid says that no child was created or deleted since this node was.
 // Nothing else writes to a fresh node but ForceRelease, whose marker
 // comes with a child's creation and deletion (see forceRemove). So the
@@ -87,7 +87,7 @@ func (q *queue) look(ctx context.Context, own string, stored bool) (look, error)
 		wg               sync.WaitGroup
 		cerr, serr, oerr error
 	)
-	wg.Go(func() {
+	list := func() {
 		lk.children, cerr = call(ctx, q.s, func() ([]string, error) {
 			ch, _, err := q.s.conn.Children(q.path)
 			if errors.Is(err, zk.ErrNoNode) {
@@ -95,7 +95,14 @@ func (q *queue) look(ctx context.Context, own string, stored bool) (look, error)
 			}
 			return ch, err
 		}, nil)
-	})
+	}
+	if own == "" && !stored {
+		// The listing alone, as a waiter woken by a deletion looks: on
+		// this goroutine, which saves a hand-off on the grant's path.
+		list()
+		return lk, cerr
+	}
+	wg.Go(list)
 	if stored {
 		wg.Go(func() {
 			lk.stored, serr = call(ctx, q.s, func() (nodeRead, error) {
@@ -232,17 +239,13 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 				}
 				continue
 			}
-			w := leaseWatch{own: own}
-			if own == nil {
-				w.kids, w.fresh = lk.kids, lk.fresh
-			}
-			return newLease(q, path, sid, stat, e, w), nil
+			return newLease(q, path, sid, stat, e, leaseWatch{own: own, fresh: own == nil && lk.fresh}), nil
 		}
 		if try && err == nil {
 			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.name)
 		}
 		if own == nil {
-			// A fresh node (see lookFresh) is watched before it waits.
+			// A fresh node (see createNode) is watched before it waits.
 			r, ch, err := q.s.existsW(fctx, path)
 			switch {
 			case err != nil:
