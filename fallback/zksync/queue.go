@@ -25,6 +25,9 @@ type queue struct {
 	// plain is set once ZooKeeper refused the rewrite of the name's
 	// node that tells a new node's czxid (see createNode).
 	plain atomic.Bool
+	// lastStored is the last read of the name's node (a semaphore's
+	// stored limit), for look.
+	lastStored atomic.Pointer[nodeRead]
 }
 
 // acquire creates a node of class c with value as data and waits until it

@@ -57,6 +57,9 @@ func (sem *Semaphore) create(ctx context.Context, prefix, guid string, value []b
 	parent := &zk.CreateRequest{Path: path, Data: []byte(strconv.FormatInt(limit, 10)), Acl: s.o.acl, Flags: zk.FlagContainer}
 	for ctx.Err() == nil {
 		data, stat, err := s.conn.Get(path)
+		if err == nil {
+			sem.q.lastStored.Store(&nodeRead{true, data, stat})
+		}
 		var ops []any
 		switch {
 		case errors.Is(err, zk.ErrNoNode):

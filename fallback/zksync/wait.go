@@ -80,21 +80,30 @@ func (q *queue) lookFresh(ctx context.Context, path string, sid, czxid int64, va
 
 // look reads the queue; own, if not "", is the waiter's node to read and
 // watch, and stored asks for the name's node too (without a watch: a
-// waiter sets one only when it blocks).
+// waiter sets one only when it blocks). The name's node's data is read
+// only when the listing's Stat of that node shows a version not read yet
+// (see queue.lastStored): the data of one version of one node never
+// changes, so a semaphore's steady look is the listing alone.
 func (q *queue) look(ctx context.Context, own string, stored bool) (look, error) {
 	var (
 		lk               look
 		wg               sync.WaitGroup
+		parent           *zk.Stat
 		cerr, serr, oerr error
 	)
 	list := func() {
-		lk.children, cerr = call(ctx, q.s, func() ([]string, error) {
-			ch, _, err := q.s.conn.Children(q.path)
+		type res struct {
+			children []string
+			stat     *zk.Stat
+		}
+		r, err := call(ctx, q.s, func() (res, error) {
+			ch, stat, err := q.s.conn.Children(q.path)
 			if errors.Is(err, zk.ErrNoNode) {
-				return nil, nil
+				return res{}, nil
 			}
-			return ch, err
+			return res{ch, stat}, err
 		}, nil)
+		lk.children, parent, cerr = r.children, r.stat, err
 	}
 	if own == "" && !stored {
 		// The listing alone, as a waiter woken by a deletion looks: on
@@ -102,23 +111,45 @@ func (q *queue) look(ctx context.Context, own string, stored bool) (look, error)
 		list()
 		return lk, cerr
 	}
-	wg.Go(list)
-	if stored {
-		wg.Go(func() {
-			lk.stored, serr = call(ctx, q.s, func() (nodeRead, error) {
-				data, stat, err := q.s.conn.Get(q.path)
-				if errors.Is(err, zk.ErrNoNode) {
-					return nodeRead{}, nil
-				}
-				return nodeRead{true, data, stat}, err
-			}, nil)
-		})
+	readStored := func() {
+		lk.stored, serr = q.readStored(ctx)
 	}
+	last := q.lastStored.Load()
+	if stored && last == nil {
+		wg.Go(readStored) // nothing to compare with: read it with the listing
+	}
+	wg.Go(list)
 	if own != "" {
 		lk.own, lk.ownCh, oerr = q.s.existsW(ctx, own)
 	}
 	wg.Wait()
+	if stored && last != nil && cerr == nil {
+		switch {
+		case parent == nil:
+			// No node: nothing stored.
+		case last.stat.Czxid == parent.Czxid && last.stat.Version == parent.Version:
+			lk.stored = nodeRead{true, last.data, parent}
+		default:
+			readStored()
+		}
+	}
 	return lk, errors.Join(oerr, cerr, serr)
+}
+
+// readStored reads the name's node, and keeps what it read for the next
+// look (see look).
+func (q *queue) readStored(ctx context.Context) (nodeRead, error) {
+	r, err := call(ctx, q.s, func() (nodeRead, error) {
+		data, stat, err := q.s.conn.Get(q.path)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nodeRead{}, nil
+		}
+		return nodeRead{true, data, stat}, err
+	}, nil)
+	if err == nil && r.ok {
+		q.lastStored.Store(&r)
+	}
+	return r, err
 }
 
 // wait blocks until w's node holds, watching only the nodes that block it,
@@ -265,20 +296,14 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(own)},
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(z.ended())},
 		}
-		gone := false
-		for _, bn := range blockers {
-			r, ch, err := q.s.getShared(fctx, q.path+"/"+bn.name)
-			if err != nil {
-				if err := retry(err); err != nil {
-					return nil, err
-				}
-				gone = true
-				break
+		chans, gone, err := q.watchBlockers(fctx, blockers)
+		if err != nil {
+			if err := retry(err); err != nil {
+				return nil, err
 			}
-			if !r.ok {
-				gone = true
-				break
-			}
+			gone = true
+		}
+		for _, ch := range chans {
 			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
 		}
 		if gone {
@@ -304,6 +329,54 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 		}
 		// A blocker went away or a watch ended: look again.
 	}
+}
+
+// watchBlockers returns a watch on each of blockers, nodes the last
+// listing showed, or gone when one of them is gone already. A node this
+// Session watches already, by a watch that has not fired, costs no
+// request: the listing came after that watch was set or the watch after
+// the listing, and either way the watch fires at the node's deletion (a
+// deletion before the listing's answer fires it before that answer). The
+// others are read, all at once.
+func (q *queue) watchBlockers(ctx context.Context, blockers []node) (chans []<-chan zk.Event, gone bool, err error) {
+	var need []string
+	for _, bn := range blockers {
+		p := q.path + "/" + bn.name
+		if ch := q.s.armed(p); ch != nil {
+			chans = append(chans, ch)
+		} else {
+			need = append(need, p)
+		}
+	}
+	type read struct {
+		r   nodeRead
+		ch  <-chan zk.Event
+		err error
+	}
+	reads := make([]read, len(need))
+	if len(need) == 1 {
+		reads[0].r, reads[0].ch, reads[0].err = q.s.getShared(ctx, need[0])
+	} else {
+		var wg sync.WaitGroup
+		for i, p := range need {
+			wg.Go(func() { reads[i].r, reads[i].ch, reads[i].err = q.s.getShared(ctx, p) })
+		}
+		wg.Wait()
+	}
+	for _, rd := range reads {
+		switch {
+		case rd.err != nil:
+			err = errors.Join(err, rd.err)
+		case !rd.r.ok:
+			gone = true
+		default:
+			chans = append(chans, rd.ch)
+		}
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	return chans, gone, nil
 }
 
 // checkLimit returns the limit a semaphore class counts with, checked

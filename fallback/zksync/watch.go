@@ -55,6 +55,18 @@ func (s *Session) getShared(ctx context.Context, path string) (nodeRead, <-chan 
 	})
 }
 
+// armed returns the watch on the data of the node at path that
+// getShared set, if it has not fired, else nil.
+func (s *Session) armed(path string) <-chan zk.Event {
+	s.watchMu.Lock()
+	ch := s.watches["data "+path]
+	s.watchMu.Unlock()
+	if ch != nil && !fired(ch) {
+		return ch
+	}
+	return nil
+}
+
 // childrenShared lists the children of the node at path and returns a
 // channel that receives or is closed at the next change of the list or the
 // node's deletion (see shareWatch). A missing node fails with
