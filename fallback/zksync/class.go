@@ -29,12 +29,18 @@ type class struct {
 	// limit, for a semaphore, checks the semaphore's stored limit, read
 	// at every look, and returns the limit to count with.
 	limit func(stored nodeRead) (int64, error)
+	// chain, for a lock or a writer, has a waiter whose blocker is the
+	// oldest node hold at that node's deletion, without a look: no
+	// older node can come (see wait).
+	chain bool
 }
 
 // exclusive waits for the next older node of any kind: a mutex, a writer,
 // a candidate.
+// A lock or a writer chains (see class.chain); a candidate reports
+// leadership only after a look.
 func exclusive(kind string) class {
-	return class{kind: kind, blockers: func(nodes []node, me int, _ int64) []node {
+	return class{kind: kind, chain: kind != latchKind, blockers: func(nodes []node, me int, _ int64) []node {
 		if me == 0 {
 			return nil
 		}

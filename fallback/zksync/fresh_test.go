@@ -167,3 +167,80 @@ func TestFreshHolderForceReleased(t *testing.T) {
 		_ = l.Release(ctx)
 	}
 }
+
+// TestChainedHandoff: waiters queued behind a holder get the lock in
+// arrival order, each at its predecessor's release, with growing tokens;
+// the waiter right behind the holder, whose node is deleted from outside,
+// fails with LossDeleted rather than holding at the holder's release.
+func TestChainedHandoff(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ss []*zksync.Session
+	for range 5 {
+		ss = append(ss, session(t))
+	}
+	lock := func(s *zksync.Session) func(context.Context) (distsync.Lease, error) {
+		m, err := s.Mutex(t.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Lock
+	}
+	m0, _ := ss[0].Mutex(t.Name())
+	path := m0.(*zksync.Mutex).Path()
+	holder, err := lock(ss[0])(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws []*acquisition
+	for i := 1; i < 5; i++ {
+		ws = append(ws, start(t, ss[0].Conn(), path, i+1, lock(ss[i])))
+	}
+	children, _, err := ss[0].Conn().Children(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first waiter's node is deleted: it must not take the lock.
+	first := ""
+	for _, c := range children {
+		if first == "" || c[len(c)-10:] < first[len(first)-10:] {
+			if c != holder.(*zksync.Lease).Path()[len(path)+1:] {
+				first = c
+			}
+		}
+	}
+	if err := ss[0].Conn().Delete(path+"/"+first, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ws[0].wait(t); distsync.LostReason(err) != distsync.LossDeleted {
+		t.Fatalf("first waiter, its node deleted: %v, want LossDeleted", err)
+	}
+	last := holder.Token()
+	prev := holder
+	for i, w := range ws[1:] {
+		if err := prev.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		l, err := w.wait(t)
+		if err != nil {
+			t.Fatalf("waiter %d: %v", i+2, err)
+		}
+		if l.Token() <= last {
+			t.Errorf("waiter %d: token %d after %d", i+2, l.Token(), last)
+		}
+		last, prev = l.Token(), l
+		select {
+		case <-l.Done():
+			t.Fatalf("waiter %d: lease ended: %v", i+2, l.Err())
+		default:
+		}
+		for _, o := range ws[i+2:] {
+			select {
+			case <-o.done:
+				t.Fatalf("a later waiter got the lock too: %v, %v", o.l, o.err)
+			default:
+			}
+		}
+	}
+	_ = prev.Release(ctx)
+}

@@ -296,7 +296,14 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(own)},
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(z.ended())},
 		}
-		chans, gone, err := q.watchBlockers(fctx, blockers)
+		watched := blockers
+		if c.chain && me >= 2 && len(blockers) == 1 {
+			// Also the node before the blocker: at its deletion this
+			// waiter looks again, and learns that its blocker is the
+			// oldest node before the blocker goes.
+			watched = []node{nodes[me-2], blockers[0]}
+		}
+		chans, gone, err := q.watchBlockers(fctx, watched)
 		if err != nil {
 			if err := retry(err); err != nil {
 				return nil, err
@@ -314,6 +321,26 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 				slog.String("behind", blockers[len(blockers)-1].name))
 		}
 		chosen, recv, ok := reflect.Select(cases)
+		if chosen == len(cases)-1 && c.chain && me == 1 {
+			// The blocker was the oldest node: at its deletion this
+			// one is the oldest, as no node older than it can come.
+			// It holds unless its own node changed first (that event
+			// would be in by now).
+			if ev, _ := recv.Interface().(zk.Event); ok && ev.Type == zk.EventNodeDeleted {
+				select {
+				case oev, ook := <-own:
+					if ook && oev.Type == zk.EventNodeDataChanged {
+						changed = true
+					}
+					own = nil
+					continue
+				default:
+				}
+				if e := q.s.current(); e != nil && e.zs == z {
+					return newLease(q, path, sid, stat, e, leaseWatch{own: own}), nil
+				}
+			}
+		}
 		switch chosen {
 		case 0:
 			return nil, q.fail(ctx, context.Cause(ctx), "wait")
