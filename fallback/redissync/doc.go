@@ -188,6 +188,18 @@
 // with ContextTimeoutEnabled. Do not set ReadTimeout to -1, or it may
 // never end.
 //
+// With ContextTimeoutEnabled (on a *redis.Client or *redis.ClusterClient),
+// the first try of an acquisition and a Release run on the caller's
+// goroutine instead, under a deadline of half distsync.CancelGrace (or the
+// context's, if sooner): handing a request to another goroutine costs about
+// as much as the request on a small machine. A cancellation then takes
+// effect when Redis answers or at that deadline, and the call still returns
+// within distsync.CancelGrace of it. A request not answered by the deadline
+// is sent again in a goroutine; an acquisition whose request may run after
+// its caller gave up leaves a short-lived record (for the TTL) that makes
+// that request do nothing. Enable ContextTimeoutEnabled: an uncontended
+// Lock and Release is faster with it (BENCHMARKS.md, S1).
+//
 // An acquisition whose context ended waits at most distsync.CancelGrace
 // for Redis to delete what it wrote. After that the deletion goes on in
 // the background until Redis answers or the Session closes; otherwise the

@@ -13,9 +13,11 @@ import (
 )
 
 // exampleClient connects to the test package's redis-server; in a service
-// it is your own redis.NewClient (or NewUniversalClient).
+// it is your own redis.NewClient (or NewUniversalClient). With
+// ContextTimeoutEnabled, requests may run on the caller's goroutine (see
+// the package doc).
 func exampleClient() *goredis.Client {
-	return goredis.NewClient(&goredis.Options{Addr: server.Addr()})
+	return goredis.NewClient(&goredis.Options{Addr: server.Addr(), ContextTimeoutEnabled: true})
 }
 
 // A job wrapped in a cluster-wide lock whose context ends if the lock is

@@ -189,7 +189,9 @@ func NewSession(ctx context.Context, c redis.UniversalClient, opts ...Option) (*
 // Dial creates a client from o (redis.NewUniversalClient: one address for
 // a single server, a MasterName for Sentinel, several addresses for a
 // Cluster) and opens a Session on it, as NewSession does. The Session
-// owns the client: Close closes it. Dial does not change *o.
+// owns the client: Close closes it. The client gives up at a context's
+// deadline (ContextTimeoutEnabled is set, see "Contexts and unresponsive
+// servers" in the package doc); Dial does not change *o.
 func Dial(ctx context.Context, o *redis.UniversalOptions, opts ...Option) (*Session, error) {
 	if o == nil {
 		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil redis options")
@@ -199,6 +201,7 @@ func Dial(ctx context.Context, o *redis.UniversalOptions, opts ...Option) (*Sess
 		return nil, err
 	}
 	cp := *o
+	cp.ContextTimeoutEnabled = true
 	c := redis.NewUniversalClient(&cp)
 	s, err := redisq.NewSession(ctx, c, ro)
 	if err != nil {

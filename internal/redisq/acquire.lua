@@ -6,12 +6,28 @@
 --
 -- Returns {1, token} held; {0, ms until the earliest holder expires, or
 -- -1} enqueued; {0, 0} would block (try); {-2, stored limit} when the
--- caller's limit differs from the stored one (nothing written).
+-- caller's limit differs from the stored one (nothing written); {-3, 0}
+-- abandoned (see below).
 local try = ARGV[5] == 'try'
 reclaim()
 -- Promote first: the waiters ahead go first, and a limit left by expired
 -- holders is dropped before it is compared.
 promote()
+-- The same request sent again (see runInline in bound.go): a member that
+-- holds or waits already is reported as it is, and one whose owner gave
+-- up on it (see release.lua) is refused, with {-3, 0}.
+if redis.call('ZSCORE', H, me) then
+  finish()
+  return {1, tonumber(redis.call('HGET', TOK, me))}
+end
+if redis.call('ZSCORE', Q, me) then
+  finish()
+  return {0, untilExpiry()}
+end
+if forced(me, true) then
+  finish()
+  return {-3, 0}
+end
 if mismatch() then
   finish()
   return {-2, cap()}

@@ -21,6 +21,57 @@ import (
 // client gives up on it (ReadTimeout, or the context's deadline when
 // ContextTimeoutEnabled is set), and its outcome is then ignored or, when
 // it may have written state, cleaned up (see abandon).
+//
+// A client that gives up at a context's deadline lets a request run on its
+// caller's goroutine instead (see runInline).
+
+// A request on the caller's goroutine. Handing each request to a goroutine
+// of its own costs the caller two wake-ups per round trip (the goroutine's
+// start and its answer), each of which may wake an idle processor: on a
+// small machine that is as much as the request itself. When the client
+// gives up at a context's deadline (go-redis's ContextTimeoutEnabled), a
+// request that may be sent again runs on the caller's goroutine instead,
+// under a deadline inlineBound away (or the caller's, if sooner). A
+// cancellation without a deadline then takes effect when the answer
+// arrives or at that bound. When the bound passes first, the outcome is
+// unknown, and the caller goes on as if the request had not been answered:
+// it sends it again in a goroutine, or, having given up, cleans up.
+
+// inlineBound bounds a request on the caller's goroutine: half of
+// distsync.CancelGrace, so that an acquisition cancelled meanwhile still
+// has the other half to delete what it wrote.
+const inlineBound = distsync.CancelGrace / 2
+
+// honorsDeadlines reports whether c gives up on a request at its context's
+// deadline.
+func honorsDeadlines(c Client) bool {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return false
+}
+
+// runInline runs script s for member on the caller's goroutine when the
+// session's client honours deadlines (see inlineBound). known is false when
+// it did not run (the client does not), or when its answer did not arrive
+// by the bound: the script may or may not have run.
+func (s *Session) runInline(ctx context.Context, sc *redis.Script, k Keys, member string, limit int64, extra ...any) (r result, err error, known bool) {
+	if !s.deadlines {
+		return result{}, nil, false
+	}
+	bctx, cancel := context.WithTimeout(ctx, inlineBound)
+	r, err = run(bctx, s.c, sc, k, member, limit, extra...)
+	cancel()
+	if err != nil && bctx.Err() != nil {
+		// Cut off by the bound, or by ctx (a cancellation seen only while
+		// waiting for a connection or between retries): unknown.
+		return result{}, err, false
+	}
+	return r, err, true
+}
 
 // closeTimeout bounds Session.Close's deletion of its leases' state: what
 // Redis did not confirm by then expires within the TTL.
@@ -70,6 +121,26 @@ func (q *Queue) start(ctx context.Context, s *redis.Script, member string, limit
 	return c
 }
 
+// unanswered is the pending of a request sent on the caller's goroutine
+// whose answer did not arrive in time: it may or may not have run (see
+// abandon).
+var unanswered pending = make(chan outcome[result])
+
+// answeredLate is the pending of a request sent on the caller's goroutine
+// that was answered after the caller's context ended: there is nothing to
+// wait for, and part of the caller's grace is spent (see abandon).
+var answeredLate pending = make(chan outcome[result])
+
+// releaseArgs returns the release script's own arguments for member:
+// "abandon" when an acquire request for it went unanswered (see
+// abandon), none otherwise.
+func (s *Session) releaseArgs(member string) []any {
+	if _, ok := s.unsure.LoadAndDelete(member); ok {
+		return []any{"abandon"}
+	}
+	return nil
+}
+
 // await waits for p's outcome; it returns ok false, leaving p unread, when
 // ctx ends or the session closes first.
 func (q *Queue) await(ctx context.Context, p pending) (r result, err error, ok bool) {
@@ -91,7 +162,18 @@ func (q *Queue) await(ctx context.Context, p pending) (r result, err error, ok b
 // backoff until it succeeds, Redis refuses it for good, or a TTL has
 // passed (the member has expired by then). If Redis never answers, member
 // expires within the TTL.
+//
+// When p is unanswered, the script that may have written member may also
+// run after this deletion: the release then leaves a record that member
+// was abandoned, and the acquire script refuses such a member. When p is
+// unanswered or answeredLate, the caller's context ended while the request
+// ran on its goroutine, up to inlineBound ago: the caller then waits only
+// what is left of the grace.
 func (q *Queue) abandon(p pending, member string) {
+	grace := distsync.CancelGrace
+	if p == unanswered || p == answeredLate {
+		p, grace = nil, distsync.CancelGrace-inlineBound
+	}
 	done := make(chan struct{})
 	// The caller waits for the first attempt only: retries after a failed
 	// one go on in the background.
@@ -107,9 +189,10 @@ func (q *Queue) abandon(p pending, member string) {
 		}
 		start := time.Now()
 		var delay backoff.Backoff
+		extra := q.s.releaseArgs(member)
 		for {
 			rctx, cancel := context.WithTimeout(ctx, opTimeout)
-			_, err := runCtx(rctx, q.s.c, releaseScript, q.k, member, 0)
+			_, err := runCtx(rctx, q.s.c, releaseScript, q.k, member, 0, extra...)
 			cancel()
 			attempted()
 			if err == nil || ctx.Err() != nil {
@@ -127,7 +210,7 @@ func (q *Queue) abandon(p pending, member string) {
 	}) {
 		return
 	}
-	t := time.NewTimer(distsync.CancelGrace)
+	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-done:

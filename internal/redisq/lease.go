@@ -3,6 +3,7 @@ package redisq
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,9 +23,17 @@ type Lease struct {
 	leaseend.Lifecycle // Done, Err and how Release ends the lease
 
 	stop     chan struct{}
-	cancel   context.CancelFunc
+	cancel   context.CancelFunc // set by the renewal loop, before it starts
 	loopDone chan struct{}
 	suspend  atomic.Bool
+
+	// The renewal loop starts at the first renewal, in the goroutine of
+	// the timer that fires then: a lease released before (most are) has
+	// run no goroutine, and its release waits for none.
+	mu      sync.Mutex
+	first   *time.Timer
+	started bool // the loop runs (or ran): Release waits for loopDone
+	stopped bool // Release began: the loop does not start
 }
 
 var _ distsync.Lease = (*Lease)(nil)
@@ -32,17 +41,46 @@ var _ distsync.Lease = (*Lease)(nil)
 // newLease starts the renewal of member, held with token, whose last
 // confirmed refresh was sent at sent.
 func newLease(s *Session, name string, k Keys, member string, token uint64, sent time.Time) (*Lease, bool) {
-	ctx, cancel := context.WithCancel(context.Background())
 	l := &Lease{
 		s: s, name: name, k: k, member: member, token: token,
-		stop: make(chan struct{}), cancel: cancel, loopDone: make(chan struct{}),
+		stop: make(chan struct{}), loopDone: make(chan struct{}),
 	}
 	if !s.track(l) {
-		cancel()
 		return nil, false
 	}
-	go l.renew(ctx, sent.Add(s.ttl-s.margin()))
+	deadline := sent.Add(s.ttl - s.margin())
+	// A lease that starts from an earlier confirmation (a waiter granted
+	// while it slept) renews sooner, while half its time is left. The
+	// first renewal comes before the deadline, so the loop started then
+	// is in time to report a loss.
+	l.mu.Lock()
+	l.first = time.AfterFunc(min(s.interval(), time.Until(deadline)/2), func() { l.run(deadline) })
+	l.mu.Unlock()
 	return l, true
+}
+
+// run runs the renewal loop, unless Release began first.
+func (l *Lease) run(deadline time.Time) {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return
+	}
+	l.started = true
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	l.mu.Unlock()
+	l.renew(ctx, deadline)
+}
+
+// halt keeps the renewal loop from starting and reports whether it had
+// started (it then exits once stop is closed).
+func (l *Lease) halt() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopped = true
+	l.first.Stop()
+	return l.started
 }
 
 // Token returns the fencing token: a counter of the name, bumped by the
@@ -70,9 +108,8 @@ func (l *Lease) renew(ctx context.Context, deadline time.Time) {
 	interval := l.s.interval()
 	deadlineT := time.NewTimer(time.Until(deadline))
 	defer deadlineT.Stop()
-	// A lease that starts from an earlier confirmation (a waiter granted
-	// while it slept) renews sooner, while half its time is left.
-	renewT := time.NewTimer(min(interval, time.Until(deadline)/2))
+	// The first renewal is due now (see newLease).
+	renewT := time.NewTimer(0)
 	defer renewT.Stop()
 	var (
 		inflight chan renewal
@@ -177,13 +214,24 @@ func (l *Lease) shutdown(ctx context.Context, final error) error {
 			// release finds nothing to refresh and recreates nothing, and
 			// the loop, seeing stop closed, ignores its answer.
 			close(l.stop)
-			if _, err := runCtx(ctx, l.s.c, releaseScript, l.k, l.member, 0); err != nil {
+			// The release may run twice: on this goroutine first, and
+			// again in a goroutine when its answer is late (runInline).
+			extra := l.s.releaseArgs(l.member)
+			if _, err, known := l.s.runInline(ctx, releaseScript, l.k, l.member, 0, extra...); known {
+				if err != nil {
+					return failure(err, "release %q", l.name)
+				}
+				return nil
+			}
+			if _, err := runCtx(ctx, l.s.c, releaseScript, l.k, l.member, 0, extra...); err != nil {
 				return failure(err, "release %q", l.name)
 			}
 			return nil
 		},
 		func() {
-			<-l.loopDone
+			if l.halt() {
+				<-l.loopDone
+			}
 			l.s.untrack(l)
 		})
 }

@@ -225,7 +225,8 @@ func (q *Queue) checkWeight(kind byte, weight int64) error {
 
 // enqueue runs the acquire script for member, again while the limit
 // Redis reports is one that SetLimit is storing now. ok false means ctx
-// ended or the session closed, with p in flight.
+// ended or the session closed, with p in flight (or p is unanswered or
+// answeredLate: the first attempt ran on this goroutine).
 func (q *Queue) enqueue(ctx context.Context, member string, kind byte, op string, value []byte) (r result, err error, p pending, ok bool) {
 	t, mode := q.target(kind)
 	extra := []any{op, q.s.identity, string(mode)}
@@ -233,9 +234,33 @@ func (q *Queue) enqueue(ctx context.Context, member string, kind byte, op string
 		extra = append(extra, value)
 	}
 	var delay backoff.Backoff
+	inline := q.s.deadlines
 	for {
-		p = q.start(ctx, acquireScript, member, q.limitFor(kind), extra...)
-		r, err, ok = q.await(ctx, p)
+		if inline {
+			// The first attempt runs on this goroutine if it can: the
+			// script may be sent again (a member that holds or waits
+			// already is reported as it is), so an attempt whose answer
+			// did not arrive in time goes on below as a new one.
+			inline = false
+			var known bool
+			r, err, known = q.s.runInline(ctx, acquireScript, q.k, member, q.limitFor(kind), extra...)
+			switch {
+			case !known && ctx.Err() != nil:
+				q.s.unsure.Store(member, struct{}{})
+				return r, err, unanswered, false
+			case !known:
+				q.s.unsure.Store(member, struct{}{})
+				p = q.start(ctx, acquireScript, member, q.limitFor(kind), extra...)
+				r, err, ok = q.await(ctx, p)
+			case ctx.Err() != nil:
+				return r, err, answeredLate, false
+			default:
+				p, ok = nil, true
+			}
+		} else {
+			p = q.start(ctx, acquireScript, member, q.limitFor(kind), extra...)
+			r, err, ok = q.await(ctx, p)
+		}
 		if !ok || err != nil || r.status != -2 || !q.limitAgrees(r.n) {
 			return r, err, p, ok
 		}

@@ -1,6 +1,7 @@
 -- release.lua (after common.lua): delete me, holding or waiting, and only
 -- me; the waiters that now fit are granted. A record that ForceRelease
--- removed me goes too: its owner is the one releasing.
+-- removed me goes too: its owner is the one releasing. ARGV[5], if
+-- given, is 'abandon' (see below).
 --
 -- Returns {1, 0} when me held, else {0, 0}.
 reclaim()
@@ -14,5 +15,9 @@ else
   forced(me, true)
 end
 forget(me)
+-- With ARGV[5] == 'abandon', an acquire request for me whose answer was
+-- lost may still run after this (see abandon in bound.go): the record
+-- makes acquire.lua refuse me then, until it expires after me's TTL.
+if ARGV[5] == 'abandon' then markForced(me) end
 finish()
 return {was, 0}

@@ -41,15 +41,25 @@ var (
 	inspectLua string
 	//go:embed force.lua
 	forceLua string
+	//go:embed fastacquire.lua
+	fastAcquireLua string
+	//go:embed fastrelease.lua
+	fastReleaseLua string
 )
 
 func newScript(body string) *redis.Script { return redis.NewScript(commonLua + "\n" + body) }
 
+// newFastScript is newScript with a fast path that runs first and returns
+// when it applies (see fastacquire.lua).
+func newFastScript(fast, body string) *redis.Script {
+	return redis.NewScript(fast + "\n" + commonLua + "\n" + body)
+}
+
 var (
-	acquireScript  = newScript(acquireLua)
+	acquireScript  = newFastScript(fastAcquireLua, acquireLua)
 	renewScript    = newScript(renewLua)
 	checkScript    = newScript(checkLua)
-	releaseScript  = newScript(releaseLua)
+	releaseScript  = newFastScript(fastReleaseLua, releaseLua)
 	proclaimScript = newScript(proclaimLua)
 	leaderScript   = newScript(leaderLua)
 	listScript     = newScript(listLua)

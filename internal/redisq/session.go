@@ -97,6 +97,14 @@ type Session struct {
 	replicas       int           // WAIT for this many replicas (0: do not)
 	replicaTimeout time.Duration // WAIT's timeout
 
+	// The client gives up on a request at its context's deadline, so a
+	// request may run on its caller's goroutine (see runInline).
+	deadlines bool
+	// The members whose acquire request went unanswered on the caller's
+	// goroutine: that request may still run, so their deletion leaves a
+	// record that refuses them (see abandon).
+	unsure sync.Map
+
 	mu     sync.Mutex
 	closed bool
 	leases map[*Lease]struct{}
@@ -142,7 +150,7 @@ func NewSession(ctx context.Context, c Client, o Options) (*Session, error) {
 	}
 	return &Session{
 		c: c, id: id, prefix: o.Prefix, identity: o.Identity, ttl: o.TTL, hub: h, leases: map[*Lease]struct{}{}, rec: rec,
-		replicas: o.Replicas, replicaTimeout: o.ReplicaTimeout,
+		replicas: o.Replicas, replicaTimeout: o.ReplicaTimeout, deadlines: honorsDeadlines(c),
 		bgCtx: bgCtx, bgCancel: bgCancel,
 	}, nil
 }
