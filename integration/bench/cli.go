@@ -27,7 +27,7 @@ var s9 = &scenario{
 		{"p90", "p90 ms", "%.1f", -1},
 	},
 	jobs: func(p benchParams) []job {
-		n := max(p.uncontendedCycles/5, 3)
+		n := min(max(p.uncontendedCycles/5, 3), 60) // 60 runs each in a full run
 		return []job{{backend: "etcd", timeout: time.Minute, entries: []entry{
 			{name: "distsync", ours: true, note: "distsync lock NAME -- true", run: func(r *run) result {
 				return cliRuns(r, n, func(bins cliBins, endpoints, name string) *exec.Cmd {

@@ -101,7 +101,7 @@ func params(quick bool) benchParams {
 	}
 	return benchParams{
 		warmUpCycles:      300,
-		uncontendedCycles: 300,
+		uncontendedCycles: 1000,
 		window:            3 * time.Second,
 		gracefulSamples:   40,
 		crashLanes:        4,
