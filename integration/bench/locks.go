@@ -152,12 +152,13 @@ func contend(r *run, ls []locker, window, hold time.Duration, limit int32) resul
 		fails  int
 		errs   = make([]error, len(ls))
 		wg     sync.WaitGroup
+		holds  []time.Duration // how long each counted holder slept: hold plus the timer's lateness
 	)
 	r.reqs.reset()
 	end := time.Now().Add(window)
 	for i, lock := range ls {
 		wg.Go(func() {
-			var mine []time.Duration
+			var mine, myHolds []time.Duration
 			n, extra, gaveUp := 0, 0, 0
 			for time.Now().Before(end) {
 				t0 := time.Now()
@@ -173,6 +174,7 @@ func contend(r *run, ls []locker, window, hold time.Duration, limit int32) resul
 				got := time.Now()
 				x.enter()
 				time.Sleep(hold)
+				held := time.Since(got)
 				x.leave()
 				if err := unlock(r.ctx); err != nil {
 					errs[i] = fmt.Errorf("client %d: unlock: %w", i, err)
@@ -180,6 +182,7 @@ func contend(r *run, ls []locker, window, hold time.Duration, limit int32) resul
 				}
 				if got.Before(end) {
 					mine = append(mine, got.Sub(t0))
+					myHolds = append(myHolds, held)
 					n++
 				} else {
 					extra++
@@ -187,6 +190,7 @@ func contend(r *run, ls []locker, window, hold time.Duration, limit int32) resul
 			}
 			mu.Lock()
 			waits = append(waits, mine...)
+			holds = append(holds, myHolds...)
 			counts[i] = n
 			total += n + extra
 			fails += gaveUp
@@ -212,6 +216,7 @@ func contend(r *run, ls []locker, window, hold time.Duration, limit int32) resul
 			"skew":   skew,
 			"reqs":   float64(r.reqs.load()) / float64(total),
 			"failed": float64(fails),
+			"hold":   ms(mean(holds)),
 		},
 		texts: map[string]string{"clients": fmt.Sprintf("%d..%d", least, most)},
 	}

@@ -18,11 +18,13 @@ var s3 = &scenario{
 	title: "Semaphore, limit 4, 16 clients, 10 ms critical section",
 	about: "Sixteen clients, each with its own session, share a semaphore of limit 4 and hold a permit 10 ms. " +
 		"None of the reference libraries has a semaphore, so the comparison is with the ideal, " +
-		"limit / hold = 400 acquisitions/s, which no real backend reaches: every handoff costs a round trip.",
+		"limit / hold, which no real backend reaches: every handoff costs a round trip. The hold is the one measured " +
+		"(a 10 ms time.Sleep lasts a little longer, more so on a loaded machine): 400 acquisitions/s for exactly 10 ms.",
 	headline: metric{"ofIdeal", "% of ideal", "%.1f", +1},
 	noRef:    true,
 	metrics: []metric{
 		{"acq", "acquisitions/s", "%.0f", +1},
+		{"hold", "hold ms", "%.2f", -1},
 		{"p50", "wait p50 ms", "%.1f", -1},
 		{"p99", "wait p99 ms", "%.1f", -1},
 		{"reqs", "requests/acq", "%.1f", -1},
@@ -100,7 +102,10 @@ func semRound(r *run, open func(r *run, name string) ([]locker, error), window t
 	}
 	res := contend(r, ls, window, semHold, semLimit)
 	if res.err == nil {
-		res.values["ofIdeal"] = 100 * res.values["acq"] / (semLimit / semHold.Seconds())
+		// The ideal is the limit over the hold as measured: time.Sleep's
+		// lateness (0.3 ms at the median on this loaded 2-core machine, 1.5
+		// ms at p90) is the harness's, not the library's.
+		res.values["ofIdeal"] = 100 * res.values["acq"] / (semLimit / (res.values["hold"] / 1000))
 	}
 	return res
 }
