@@ -19,7 +19,8 @@ import (
 // (go-zookeeper fails every pending request when it gets no answer within
 // two thirds of the session timeout), and hands the answer to abandon, if
 // not nil, so that what f created is removed in the background. A ctx
-// ended by its session's end (see follow) gets no grace.
+// ended by its session's end (see follow), or a stopped lease follower's
+// (errStopped), gets no grace.
 func call[T any](ctx context.Context, s *Session, f func() (T, error), abandon func(T, error)) (T, error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
@@ -57,9 +58,9 @@ func call[T any](ctx context.Context, s *Session, f func() (T, error), abandon f
 	}
 	// A request that follows a session which ended (see follow) has no
 	// grace: what it did goes with the session or is undone in the
-	// background.
+	// background. Nor has a stopped lease follower's read (errStopped).
 	var wait time.Duration
-	if context.Cause(ctx) != errSessionEnded {
+	if c := context.Cause(ctx); c != errSessionEnded && c != errStopped {
 		wait = time.Until(graceDeadline(ctx))
 	}
 	t := time.NewTimer(wait)

@@ -39,9 +39,13 @@
 // "_c_<guid>-<kind>-NNNNNNNNNN" like the nodes of go-zookeeper's zk.Lock
 // and Curator. Nodes are served in sequence order (FIFO). Each waiter
 // watches only what it waits for. A Mutex waiter or an RWMutex writer
-// watches the next older node, a reader the next older writer, a Semaphore
-// waiter the next older nodes that keep it out. A release wakes the next
-// waiter, not the herd. A Mutex and a zk.Lock on Mutex.Path exclude each other.
+// watches the next older node and the one before it: once that one is
+// gone, it knows the next older node to be the oldest, and holds at its
+// deletion without another look. A reader watches the next older writer,
+// a Semaphore waiter the next older nodes that keep it out. A release
+// wakes a waiter or two, not the herd. A Mutex and a zk.Lock on
+// Mutex.Path exclude each other.
+//
 // A node is created in one transaction with a rewrite of the name's node's
 // (empty) data, whose answer gives the new node's czxid and the number of
 // children: a lock that nobody else holds or waits for thus holds after

@@ -2,6 +2,7 @@ package zksync
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -109,6 +110,9 @@ func (l *Lease) Release(ctx context.Context) error {
 		})
 }
 
+// errStopped ends the requests of a stopped lease follower.
+var errStopped = errors.New("lease follower stopped")
+
 // now is a channel that is always ready: a follower's step due at once.
 var now = func() <-chan time.Time {
 	c := make(chan time.Time)
@@ -136,14 +140,19 @@ func (l *Lease) follow(e *epoch, w leaseWatch) {
 	s := l.q.s
 	defer s.bg.Done()
 	defer close(l.exited)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	// A request ends with the lease's follower, or with its epoch: the
+	// loop then reports the end. Neither waits for an answer (see call):
+	// a read leaves nothing to undo, and Release must not wait.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(errStopped)
 	go func() {
 		select {
 		case <-l.stopc:
+			cancel(errStopped)
+		case <-e.done:
+			cancel(errSessionEnded)
 		case <-l.exited:
 		}
-		cancel()
 	}()
 	own, kids := w.own, w.kids
 	var rearm, verify <-chan time.Time
@@ -205,9 +214,10 @@ func (l *Lease) follow(e *epoch, w leaseWatch) {
 			lk, err := l.q.lookFresh(ctx, l.path, l.sid, l.czxid, nil)
 			switch {
 			case ctx.Err() != nil:
-				return
+				continue // stopped, or the epoch ended: see above
 			case err != nil:
-				rearm = now // watch the node itself, retrying
+				s.o.rec.Debug(ctx, "watching own node", opAttrs(l.q.name, "list "+l.q.path, err)...)
+				rearm = time.After(b.Next()) // watch the node itself
 			case !lk.own.ok:
 				l.lose(errDeleted(l.q.name, l.path, false))
 				s.untrack(l.path)
@@ -227,7 +237,7 @@ func (l *Lease) follow(e *epoch, w leaseWatch) {
 			r, ch, err := s.existsW(ctx, l.path)
 			switch {
 			case ctx.Err() != nil:
-				return
+				continue // stopped, or the epoch ended: see above
 			case err != nil && permanent(err):
 				l.lose(distsync.Lost(distsync.LossOther, err, "%q: cannot watch node %s", l.q.name, l.path))
 				s.removeLater(l.path, l.sid)

@@ -22,7 +22,8 @@ var _ distsync.Mutex = (*Mutex)(nil)
 
 // Lock blocks until the lock is held or ctx ends, and returns the held
 // *Lease. It creates its node and waits for the deletion of the next older
-// node only. On failure nothing is left behind: the node is deleted and no
+// node only (it also watches the node before that one, to learn when the
+// next older node is the oldest). On failure nothing is left behind: the node is deleted and no
 // goroutine remains. When ctx ends, Lock goes on for at most
 // distsync.CancelGrace to delete the node; if ZooKeeper does not answer by
 // then, the deletion goes on in the background until it does or the
