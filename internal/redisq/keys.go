@@ -54,6 +54,12 @@ type Keys struct {
 	Forced   string // members ForceRelease removed, until their owners are told
 
 	history bool // the name is an election: record changes in History
+
+	// The eight script keys and the channel as interface values, made once:
+	// a request's arguments are interface values, and making one of a
+	// string allocates (see run). Shared by the copies of Keys, never
+	// written after KeysWith.
+	boxed []any
 }
 
 // encoder escapes the characters that could end or nest the hash tag.
@@ -66,7 +72,7 @@ func KeysFor(name string) Keys { return KeysWith(DefaultPrefix, name) }
 // ValidatePrefix).
 func KeysWith(prefix, name string) Keys {
 	base := prefix + "{" + encoder.Replace(name) + "}:"
-	return Keys{
+	k := Keys{
 		Holders:  base + "h",
 		Queue:    base + "q",
 		QueueExp: base + "qx",
@@ -77,6 +83,11 @@ func KeysWith(prefix, name string) Keys {
 		Channel:  base + "ch",
 		Forced:   base + "fr",
 	}
+	for _, key := range k.list() {
+		k.boxed = append(k.boxed, key)
+	}
+	k.boxed = append(k.boxed, k.Channel)
+	return k
 }
 
 // list returns the keys in the order the script expects them.

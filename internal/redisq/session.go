@@ -29,10 +29,11 @@ const (
 )
 
 // Client is what the Redis primitives need of a go-redis client: scripts
-// and one pub/sub connection. redis.UniversalClient (a *redis.Client,
+// (run through Do, see run) and one pub/sub connection. redis.UniversalClient (a *redis.Client,
 // *redis.ClusterClient or a Sentinel failover client) satisfies it.
 type Client interface {
 	redis.Scripter
+	Do(ctx context.Context, args ...any) *redis.Cmd
 	Subscribe(ctx context.Context, channels ...string) *redis.PubSub
 }
 
