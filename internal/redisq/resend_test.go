@@ -144,3 +144,27 @@ func TestFastPathTokens(t *testing.T) {
 		}
 	}
 }
+
+// A server that lost its scripts (SCRIPT FLUSH, or a restart) is sent the
+// script's source (EVAL) and runs it: run does not depend on the load that
+// NewSession did.
+func TestRunAfterScriptFlush(t *testing.T) {
+	c := scriptClient(t)
+	ctx := context.Background()
+	k := KeysWith(DefaultPrefix, "flushed")
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := run(ctx, c, acquireScript, k, "x|10000|1|sf|1", 0, acquireArgs()...)
+	if err != nil || r.status != 1 {
+		t.Fatalf("acquire after SCRIPT FLUSH: %+v, %v", r, err)
+	}
+	if n := c.ZCard(ctx, k.Holders).Val(); n != 1 {
+		t.Errorf("%d holders after the acquire, want 1", n)
+	}
+	// EVAL cached the script again: EVALSHA finds it.
+	ok, err := c.ScriptExists(ctx, acquireScript.Hash()).Result()
+	if err != nil || len(ok) != 1 || !ok[0] {
+		t.Errorf("SCRIPT EXISTS after the EVAL: %v, %v", ok, err)
+	}
+}
