@@ -116,9 +116,11 @@ func (q *Queue) waitFirst(ctx context.Context, t *telemetry.Target, e *epoch, ke
 			// After a deletion a watch reported, a read at its revision
 			// answers without a quorum round (see check); any error there
 			// goes to the full check.
-			v, err = q.checkWithin(ctx, key, rev, wait, seen)
+			// A failed check leaves v as it was (with v.at 0): the watches
+			// stay on the keys it showed until a check succeeds.
+			next, err := q.checkWithin(ctx, key, rev, wait, seen)
 			if seen > 0 && err != nil {
-				v, err = q.checkWithin(ctx, key, rev, wait, 0)
+				next, err = q.checkWithin(ctx, key, rev, wait, 0)
 			}
 			seen = 0
 			if err != nil {
@@ -127,6 +129,7 @@ func (q *Queue) waitFirst(ctx context.Context, t *telemetry.Target, e *epoch, ke
 				}
 				continue
 			}
+			v = next
 			b.Reset()
 			if v.pred() == nil {
 				held = true
