@@ -59,10 +59,11 @@
 // has not been confirmed for three quarters of its TTL (measured on the
 // monotonic clock, so before etcd can expire it). A revoke or a deletion
 // is reported as soon as its watch event arrives. A lock taken without
-// waiting starts that watch 1 ms after it was taken (most such locks are
-// released sooner, and a watch costs the server more than the lock),
-// reading the key then: a loss within that first millisecond is reported
-// about a millisecond later than one after it.
+// waiting starts that watch three round trips after it was taken (at
+// least 1 ms, at most 10 ms: most such locks are released sooner, and a
+// watch costs the server more than the lock), reading the key then: a
+// deletion within that time is reported up to that much later than one
+// after it. A loss of the session lease is reported at once either way.
 //
 // After a loss of the session lease, the same Mutex locks again. The
 // Session grants a new lease on the next call (see etcdsync.Session).

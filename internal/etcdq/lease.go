@@ -95,9 +95,24 @@ func (l *Lease) deleted() {
 // under way (what the follower sees is then the release itself).
 func (l *Lease) fail(err error) { l.Lose(err) }
 
-// followDelay is how long a lease acquired without waiting goes before its
-// follower sets up the watch on its key (see follow).
-const followDelay = time.Millisecond
+// How long a lease acquired without waiting goes before its follower sets
+// up the watch on its key (see follow): three round trips of the queue's
+// last acquisition request, so that a lock released within a round trip
+// or two (its Release is one) sets up no watch, however slow the server
+// or the machine is; within these bounds.
+const (
+	minFollowDelay = time.Millisecond
+	maxFollowDelay = 10 * time.Millisecond
+)
+
+// noteRTT records the round trip of an acquisition request sent at sent.
+func (q *Queue) noteRTT(sent time.Time) { q.rtt.Store(int64(time.Since(sent))) }
+
+// followDelay returns how long a lease acquired without waiting goes
+// before its follower watches its key.
+func (q *Queue) followDelay() time.Duration {
+	return min(max(3*time.Duration(q.rtt.Load()), minFollowDelay), maxFollowDelay)
+}
 
 // follow watches for the lease's end until Release stops it.
 //
@@ -130,9 +145,10 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 		// A lock taken without waiting is often released within a round
 		// trip or two; setting up a watch and cancelling it costs the
 		// server more than the lock itself. The watch starts followDelay
-		// after the acquisition and reads the key if anything was
-		// written since, so a loss in between is reported then.
-		rewatch = time.After(followDelay)
+		// (three round trips, 1 to 10 ms) after the acquisition and reads
+		// the key if anything was written since, so a deletion in between
+		// is reported then. Session losses are reported at once (rw).
+		rewatch = time.After(l.q.followDelay())
 	}
 	for {
 		select {

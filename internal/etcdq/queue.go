@@ -19,8 +19,9 @@ type Queue struct {
 	c       *clientv3.Client
 	name    string
 	prefix  string
-	limited bool        // a semaphore's: its limit key goes with its last key
-	reaping atomic.Bool // a reapStream is under way
+	limited bool         // a semaphore's: its limit key goes with its last key
+	reaping atomic.Bool  // a reapStream is under way
+	rtt     atomic.Int64 // the last acquisition's write round trip, in ns (see followDelay)
 }
 
 // NewQueue returns the queue of name on src. It validates name and fails
@@ -86,7 +87,9 @@ func (q *Queue) acquire(ctx context.Context, t *telemetry.Target, c Class, value
 		}
 		key := newKey(q.prefix+c.Sub, e.id)
 		wait := q.prefix + c.Wait
+		sent := time.Now()
 		resp, err := q.enqueue(ctx, e, key, value, wait)
+		q.noteRTT(sent)
 		if err != nil {
 			if q.leaseGone(e, err) && attempt == 0 && !q.src.IsFixed() {
 				continue // the next try grants a new lease
@@ -169,7 +172,9 @@ func (q *Queue) tryAcquire(ctx context.Context, c Class, value string) (*Lease, 
 			return nil, err
 		}
 		key := newKey(q.prefix+c.Sub, e.id)
+		sent := time.Now()
 		resp, err := q.tryPut(ctx, e, c, key, value)
+		q.noteRTT(sent)
 		if err != nil {
 			if q.leaseGone(e, err) && attempt == 0 && !q.src.IsFixed() {
 				continue

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/backoff"
@@ -81,7 +82,9 @@ func (q *Queue) acquireWeighted(ctx context.Context, t *telemetry.Target, limit 
 			return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "cannot acquire %d permits of a semaphore with limit %d", w, lim)
 		}
 		key := newKey(q.prefix, e.id)
+		sent := time.Now()
 		resp, err := q.enqueueWeighted(ctx, e, key, lim, w)
+		q.noteRTT(sent)
 		if err != nil {
 			if q.leaseGone(e, err) && attempt == 0 && !q.src.IsFixed() {
 				continue
