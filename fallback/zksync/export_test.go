@@ -3,8 +3,8 @@ package zksync
 import "context"
 
 // FreshLook creates a lock node under the node of name as Lock does, runs
-// between (if not nil) with the name's node, then takes Lock's first look
-// at the queue. It reports the node, the czxid the look found for it, and
+// between (if not nil) with the name's node, then takes the first look of
+// a fresh lease's follower at the queue. It reports the node, the czxid the look found for it, and
 // whether the look stood for a read of the node (the fast path of
 // lookFresh). The node is deleted before it returns.
 func FreshLook(ctx context.Context, s *Session, name string, between func(parent string)) (path string, czxid int64, fast bool, err error) {
