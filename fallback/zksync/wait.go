@@ -177,6 +177,26 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 			return nil
 		}
 	}
+	// hold is the grant of a lock or writer whose blocker, the oldest
+	// node at the last look, was deleted: this one is the oldest now, as
+	// no node older than it can come (class.chain). It holds unless its
+	// own node changed first, whose event would be in by now: then again
+	// says to look again.
+	hold := func() (l *Lease, again bool) {
+		select {
+		case oev, ok := <-own:
+			if ok && oev.Type == zk.EventNodeDataChanged {
+				changed = true
+			}
+			own = nil
+			return nil, true
+		default:
+		}
+		if e := q.s.current(); e != nil && e.zs == z {
+			return newLease(q, path, sid, stat, e, leaseWatch{own: own}), false
+		}
+		return nil, false
+	}
 	for {
 		lk := look{}
 		read := own == nil // this look reads the own node
@@ -257,6 +277,22 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(own)},
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(z.ended())},
 		}
+		if c.chain && me == 1 {
+			// The blocker's deletion may have come during the look.
+			if ch := q.s.sharedWatch(q.path + "/" + blockers[0].name); ch != nil {
+				select {
+				case ev, ok := <-ch:
+					if ok && ev.Type == zk.EventNodeDeleted {
+						if l, again := hold(); l != nil {
+							return l, nil
+						} else if again {
+							continue
+						}
+					}
+				default:
+				}
+			}
+		}
 		watched := blockers
 		if c.chain && me >= 2 && len(blockers) == 1 {
 			// Also the node before the blocker: at its deletion this
@@ -283,22 +319,12 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 		}
 		chosen, recv, ok := reflect.Select(cases)
 		if chosen == len(cases)-1 && c.chain && me == 1 {
-			// The blocker was the oldest node: at its deletion this
-			// one is the oldest, as no node older than it can come.
-			// It holds unless its own node changed first (that event
-			// would be in by now).
 			if ev, _ := recv.Interface().(zk.Event); ok && ev.Type == zk.EventNodeDeleted {
-				select {
-				case oev, ook := <-own:
-					if ook && oev.Type == zk.EventNodeDataChanged {
-						changed = true
+				if l, again := hold(); l != nil || again {
+					if l != nil {
+						return l, nil
 					}
-					own = nil
 					continue
-				default:
-				}
-				if e := q.s.current(); e != nil && e.zs == z {
-					return newLease(q, path, sid, stat, e, leaseWatch{own: own}), nil
 				}
 			}
 		}

@@ -58,13 +58,18 @@ func (s *Session) getShared(ctx context.Context, path string) (nodeRead, <-chan 
 // armed returns the watch on the data of the node at path that
 // getShared set, if it has not fired, else nil.
 func (s *Session) armed(path string) <-chan zk.Event {
-	s.watchMu.Lock()
-	ch := s.watches["data "+path]
-	s.watchMu.Unlock()
-	if ch != nil && !fired(ch) {
+	if ch := s.sharedWatch(path); ch != nil && !fired(ch) {
 		return ch
 	}
 	return nil
+}
+
+// sharedWatch returns the last watch on the data of the node at path that
+// getShared set, fired or not, or nil.
+func (s *Session) sharedWatch(path string) <-chan zk.Event {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	return s.watches["data "+path]
 }
 
 // childrenShared lists the children of the node at path and returns a
