@@ -3,6 +3,7 @@ package etcdq
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -20,6 +21,14 @@ const cleanupTimeout = 5 * time.Second
 // ForceRelease may have left for it is deleted instead, in the same Txn:
 // a waiter cancelled as it was force-released leaves nothing behind.
 func (q *Queue) remove(ctx context.Context, e *epoch, key string, rev int64) error {
+	_, err := q.removeOwn(ctx, e, key, rev)
+	return err
+}
+
+// removeOwn is remove that also reports whether this call deleted the key
+// (it was still the one created at rev), confirmed before it returned.
+func (q *Queue) removeOwn(ctx context.Context, e *epoch, key string, rev int64) (bool, error) {
+	var deleted atomic.Bool // set by the foreground attempt; a late background one may write it too
 	op := func(ctx context.Context) error {
 		then := []clientv3.Op{clientv3.OpDelete(key)}
 		if q.limited {
@@ -28,6 +37,9 @@ func (q *Queue) remove(ctx context.Context, e *epoch, key string, rev int64) err
 		}
 		resp, err := q.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
 			Then(then...).Else(clientv3.OpDelete(forcedKey(key))).Commit()
+		if err == nil && resp.Succeeded {
+			deleted.Store(true)
+		}
 		if err != nil || !q.limited {
 			return err
 		}
@@ -36,7 +48,10 @@ func (q *Queue) remove(ctx context.Context, e *epoch, key string, rev int64) err
 		}
 		return q.dropIdleLimit(ctx)
 	}
-	return q.retry(ctx, e, op)
+	if err := q.retry(ctx, e, op); err != nil {
+		return false, err
+	}
+	return deleted.Load(), nil
 }
 
 // dropIdleLimit deletes the semaphore's limit if no contender is left

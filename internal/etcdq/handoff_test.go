@@ -241,3 +241,48 @@ func TestKnownHeadWaiterDeleted(t *testing.T) {
 		t.Fatalf("waiter whose key was deleted: %v, %v; want ErrLost", r.l, r.err)
 	}
 }
+
+// TestKeyReuse: a key released cleanly is reused by the queue's next
+// acquisition on the same lease, with a new create revision (a strictly
+// greater token); a key that was deleted from outside is not, nor is one
+// of another class.
+func TestKeyReuse(t *testing.T) {
+	ctx := context.Background()
+	q, _ := countedQueue(t, t.Name())
+	acquire := func(c Class) *Lease {
+		t.Helper()
+		r := await(t, acquireAsync(ctx, q, c), "acquire")
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return r.l
+	}
+	l1 := acquire(Exclusive)
+	if err := l1.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l2 := acquire(Exclusive)
+	if l2.Key() != l1.Key() || l2.Token() <= l1.Token() {
+		t.Fatalf("after a clean release: key %q token %d, then key %q token %d; want the same key, a greater token", l1.Key(), l1.Token(), l2.Key(), l2.Token())
+	}
+	// A release that finds its key gone (deleted from outside) does not
+	// offer it again.
+	if _, err := q.c.Delete(ctx, l2.Key()); err != nil {
+		t.Fatal(err)
+	}
+	<-l2.Done()
+	_ = l2.Release(ctx)
+	l3 := acquire(Exclusive)
+	if l3.Key() == l2.Key() {
+		t.Fatalf("a key deleted from outside was reused: %q", l3.Key())
+	}
+	if err := l3.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := Class{Sub: "r", Wait: "w"}
+	l4 := acquire(other)
+	if l4.Key() == l3.Key() || !strings.HasPrefix(l4.Key(), q.prefix+"r") {
+		t.Fatalf("class r got key %q (the last released was %q)", l4.Key(), l3.Key())
+	}
+	_ = l4.Release(ctx)
+}

@@ -59,11 +59,17 @@ func filter(prefix string, kvs []*mvccpb.KeyValue) []*mvccpb.KeyValue {
 // newKey returns a fresh waiter key under prefix for lease. The lease ID
 // comes first (as in etcd's concurrency.Mutex) and a random suffix makes
 // every acquisition distinct, so two acquisitions through one session
-// exclude each other and a key names exactly one acquisition.
+// exclude each other and a key names one acquisition at a time (a key
+// released cleanly may name a later one, see takeKey).
 func newKey(prefix string, lease clientv3.LeaseID) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics instead)
 	return fmt.Sprintf("%s%x_%016x", prefix, int64(lease), binary.BigEndian.Uint64(b[:]))
+}
+
+// keyPrefixOf returns the prefix newKey made key under for lease.
+func keyPrefixOf(key string, lease clientv3.LeaseID) string {
+	return key[:len(key)-len(fmt.Sprintf("%x_%016x", int64(lease), 0))]
 }
 
 // tombstone is the key whose existence forbids key from ever being created:
@@ -173,3 +179,56 @@ func scanN(ctx context.Context, c *clientv3.Client, prefix, wait string, desc bo
 
 // Tombstone is tombstone for tests: the key that forbids key.
 func Tombstone(key string) string { return tombstone(key) }
+
+// spareKeys is how many released keys a Queue keeps for reuse.
+const spareKeys = 4
+
+// A spareKey is a key released cleanly on a Queue: deleted by its own
+// Release, on the lease it was created on, under prefix (the queue's
+// prefix and the class's Sub).
+type spareKey struct {
+	key, prefix string
+	e           *epoch
+}
+
+// takeKey returns a key under prefix for an acquisition on e: one that an
+// earlier acquisition of the queue on the same lease released cleanly, or
+// else a fresh one. Reusing key names matters to the etcd server: a
+// deleted key stays in its index until the next compaction, and every read
+// of the name's range (each enqueue and check) walks past it, so a fresh
+// key per acquisition makes a busy name slower with every acquisition
+// (measured on one member, paired: +0.14 ms per Lock+Release over 1200 of
+// them). A reused name is safe: holders and waiters tell keys apart by
+// create revision (Release, IsOwner, the queue order and the fencing
+// token), and a key is reused only once its deletion by its own Release
+// was confirmed and its Lease stopped following it. Abandoned keys
+// (tombstoned), force-released ones and those whose removal failed are
+// never reused.
+func (q *Queue) takeKey(prefix string, e *epoch) string {
+	q.spareMu.Lock()
+	defer q.spareMu.Unlock()
+	for i := len(q.spare) - 1; i >= 0; i-- {
+		if k := q.spare[i]; k.e == e && k.prefix == prefix {
+			q.spare = append(q.spare[:i], q.spare[i+1:]...)
+			return k.key
+		}
+	}
+	return newKey(prefix, e.id)
+}
+
+// spareKey keeps key, released cleanly, for a later acquisition on e;
+// keys of other leases go.
+func (q *Queue) spareKey(key, prefix string, e *epoch) {
+	q.spareMu.Lock()
+	defer q.spareMu.Unlock()
+	kept := q.spare[:0]
+	for _, k := range q.spare {
+		if k.e == e {
+			kept = append(kept, k)
+		}
+	}
+	q.spare = kept
+	if len(q.spare) < spareKeys && e.ctx.Err() == nil {
+		q.spare = append(q.spare, spareKey{key: key, prefix: prefix, e: e})
+	}
+}

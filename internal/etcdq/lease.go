@@ -71,12 +71,20 @@ func (l *Lease) IsOwner() clientv3.Cmp {
 // deletion was not confirmed and goes on in the background until it
 // succeeds or the session ends.
 func (l *Lease) Release(ctx context.Context) error {
+	clean := false // this Release deleted the key: its name may be reused
 	return l.Lifecycle.Release(ctx, distsync.ErrReleased,
-		func(ctx context.Context) error { return l.q.remove(ctx, l.e, l.key, l.rev) },
+		func(ctx context.Context) error {
+			deleted, err := l.q.removeOwn(ctx, l.e, l.key, l.rev)
+			clean = deleted && err == nil
+			return err
+		},
 		func() {
 			close(l.stopc)
 			l.cancel()
 			<-l.exited
+			if clean {
+				l.q.spareKey(l.key, keyPrefixOf(l.key, l.e.id), l.e)
+			}
 		})
 }
 

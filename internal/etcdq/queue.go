@@ -2,6 +2,7 @@ package etcdq
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,9 @@ type Queue struct {
 	limited bool         // a semaphore's: its limit key goes with its last key
 	reaping atomic.Bool  // a reapStream is under way
 	rtt     atomic.Int64 // the last acquisition's write round trip, in ns (see followDelay)
+
+	spareMu sync.Mutex
+	spare   []spareKey // keys released cleanly, for reuse (see takeKey)
 }
 
 // NewQueue returns the queue of name on src. It validates name and fails
@@ -85,7 +89,7 @@ func (q *Queue) acquire(ctx context.Context, t *telemetry.Target, c Class, value
 		if err != nil {
 			return nil, err
 		}
-		key := newKey(q.prefix+c.Sub, e.id)
+		key := q.takeKey(q.prefix+c.Sub, e)
 		wait := q.prefix + c.Wait
 		sent := time.Now()
 		resp, err := q.enqueue(ctx, e, key, value, wait)
@@ -171,7 +175,7 @@ func (q *Queue) tryAcquire(ctx context.Context, c Class, value string) (*Lease, 
 		if err != nil {
 			return nil, err
 		}
-		key := newKey(q.prefix+c.Sub, e.id)
+		key := q.takeKey(q.prefix+c.Sub, e)
 		sent := time.Now()
 		resp, err := q.tryPut(ctx, e, c, key, value)
 		q.noteRTT(sent)

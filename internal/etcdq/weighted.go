@@ -81,7 +81,7 @@ func (q *Queue) acquireWeighted(ctx context.Context, t *telemetry.Target, limit 
 		if w > lim {
 			return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "cannot acquire %d permits of a semaphore with limit %d", w, lim)
 		}
-		key := newKey(q.prefix, e.id)
+		key := q.takeKey(q.prefix, e)
 		sent := time.Now()
 		resp, err := q.enqueueWeighted(ctx, e, key, lim, w)
 		q.noteRTT(sent)
@@ -177,7 +177,7 @@ func (q *Queue) tryAcquireWeighted(ctx context.Context, lim, w int64) (*Lease, e
 		if err != nil {
 			return nil, err
 		}
-		key := newKey(q.prefix, e.id)
+		key := q.takeKey(q.prefix, e)
 		start, end := contenders(q.prefix)
 		got, err := q.c.Txn(ctx).Then(
 			clientv3.OpGet(start, clientv3.WithRange(end)),
