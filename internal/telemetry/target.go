@@ -41,6 +41,15 @@ type Target struct {
 	name  string
 	attrs []slog.Attr // the log attributes of every record
 
+	*sets
+}
+
+// sets are the metric attribute sets of a Target. Without the name
+// attribute they are the same for every Target of a primitive kind and
+// mode, so the Recorder makes them once per kind and mode and its Targets
+// share them: a service (or a waiter, in a benchmark) opening many
+// primitives does not pay for fifteen sets each.
+type sets struct {
 	plain                                   metric.MeasurementOption
 	acquired, wouldBlock, cancelled, failed metric.MeasurementOption
 	released, lost                          metric.MeasurementOption
@@ -48,18 +57,47 @@ type Target struct {
 	started, stopped                        metric.MeasurementOption
 }
 
+// setsKey identifies the sets a Target shares; name is "" unless the
+// Recorder records names.
+type setsKey struct {
+	kind Primitive
+	mode distsync.Mode
+	name string
+}
+
 // Target returns the Target of the primitive kind called name; mode is
 // ModeRead or ModeWrite for an RWMutex, "" otherwise.
 func (r *Recorder) Target(kind Primitive, mode distsync.Mode, name string) *Target {
 	t := &Target{r: r, kind: kind, mode: mode, name: name}
-	base := []attribute.KeyValue{KeyBackend.String(r.cfg.Backend), KeyPrimitive.String(string(kind))}
 	t.attrs = []slog.Attr{slog.String("name", name), slog.String("primitive", string(kind))}
 	if mode != "" {
-		base = append(base, KeyMode.String(string(mode)))
 		t.attrs = append(t.attrs, slog.String("mode", string(mode)))
 	}
+	key := setsKey{kind: kind, mode: mode}
 	if r.cfg.Names {
-		base = append(base, KeyName.String(name))
+		key.name = name
+	}
+	r.setsMu.Lock()
+	defer r.setsMu.Unlock()
+	if t.sets = r.sets[key]; t.sets == nil {
+		t.sets = r.newSets(key)
+		if r.sets == nil {
+			r.sets = map[setsKey]*sets{}
+		}
+		r.sets[key] = t.sets
+	}
+	return t
+}
+
+// newSets makes the attribute sets of key.
+func (r *Recorder) newSets(key setsKey) *sets {
+	t := &sets{}
+	base := []attribute.KeyValue{KeyBackend.String(r.cfg.Backend), KeyPrimitive.String(string(key.kind))}
+	if key.mode != "" {
+		base = append(base, KeyMode.String(string(key.mode)))
+	}
+	if r.cfg.Names {
+		base = append(base, KeyName.String(key.name))
 	}
 	with := func(kv ...attribute.KeyValue) metric.MeasurementOption {
 		return metric.WithAttributeSet(attribute.NewSet(append(append([]attribute.KeyValue(nil), base...), kv...)...))

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -63,6 +64,9 @@ type Recorder struct {
 	transitions metric.Int64Counter
 
 	renewOK, renewFailed metric.MeasurementOption
+
+	setsMu sync.Mutex
+	sets   map[setsKey]*sets // see Target
 }
 
 // durationBuckets are the advised histogram boundaries, in seconds: from a

@@ -95,3 +95,20 @@ func BenchmarkAcquire(b *testing.B) {
 		})
 	}
 }
+
+// Without the name attribute, every Target of a primitive kind and mode
+// shares one set of attribute sets; with it, each name has its own.
+func TestTargetsShareSets(t *testing.T) {
+	r := New(Config{Backend: "etcd"})
+	a, b := r.Target(Mutex, "", "a"), r.Target(Mutex, "", "b")
+	if a.sets != b.sets {
+		t.Error("two mutexes without the name attribute made two sets")
+	}
+	if w := r.Target(RWMutex, distsync.ModeWrite, "a"); w.sets == a.sets || w.sets == r.Target(RWMutex, distsync.ModeRead, "a").sets {
+		t.Error("another kind or mode shares the mutex's sets")
+	}
+	n := New(Config{Backend: "etcd", Names: true})
+	if x, y := n.Target(Mutex, "", "a"), n.Target(Mutex, "", "b"); x.sets == y.sets || x.sets != n.Target(Mutex, "", "a").sets {
+		t.Error("with the name attribute, sets are not per name")
+	}
+}
