@@ -286,3 +286,51 @@ func TestKeyReuse(t *testing.T) {
 	}
 	_ = l4.Release(ctx)
 }
+
+// TestFarWaiterDeleted: a waiter more than nearHead keys from the head has
+// no watch on its own key; when its key is deleted from outside, it fails
+// with ErrLost at its next check, when the key before it goes, instead of
+// waiting for ever. A waiter near the head is told at once
+// (TestKnownHeadWaiterDeleted).
+func TestFarWaiterDeleted(t *testing.T) {
+	ctx := context.Background()
+	name := t.Name()
+	qh, _ := countedQueue(t, name)
+	h := await(t, acquireAsync(ctx, qh, Exclusive), "holder")
+	if h.err != nil {
+		t.Fatal(h.err)
+	}
+	n := nearHead + 2
+	waiters := make([]<-chan acquired, n)
+	for i := range waiters {
+		q, _ := countedQueue(t, name)
+		waiters[i] = acquireAsync(ctx, q, Exclusive)
+		waitKeys(t, qh, int64(i+2))
+	}
+	resp, err := qh.c.Get(ctx, qh.prefix, clientv3.WithLastCreate()...)
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("newest key: %v, %v", resp, err)
+	}
+	if _, err := qh.c.Delete(ctx, string(resp.Kvs[0].Key)); err != nil {
+		t.Fatal(err)
+	}
+	// The far waiter is not told while the key before it stays.
+	pending(t, waiters[n-1], "the far waiter whose key was deleted")
+	// The queue drains up to it: each releases as it holds.
+	if err := h.l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n - 1 {
+		r := await(t, waiters[i], "waiter")
+		if r.err != nil {
+			t.Fatalf("waiter %d: %v", i, r.err)
+		}
+		if err := r.l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := await(t, waiters[n-1], "the far waiter whose key was deleted")
+	if !errors.Is(r.err, distsync.ErrLost) {
+		t.Fatalf("far waiter whose key was deleted: %v, %v; want ErrLost", r.l, r.err)
+	}
+}

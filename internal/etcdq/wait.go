@@ -25,9 +25,10 @@ const nearHead = 8
 
 // waitFirst blocks until key is older than every key under wait, starting
 // from v, the read of the queue that enqueued key at revision rev. It
-// watches its predecessor (for the handoff) and its own key (a deleted
-// waiter key must not wait forever), and returns the own-key watch for the
-// Lease.
+// watches its predecessor (for the handoff) and, within nearHead of the
+// head (or with confirm), its own key, and returns the own-key watch for
+// the Lease (nil if it had none: the Lease then reads the key when it
+// starts its own).
 //
 // A waiter in a short queue (nearHead) also watches the key before its
 // predecessor. When that one goes, it asks whether its predecessor is now
@@ -85,7 +86,12 @@ func (q *Queue) waitFirst(ctx context.Context, t *telemetry.Target, e *epoch, ke
 				v.at = 0
 			}
 		}
-		if own == nil {
+		// The own key's watch only near the head: further back, a waiter
+		// whose key was deleted learns it at its next check, when the key
+		// before it goes, and a long queue costs one watch (and its
+		// goroutine in the client) less per waiter.
+		near := !confirm && v.count <= nearHead
+		if own == nil && (near || confirm) {
 			if own, ownFrom, err = q.watchOpts(ctx, e, key); err != nil {
 				if err = q.retryAfter(ctx, t, e, rw, &b, err); err != nil {
 					return nil, err
@@ -101,7 +107,6 @@ func (q *Queue) waitFirst(ctx context.Context, t *telemetry.Target, e *epoch, ke
 		// fails, or starts after v.at (it may then miss the delete), the
 		// waiter still holds through its predecessor's watch and a check.
 		pred2 := v.pred2()
-		near := !confirm && v.count <= nearHead
 		if pred2 == nil || !near || (p2w != nil && p2w.key != string(pred2.Key)) {
 			p2w.stop()
 			p2w = nil
@@ -141,7 +146,7 @@ func (q *Queue) waitFirst(ctx context.Context, t *telemetry.Target, e *epoch, ke
 		if err != nil {
 			return nil, err
 		}
-		if gone == pw && at > 0 && v.pred2() == nil && ownFrom <= v.at && !confirm {
+		if gone == pw && at > 0 && v.pred2() == nil && own != nil && ownFrom <= v.at && !confirm {
 			// The predecessor was the oldest key at v.at and is gone:
 			// none older is left. The own-key watch, which reports every
 			// event after v.at, tells of a deletion of ours that came
@@ -156,7 +161,7 @@ func (q *Queue) waitFirst(ctx context.Context, t *telemetry.Target, e *epoch, ke
 			t.Debug(ctx, "handoff: older key gone", slog.String("key", gone.key), slog.Int64("revision", at))
 		}
 		seen, v.at = at, 0
-		if own.broken {
+		if own != nil && own.broken {
 			own.stop()
 			own = nil
 		}
@@ -241,9 +246,12 @@ func (q *Queue) checkWithin(ctx context.Context, key string, rev int64, wait str
 // the watches breaks (marked broken, and returned with revision 0; the
 // caller re-creates it and re-checks).
 func (q *Queue) waitDelete(ctx context.Context, e *epoch, key string, rw *renewalWatch, own, pw, p2w *keyWatch) (*keyWatch, int64, error) {
-	var p2ch clientv3.WatchChan
+	var p2ch, ownCh clientv3.WatchChan
 	if p2w != nil {
 		p2ch = p2w.ch
+	}
+	if own != nil {
+		ownCh = own.ch
 	}
 	for {
 		select {
@@ -259,7 +267,7 @@ func (q *Queue) waitDelete(ctx context.Context, e *epoch, key string, rw *renewa
 			return nil, 0, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for %q", pw.key)
 		case <-e.ctx.Done():
 			return nil, 0, e.waitErr()
-		case wr, ok := <-own.ch:
+		case wr, ok := <-ownCh:
 			if !ok || wr.Err() != nil {
 				own.broken = true
 				return own, 0, nil
