@@ -116,15 +116,7 @@ func args(k Keys, member string, limit int64, hist string, extra ...any) []any {
 // redis.Script.Run does. It builds the request from k's interface values,
 // with two allocations where Script.Run makes about ten.
 func run(ctx context.Context, c Client, s *redis.Script, k Keys, member string, limit int64, extra ...any) (result, error) {
-	t, ok := texts[s]
-	if !ok || k.boxed == nil {
-		// Not one of the package's scripts, or Keys not made by KeysWith.
-		v, err := s.Run(ctx, c, k.list(), args(k, member, limit, "", extra...)...).Slice()
-		if err != nil {
-			return result{}, err
-		}
-		return decode(v)
-	}
+	t := texts[s] // every script of the package is registered; k is KeysWith's
 	a := make([]any, 0, 3+len(k.boxed)+3+len(extra))
 	a = append(a, "evalsha", t.hash, len(k.boxed)-1)
 	a = append(a, k.boxed...)
