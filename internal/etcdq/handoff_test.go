@@ -11,7 +11,6 @@ import (
 	"github.com/distsync/distsync"
 	"github.com/distsync/distsync/internal/telemetry"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 	"google.golang.org/grpc"
 )
 
@@ -32,20 +31,7 @@ func countedQueue(t *testing.T, name string) (*Queue, *atomic.Int64) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	s, err := concurrency.NewSession(c, concurrency.WithTTL(10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	src, err := Fixed(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := NewQueue(src, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return q, txns
+	return queueOn(t, c, 10, name), txns
 }
 
 type acquired struct {
@@ -84,6 +70,32 @@ func waitKeys(t *testing.T, q *Queue, n int64) {
 	time.Sleep(300 * time.Millisecond)
 }
 
+// line is a holder and two waiters queued behind it, each on a session
+// of its own: a holds, b and c wait in that order.
+type line struct {
+	qa     *Queue
+	a      acquired
+	rb, rc <-chan acquired
+	txnsC  *atomic.Int64 // the Txns c's client sends
+}
+
+// lineUp queues a line of class on name; b waits under bctx.
+func lineUp(t *testing.T, ctx, bctx context.Context, name string, class Class) line {
+	t.Helper()
+	qa, _ := countedQueue(t, name)
+	qb, _ := countedQueue(t, name)
+	qc, txns := countedQueue(t, name)
+	a := await(t, acquireAsync(ctx, qa, class), "first")
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	rb := acquireAsync(bctx, qb, class)
+	waitKeys(t, qa, 2)
+	rc := acquireAsync(ctx, qc, class)
+	waitKeys(t, qa, 3)
+	return line{qa: qa, a: a, rb: rb, rc: rc, txnsC: txns}
+}
+
 func await(t *testing.T, res <-chan acquired, what string) acquired {
 	t.Helper()
 	select {
@@ -115,19 +127,8 @@ func TestHandoffKnownHead(t *testing.T) {
 	}{{"exclusive", Exclusive}, {"candidate", Candidate}} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			name := t.Name()
-			qa, _ := countedQueue(t, name)
-			qb, _ := countedQueue(t, name)
-			qc, txns := countedQueue(t, name)
-
-			a := await(t, acquireAsync(ctx, qa, c.class), "first")
-			if a.err != nil {
-				t.Fatal(a.err)
-			}
-			rb := acquireAsync(ctx, qb, c.class)
-			waitKeys(t, qa, 2)
-			rc := acquireAsync(ctx, qc, c.class)
-			waitKeys(t, qa, 3)
+			ln := lineUp(t, ctx, ctx, t.Name(), c.class)
+			a, rb, rc, txns := ln.a, ln.rb, ln.rc, ln.txnsC
 
 			before := txns.Load()
 			if err := a.l.Release(ctx); err != nil {
@@ -175,19 +176,10 @@ func TestHandoffKnownHead(t *testing.T) {
 // when the waiter watches the older key too.
 func TestHandoffCancelledPredecessor(t *testing.T) {
 	ctx := context.Background()
-	name := t.Name()
-	qa, _ := countedQueue(t, name)
-	qb, _ := countedQueue(t, name)
-	qc, _ := countedQueue(t, name)
-	a := await(t, acquireAsync(ctx, qa, Exclusive), "first")
-	if a.err != nil {
-		t.Fatal(a.err)
-	}
 	bctx, cancel := context.WithCancel(ctx)
-	rb := acquireAsync(bctx, qb, Exclusive)
-	waitKeys(t, qa, 2)
-	rc := acquireAsync(ctx, qc, Exclusive)
-	waitKeys(t, qa, 3)
+	defer cancel()
+	ln := lineUp(t, ctx, bctx, t.Name(), Exclusive)
+	a, rb, rc := ln.a, ln.rb, ln.rc
 	cancel()
 	if b := await(t, rb, "cancelled"); !errors.Is(b.err, context.Canceled) {
 		t.Fatalf("cancelled waiter: %v, want context.Canceled", b.err)
@@ -208,18 +200,8 @@ func TestHandoffCancelledPredecessor(t *testing.T) {
 // from outside, at once, not at the handoff.
 func TestKnownHeadWaiterDeleted(t *testing.T) {
 	ctx := context.Background()
-	name := t.Name()
-	qa, _ := countedQueue(t, name)
-	qb, _ := countedQueue(t, name)
-	qc, _ := countedQueue(t, name)
-	a := await(t, acquireAsync(ctx, qa, Exclusive), "first")
-	if a.err != nil {
-		t.Fatal(a.err)
-	}
-	rb := acquireAsync(ctx, qb, Exclusive)
-	waitKeys(t, qa, 2)
-	rc := acquireAsync(ctx, qc, Exclusive)
-	waitKeys(t, qa, 3)
+	ln := lineUp(t, ctx, ctx, t.Name(), Exclusive)
+	qa, a, rb, rc := ln.qa, ln.a, ln.rb, ln.rc
 	if err := a.l.Release(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,19 @@ func TestMain(m *testing.M) {
 // Session), and its lease.
 func queue(t *testing.T, name string) (*Queue, *epoch) {
 	t.Helper()
-	s, err := concurrency.NewSession(etcd.Client(t), concurrency.WithTTL(5))
+	q := queueOn(t, etcd.Client(t), 5, name)
+	e, err := q.src.epoch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q, e
+}
+
+// queueOn returns the queue of name on a caller's session (a fixed
+// Session with ttl seconds) over c, closed at cleanup.
+func queueOn(t *testing.T, c *clientv3.Client, ttl int, name string) *Queue {
+	t.Helper()
+	s, err := concurrency.NewSession(c, concurrency.WithTTL(ttl))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,11 +48,7 @@ func queue(t *testing.T, name string) (*Queue, *epoch) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := src.epoch(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return q, e
+	return q
 }
 
 // TestAbandonedEnqueueNeverLands replays the case where a client gives up
