@@ -8,7 +8,6 @@ import (
 	"github.com/distsync/distsync"
 	_ "github.com/distsync/distsync/election" // registers the constructor Election opens
 	"github.com/distsync/distsync/internal/etcdq"
-	"github.com/distsync/distsync/internal/telemetry"
 	_ "github.com/distsync/distsync/mutex"     // registers the constructor Mutex opens
 	_ "github.com/distsync/distsync/rwmutex"   // registers the constructor RWMutex opens
 	_ "github.com/distsync/distsync/semaphore" // registers the constructor Semaphore opens
@@ -61,8 +60,7 @@ type options struct {
 // config returns the engine's configuration of o, with its telemetry
 // recorder.
 func (o options) config() etcdq.Config {
-	rec := telemetry.New(telemetry.Config{Logger: o.logger, Meter: o.meter, Names: o.names, Backend: "etcd", Identity: o.identity})
-	return etcdq.Config{Prefix: o.prefix, Identity: o.identity, Recorder: rec}
+	return etcdq.Config{Prefix: o.prefix, Identity: o.identity, Recorder: o.recorder()}
 }
 
 // An Option configures NewSession and Dial.
