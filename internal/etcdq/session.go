@@ -54,7 +54,11 @@ type epoch struct {
 	id     clientv3.LeaseID
 	ctx    context.Context // ends when the lease ends (for us)
 	cancel context.CancelFunc
-	h      *health
+	// leaderCtx is ctx with WithRequireLeader's metadata, made once: every
+	// watch of the epoch derives from it rather than copying the metadata
+	// (about 0.5 KiB a watch).
+	leaderCtx context.Context
+	h         *health
 
 	mu       sync.Mutex
 	orphaned bool // renewals stopped by a test, as in a paused process
@@ -146,6 +150,7 @@ func Fixed(s *concurrency.Session) (*Session, error) {
 func (s *Session) newEpoch(id clientv3.LeaseID, parent context.Context) *epoch {
 	e := &epoch{src: s, id: id, h: newHealth()}
 	e.ctx, e.cancel = context.WithCancel(parent)
+	e.leaderCtx = clientv3.WithRequireLeader(e.ctx)
 	return e
 }
 

@@ -35,7 +35,7 @@ func (q *Queue) watch(ctx context.Context, e *epoch, key string) (*keyWatch, err
 // is set up, is cancelled when ctx ends or attemptTimeout passes before
 // the confirmation.
 func (q *Queue) watchOpts(ctx context.Context, e *epoch, key string, opts ...clientv3.OpOption) (*keyWatch, int64, error) {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(e.ctx))
+	wctx, cancel := context.WithCancel(e.leaderCtx)
 	w := &keyWatch{key: key, cancel: cancel}
 	timer := time.AfterFunc(attemptTimeout, cancel)
 	stopCtx := context.AfterFunc(ctx, cancel)
