@@ -76,7 +76,10 @@
 // primitive. A release promotes the waiters at the head of the queue that
 // fit, in the same script. It publishes their names on their Sessions' own
 // channels; a waiter sleeps on its Session's one pub/sub connection until
-// it is named. So a release sends one message to one Session. The woken
+// it is named. So a release sends one message to one Session. The
+// release's reply names the same waiters, and a waiter in the releasing
+// process (of any of its Sessions) is woken by that reply at once, without
+// waiting for the message to come back through the server. The woken
 // waiter needs no further round trip: the grant happened after the server
 // last saw it waiting, so its lease's deadline counts from that earlier
 // request. (A waiter that slept too long for that confirms with a

@@ -57,6 +57,7 @@ end
 local changed = false -- the holders (or the leader's value) changed
 local freed = false   -- a holder or waiter left: head waiters may now fit
 local notes = {}      -- "member token limit" lines to publish (token 0: re-check)
+local sent = {}       -- the lines published so far, for release.lua's reply
 local hist = nil
 local expired = {}    -- members reclaimed by this script because they expired
 
@@ -226,6 +227,7 @@ local function finish()
   for _, sid in ipairs(order) do
     redis.call('PUBLISH', SP .. sid, table.concat(bySession[sid], '\n'))
   end
+  for _, line in ipairs(notes) do sent[#sent + 1] = line end
   if record then redis.call('PUBLISH', ch, '') end
   changed, notes = false, {}
 end

@@ -20,7 +20,8 @@ import (
 // session's waiters ("member token" lines), so that a grant reaches only
 // the session it names and wakes only the waiter it names: waiters need no
 // subscription of their own, and a release costs one message, not one per
-// session waiting on the name. Observers join the channel of their name,
+// session waiting on the name. A release's reply names the same grants, and
+// deliver hands them to the waiters of the releasing process at once. Observers join the channel of their name,
 // subscribed while anyone of the session is on it; any message there
 // wakes them. A resubscription after a reconnect wakes every waiter (own
 // channel) or observer (name channel), since messages may have been missed
@@ -371,28 +372,63 @@ func (h *hub) dispatch(name, payload string) {
 		}
 		return
 	}
-	// Each line is "member token limit": a grant under the stored limit,
-	// or with token 0 a request to re-check (the limit changed).
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	for line := range strings.SplitSeq(payload, "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			continue
-		}
-		n, err1 := strconv.ParseUint(f[1], 10, 64)
-		limit, err2 := strconv.ParseInt(f[2], 10, 64)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		h.mu.Lock()
-		if s := h.waiters[f[0]]; s != nil {
-			if n != 0 {
-				s.mu.Lock()
-				s.token, s.limit = n, limit
-				s.mu.Unlock()
+		if m, token, limit, ok := parseGrant(line); ok {
+			if s := h.waiters[m]; s != nil {
+				s.grant(token, limit)
 			}
-			s.signal()
 		}
-		h.mu.Unlock()
+	}
+}
+
+// parseGrant parses a line the scripts publish, "member token limit": a
+// grant under the stored limit, or with token 0 a request to re-check (the
+// limit changed).
+func parseGrant(line string) (member string, token uint64, limit int64, ok bool) {
+	f := strings.Fields(line)
+	if len(f) != 3 {
+		return "", 0, 0, false
+	}
+	n, err1 := strconv.ParseUint(f[1], 10, 64)
+	l, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return "", 0, 0, false
+	}
+	return f[0], n, l, true
+}
+
+// grant wakes the waiter with the token and limit of a grant line, or with
+// token 0 only wakes it to re-check.
+func (s *sub) grant(token uint64, limit int64) {
+	if token != 0 {
+		s.mu.Lock()
+		s.token, s.limit = token, limit
+		s.mu.Unlock()
+	}
+	s.signal()
+}
+
+// locals holds every waiter of the process, of any Session, by member (a
+// member names its session, whose id is random, so it names one waiter).
+var locals sync.Map
+
+// deliver hands the grant lines of a release's reply to the waiters of
+// this process they name. A release from one goroutine that hands the name
+// to another of the same process then wakes it at once, rather than
+// through the server and the other session's pub/sub connection: that
+// connection's read is another wake-up, one the process waited ~100 µs
+// for when its own reply arrived first. The pub/sub message still comes;
+// it finds the waiter gone, or granted already with the same token.
+func deliver(lines []any) {
+	for _, v := range lines {
+		line, _ := v.(string)
+		if m, token, limit, ok := parseGrant(line); ok {
+			if s, found := locals.Load(m); found {
+				s.(*sub).grant(token, limit)
+			}
+		}
 	}
 }
 
@@ -410,6 +446,7 @@ func (h *hub) wait(k Keys, member string) (*sub, error) {
 		return nil, h.denied
 	}
 	h.waiters[member] = s
+	locals.Store(member, s)
 	return s, nil
 }
 
@@ -443,6 +480,7 @@ func (h *hub) unwait(s *sub) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.waiters, s.member)
+	locals.CompareAndDelete(s.member, s)
 }
 
 // join puts an observer on channel name and returns once the subscription

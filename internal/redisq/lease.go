@@ -217,15 +217,16 @@ func (l *Lease) shutdown(ctx context.Context, final error) error {
 			// The release may run twice: on this goroutine first, and
 			// again in a goroutine when its answer is late (runInline).
 			extra := l.s.releaseArgs(l.member)
-			if _, err, known := l.s.runInline(ctx, releaseScript, l.k, l.member, 0, extra...); known {
-				if err != nil {
-					return failure(err, "release %q", l.name)
-				}
-				return nil
+			// The reply names the waiters the release granted: those of
+			// this process are woken at once (see deliver).
+			r, err, known := l.s.runInline(ctx, releaseScript, l.k, l.member, 0, extra...)
+			if !known {
+				r, err = runCtx(ctx, l.s.c, releaseScript, l.k, l.member, 0, extra...)
 			}
-			if _, err := runCtx(ctx, l.s.c, releaseScript, l.k, l.member, 0, extra...); err != nil {
+			if err != nil {
 				return failure(err, "release %q", l.name)
 			}
+			deliver(r.extra)
 			return nil
 		},
 		func() {

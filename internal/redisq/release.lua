@@ -3,7 +3,9 @@
 -- removed me goes too: its owner is the one releasing. ARGV[5], if
 -- given, is 'abandon' (see below).
 --
--- Returns {1, 0} when me held, else {0, 0}.
+-- Returns {1, 0} when me held, else {0, 0}, followed by the lines it
+-- published: the releasing process hands them to its own waiters at once
+-- (see deliver in hub.go).
 reclaim()
 local was = redis.call('ZREM', H, me)
 if was == 1 then
@@ -20,4 +22,6 @@ forget(me)
 -- makes acquire.lua refuse me then, until it expires after me's TTL.
 if ARGV[5] == 'abandon' then markForced(me) end
 finish()
-return {was, 0}
+local reply = {was, 0}
+for _, line in ipairs(sent) do reply[#reply + 1] = line end
+return reply
