@@ -41,10 +41,14 @@
 // watches only what it waits for. A Mutex waiter or an RWMutex writer
 // watches the next older node and the one before it: once that one is
 // gone, it knows the next older node to be the oldest, and holds at its
-// deletion without another look. A reader watches the next older writer,
-// a Semaphore waiter the next older nodes that keep it out. A release
-// wakes a waiter or two, not the herd. A Mutex and a zk.Lock on
-// Mutex.Path exclude each other.
+// deletion without another look. A reader watches the next older writer.
+// A Semaphore waiter near the head of the queue, at most limit + 1 nodes
+// back, watches all the nodes ahead of it: it counts every deletion
+// ahead of it and holds at the one that lets it in, without another look.
+// One further back watches a few of the nodes ahead, enough to keep it
+// out, and looks again at the first deletion among them. A release wakes
+// a lock waiter or two, or the semaphore waiters near the head, not the
+// herd. A Mutex and a zk.Lock on Mutex.Path exclude each other.
 //
 // A node is created in one transaction with a rewrite of the name's node's
 // (empty) data, whose answer gives the new node's czxid and the number of

@@ -34,3 +34,7 @@ func FreshLook(ctx context.Context, s *Session, name string, between func(parent
 	}
 	return n.path, lk.own.stat.Czxid, lk.kids != nil, nil
 }
+
+// ForcedMarker is the data ForceRelease writes over a node before it
+// deletes it.
+var ForcedMarker = forcedMarker

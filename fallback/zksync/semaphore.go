@@ -84,8 +84,10 @@ func (sem *Semaphore) TryAcquire(ctx context.Context) (distsync.Lease, error) {
 
 // AcquireN blocks until n permits are held together, as one *Lease, or ctx
 // ends. Acquisitions are served in arrival order: a waiting AcquireN holds
-// back later ones until it fits. It watches only the next older nodes that
-// keep it out, so a release wakes only those it may admit. On failure or
+// back later ones until it fits. Near the head of the queue it watches
+// every older node and holds at the deletion that lets it in, without
+// listing the queue; further back it watches a few older nodes that keep
+// it out (see the package doc). On failure or
 // cancellation nothing is left behind, within distsync.CancelGrace after
 // ctx ended when ZooKeeper answers (see Mutex.Lock for the cleanup and the
 // errors). It also fails with distsync.ErrInvalidConfig when n is not

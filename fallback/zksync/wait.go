@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,8 +18,27 @@ import (
 // Waiting. A waiter watches only what can let it in: the nodes that block
 // it (shared with other waiters of the session, see shareWatch), its own
 // node (deleted from outside, its watch ended, or touched by a SetLimit)
-// and its session's end. Every wake-up is followed by a new look at the
-// queue; a semaphore waiter's look reads the stored limit too.
+// and its session's end. A wake-up is followed by a new look at the queue
+// (a semaphore waiter's look reads the stored limit too), except at the
+// deletion of a blocker of a lock, a writer or a semaphore waiter:
+//
+//   - a lock or writer right behind the oldest node holds (class.chain);
+//   - a semaphore waiter near the head counts again without the deleted
+//     node (see semWatch). Nodes older than its own only ever go, so the
+//     nodes of its last look less those it saw deleted weigh at least
+//     what is really ahead: if that fits, it holds. As it watches every
+//     node ahead, the count is exact, and it holds at the deletion that
+//     lets it in. Else it watches what keeps it out by that count,
+//     reading only the nodes it does not watch yet; a node found gone
+//     then sends it back to a look. A waiter further back looks again at
+//     any deletion it sees.
+//
+// Both check their own node's watch first: a SetLimit's touch or a
+// ForceRelease's marker that comes before a deletion is in by then, and
+// sends the waiter back to a look. A grant counted on a deletion that came
+// after a SetLimit stored a lower limit, but before it touched this
+// waiter's node, is one that SetLimit overlapped: SetLimit keeps the
+// permits held.
 
 // A look is one read of the queue, its requests in flight at once: the
 // listing, and, when asked, the waiter's own node with a watch on it and
@@ -177,11 +197,21 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 			return nil
 		}
 	}
-	// hold is the grant of a lock or writer whose blocker, the oldest
-	// node at the last look, was deleted: this one is the oldest now, as
-	// no node older than it can come (class.chain). It holds unless its
-	// own node changed first, whose event would be in by now: then again
-	// says to look again.
+	// A semaphore waiter counts between looks (see counted): known is
+	// the queue up to and with its node, as its last look showed it, less
+	// the nodes whose deletion it saw since; klimit is the limit that look
+	// checked.
+	var (
+		known   []node
+		klimit  int64
+		counted bool // this pass decides on known, without a look
+	)
+	// hold is a grant decided without a look: a lock or writer whose
+	// blocker, the oldest node at the last look, was deleted (this one is
+	// the oldest now, as no node older than it can come, class.chain), or
+	// a semaphore waiter that fits once the deletions it saw are counted.
+	// It holds unless its own node changed first, whose event would be in
+	// by now: then again says to look again.
 	hold := func() (l *Lease, again bool) {
 		select {
 		case oev, ok := <-own:
@@ -199,39 +229,53 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 	}
 	for {
 		lk := look{}
-		read := own == nil // this look reads the own node
-		if first != nil {
-			lk, first, read = *first, nil, true
+		var (
+			nodes []node
+			me    int
+			limit int64
+		)
+		decided := counted // on known, without a look
+		if counted {
+			counted, err = false, nil
+			nodes, me, limit = known, len(known)-1, klimit
 		} else {
-			ownPath := ""
-			if own == nil {
-				ownPath = path
-			}
-			if lk, err = q.look(fctx, ownPath, c.limit != nil); err != nil {
-				if err := retry(err); err != nil {
-					return nil, err
+			read := own == nil // this look reads the own node
+			if first != nil {
+				lk, first, read = *first, nil, true
+			} else {
+				ownPath := ""
+				if own == nil {
+					ownPath = path
 				}
-				continue
-			}
-			if own == nil {
-				if !lk.own.ok {
-					return nil, q.gone(z, path, changed)
+				if lk, err = q.look(fctx, ownPath, c.limit != nil); err != nil {
+					if err := retry(err); err != nil {
+						return nil, err
+					}
+					continue
 				}
-				own = lk.ownCh
+				if own == nil {
+					if !lk.own.ok {
+						return nil, q.gone(z, path, changed)
+					}
+					own = lk.ownCh
+				}
+			}
+			if read {
+				if isForced(lk.own.data) {
+					return nil, errForced(q.name, path)
+				}
+				changed = false
+			}
+			nodes = sortNodes(lk.children)
+			if me = index(nodes, name); me < 0 {
+				return nil, q.gone(z, path, changed)
+			}
+			limit, err = q.checkLimit(c, lk.stored)
+			known = nil
+			if c.limit != nil && err == nil {
+				known, klimit = nodes[:me+1], limit
 			}
 		}
-		if read {
-			if isForced(lk.own.data) {
-				return nil, errForced(q.name, path)
-			}
-			changed = false
-		}
-		nodes := sortNodes(lk.children)
-		me := index(nodes, name)
-		if me < 0 {
-			return nil, q.gone(z, path, changed)
-		}
-		limit, err := q.checkLimit(c, lk.stored)
 		var blockers []node
 		switch {
 		case errors.Is(err, errLimitStale):
@@ -242,6 +286,13 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 			blockers = c.blockers(nodes, me, limit)
 		}
 		if len(blockers) == 0 && err == nil {
+			if decided {
+				if l, again := hold(); l != nil {
+					return l, nil
+				} else if again {
+					continue
+				}
+			}
 			e := q.s.current()
 			if e == nil || e.zs != z {
 				// Disconnected just now: hold only once the session is
@@ -300,18 +351,33 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 			// oldest node before the blocker goes.
 			watched = []node{nodes[me-2], blockers[0]}
 		}
+		far := false // a semaphore waiter that looks at any deletion
+		if known != nil && len(blockers) > 0 {
+			watched, far = semWatch(nodes, me, limit, c.weight, blockers)
+		}
 		chans, gone, err := q.watchBlockers(fctx, watched)
 		if err != nil {
 			if err := retry(err); err != nil {
 				return nil, err
 			}
-			gone = true
+			continue
+		}
+		if gone {
+			if known != nil && !decided {
+				// Count without the nodes the look just showed and
+				// that are gone now. After a count, a node found
+				// gone says that known is stale: look.
+				for i, ch := range chans {
+					if ch == nil {
+						known = without(known, watched[i].name)
+					}
+				}
+				counted = true
+			}
+			continue
 		}
 		for _, ch := range chans {
 			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
-		}
-		if gone {
-			continue
 		}
 		if len(blockers) > 0 && q.s.o.rec.Enabled(ctx, slog.LevelDebug) {
 			q.s.o.rec.Debug(ctx, "waiting", slog.String("name", q.name), slog.String("node", name),
@@ -327,6 +393,29 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 					continue
 				}
 			}
+		}
+		if chosen >= 3 && known != nil && own != nil {
+			// A semaphore blocker's deletion: count again without it,
+			// and without any other blocker whose deletion is in.
+			ev, _ := recv.Interface().(zk.Event)
+			if counted = ok && ev.Type == zk.EventNodeDeleted && !far; counted {
+				known = without(known, watched[chosen-3].name)
+				for i, ch := range chans {
+					if i == chosen-3 {
+						continue
+					}
+					select {
+					case ev, ok := <-ch:
+						if ok && ev.Type == zk.EventNodeDeleted {
+							known = without(known, watched[i].name)
+						} else {
+							counted = false // changed: look
+						}
+					default:
+					}
+				}
+			}
+			continue
 		}
 		switch chosen {
 		case 0:
@@ -346,51 +435,83 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 }
 
 // watchBlockers returns a watch on each of blockers, nodes the last
-// listing showed, or gone when one of them is gone already. A node this
+// listing showed, in their order, and gone when any of them is gone
+// already (its watch is then nil). A node this
 // Session watches already, by a watch that has not fired, costs no
 // request: the listing came after that watch was set or the watch after
 // the listing, and either way the watch fires at the node's deletion (a
 // deletion before the listing's answer fires it before that answer). The
 // others are read, all at once.
 func (q *queue) watchBlockers(ctx context.Context, blockers []node) (chans []<-chan zk.Event, gone bool, err error) {
-	var need []string
-	for _, bn := range blockers {
-		p := q.path + "/" + bn.name
-		if ch := q.s.armed(p); ch != nil {
-			chans = append(chans, ch)
-		} else {
-			need = append(need, p)
+	chans = make([]<-chan zk.Event, len(blockers))
+	var need []int
+	for i, bn := range blockers {
+		if chans[i] = q.s.armed(q.path + "/" + bn.name); chans[i] == nil {
+			need = append(need, i)
 		}
 	}
-	type read struct {
-		r   nodeRead
-		ch  <-chan zk.Event
-		err error
+	errs := make([]error, len(blockers))
+	get := func(i int) {
+		var r nodeRead
+		r, chans[i], errs[i] = q.s.getShared(ctx, q.path+"/"+blockers[i].name)
+		if errs[i] == nil && !r.ok {
+			chans[i] = nil
+		}
 	}
-	reads := make([]read, len(need))
 	if len(need) == 1 {
-		reads[0].r, reads[0].ch, reads[0].err = q.s.getShared(ctx, need[0])
+		get(need[0])
 	} else {
 		var wg sync.WaitGroup
-		for i, p := range need {
-			wg.Go(func() { reads[i].r, reads[i].ch, reads[i].err = q.s.getShared(ctx, p) })
+		for _, i := range need {
+			wg.Go(func() { get(i) })
 		}
 		wg.Wait()
 	}
-	for _, rd := range reads {
-		switch {
-		case rd.err != nil:
-			err = errors.Join(err, rd.err)
-		case !rd.r.ok:
-			gone = true
-		default:
-			chans = append(chans, rd.ch)
-		}
-	}
-	if err != nil {
+	if err = errors.Join(errs...); err != nil {
 		return nil, true, err
 	}
-	return chans, gone, nil
+	return chans, slices.Contains(chans, nil), nil
+}
+
+// semWatch returns the nodes a semaphore waiter that does not fit
+// watches, of the sorted nodes older than its node nodes[me], and far for
+// one that looks again at any of their deletions. A waiter near the head,
+// with at most nearHead nodes ahead, watches them all: it sees every
+// deletion ahead of it, so its count stays exact and it holds at the one
+// that lets it in, without a look. One further back watches the oldest of
+// the nearHead nodes ahead, as many as keep it out: at the first of their
+// deletions it looks again, and is then near the head, some handoffs
+// before its turn. blockers, the nearest nodes that keep it out, are the
+// fallback when those do not.
+func semWatch(nodes []node, me int, limit, n int64, blockers []node) (watched []node, far bool) {
+	near := nearHead(limit)
+	if me <= near {
+		return nodes[:me], false
+	}
+	var sum int64
+	b, k := me-near, me-near
+	for ; k < me && sum+n <= limit; k++ {
+		sum += nodes[k].weight
+	}
+	if sum+n <= limit {
+		return blockers, true
+	}
+	return nodes[b:k], true
+}
+
+// nearHead is how many nodes ahead a semaphore waiter may have and still
+// watch them all (see semWatch): the limit and one more, at most 32. The
+// one is the margin: a waiter that has come near looks and reads the node
+// it adds during the handoff before its turn. With the limit and two more,
+// S3 (limit 4, 16 clients) made 12.1 requests per acquisition, not 10.8,
+// for no more acquisitions per second.
+func nearHead(limit int64) int {
+	return int(min(limit+1, 32))
+}
+
+// without returns nodes less the node called name, in a new slice.
+func without(nodes []node, name string) []node {
+	return slices.DeleteFunc(slices.Clone(nodes), func(n node) bool { return n.name == name })
 }
 
 // checkLimit returns the limit a semaphore class counts with, checked
