@@ -62,15 +62,49 @@ func (s *Session) runInline(ctx context.Context, sc *redis.Script, k Keys, membe
 	if !s.deadlines {
 		return result{}, nil, false
 	}
-	bctx, cancel := context.WithTimeout(ctx, inlineBound)
+	bctx := boundedBy(ctx, inlineBound)
 	r, err = run(bctx, s.c, sc, k, member, limit, extra...)
-	cancel()
 	if err != nil && bctx.Err() != nil {
 		// Cut off by the bound, or by ctx (a cancellation seen only while
 		// waiting for a connection or between retries): unknown.
 		return result{}, err, false
 	}
 	return r, err, true
+}
+
+// bounded is its parent with a deadline no later than its own: what
+// context.WithTimeout makes, without the timer and its allocations, for the
+// requests on the caller's goroutine (runInline), two per Lock+Release. A
+// client that honours deadlines sets its connection's read and write
+// deadlines from Deadline, which is what ends a request the server does not
+// answer; the parent's cancellation still shows through Done and Err. What
+// the client waits for on Done alone (a free connection of a full pool, a
+// pause between retries) is cut short by the parent's cancellation, not by
+// the deadline; the next read or write then fails at once.
+type bounded struct {
+	context.Context
+	deadline time.Time
+}
+
+// boundedBy returns ctx bounded to d from now.
+func boundedBy(ctx context.Context, d time.Duration) *bounded {
+	dl := time.Now().Add(d)
+	if pd, ok := ctx.Deadline(); ok && pd.Before(dl) {
+		dl = pd
+	}
+	return &bounded{ctx, dl}
+}
+
+func (b *bounded) Deadline() (time.Time, bool) { return b.deadline, true }
+
+func (b *bounded) Err() error {
+	if err := b.Context.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(b.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // closeTimeout bounds Session.Close's deletion of its leases' state: what

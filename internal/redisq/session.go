@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -242,7 +242,16 @@ func (s *Session) Client() Client { return s.c }
 // member returns a new member of kind and weight for this session (see
 // common.lua).
 func (s *Session) member(kind byte, weight int64) string {
-	return fmt.Sprintf("%c|%d|%d|%s|%d", kind, s.ttl.Milliseconds(), weight, s.id, s.n.Add(1))
+	b := make([]byte, 0, 48)
+	b = append(b, kind, '|')
+	b = strconv.AppendInt(b, s.ttl.Milliseconds(), 10)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, weight, 10)
+	b = append(b, '|')
+	b = append(b, s.id...)
+	b = append(b, '|')
+	b = strconv.AppendUint(b, s.n.Add(1), 10)
+	return string(b)
 }
 
 func (s *Session) margin() time.Duration   { return s.ttl / 5 }
