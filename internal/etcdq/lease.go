@@ -124,11 +124,14 @@ func (q *Queue) followDelay() time.Duration {
 
 // follow watches for the lease's end until Release stops it.
 //
-// Without own, it first sets up a synced watch on the key (one started at a
-// past revision would be served by the etcd server's 100 ms catch-up loop,
-// delaying the news of a loss), and reads the key only if something was
-// written since revision from-1, up to which the acquirer knew the key was
-// there.
+// own, when the acquirer hands one over, reports every event of the key
+// since the acquirer last knew it there: a watch of the key, or a
+// semaphore's prefix watch of deletions, whose other keys' events are
+// skipped. Without own, it first sets up a synced watch on the key (one
+// started at a past revision would be served by the etcd server's 100 ms
+// catch-up loop, delaying the news of a loss), and reads the key only if
+// something was written since revision from-1, up to which the acquirer
+// knew the key was there.
 func (l *Lease) follow(own *keyWatch, from int64) {
 	defer close(l.exited)
 	defer l.cancel()
@@ -215,6 +218,9 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 				continue
 			}
 			for _, ev := range wr.Events {
+				if string(ev.Kv.Key) != l.key {
+					continue // a semaphore waiter's prefix watch (see waitWeight)
+				}
 				if ev.Type == clientv3.EventTypeDelete {
 					l.deleted()
 					return

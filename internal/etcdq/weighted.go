@@ -123,12 +123,12 @@ func (q *Queue) acquireWeighted(ctx context.Context, t *telemetry.Target, limit 
 		if olderWeight(filter(q.prefix, got.Kvs), rev)+w <= lim {
 			return q.hold(ctx, e, key, rev, nil, rev+1)
 		}
-		from, err := q.waitWeight(ctx, t, e, key, rev, limit, w)
+		own, err := q.waitWeight(ctx, t, e, key, rev, limit, w)
 		if err != nil {
 			q.removeAfter(ctx, e, key, rev)
 			return nil, q.src.closedErr(err)
 		}
-		return q.hold(ctx, e, key, rev, nil, from)
+		return q.hold(ctx, e, key, rev, own, 0)
 	}
 }
 
@@ -297,35 +297,41 @@ func weight(kv *mvccpb.KeyValue) int64 {
 // watch and then follows that watch's delete events; the watch also
 // reports the deletion of key itself. A second watch follows the stored
 // limit: a change to another value than limit() fails with
-// ErrLimitMismatch. It returns the revision from which the Lease must
-// watch key: the one after the last event it saw.
-func (q *Queue) waitWeight(ctx context.Context, t *telemetry.Target, e *epoch, key string, rev int64, limit func() int64, w int64) (int64, error) {
+// ErrLimitMismatch. It returns the prefix watch, which has reported every
+// deletion since the count and goes on doing so, for the Lease to follow
+// key with: a waiter that acquires sets up no watch of its own key.
+func (q *Queue) waitWeight(ctx context.Context, t *telemetry.Target, e *epoch, key string, rev int64, limit func() int64, w int64) (*keyWatch, error) {
 	rw := e.watchRenewal()
 	defer rw.stop()
 	var b backoff.Backoff
 	for {
-		from, err := q.countFrom(ctx, e, key, rev, limit, w, rw)
+		own, err := q.countFrom(ctx, e, key, rev, limit, w, rw)
 		if err == nil {
-			return from, nil
+			return own, nil
 		}
 		if err = q.retryAfter(ctx, t, e, rw, &b, err); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 }
 
-// countFrom is one attempt of waitWeight: it returns the revision after
-// which the own-key watch must start, or an error (ErrUnavailable when a
-// watch broke and the count must be made again).
-func (q *Queue) countFrom(ctx context.Context, e *epoch, key string, rev int64, limit func() int64, w int64, rw *renewalWatch) (int64, error) {
+// countFrom is one attempt of waitWeight: it returns the prefix watch for
+// the Lease, or an error (ErrUnavailable when a watch broke and the count
+// must be made again).
+func (q *Queue) countFrom(ctx context.Context, e *epoch, key string, rev int64, limit func() int64, w int64, rw *renewalWatch) (*keyWatch, error) {
 	pw, err := q.watchPrefix(ctx, e)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer pw.stop()
+	held := false
+	defer func() {
+		if !held {
+			pw.stop()
+		}
+	}()
 	lw, _, err := q.watchOpts(ctx, e, q.limitKey(), clientv3.WithFilterDelete())
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer lw.stop()
 	got, err := q.c.Txn(ctx).Then(
@@ -333,12 +339,12 @@ func (q *Queue) countFrom(ctx context.Context, e *epoch, key string, rev int64, 
 		clientv3.OpGet(q.limitKey()),
 	).Commit()
 	if err != nil {
-		return 0, q.fail(ctx, err, "count holders")
+		return nil, q.fail(ctx, err, "count holders")
 	}
 	lim := limit()
 	if kvs := got.Responses[1].GetResponseRange().Kvs; len(kvs) == 1 {
 		if lim, err = q.followLimit(lim, limit, w, kvs[0].Value); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 	// The older keys and their weights, at the watch's start; only their
@@ -356,50 +362,49 @@ func (q *Queue) countFrom(ctx context.Context, e *epoch, key string, rev int64, 
 		}
 	}
 	if !present {
-		return 0, q.waiterDeleted(e, key)
+		return nil, q.waiterDeleted(e, key)
 	}
-	last := pw.start
 	for sum+w > lim {
 		select {
 		case <-ctx.Done():
-			return 0, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for permits")
+			return nil, distsync.Errorf(distsync.ErrNotAcquired, context.Cause(ctx), "waiting for permits")
 		case <-e.ctx.Done():
-			return 0, e.waitErr()
+			return nil, e.waitErr()
 		case <-rw.changed:
 			if err := rw.check(); err != nil {
-				return 0, err
+				return nil, err
 			}
 		case <-rw.expiry:
 			if err := rw.check(); err != nil {
-				return 0, err
+				return nil, err
 			}
 		case wr, ok := <-lw.ch:
 			if err := watchBroken(wr, ok, "limit watch ended"); err != nil {
-				return 0, err
+				return nil, err
 			}
 			for _, ev := range wr.Events {
 				if lim, err = q.followLimit(lim, limit, w, ev.Kv.Value); err != nil {
-					return 0, err
+					return nil, err
 				}
 			}
 		case wr, ok := <-pw.ch:
 			if err := watchBroken(wr, ok, "prefix watch ended"); err != nil {
-				return 0, err
+				return nil, err
 			}
 			for _, ev := range wr.Events {
 				k := string(ev.Kv.Key)
 				if k == key {
-					return 0, q.waiterDeleted(e, key)
+					return nil, q.waiterDeleted(e, key)
 				}
 				if w, ok := older[k]; ok {
 					sum -= w
 					delete(older, k)
 				}
 			}
-			last = wr.Header.Revision
 		}
 	}
-	return last + 1, nil
+	held = true
+	return &pw.keyWatch, nil
 }
 
 // followLimit returns the limit to wait under once the stored limit is
