@@ -23,6 +23,10 @@ type waiter struct {
 	sid   int64     // the session that owns the node
 	bound *zsession // that session: its end ends the acquisition
 	first look      // the first look at the queue, with the node's watch
+	// cached says that a Semaphore made the node on an old read of the
+	// name's node (see Semaphore.create): a limit other than its own at
+	// the first look may be a replacement since, not a mismatch.
+	cached bool
 }
 
 // enqueue creates this acquisition's node and sets a watch on it, and lists
@@ -34,11 +38,12 @@ type waiter struct {
 // grace (see call), else in the background. From the creation on, the
 // waiter follows its node's session: it fails with errSessionEnded when
 // that session ends.
-func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, error) {
+func (q *queue) enqueue(ctx context.Context, c class, value []byte, cache bool) (waiter, error) {
 	var (
 		path, sid = "", int64(0)
 		czxid     int64 // the node's, when its create told it
 		alone     bool  // with czxid: the node was the only child
+		cached    bool  // made on an old read of the name's node
 		err       error
 	)
 	guid := newGUID()
@@ -50,7 +55,7 @@ func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, err
 		}
 		owner := sid // the abandon callback may run after enqueue returned
 		made, err := call(ctx, q.s, func() (createdNode, error) {
-			n, err := q.createNode(ctx, prefix, guid, value)
+			n, err := q.createNode(ctx, prefix, guid, value, cache)
 			if err == nil {
 				q.s.track(n.path, owner)
 				if q.s.conn.SessionID() != owner {
@@ -65,7 +70,7 @@ func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, err
 		case err == nil:
 			// Also when ctx ended meanwhile: the next step fails at
 			// once, and the node is deleted below.
-			path, czxid, alone = made.path, made.czxid, made.alone
+			path, czxid, alone, cached = made.path, made.czxid, made.alone, made.cached
 		case ctx.Err() != nil:
 			// The answer came within the grace; a connection loss
 			// leaves the outcome unknown, and the node is looked for
@@ -98,7 +103,7 @@ func (q *queue) enqueue(ctx context.Context, c class, value []byte) (waiter, err
 			return waiter{}, q.fail(ctx, err, "create waiter node")
 		}
 	}
-	w := waiter{path: path, sid: sid}
+	w := waiter{path: path, sid: sid, cached: cached}
 	if w.bound = q.s.session(); w.bound == nil || w.bound.sid != sid {
 		q.s.removeLater(path, sid)
 		return waiter{}, sessionEnded(nil)
@@ -164,6 +169,8 @@ type createdNode struct {
 	path  string
 	czxid int64
 	alone bool // with czxid: it was the name's only child, so it holds
+	// cached: made by q.create on an old read of the name's node.
+	cached bool
 }
 
 // createNode creates the node of an acquisition: a protected ephemeral
@@ -178,10 +185,10 @@ type createdNode struct {
 // that is the only one holds, and the listing is spared too. When the rewrite is refused (ZooKeeper's ACL of the
 // name's node lacks write), the queue goes back to a plain create and a
 // read of the node for good.
-func (q *queue) createNode(ctx context.Context, prefix, guid string, value []byte) (createdNode, error) {
+func (q *queue) createNode(ctx context.Context, prefix, guid string, value []byte, cache bool) (createdNode, error) {
 	if q.create != nil {
-		p, err := q.create(ctx, prefix, guid, value)
-		return createdNode{path: p}, err
+		p, cached, err := q.create(ctx, prefix, guid, value, cache)
+		return createdNode{path: p, cached: cached}, err
 	}
 	flags := int32(zk.FlagEphemeral | zk.FlagSequence)
 	if !q.plain.Load() {
@@ -191,7 +198,7 @@ func (q *queue) createNode(ctx context.Context, prefix, guid string, value []byt
 		switch {
 		case err == nil && len(res) == 2 && res[1].Stat != nil:
 			st := res[1].Stat
-			return createdNode{res[0].String, st.Mzxid, st.NumChildren == 1}, nil
+			return createdNode{path: res[0].String, czxid: st.Mzxid, alone: st.NumChildren == 1}, nil
 		case errors.Is(err, zk.ErrNoAuth) && ctx.Err() == nil:
 			q.plain.Store(true) // the rewrite was refused: nothing was made
 		default:

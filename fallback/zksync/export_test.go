@@ -17,7 +17,7 @@ func FreshLook(ctx context.Context, s *Session, name string, between func(parent
 	}
 	sid, _, _, _ := s.state()
 	guid := newGUID()
-	n, err := q.createNode(ctx, nodePrefix(q.path, guid, lockKind), guid, q.identity())
+	n, err := q.createNode(ctx, nodePrefix(q.path, guid, lockKind), guid, q.identity(), false)
 	if err != nil {
 		return "", 0, false, err
 	}

@@ -20,8 +20,9 @@ type queue struct {
 	path string // the name's node
 	// create, if set, creates an acquisition's node in place of a plain
 	// create, and the name's node with it if need be: a Semaphore stores
-	// its limit so (see semlimit.go).
-	create func(ctx context.Context, prefix, guid string, value []byte) (string, error)
+	// its limit so (see semlimit.go). With cache it may rely on the last
+	// read of the name's node, and then says so (cached).
+	create func(ctx context.Context, prefix, guid string, value []byte, cache bool) (path string, cached bool, err error)
 	// plain is set once ZooKeeper refused the rewrite of the name's
 	// node that tells a new node's czxid (see createNode).
 	plain atomic.Bool
@@ -66,11 +67,20 @@ func (q *queue) acquire(ctx context.Context, c class, value []byte, try bool) (*
 			return nil, distsync.Errorf(distsync.ErrWouldBlock, nil, "%q is held", q.name)
 		}
 	}
-	w, err := q.enqueue(ctx, c, value)
+	w, err := q.enqueue(ctx, c, value, true)
 	if err != nil {
 		return nil, q.ended(ctx, err)
 	}
 	l, err := q.wait(ctx, c, w, try)
+	if errors.Is(err, errCachedStale) {
+		// The node was made on an old read of the name's node, and
+		// the first look found another limit: wait deleted it. Make
+		// it again on a fresh read (see Semaphore.create).
+		if w, err = q.enqueue(ctx, c, value, false); err != nil {
+			return nil, q.ended(ctx, err)
+		}
+		l, err = q.wait(ctx, c, w, try)
+	}
 	if err != nil {
 		return nil, q.ended(ctx, err)
 	}

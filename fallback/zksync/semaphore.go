@@ -65,6 +65,9 @@ func (s *Session) Semaphore(ctx context.Context, name string, limit int64) (dist
 	if err := sem.checkInUse(r, limit); err != nil {
 		return nil, err
 	}
+	if r.ok {
+		q.lastStored.Store(&r) // for the first acquisition (see create)
+	}
 	return sem, nil
 }
 

@@ -18,7 +18,9 @@ import (
 // The limit is the data of the name's node, a container node, so ZooKeeper
 // deletes it some time after it empties. What matters is whether the node
 // has children, not whether it exists: an idle node's limit is stale, and
-// the next user replaces it. Every acquisition runs create:
+// the next user replaces it. Every acquisition runs create, which reads
+// the node first, unless the last read this Semaphore kept (see
+// queue.lastStored) shows its own limit:
 //
 //   - no node: create it with our limit and our child in one Multi;
 //   - children (in use): a limit other than ours is ErrLimitMismatch, ours
@@ -47,14 +49,37 @@ import (
 // node, so it looks again, and one opened with the old limit fails at
 // once. Waiters thus set no watch on the name's node, which would outlive
 // them.
+//
+// An acquisition whose last read showed its own limit skips the read and
+// creates its child at once: one round trip less. The first look checks
+// the limit as above. Only there, a limit other than its own may also
+// mean that the node went idle and was replaced since that read, when
+// this acquisition should have replaced it in turn: it deletes its child,
+// which never held, and creates it again after a fresh read
+// (errCachedStale). So the result is the one a read would have given.
 
 // create creates an acquisition's node as described above. It runs on a
 // call's goroutine and stops looping once ctx has ended.
-func (sem *Semaphore) create(ctx context.Context, prefix, guid string, value []byte) (string, error) {
+func (sem *Semaphore) create(ctx context.Context, prefix, guid string, value []byte, cache bool) (string, bool, error) {
 	s, path := sem.q.s, sem.q.path
 	limit := sem.Limit()
 	child := &zk.CreateRequest{Path: prefix, Data: value, Acl: s.o.acl, Flags: zk.FlagEphemeral | zk.FlagSequence}
 	parent := &zk.CreateRequest{Path: path, Data: []byte(strconv.FormatInt(limit, 10)), Acl: s.o.acl, Flags: zk.FlagContainer}
+	if last := sem.q.lastStored.Load(); cache && last != nil && string(last.data) == string(parent.Data) {
+		p, err := s.conn.Create(prefix, value, child.Flags, s.o.acl)
+		if !errors.Is(err, zk.ErrNoNode) {
+			return p, err == nil, err
+		}
+		// Reaped since: make it below.
+	}
+	p, err := sem.createRead(ctx, prefix, guid, value, child, parent)
+	return p, false, err
+}
+
+// createRead is create after a read of the name's node.
+func (sem *Semaphore) createRead(ctx context.Context, prefix, guid string, value []byte, child, parent *zk.CreateRequest) (string, error) {
+	s, path := sem.q.s, sem.q.path
+	limit := sem.Limit()
 	for ctx.Err() == nil {
 		data, stat, err := s.conn.Get(path)
 		if err == nil {
@@ -120,6 +145,10 @@ func (sem *Semaphore) checkInUse(r nodeRead, limit int64) error {
 	}
 	return nil
 }
+
+// errCachedStale means that the first look at a node made on an old read
+// of the name's node found another limit (see create above).
+var errCachedStale = errors.New("limit changed since the read the node was made on")
 
 // errLimitStale means a look read the stored limit before this
 // Semaphore's own SetLimit wrote it: the look decides nothing, and the

@@ -250,3 +250,43 @@ func TestSemaphoreNeverOverLimit(t *testing.T) {
 	}
 	t.Logf("%d grants, at most %d permits at once", grants.Load(), most.Load())
 }
+
+// TestSemaphoreReplacedSinceLastRead: an acquisition skips the read of the
+// stored limit when its Semaphore's last read showed its own limit. When
+// the semaphore went idle and another limit was stored since, it still
+// takes the idle semaphore with its own limit, as after a read, rather
+// than fail with ErrLimitMismatch; while the other limit is in use, it
+// fails.
+func TestSemaphoreReplacedSinceLastRead(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	two := semaphore(t, session(t), t.Name(), 2)
+	c, path := two.Session().Conn(), two.Path()
+	cycle := func(sem *zksync.Semaphore) {
+		t.Helper()
+		l, err := sem.Acquire(ctx)
+		if err != nil {
+			t.Fatalf("limit %d: %v", sem.Limit(), err)
+		}
+		if data, _, err := c.Get(path); err != nil || string(data) != fmt.Sprint(sem.Limit()) {
+			t.Fatalf("limit %d held, stored %q, %v", sem.Limit(), data, err)
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cycle(two) // two's last read: 2
+	three := semaphore(t, session(t), t.Name(), 3)
+	cycle(three) // idle now, storing 3
+	cycle(two)
+	cycle(three)
+	l, err := three.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := two.Acquire(ctx); !errors.Is(err, distsync.ErrLimitMismatch) {
+		t.Fatalf("limit 2 while 3 is in use: %v, want ErrLimitMismatch", err)
+	}
+	waitChildren(t, c, path, 1)
+	_ = l.Release(ctx)
+}

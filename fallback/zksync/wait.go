@@ -235,6 +235,7 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 			limit int64
 		)
 		decided := counted // on known, without a look
+		initial := first != nil
 		if counted {
 			counted, err = false, nil
 			nodes, me, limit = known, len(known)-1, klimit
@@ -280,6 +281,8 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 		switch {
 		case errors.Is(err, errLimitStale):
 			// Decide nothing: the SetLimit touches our node next.
+		case initial && w.cached && errors.Is(err, distsync.ErrLimitMismatch):
+			return nil, errors.Join(errCachedStale, err)
 		case err != nil:
 			return nil, err
 		default:
