@@ -20,9 +20,10 @@ import (
 // session's waiters ("member token" lines), so that a grant reaches only
 // the session it names and wakes only the waiter it names: waiters need no
 // subscription of their own, and a release costs one message, not one per
-// session waiting on the name. A release's reply names the same grants, and
-// deliver hands them to the waiters of the releasing process at once. Observers join the channel of their name,
-// subscribed while anyone of the session is on it; any message there
+// session waiting on the name. A release's reply names the same grants,
+// and deliver hands them to the waiters of the releasing process at once.
+// Observers join the channel of their name, subscribed while anyone of the
+// session is on it; any message there
 // wakes them. A resubscription after a reconnect wakes every waiter (own
 // channel) or observer (name channel), since messages may have been missed
 // meanwhile.
