@@ -23,10 +23,9 @@ import (
 // session waiting on the name. A release's reply names the same grants,
 // and deliver hands them to the waiters of the releasing process at once.
 // Observers join the channel of their name, subscribed while anyone of the
-// session is on it; any message there
-// wakes them. A resubscription after a reconnect wakes every waiter (own
-// channel) or observer (name channel), since messages may have been missed
-// meanwhile.
+// session is on it; any message there wakes them. A resubscription after a
+// reconnect wakes every waiter (own channel) or observer (name channel),
+// since messages may have been missed meanwhile.
 //
 // A connection that stays open but delivers nothing (packets dropped, a
 // connection-tracking entry lost) would keep the hub deaf: grants would
