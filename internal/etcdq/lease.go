@@ -2,6 +2,7 @@ package etcdq
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/distsync/distsync"
@@ -27,7 +28,13 @@ type Lease struct {
 	ctx    context.Context    // the follower's; Release cancels it
 	cancel context.CancelFunc // to interrupt a watch being set up
 	stopc  chan struct{}      // closed by Release: the follower exits
-	exited chan struct{}      // closed when the follower has exited
+	exited chan struct{}      // closed when the follower has exited, or by a Release before it started
+
+	// A lease acquired without waiting starts its follower late (see
+	// startLater): once decides between the follower's start, the end
+	// of the session lease and a Release, whichever comes first.
+	once  sync.Once
+	timer *time.Timer
 }
 
 // newLease starts following key; it fails with ErrClosed once the
@@ -38,11 +45,68 @@ func newLease(q *Queue, e *epoch, key string, rev int64, own *keyWatch, from int
 		stopc: make(chan struct{}), exited: make(chan struct{}),
 	}
 	l.ctx, l.cancel = context.WithCancel(e.ctx)
-	if !q.src.Go(func() { l.follow(own, from) }) {
+	if own == nil && !q.src.Closed() {
+		l.startLater(from)
+		return l, nil
+	}
+	started := false
+	l.once.Do(func() { started = q.src.Go(func() { l.follow(own, from) }) })
+	if !started {
 		l.cancel()
 		return nil, errClosed()
 	}
 	return l, nil
+}
+
+// startLater starts the follower of a lease acquired without waiting
+// followDelay after the acquisition, or at the renewal deadline if that
+// comes first. A lock released before then costs no goroutine, no watch
+// and no timer firing: most uncontended locks are released within a
+// round trip or two. Until the follower starts, nothing is lost unseen:
+// it reads the key when it starts if anything was written since (see
+// follow), a renewal not confirmed in time passes the deadline, and the
+// end of the session lease ends the lease from its epoch (see finish).
+func (l *Lease) startLater(from int64) {
+	if !l.e.addLate(l) {
+		l.endUnstarted() // the session lease has ended for us
+		return
+	}
+	delay := l.q.followDelay()
+	if d, _, _ := l.e.h.state(); !d.IsZero() {
+		delay = max(min(delay, time.Until(d)), 0)
+	}
+	l.timer = time.AfterFunc(delay, func() {
+		l.e.dropLate(l)
+		l.once.Do(func() {
+			if !l.q.src.Go(func() { l.follow(nil, from) }) {
+				l.end() // the Session closed: its lease, and the key, are revoked
+			}
+		})
+	})
+}
+
+// endUnstarted ends a lease whose follower has not started, as the end of
+// its session lease (or a follower) would.
+func (l *Lease) endUnstarted() { l.once.Do(l.end) }
+
+// end ends the lease as its session lease's end does, in place of a
+// follower.
+func (l *Lease) end() {
+	l.fail(l.e.endErr())
+	l.cancel()
+	close(l.exited)
+}
+
+// stopFollower makes the follower exit, or never start, and waits for it.
+func (l *Lease) stopFollower() {
+	if l.timer != nil {
+		l.timer.Stop()
+		l.e.dropLate(l)
+	}
+	l.once.Do(func() { close(l.exited) }) // no follower started: none will
+	close(l.stopc)
+	l.cancel()
+	<-l.exited
 }
 
 // Token returns the fencing token: the create revision of the key, which
@@ -79,9 +143,7 @@ func (l *Lease) Release(ctx context.Context) error {
 			return err
 		},
 		func() {
-			close(l.stopc)
-			l.cancel()
-			<-l.exited
+			l.stopFollower()
 			if clean {
 				l.q.spareKey(l.key, keyPrefixOf(l.key, l.e.id), l.e)
 			}
@@ -103,11 +165,12 @@ func (l *Lease) deleted() {
 // under way (what the follower sees is then the release itself).
 func (l *Lease) fail(err error) { l.Lose(err) }
 
-// How long a lease acquired without waiting goes before its follower sets
-// up the watch on its key (see follow): three round trips of the queue's
-// last acquisition request, so that a lock released within a round trip
-// or two (its Release is one) sets up no watch, however slow the server
-// or the machine is; within these bounds.
+// How long a lease acquired without waiting goes before its follower
+// starts and sets up the watch on its key (see startLater): three round
+// trips of the queue's last acquisition request, so that a lock released
+// within a round trip or two (its Release is one) starts no follower and
+// sets up no watch, however slow the server or the machine is; within
+// these bounds.
 const (
 	minFollowDelay = time.Millisecond
 	maxFollowDelay = 10 * time.Millisecond
@@ -153,13 +216,10 @@ func (l *Lease) follow(own *keyWatch, from int64) {
 	if own != nil {
 		ownCh = own.ch
 	} else {
-		// A lock taken without waiting is often released within a round
-		// trip or two; setting up a watch and cancelling it costs the
-		// server more than the lock itself. The watch starts followDelay
-		// (three round trips, 1 to 10 ms) after the acquisition and reads
-		// the key if anything was written since, so a deletion in between
-		// is reported then. Session losses are reported at once (rw).
-		rewatch = time.After(l.q.followDelay())
+		// Started late (see startLater): watch the key now, and read it
+		// if anything was written since the acquisition, so a deletion
+		// in between is reported now.
+		rewatch = time.After(0)
 	}
 	for {
 		select {

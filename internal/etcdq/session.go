@@ -63,6 +63,7 @@ type epoch struct {
 	mu       sync.Mutex
 	orphaned bool // renewals stopped by a test, as in a paused process
 	ended    bool
+	late     map[*Lease]struct{} // leases whose follower has not started yet (see startLater)
 
 	tmu     sync.Mutex     // guards the tombstones to delete (see forget)
 	tdue    []dueTombstone // in order of due time
@@ -467,9 +468,16 @@ func (e *epoch) finish(err error, revoke bool) {
 	}
 	e.ended = true
 	revoke = revoke && !e.orphaned && e.src.fixed == nil
+	late := e.late
+	e.late = nil
 	e.mu.Unlock()
 	e.h.end(err)
 	e.cancel()
+	// The leases with no follower yet end here, before finish returns,
+	// as those with one end when it sees the context end.
+	for l := range late {
+		l.endUnstarted()
+	}
 	e.stopForgetting()
 	if revoke {
 		e.src.revokeLater(e.id)
@@ -568,4 +576,26 @@ func (s *Session) Orphan() {
 		e.orphaned = true
 		e.mu.Unlock()
 	}
+}
+
+// addLate records l, whose follower starts later, to be ended by finish;
+// it returns false once the epoch has ended.
+func (e *epoch) addLate(l *Lease) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ended {
+		return false
+	}
+	if e.late == nil {
+		e.late = map[*Lease]struct{}{}
+	}
+	e.late[l] = struct{}{}
+	return true
+}
+
+// dropLate forgets l: its follower started, or it was released.
+func (e *epoch) dropLate(l *Lease) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.late, l)
 }
