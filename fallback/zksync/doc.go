@@ -126,9 +126,11 @@
 // the call waits for its request in flight and then deletes its node. It
 // does so for at most distsync.CancelGrace after the context ended. When
 // ZooKeeper answers within that time, nothing is left once the call
-// returns: no node, no goroutine, and no watch but one on a node that is
-// still there. (go-zookeeper cannot remove a watch; ZooKeeper drops it at
-// that node's next change, and waiters on one node share one watch.) Past
+// returns: no node, no goroutine, and no watch but those on nodes that
+// are still there, which it waited for (a Semaphore waiter near the head
+// watches up to limit + 1 of them). go-zookeeper cannot remove a watch;
+// ZooKeeper drops it at that node's next change, and waiters of one
+// Session on one node share one watch. Past
 // CancelGrace the call returns anyway, and the deletion goes on in the
 // background until ZooKeeper answers or the session ends.
 //
