@@ -69,8 +69,7 @@ var libs = []lib{
 		note: "go-zookeeper zk.Lock, a connection per waiter"},
 }
 
-// etcdClients opens min(n, maxClients) counted clients of the embedded
-// member.
+// etcdClients opens min(n, maxClients) counted clients of the member.
 func (r *run) etcdClients(n int) ([]*clientv3.Client, error) {
 	clis := make([]*clientv3.Client, min(n, maxClients))
 	for i := range clis {

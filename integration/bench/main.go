@@ -2,8 +2,9 @@
 // reference libraries (etcd's concurrency package, redsync, bsm/redislock,
 // rueidislock, go-zookeeper's zk.Lock) in one run, interleaved over rounds,
 // and writes the report (BENCHMARKS.md) and its chart (an SVG the README
-// embeds). It starts the servers it needs: an embedded etcd member,
-// redis-server and ZooKeeper, as the tests do.
+// embeds). It starts the servers it needs as child processes, as the tests
+// do: an etcd member (etcd's server embedded in a small program),
+// redis-server and ZooKeeper.
 //
 //	go run ./integration/bench            # full run, ~10 min on 2 cores
 //	go run ./integration/bench -quick     # shorter rounds, report in /tmp
@@ -65,7 +66,7 @@ func main() {
 	flag.StringVar(&c.svg, "svg", "", "chart path (default docs/benchmarks.svg, or /tmp/distsync-bench-quick.svg with -quick)")
 	flag.StringVar(&c.readme, "readme", "", "README whose summary table (between the bench:summary markers) to rewrite (default README.md on a full run of every scenario and library; none with -quick, -only or -match)")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenario ids to run (e.g. S1,S5); default all")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (clients and the embedded etcd) to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the harness process (the clients; the servers are child processes) to this file")
 	match := flag.String("match", "", "run only the libraries whose \"backend/library\" matches this regular expression (e.g. ZooKeeper)")
 	flag.Parse()
 	if *match != "" {
@@ -210,7 +211,7 @@ func startEnv() (*env, error) {
 		e.stop()
 		return nil, err
 	}
-	log.Printf("starting embedded etcd, redis-server and ZooKeeper")
+	log.Printf("starting an etcd member, redis-server and ZooKeeper")
 	var err error
 	if e.etcd, err = testserver.StartEtcd(); err != nil {
 		return fail(err)

@@ -367,10 +367,16 @@ func machineInfo(e *env) [][2]string {
 			deps[d.Path] = d.Version
 		}
 	}
-	info = append(info, [2]string{"etcd", fmt.Sprintf("embedded server %s, client %s (one member, in this process)",
-		deps["go.etcd.io/etcd/server/v3"], deps["go.etcd.io/etcd/client/v3"])})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	etcdVer := "unknown"
+	if eps := e.etcd.Endpoints(); len(eps) > 0 {
+		if st, err := e.etcdCli.Status(ctx, eps[0]); err == nil {
+			etcdVer = st.Version
+		}
+	}
+	info = append(info, [2]string{"etcd", fmt.Sprintf("server %s (one member, a child process of the harness), client %s",
+		etcdVer, deps["go.etcd.io/etcd/client/v3"])})
 	redisVer := "unknown"
 	if s, err := e.redisCli.Info(ctx, "server").Result(); err == nil {
 		for line := range strings.SplitSeq(s, "\r\n") {
