@@ -79,7 +79,7 @@ type benchParams struct {
 	warmUpCycles      int           // lock cycles per library before round 1
 	uncontendedCycles int           // S1: lock cycles timed
 	window            time.Duration // S2, S3: how long clients contend
-	gracefulSamples   int           // S4: resignations
+	gracefulSamples   int           // S4: resignations (100 in a full run, so that p99 is not simply the slowest)
 	crashLanes        int           // S4: crash sequences run at once
 	crashPerLane      int           // S4: crashes in each
 	scaleSizes        []int         // S5: waiters queued
@@ -103,7 +103,7 @@ func params(quick bool) benchParams {
 		warmUpCycles:      300,
 		uncontendedCycles: 1000,
 		window:            3 * time.Second,
-		gracefulSamples:   40,
+		gracefulSamples:   100,
 		crashLanes:        4,
 		crashPerLane:      5,
 		scaleSizes:        []int{1, 8, 64, 512},
