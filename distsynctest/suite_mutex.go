@@ -222,9 +222,18 @@ func testTryLock(t *testing.T, b mutexBackend) {
 	if _, err := m1.TryLock(ctx); !errors.Is(err, distsync.ErrWouldBlock) {
 		t.Fatalf("TryLock while another holds after handoff: got %v, want ErrWouldBlock", err)
 	}
-	wcancel()
-	if err := <-waitDone; err != nil {
-		t.Fatalf("waiter: %v", err)
+	// The waiter's Lock returns held; its context is cancelled only if it
+	// does not, so that a waiter still finishing its set-up when the lock
+	// was released is not cut off by the test.
+	defer wcancel()
+	select {
+	case err := <-waitDone:
+		if err != nil {
+			t.Fatalf("waiter: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		wcancel()
+		t.Fatalf("waiter still not holding 10 s after the release: %v", <-waitDone)
 	}
 }
 
