@@ -226,9 +226,12 @@ func (q *Queue) abandon(p pending, member string) {
 		extra := q.s.releaseArgs(member)
 		for {
 			rctx, cancel := context.WithTimeout(ctx, opTimeout)
-			_, err := runCtx(rctx, q.s.c, releaseScript, q.k, member, 0, extra...)
+			r, err := runCtx(rctx, q.s.c, releaseScript, q.k, member, 0, extra...)
 			cancel()
 			attempted()
+			if err == nil {
+				deliver(r.extra) // the waiters it granted, as a Release does
+			}
 			if err == nil || ctx.Err() != nil {
 				return
 			}

@@ -82,54 +82,62 @@ func TestDeliver(t *testing.T) {
 }
 
 // A waiter whose own pub/sub connection hears nothing still holds at once
-// when a holder of the same process releases: the release's reply wakes
-// it. Without that it would hold only at its re-check, TTL/3 later.
+// when a holder of the same process releases, or its member is deleted
+// after its caller gave up (abandon): the release script's reply wakes it.
+// Without that it would hold only at its re-check, TTL/3 later.
 func TestReleaseWakesLocalWaiter(t *testing.T) {
-	c := scriptClient(t)
-	ctx := context.Background()
-	const ttl = time.Minute
-	open := func() *Queue {
-		s, err := NewSession(ctx, c, Options{TTL: ttl, Prefix: DefaultPrefix, Identity: "host:1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		q, err := NewQueue(s, "local", 0, telemetry.Mutex)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return q
-	}
-	qa, qb := open(), open()
-	// b's hub no longer hears its own channel.
-	if err := qb.s.hub.current().Unsubscribe(ctx, qb.s.hub.own); err != nil {
-		t.Fatal(err)
-	}
-	la, err := qa.Acquire(ctx, 'x', 1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan error, 1)
-	go func() {
-		lb, err := qb.Acquire(ctx, 'x', 1, nil)
-		if err == nil {
-			err = lb.Release(ctx)
-		}
-		got <- err
-	}()
-	// b is queued once the queue has it.
-	for c.ZCard(ctx, qb.k.Queue).Val() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	if err := la.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-got:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(ttl / 6):
-		t.Fatalf("the waiter did not hold within %v of the release (its re-check comes at %v)", ttl/6, ttl/3)
+	for _, how := range []string{"release", "abandon"} {
+		t.Run(how, func(t *testing.T) {
+			c := scriptClient(t)
+			ctx := context.Background()
+			const ttl = time.Minute
+			open := func() *Queue {
+				s, err := NewSession(ctx, c, Options{TTL: ttl, Prefix: DefaultPrefix, Identity: "host:1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				q, err := NewQueue(s, "local", 0, telemetry.Mutex)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return q
+			}
+			qa, qb := open(), open()
+			// b's hub no longer hears its own channel.
+			if err := qb.s.hub.current().Unsubscribe(ctx, qb.s.hub.own); err != nil {
+				t.Fatal(err)
+			}
+			la, err := qa.Acquire(ctx, 'x', 1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan error, 1)
+			go func() {
+				lb, err := qb.Acquire(ctx, 'x', 1, nil)
+				if err == nil {
+					err = lb.Release(ctx)
+				}
+				got <- err
+			}()
+			// b is queued once the queue has it.
+			for c.ZCard(ctx, qb.k.Queue).Val() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			if how == "abandon" {
+				qa.abandon(nil, la.member)
+			}
+			if err := la.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-got:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(ttl / 6):
+				t.Fatalf("the waiter did not hold within %v (its re-check comes at %v)", ttl/6, ttl/3)
+			}
+		})
 	}
 }
