@@ -20,16 +20,27 @@ const (
 var s1 = &scenario{
 	id:    "S1",
 	title: "Uncontended lock + release",
-	about: "One client locks and releases a lock nobody else wants, over and over: the latency floor of one " +
-		"Lock+Release and the requests it costs. Lower is better.",
+	about: "One client per library locks and releases a lock nobody else wants, over and over: the latency " +
+		"floor of one Lock+Release and the requests it costs. The libraries of a backend run in one job, " +
+		"taking turns of 20 cycles each (the first of a turn rotating), so that a burst of load from elsewhere on the " +
+		"machine falls on all of them alike instead of on whichever ran at the time. Lower is better.",
 	headline: metric{"us", "µs per Lock+Release", "%.0f", -1},
 	metrics: []metric{
 		{"reqs", "requests/op", "%.2f", -1},
 	},
 	jobs: func(p benchParams) []job {
-		return lockJobs("", time.Minute, func(l lib) func(r *run) result {
-			return func(r *run) result { return uncontended(r, l, p.uncontendedCycles) }
-		})
+		backends, groups := byBackend(libs)
+		var jobs []job
+		for _, b := range backends {
+			j := job{backend: b, timeout: time.Duration(len(groups[b])) * time.Minute,
+				together: func(rs []*run, es []entry) []result { return uncontended(rs, es, p.uncontendedCycles) }}
+			for _, l := range groups[b] {
+				j.entries = append(j.entries, entry{name: l.name, ours: l.ours, note: l.note,
+					cycle: func(r *run) (func() error, error) { return lockCycle(r, l) }})
+			}
+			jobs = append(jobs, j)
+		}
+		return jobs
 	},
 }
 
@@ -48,12 +59,14 @@ func lockJobs(label string, timeout time.Duration, run func(l lib) func(r *run) 
 	return jobs
 }
 
-func uncontended(r *run, l lib, cycles int) result {
+// lockCycle opens one locker of l on a name of its own and returns one
+// Lock+Release of it.
+func lockCycle(r *run, l lib) (func() error, error) {
 	ls, err := l.open(r, nextName("uncontended"), 1)
 	if err != nil {
-		return failed(err)
+		return nil, err
 	}
-	cycle := func() error {
+	return func() error {
 		unlock, err := ls[0](r.ctx)
 		if err != nil {
 			return fmt.Errorf("lock: %w", err)
@@ -62,25 +75,67 @@ func uncontended(r *run, l lib, cycles int) result {
 			return fmt.Errorf("unlock: %w", err)
 		}
 		return nil
+	}, nil
+}
+
+// s1Turn is how many cycles one library runs before the next takes its
+// turn in S1.
+const s1Turn = 20
+
+// uncontended runs the entries' Lock+Release cycles in turns of s1Turn
+// each, the first of a turn rotating, until each has run cycles of them
+// after 10 untimed ones (they open streams and create parent nodes). An
+// entry that fails drops out; the others go on.
+func uncontended(rs []*run, es []entry, cycles int) []result {
+	out := make([]result, len(es))
+	steps := make([]func() error, len(es))
+	for i, e := range es {
+		step, err := e.cycle(rs[i])
+		if err != nil {
+			out[i] = failed(err)
+			continue
+		}
+		for range 10 {
+			if err = step(); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			out[i] = failed(err)
+			continue
+		}
+		steps[i] = step
+		rs[i].reqs.reset()
 	}
-	// The first cycles open streams and create parent nodes.
-	for range 10 {
-		if err := cycle(); err != nil {
-			return failed(err)
+	took := make([]time.Duration, len(es))
+	for turn := 0; turn*s1Turn < cycles; turn++ {
+		n := min(s1Turn, cycles-turn*s1Turn)
+		for k := range es {
+			i := (turn + k) % len(es)
+			if steps[i] == nil {
+				continue
+			}
+			t0 := time.Now()
+			for range n {
+				if err := steps[i](); err != nil {
+					out[i] = failed(err)
+					steps[i] = nil
+					break
+				}
+			}
+			took[i] += time.Since(t0)
 		}
 	}
-	r.reqs.reset()
-	t0 := time.Now()
-	for range cycles {
-		if err := cycle(); err != nil {
-			return failed(err)
+	for i := range es {
+		if steps[i] == nil {
+			continue
 		}
+		out[i] = result{values: map[string]float64{
+			"us":   float64(took[i].Microseconds()) / float64(cycles),
+			"reqs": float64(rs[i].reqs.load()) / float64(cycles),
+		}}
 	}
-	el := time.Since(t0)
-	return result{values: map[string]float64{
-		"us":   float64(el.Microseconds()) / float64(cycles),
-		"reqs": float64(r.reqs.load()) / float64(cycles),
-	}}
+	return out
 }
 
 var s2 = &scenario{

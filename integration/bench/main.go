@@ -143,7 +143,9 @@ func benchMain(c config, args []string) error {
 }
 
 // runBench warms the servers up and runs the scenarios' jobs, every
-// entry once per round, rotating the entries' order from round to round.
+// entry once per round, rotating the entries' order from round to round;
+// a job that runs its entries together gets them all at once, in that
+// order.
 func runBench(env *env, c config, p benchParams, scens []*scenario, args []string) *report {
 	rep := newReport(c, args, env, p)
 	log.Printf("warming up the servers")
@@ -154,32 +156,58 @@ func runBench(env *env, c config, p benchParams, scens []*scenario, args []strin
 	for round := range c.rounds {
 		for _, s := range scens {
 			for _, j := range s.jobs(p) {
+				var es []entry
 				for _, e := range rotate(j.entries, round) {
-					if c.match != nil && !c.match.MatchString(j.backend+"/"+e.name) {
-						continue
+					if c.match == nil || c.match.MatchString(j.backend+"/"+e.name) {
+						es = append(es, e)
 					}
+				}
+				if j.together != nil && len(es) > 0 {
+					names := make([]string, len(es))
+					for i, e := range es {
+						names[i] = e.name
+					}
+					log.Printf("round %d/%d %s %s %s %s, together", round+1, c.rounds, s.id, j.backend, j.label, strings.Join(names, ", "))
+					compactEtcd(env, j.backend)
+					for i, res := range runTogether(env, j, es) {
+						logResult(s, es[i], res)
+						rep.add(s, j, es[i], round, res)
+					}
+					continue
+				}
+				for _, e := range es {
 					log.Printf("round %d/%d %s %s %s %s", round+1, c.rounds, s.id, j.backend, j.label, e.name)
-					if j.backend == "etcd" {
-						// A production etcd compacts its history
-						// periodically; without it, the keys every earlier
-						// run left (distsync writes a new key per
-						// acquisition) would slow each later run's reads.
-						if err := env.etcd.Compact(context.Background()); err != nil {
-							log.Printf("compact etcd: %v", err)
-						}
-					}
+					compactEtcd(env, j.backend)
 					res := runJob(env, j.timeout, e)
-					if res.err != nil {
-						log.Printf("  failed: %v", res.err)
-					} else {
-						log.Printf("  %s", res.summary(s))
-					}
+					logResult(s, e, res)
 					rep.add(s, j, e, round, res)
 				}
 			}
 		}
 	}
 	return rep
+}
+
+// compactEtcd compacts the etcd member's history before an etcd job. A
+// production etcd compacts its history periodically; without it, the keys
+// every earlier run left (distsync writes a new key per acquisition) would
+// slow each later run's reads.
+func compactEtcd(env *env, backend string) {
+	if backend != "etcd" {
+		return
+	}
+	if err := env.etcd.Compact(context.Background()); err != nil {
+		log.Printf("compact etcd: %v", err)
+	}
+}
+
+// logResult logs an entry's result, or its failure.
+func logResult(s *scenario, e entry, res result) {
+	if res.err != nil {
+		log.Printf("  %s failed: %v", e.name, res.err)
+	} else {
+		log.Printf("  %s: %s", e.name, res.summary(s))
+	}
 }
 
 // rotate returns xs rotated left by k.
@@ -268,22 +296,47 @@ func (r *run) close() {
 
 // runJob runs entry e of a job on fresh clients, within timeout, and
 // closes the clients after.
-func runJob(env *env, timeout time.Duration, e entry) (res result) {
+func runJob(env *env, timeout time.Duration, e entry) result {
+	return runEntries(env, timeout, 1, func(rs []*run) []result { return []result{e.run(rs[0])} })[0]
+}
+
+// runTogether runs the entries es of job j together (j.together), each on
+// fresh clients of its own, within the job's timeout.
+func runTogether(env *env, j job, es []entry) []result {
+	return runEntries(env, j.timeout, len(es), func(rs []*run) []result { return j.together(rs, es) })
+}
+
+// runEntries gives n entries a run each, under one context bounded by
+// timeout, calls f with them, and closes what they opened after. A panic
+// or the timeout fails every result f did not fail.
+func runEntries(env *env, timeout time.Duration, n int, f func(rs []*run) []result) (res []result) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	r := &run{env: env, ctx: ctx}
-	defer r.close()
+	rs := make([]*run, n)
+	for i := range rs {
+		rs[i] = &run{env: env, ctx: ctx}
+	}
 	defer func() {
-		if p := recover(); p != nil {
-			res = result{err: fmt.Errorf("panic: %v", p)}
+		for _, r := range rs {
+			r.close()
 		}
 	}()
-	res = e.run(r)
-	if k := r.reqs.kinds(); k != "" {
-		log.Printf("  etcd requests: %s", k)
-	}
-	if res.err == nil && ctx.Err() != nil {
-		res.err = fmt.Errorf("ran out of its %v: %w", timeout, ctx.Err())
+	defer func() {
+		if p := recover(); p != nil {
+			res = make([]result, n)
+			for i := range res {
+				res[i] = result{err: fmt.Errorf("panic: %v", p)}
+			}
+		}
+	}()
+	res = f(rs)
+	for i, r := range rs {
+		if k := r.reqs.kinds(); k != "" {
+			log.Printf("  etcd requests: %s", k)
+		}
+		if res[i].err == nil && ctx.Err() != nil {
+			res[i].err = fmt.Errorf("ran out of its %v: %w", timeout, ctx.Err())
+		}
 	}
 	return res
 }

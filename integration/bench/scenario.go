@@ -34,12 +34,17 @@ type scenario struct {
 }
 
 // A job is one case of a scenario on one backend (S5 with 64 waiters on
-// Redis, say): the entries are the libraries compared, each run alone.
+// Redis, say): the entries are the libraries compared, each run alone,
+// unless the job runs them together.
 type job struct {
 	backend string
 	label   string // the case within the scenario, "" if it has one
 	timeout time.Duration
 	entries []entry
+	// together, when set, runs the entries at once instead of one after
+	// another: it gets a run per entry (its own clients and request
+	// counter) and returns a result per entry, in their order.
+	together func(rs []*run, es []entry) []result
 }
 
 // An entry is one library's run of a job, on fresh clients.
@@ -48,6 +53,9 @@ type entry struct {
 	ours bool
 	note string
 	run  func(r *run) result
+	// cycle, for a job run together, opens the entry's clients on r and
+	// returns the operation its part of the job repeats.
+	cycle func(r *run) (func() error, error)
 }
 
 // A result is one entry's outcome in one round.
