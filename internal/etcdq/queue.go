@@ -114,7 +114,7 @@ func (q *Queue) acquire(ctx context.Context, t *telemetry.Target, c Class, value
 		if len(older) == 0 {
 			return q.hold(ctx, e, key, rev, nil, rev+1)
 		}
-		own, err := q.waitFirst(ctx, t, e, key, rev, wait, c.Confirm, queueView{older: older, count: read.Count, at: rev})
+		own, err := q.waitFirst(ctx, t, e, key, rev, wait, c.Confirm, newView(older, read.Count, rev))
 		if err != nil {
 			q.removeAfter(ctx, e, key, rev)
 			return nil, q.src.closedErr(err)
@@ -230,28 +230,36 @@ func (q *Queue) tryPut(ctx context.Context, e *epoch, c Class, key, value string
 // keys under its wait prefix older than its own (the one it waits for
 // first, then the one before that; none when it is first), how many keys
 // the range held then (older, newer and of deeper names alike), and the
-// revision of the read.
+// revision of the read. It keeps the keys' names only, copied: a waiter
+// holds its view for as long as it waits, and the KeyValues would keep
+// their values and the decoded messages around them alive as well.
 type queueView struct {
-	older []*mvccpb.KeyValue
+	older [2]string // "" past the last one
 	count int64
 	at    int64
 }
 
-// pred returns the key the waiter waits for, or nil when it is first.
-func (v queueView) pred() *mvccpb.KeyValue {
-	if len(v.older) == 0 {
-		return nil
+// newView copies the names of older (at most two) into a view.
+func newView(older []*mvccpb.KeyValue, count, at int64) queueView {
+	v := queueView{count: count, at: at}
+	for i, kv := range older[:min(len(older), len(v.older))] {
+		v.older[i] = string(kv.Key)
 	}
-	return v.older[0]
+	return v
 }
 
-// pred2 returns the key before pred, or nil when pred is the oldest.
-func (v queueView) pred2() *mvccpb.KeyValue {
-	if len(v.older) < 2 {
-		return nil
-	}
-	return v.older[1]
-}
+// pred returns the key the waiter waits for, or "" when it is first.
+func (v queueView) pred() string { return v.older[0] }
+
+// pred2 returns the key before pred, or "" when pred is the oldest.
+func (v queueView) pred2() string { return v.older[1] }
+
+// checkPage is how many keys the check's first read returns: the two it
+// needs and one more, as the enqueue reads. Keys of deeper names or control
+// keys among them make scanN read further pages; a full page of 64 keys,
+// with their values, was read and thrown away at every check of a long
+// queue.
+const checkPage = 3
 
 // check asks, in one Txn, whether key (created at rev) is still there and
 // which are the two newest keys under wait older than it (none: it is
@@ -270,7 +278,7 @@ func (v queueView) pred2() *mvccpb.KeyValue {
 // asks again with at = 0.
 func (q *Queue) check(ctx context.Context, key string, rev int64, wait string, at int64) (queueView, error) {
 	read := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithMaxCreateRev(rev - 1),
-		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(pageSize)}
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(checkPage)}
 	if at > 0 {
 		read = append(read, clientv3.WithRev(at), clientv3.WithSerializable())
 	}
@@ -296,7 +304,7 @@ func (q *Queue) check(ctx context.Context, key string, rev int64, wait string, a
 	if err != nil {
 		return queueView{}, q.fail(ctx, err, "check queue")
 	}
-	return queueView{older: older, count: page.Count, at: at}, nil
+	return newView(older, page.Count, at), nil
 }
 
 // hold turns an acquired key into a Lease that follows it.

@@ -144,12 +144,12 @@ func TestCheckAt(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: check at %d: %v", what, at, err)
 		}
-		first, pred := v.pred() == nil, v.pred()
-		if first != wantFirst || (pred == nil) != (wantPred == "") || (pred != nil && string(pred.Key) != wantPred) {
+		first, pred := v.pred() == "", v.pred()
+		if first != wantFirst || pred != wantPred {
 			t.Fatalf("%s: check at %d = first %v, pred %v; want first %v, pred %q", what, at, first, pred, wantFirst, wantPred)
 		}
 		cv, err := q.check(ctx, key, rev, wait, 0)
-		if err != nil || (cv.pred() == nil) != first {
+		if err != nil || (cv.pred() == "") != first {
 			t.Fatalf("%s: full check = pred %v, err %v; check at a revision said first %v", what, cv.pred(), err, first)
 		}
 	}

@@ -3,12 +3,10 @@ package etcdq
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/distsync/distsync"
-	"github.com/distsync/distsync/internal/backoff"
 	"github.com/distsync/distsync/internal/telemetry"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -325,7 +323,7 @@ func (s *Session) grant(ctx context.Context) (*epoch, error) {
 	e := s.newEpoch(resp.ID, s.ctx)
 	// The lease lives at least a TTL past the grant request's sending.
 	e.h.set(sent.Add(s.ttl-margin(s.ttl)), s.ttl, false)
-	if !s.Go(func() { e.keepAlive(sent) }) {
+	if !e.startRenewals(sent) {
 		e.finish(errClosed(), false)
 		ctx, cancel := context.WithTimeout(s.c.Ctx(), closeTimeout)
 		_, _ = s.c.Revoke(ctx, e.id)
@@ -349,78 +347,6 @@ func mergeDone(ctx, other context.Context) (context.Context, context.CancelFunc)
 // revocation of a lease given up): past it, the lease expires after its
 // TTL instead.
 const closeTimeout = time.Second
-
-// keepAlive renews the lease every TTL/3 from its last confirmed renewal,
-// each attempt bounded by the lease's deadline, until the epoch ends. A
-// renewal not confirmed by the deadline ends the epoch: its leases are
-// lost, and the next acquisition grants a new lease. It is the Session's
-// own loop rather than clientv3's (which sends every TTL/3 on a 500 ms
-// tick), so that a short TTL keeps its full margin.
-//
-// Every request is recorded (renewal duration and failures). A renewal
-// confirmed more than lateAfter(ttl) past its due time (TTL/3 after the
-// previous confirmation, before any retry) is logged at Warn, with the
-// time then left before the lease would have counted as lost.
-func (e *epoch) keepAlive(confirmed time.Time) {
-	ttl := e.src.ttl
-	rec := e.src.Recorder()
-	var b backoff.Backoff
-	next := confirmed.Add(ttl / 3)
-	due := next // when the current renewal was due, whatever the retries
-	for {
-		deadline, _, err := e.h.state()
-		if err != nil {
-			return
-		}
-		timer := time.NewTimer(time.Until(minTime(next, deadline)))
-		select {
-		case <-e.ctx.Done():
-			timer.Stop()
-			return
-		case <-timer.C:
-		}
-		if e.isOrphaned() {
-			return
-		}
-		if !time.Now().Before(deadline) {
-			e.finish(distsync.Lost(distsync.LossRenewal, nil, "session lease renewal not confirmed for %v (TTL %v)", ttl-margin(ttl), ttl), true)
-			return
-		}
-		actx, cancel := context.WithDeadline(e.ctx, deadline)
-		sent := time.Now()
-		resp, err := e.src.c.KeepAliveOnce(actx, e.id)
-		cancel()
-		if e.ctx.Err() != nil || e.isOrphaned() {
-			return
-		}
-		now := time.Now()
-		rec.Renewal(e.ctx, now.Sub(sent), err, slog.Int64("lease", int64(e.id)))
-		switch {
-		case err == nil:
-			got := time.Duration(resp.TTL) * time.Second
-			e.h.set(sent.Add(got-margin(got)), got, true)
-			b.Reset()
-			if late := now.Sub(due); late > lateAfter(ttl) {
-				rec.RenewalLate(e.ctx, late, deadline.Sub(now), slog.Int64("lease", int64(e.id)))
-			}
-			next = sent.Add(ttl / 3)
-			due = next
-		case isLeaseGone(err):
-			e.finish(distsync.Lost(distsync.LossSessionEnded, err, "session lease expired or was revoked"), false)
-			return
-		case Denied(err):
-			e.finish(distsync.Lost(distsync.LossRenewal, Flat(err), "session lease renewal denied"), true)
-			return
-		default:
-			next = time.Now().Add(b.Next())
-		}
-	}
-}
-
-// lateAfter is how long past its due time a renewal may be confirmed
-// before it is reported late: a sixth of the TTL, half the renewal period.
-// A renewal that needed a retry, or a round trip that long, is late.
-func lateAfter(ttl time.Duration) time.Duration { return ttl / 6 }
 
 // endErr returns why the epoch ended, for its leases.
 func (e *epoch) endErr() error {

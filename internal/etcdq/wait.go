@@ -72,11 +72,11 @@ func (q *Queue) waitFirst(ctx context.Context, t *telemetry.Target, e *epoch, ke
 		// the likelier that nothing was written in between and no check
 		// is needed.
 		pred := v.pred()
-		if pw == nil || pw.key != string(pred.Key) {
+		if pw == nil || pw.key != pred {
 			pw.stop()
 			// A synced watch sees every delete after its creation; a
 			// read at or after its start covers the time before.
-			if pw, start, err = q.watchOpts(ctx, e, string(pred.Key)); err != nil {
+			if pw, start, err = q.watchOpts(ctx, e, pred); err != nil {
 				if err = q.retryAfter(ctx, t, e, rw, &b, err); err != nil {
 					return nil, err
 				}
@@ -107,12 +107,12 @@ func (q *Queue) waitFirst(ctx context.Context, t *telemetry.Target, e *epoch, ke
 		// fails, or starts after v.at (it may then miss the delete), the
 		// waiter still holds through its predecessor's watch and a check.
 		pred2 := v.pred2()
-		if pred2 == nil || !near || (p2w != nil && p2w.key != string(pred2.Key)) {
+		if pred2 == "" || !near || (p2w != nil && p2w.key != pred2) {
 			p2w.stop()
 			p2w = nil
 		}
-		if pred2 != nil && near && p2w == nil && v.at > 0 {
-			p2w, _, err = q.watchOpts(ctx, e, string(pred2.Key))
+		if pred2 != "" && near && p2w == nil && v.at > 0 {
+			p2w, _, err = q.watchOpts(ctx, e, pred2)
 			if err != nil && !errors.Is(err, distsync.ErrUnavailable) {
 				return nil, err
 			}
@@ -136,7 +136,7 @@ func (q *Queue) waitFirst(ctx context.Context, t *telemetry.Target, e *epoch, ke
 			}
 			v = next
 			b.Reset()
-			if v.pred() == nil {
+			if v.pred() == "" {
 				held = true
 				return own, nil
 			}
@@ -146,7 +146,7 @@ func (q *Queue) waitFirst(ctx context.Context, t *telemetry.Target, e *epoch, ke
 		if err != nil {
 			return nil, err
 		}
-		if gone == pw && at > 0 && v.pred2() == nil && own != nil && ownFrom <= v.at && !confirm {
+		if gone == pw && at > 0 && v.pred2() == "" && own != nil && ownFrom <= v.at && !confirm {
 			// The predecessor was the oldest key at v.at and is gone:
 			// none older is left. The own-key watch, which reports every
 			// event after v.at, tells of a deletion of ours that came
