@@ -54,13 +54,15 @@ func (e *epoch) startRenewals(confirmed time.Time) bool {
 	s.mu.Unlock()
 	r := &renewer{e: e, next: confirmed.Add(s.ttl / 3)}
 	r.due = r.next
+	// finish stops a timer that has not fired; one that has sees the end
+	// in fire and stops there. (An epoch whose client closed under it ends
+	// without finish: its timer fires once more, sees that, and stops.)
+	// Set before the timer runs, which may call finish.
+	e.renew = r
 	r.mu.Lock()
 	r.pending = true
 	r.timer = time.AfterFunc(r.wait(), r.fire)
 	r.mu.Unlock()
-	// The end of the epoch stops a timer that has not fired; one that has
-	// sees the end in fire and stops there.
-	context.AfterFunc(e.ctx, r.stop)
 	return true
 }
 
@@ -75,8 +77,11 @@ func (r *renewer) wait() time.Duration {
 }
 
 // stop ends the renewals: a timer not fired yet never fires, and gives
-// back its slot of the wait group.
+// back its slot of the wait group. It is nil-safe and idempotent.
 func (r *renewer) stop() {
+	if r == nil {
+		return
+	}
 	r.mu.Lock()
 	r.stopped = true
 	release := r.pending && r.timer.Stop()

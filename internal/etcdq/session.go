@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/grpc/metadata"
 )
 
 // A Session is where a Queue gets the lease to put its keys on, one
@@ -54,9 +55,10 @@ type epoch struct {
 	cancel context.CancelFunc
 	// leaderCtx is ctx with WithRequireLeader's metadata, made once: every
 	// watch of the epoch derives from it rather than copying the metadata
-	// (about 0.5 KiB a watch).
+	// (about 0.5 KiB a watch); see withRequireLeader.
 	leaderCtx context.Context
 	h         *health
+	renew     *renewer // a renewing Session's renewals; nil for a fixed one
 
 	mu       sync.Mutex
 	orphaned bool // renewals stopped by a test, as in a paused process
@@ -149,8 +151,36 @@ func Fixed(s *concurrency.Session) (*Session, error) {
 func (s *Session) newEpoch(id clientv3.LeaseID, parent context.Context) *epoch {
 	e := &epoch{src: s, id: id, h: newHealth()}
 	e.ctx, e.cancel = context.WithCancel(parent)
-	e.leaderCtx = clientv3.WithRequireLeader(e.ctx)
+	e.leaderCtx = withRequireLeader(e.ctx)
 	return e
+}
+
+// requireLeader carries WithRequireLeader's metadata, made once.
+var requireLeader = clientv3.WithRequireLeader(context.Background())
+
+// withRequireLeader is clientv3.WithRequireLeader(ctx) for an epoch's
+// context, without a metadata map per epoch (about 0.5 KiB): the values of
+// ctx, then requireLeader's outgoing metadata. A ctx that carries outgoing
+// metadata of its own (a client whose Config.Context has some) gets
+// WithRequireLeader's copy, merged.
+func withRequireLeader(ctx context.Context) context.Context {
+	if _, ok := metadata.FromOutgoingContext(ctx); ok {
+		return clientv3.WithRequireLeader(ctx)
+	}
+	return leaderCtx{ctx}
+}
+
+// A leaderCtx is its Context with requireLeader's values where it has none.
+// Its Done is its Context's, so contexts derived from it are cancelled
+// with it as if derived from the Context itself (no goroutine).
+type leaderCtx struct{ context.Context }
+
+// Value returns the Context's value for key, or else requireLeader's.
+func (c leaderCtx) Value(key any) any {
+	if v := c.Context.Value(key); v != nil {
+		return v
+	}
+	return requireLeader.Value(key)
 }
 
 // nopRecorder records a fixed Session's telemetry: the global
@@ -399,6 +429,7 @@ func (e *epoch) finish(err error, revoke bool) {
 	e.mu.Unlock()
 	e.h.end(err)
 	e.cancel()
+	e.renew.stop()
 	// The leases with no follower yet end here, before finish returns,
 	// as those with one end when it sees the context end.
 	for l := range late {
