@@ -38,3 +38,17 @@ func FreshLook(ctx context.Context, s *Session, name string, between func(parent
 // ForcedMarker is the data ForceRelease writes over a node before it
 // deletes it.
 var ForcedMarker = forcedMarker
+
+// WatchShared reads the node at path with the Session's shared watch on
+// it, as a waiter does, and reports whether it exists.
+func WatchShared(ctx context.Context, s *Session, path string) (bool, error) {
+	r, _, err := s.getShared(ctx, path)
+	return r.ok, err
+}
+
+// Armed is Session.armed: whether the shared watch on path is set and has
+// not fired, and whether it fired just now with the node's deletion.
+func Armed(s *Session, path string) (watching, deleted bool) {
+	ch, deleted := s.armed(path)
+	return ch != nil, deleted
+}

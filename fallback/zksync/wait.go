@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,9 +28,10 @@ import (
 //     what is really ahead: if that fits, it holds. As it watches every
 //     node ahead, the count is exact, and it holds at the deletion that
 //     lets it in. Else it watches what keeps it out by that count,
-//     reading only the nodes it does not watch yet; a node found gone
-//     then sends it back to a look. A waiter further back looks again at
-//     any deletion it sees.
+//     reading only the nodes it does not watch yet; a node that read
+//     finds gone then sends it back to a look (one whose deletion its
+//     watch has brought meanwhile is counted, see watchBlockers). A
+//     waiter further back looks again at any deletion it sees.
 //
 // Both check their own node's watch first: a SetLimit's touch or a
 // ForceRelease's marker that comes before a deletion is in by then, and
@@ -365,13 +365,15 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 			}
 			continue
 		}
-		if gone {
-			if known != nil && !decided {
+		if gone != nil {
+			if known != nil && (!decided || chans == nil) {
 				// Count without the nodes the look just showed and
-				// that are gone now. After a count, a node found
-				// gone says that known is stale: look.
-				for i, ch := range chans {
-					if ch == nil {
+				// that are gone now, or whose deletion a watch of
+				// this waiter just brought (chans is then nil, see
+				// watchBlockers). After a count, a node found gone
+				// by a read says that known is stale: look.
+				for i, g := range gone {
+					if g {
 						known = without(known, watched[i].name)
 					}
 				}
@@ -424,20 +426,35 @@ func (q *queue) wait(ctx context.Context, c class, w waiter, try bool) (l *Lease
 }
 
 // watchBlockers returns a watch on each of blockers, nodes the last
-// listing showed, in their order, and gone when any of them is gone
-// already (its watch is then nil). A node this
-// Session watches already, by a watch that has not fired, costs no
-// request: the listing came after that watch was set or the watch after
-// the listing, and either way the watch fires at the node's deletion (a
-// deletion before the listing's answer fires it before that answer). The
+// listing showed, in their order, or, when any of them is gone already,
+// which are (gone; the watches are then not all set). A node this Session
+// watches already, by a watch that has not fired, costs no request: the
+// listing came after that watch was set or the watch after the listing,
+// and either way the watch fires at the node's deletion (a deletion
+// before the listing's answer fires it before that answer). Nor does a
+// node whose deletion that watch has just brought: it is gone, and the
+// others are not read (a waiter whose look raced a release counts or
+// looks again at once, without a round trip on that grant's path). The
 // others are read, all at once.
-func (q *queue) watchBlockers(ctx context.Context, blockers []node) (chans []<-chan zk.Event, gone bool, err error) {
+func (q *queue) watchBlockers(ctx context.Context, blockers []node) (chans []<-chan zk.Event, gone []bool, err error) {
 	chans = make([]<-chan zk.Event, len(blockers))
 	var need []int
 	for i, bn := range blockers {
-		if chans[i] = q.s.armed(q.path + "/" + bn.name); chans[i] == nil {
+		ch, deleted := q.s.armed(q.path + "/" + bn.name)
+		switch {
+		case deleted:
+			if gone == nil {
+				gone = make([]bool, len(blockers))
+			}
+			gone[i] = true
+		case ch != nil:
+			chans[i] = ch
+		default:
 			need = append(need, i)
 		}
+	}
+	if gone != nil {
+		return nil, gone, nil
 	}
 	errs := make([]error, len(blockers))
 	get := func(i int) {
@@ -457,9 +474,17 @@ func (q *queue) watchBlockers(ctx context.Context, blockers []node) (chans []<-c
 		wg.Wait()
 	}
 	if err = errors.Join(errs...); err != nil {
-		return nil, true, err
+		return nil, nil, err
 	}
-	return chans, slices.Contains(chans, nil), nil
+	for i, ch := range chans {
+		if ch == nil {
+			if gone == nil {
+				gone = make([]bool, len(blockers))
+			}
+			gone[i] = true
+		}
+	}
+	return chans, gone, nil
 }
 
 // checkLimit returns the limit a semaphore class counts with, checked

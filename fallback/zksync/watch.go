@@ -56,12 +56,20 @@ func (s *Session) getShared(ctx context.Context, path string) (nodeRead, <-chan 
 }
 
 // armed returns the watch on the data of the node at path that
-// getShared set, if it has not fired, else nil.
-func (s *Session) armed(path string) <-chan zk.Event {
-	if ch := s.sharedWatch(path); ch != nil && !fired(ch) {
-		return ch
+// getShared set, if it has not fired, else nil. deleted says that it fired
+// just now, here, with the node's deletion: node names are never reused,
+// so the node is gone for good and a read would only confirm it. (A watch
+// that another receiver emptied is closed, and says nothing.)
+func (s *Session) armed(path string) (ch <-chan zk.Event, deleted bool) {
+	if ch = s.sharedWatch(path); ch == nil {
+		return nil, false
 	}
-	return nil
+	select {
+	case ev, ok := <-ch:
+		return nil, ok && ev.Type == zk.EventNodeDeleted
+	default:
+		return ch, false
+	}
 }
 
 // sharedWatch returns the last watch on the data of the node at path that
