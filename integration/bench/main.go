@@ -21,7 +21,9 @@
 //
 // Every scenario runs every library once per round; the libraries' order
 // rotates from round to round, so that none always runs first (on a warm
-// or cold server). Ratios are taken within a round, against the best
+// or cold server). S1 runs a backend's libraries in one job, taking turns
+// of a few cycles each, so that a burst of load from elsewhere falls on
+// all of them alike. Ratios are taken within a round, against the best
 // reference of that round.
 package main
 

@@ -196,7 +196,8 @@ func (rep *report) markdown(w io.Writer, mdPath, svgPath string) {
 	if rep.warmUpErr != nil {
 		p("\n**The warm-up failed**: %v\n", rep.warmUpErr)
 	}
-	p("\nEvery scenario ran every library once per round, %d rounds, the libraries' order rotating from round to round. "+
+	p("\nEvery scenario ran every library once per round, %d rounds, the libraries' order rotating from round to round "+
+		"(in S1 a backend's libraries take turns of 20 cycles within one run). "+
 		"`r1`, `r2`, … are the rounds; a ratio compares a library with the best reference library of the same round "+
 		"(above 1: better than it, whichever way the metric goes). The other columns are the median of the rounds. "+
 		"The machine is shared and small (2 cores, servers and clients on it together): read the ratios, not the absolute numbers.\n\n", rep.cfg.rounds)
