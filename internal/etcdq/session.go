@@ -43,7 +43,7 @@ type Session struct {
 	closed    bool
 	closeErr  error
 	semaphore map[string]bool // limit keys of the semaphores opened, for Close
-	wg        sync.WaitGroup  // every goroutine of the Session
+	wg        sync.WaitGroup  // every goroutine of the Session, and its renewals (see renewer)
 }
 
 // An epoch is one lease of a Session and what lives on it: the keys of
