@@ -286,7 +286,9 @@ var s5 = &scenario{
 		"handoffs per second (higher is better), requests per handoff (release included; it should not grow " +
 		"with n), the client heap and stack per waiter (its session and its share of the connections " +
 		"included), and waiters that gave up. On ZooKeeper a waiter's session is a connection, and go-zookeeper " +
-		"allocates two 1.5 MiB buffers per connection: that is the ~3 MiB per waiter of both ZooKeeper libraries.",
+		"allocates two 1.5 MiB buffers per connection: that is the ~3 MiB per waiter of both ZooKeeper libraries. " +
+		"Each library runs twice per round, in the order A B B A (so that load rising or falling over the job " +
+		"weighs on both alike), and its figures are the mean of its two runs.",
 	headline: metric{"hps", "handoffs/s", "%.0f", +1},
 	metrics: []metric{
 		{"reqs", "requests/handoff", "%.1f", -1},
@@ -296,12 +298,57 @@ var s5 = &scenario{
 	jobs: func(p benchParams) []job {
 		var jobs []job
 		for _, n := range p.scaleSizes {
-			jobs = append(jobs, lockJobs(fmt.Sprintf("%d waiters", n), 2*p.drainTimeout, func(l lib) func(r *run) result {
+			jobs = append(jobs, lockJobs(fmt.Sprintf("%d waiters", n), 4*p.drainTimeout, func(l lib) func(r *run) result {
 				return func(r *run) result { return drain(r, l, n, p.drainTimeout) }
 			})...)
 		}
+		for i := range jobs {
+			jobs[i].together = mirrored
+		}
 		return jobs
 	},
+}
+
+// mirrored runs each entry twice, each time on fresh clients closed right
+// after: in their order, then in the reverse order (A B B A), so that load
+// that rises or falls over the job weighs on every library alike. A
+// value is the mean of the two runs; a failure of either fails the entry.
+func mirrored(rs []*run, es []entry) []result {
+	runs := make([][]result, len(es))
+	order := make([]int, 0, 2*len(es))
+	for i := range es {
+		order = append(order, i)
+	}
+	for i := range es {
+		order = append(order, len(es)-1-i)
+	}
+	for _, i := range order {
+		func() {
+			sub := &run{env: rs[i].env, ctx: rs[i].ctx}
+			defer sub.close()
+			runs[i] = append(runs[i], es[i].run(sub))
+		}()
+	}
+	out := make([]result, len(es))
+	for i, pair := range runs {
+		out[i] = meanResult(pair)
+	}
+	return out
+}
+
+// meanResult is the mean of the values of results, with the texts of the
+// first; the first error if any failed.
+func meanResult(results []result) result {
+	out := result{values: map[string]float64{}, texts: results[0].texts}
+	for _, res := range results {
+		if res.err != nil {
+			return res
+		}
+		for k, v := range res.values {
+			out.values[k] += v / float64(len(results))
+		}
+	}
+	return out
 }
 
 // heapInUse returns the heap and stack the process has in use, after a GC.
