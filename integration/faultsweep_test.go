@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,7 +32,8 @@ import (
 //	(a) the cut-off holder's Done closes before any other client's
 //	    acquisition returns;
 //	(b) every call of the cut-off client (acquire, Release) returns within
-//	    its context's deadline plus sweepSlack.
+//	    its context's deadline plus sweepSlack, plus how late the process's
+//	    own timers ran meanwhile (see lagMonitor).
 //
 // The cut is a blackhole (the connection stays open and passes nothing, as
 // a network that drops packets) or a close.
@@ -45,7 +47,9 @@ var sweepOffsets = []time.Duration{
 	350 * time.Millisecond, 600 * time.Millisecond, time.Second, 1500 * time.Millisecond,
 }
 
-// sweepSlack is how long past its context's deadline a call may return.
+// sweepSlack is how long past its context's deadline a call may return
+// (distsync.CancelGrace and 100 ms more), on top of the lag of the
+// process's timers meanwhile.
 const sweepSlack = 200 * time.Millisecond
 
 // sweepAcquireTimeout is the deadline of the cut-off client's acquire call.
@@ -165,6 +169,7 @@ type sweepResult struct {
 	acquired   bool          // the cut-off client's acquire succeeded
 	toldFirst  bool          // its Done was closed when another client acquired
 	overrun    time.Duration // worst lateness of its calls past their deadline
+	lag        time.Duration // worst lateness of the process's timers meanwhile
 	violations []string
 }
 
@@ -201,12 +206,34 @@ func TestFaultSweep(t *testing.T) {
 func TestFaultSweepCatchesLateLoss(t *testing.T) {
 	b := sweepBackends(t)[0]
 	trials := []sweepTrial{{offset: 50 * time.Millisecond}, {offset: 200 * time.Millisecond}}
-	results := runSweepWith(t, b, lifeMutex, trials, func(l distsync.Lease) distsync.Lease { return deafLease{l} })
+	results := runSweepWith(t, b, lifeMutex, trials, sweepControl{lease: func(l distsync.Lease) distsync.Lease { return deafLease{l} }})
 	for _, r := range results {
 		if r.toldFirst || !r.acquired {
 			t.Fatalf("control %+v: the check did not fire on a holder that is never told (acquired %v, told first %v)", r.trial, r.acquired, r.toldFirst)
 		}
 	}
+}
+
+// TestFaultSweepCatchesOverrun shows that the sweep's check (b) fires, and
+// that the timer lag it allows for does not hide a late return: an acquire
+// call that returns 600 ms after its own, blackholed, one is caught.
+func TestFaultSweepCatchesOverrun(t *testing.T) {
+	b := sweepBackends(t)[0]
+	trials := []sweepTrial{{offset: 0}, {offset: 0, contended: true}}
+	results := runSweepWith(t, b, lifeMutex, trials, sweepControl{acquireDelay: 600 * time.Millisecond})
+	for _, r := range results {
+		if !slices.ContainsFunc(r.violations, func(v string) bool { return strings.Contains(v, "past its") }) {
+			t.Fatalf("control %+v: an acquire 600 ms late was not caught (worst overrun %v, violations %q)", r.trial, r.overrun, r.violations)
+		}
+	}
+}
+
+// A sweepControl makes the cut-off client misbehave, to show that the
+// checks fire: lease, if set, replaces its lease; acquireDelay delays the
+// return of its acquire call.
+type sweepControl struct {
+	lease        func(distsync.Lease) distsync.Lease
+	acquireDelay time.Duration
 }
 
 // deafLease hides its lease's loss: Done never closes.
@@ -215,12 +242,14 @@ type deafLease struct{ distsync.Lease }
 func (deafLease) Done() <-chan struct{} { return nil }
 
 func runSweep(t *testing.T, b sweepBackend, k lifeKind, trials []sweepTrial) []sweepResult {
-	return runSweepWith(t, b, k, trials, nil)
+	return runSweepWith(t, b, k, trials, sweepControl{})
 }
 
 // runSweepWith runs trials at once, each on a name, proxy and sessions of
-// its own; wrap, if set, replaces the cut-off client's lease (the control).
-func runSweepWith(t *testing.T, b sweepBackend, k lifeKind, trials []sweepTrial, wrap func(distsync.Lease) distsync.Lease) []sweepResult {
+// its own; ctl makes the cut-off client misbehave (the controls).
+func runSweepWith(t *testing.T, b sweepBackend, k lifeKind, trials []sweepTrial, ctl sweepControl) []sweepResult {
+	lag := startLagMonitor()
+	defer lag.stop()
 	results := make([]sweepResult, len(trials))
 	for lo := 0; lo < len(trials); lo += sweepBatch {
 		var wg sync.WaitGroup
@@ -230,6 +259,14 @@ func runSweepWith(t *testing.T, b sweepBackend, k lifeKind, trials []sweepTrial,
 			p := distsynctest.NewProxy(t, b.target)
 			cut := b.through(t, p.Addr())
 			mine := cut.open(t, k, name)
+			if d := ctl.acquireDelay; d > 0 {
+				inner := mine.acquire
+				mine.acquire = func(ctx context.Context) (distsync.Lease, error) {
+					l, err := inner(ctx)
+					time.Sleep(d)
+					return l, err
+				}
+			}
 			// Cleanups run last in, first out: the connection is back
 			// before the primitive's own cleanup talks to the server.
 			t.Cleanup(p.Heal)
@@ -240,7 +277,7 @@ func runSweepWith(t *testing.T, b sweepBackend, k lifeKind, trials []sweepTrial,
 				first = &a
 			}
 			wg.Go(func() {
-				results[i] = sweepOne(t, tr, p, mine, other, first, wrap)
+				results[i] = sweepOne(t, tr, p, lag, mine, other, first, ctl.lease)
 			})
 		}
 		wg.Wait()
@@ -253,16 +290,19 @@ func runSweepWith(t *testing.T, b sweepBackend, k lifeKind, trials []sweepTrial,
 // small machine under the race detector.
 const sweepBatch = 20
 
-func sweepOne(t *testing.T, tr sweepTrial, p *distsynctest.Proxy, mine, other lifeAcquirer, first *lifeAcquirer, wrap func(distsync.Lease) distsync.Lease) sweepResult {
+func sweepOne(t *testing.T, tr sweepTrial, p *distsynctest.Proxy, lag *lagMonitor, mine, other lifeAcquirer, first *lifeAcquirer, wrap func(distsync.Lease) distsync.Lease) sweepResult {
 	r := sweepResult{trial: tr}
 	bg := context.Background()
 	fail := func(format string, args ...any) { r.violations = append(r.violations, fmt.Sprintf(format, args...)) }
 	late := func(call string, start time.Time, timeout time.Duration) {
-		if over := time.Since(start) - timeout; over > r.overrun {
-			r.overrun = over
-			if over > sweepSlack {
-				fail("%s returned %v past its %v deadline", call, over.Round(time.Millisecond), timeout)
-			}
+		now := time.Now()
+		over := now.Sub(start) - timeout
+		r.overrun = max(r.overrun, over)
+		behind := lag.worst(start, now)
+		r.lag = max(r.lag, behind)
+		if over > sweepSlack+behind {
+			fail("%s returned %v past its %v deadline (the process's timers were up to %v late meanwhile)",
+				call, over.Round(time.Millisecond), timeout, behind.Round(time.Millisecond))
 		}
 	}
 	if first != nil {
@@ -337,7 +377,7 @@ func sweepOne(t *testing.T, tr sweepTrial, p *distsynctest.Proxy, mine, other li
 func reportSweep(t *testing.T, backend string, k lifeKind, results []sweepResult) {
 	t.Helper()
 	held, told := 0, 0
-	var worst time.Duration
+	var worst, lag time.Duration
 	var bad []string
 	for _, r := range results {
 		if r.acquired {
@@ -347,13 +387,14 @@ func reportSweep(t *testing.T, backend string, k lifeKind, results []sweepResult
 			}
 		}
 		worst = max(worst, r.overrun)
+		lag = max(lag, r.lag)
 		for _, v := range r.violations {
 			bad = append(bad, fmt.Sprintf("offset %v contended=%v close=%v: %s", r.trial.offset, r.trial.contended, r.trial.close, v))
 		}
 	}
 	sort.Strings(bad)
-	t.Logf("fault sweep %s %s: %d trials, %d held at the cut, told before the next holder in %d of %d; worst overrun past a deadline %v",
-		backend, k, len(results), held, told, held, worst.Round(time.Millisecond))
+	t.Logf("fault sweep %s %s: %d trials, %d held at the cut, told before the next holder in %d of %d; worst overrun past a deadline %v (timers up to %v late)",
+		backend, k, len(results), held, told, held, worst.Round(time.Millisecond), lag.Round(time.Millisecond))
 	if len(bad) > 0 {
 		t.Errorf("%d violations:\n%s", len(bad), strings.Join(bad, "\n"))
 	}
