@@ -345,11 +345,14 @@ func runEntries(env *env, timeout time.Duration, n int, f func(rs []*run) []resu
 
 // warmUp runs a few hundred lock cycles of every library before anything
 // is measured: ZooKeeper's JIT takes that long to settle, and without it
-// whichever library runs first pays for it (by up to 2x). On ZooKeeper it
-// also drains the largest S5 queue once per library: the first time the
-// JVM holds that many sessions it grows its heap and compiles their paths,
-// and in round 1 the library that ran first paid for that (0.80x one run,
-// 1.01x and 1.15x the next rounds).
+// whichever library runs first pays for it (by up to 2x). It also drains
+// the largest S5 queue once per library: the first time the JVM holds that
+// many sessions it grows its heap and compiles their paths, and in round 1
+// the library that ran first paid for that (0.80x one run, 1.01x and 1.15x
+// the next rounds); and the first time this process runs that many
+// goroutines, the runtime's starting stack size (which follows the
+// average) and the heap grow, which put the etcd client memory per waiter
+// of whichever library ran first in round 1 up to 1.5x its later rounds.
 func warmUp(e *env, match *regexp.Regexp, p benchParams) error {
 	var errs []error
 	for _, l := range libs {
@@ -372,7 +375,7 @@ func warmUp(e *env, match *regexp.Regexp, p benchParams) error {
 			}
 			return result{}
 		}})
-		if res.err == nil && l.backend == "ZooKeeper" {
+		if res.err == nil {
 			n := slices.Max(p.scaleSizes)
 			res = runJob(e, 2*p.drainTimeout, entry{run: func(r *run) result { return drain(r, l, n, p.drainTimeout) }})
 		}
