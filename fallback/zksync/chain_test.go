@@ -24,6 +24,20 @@ func notYet(t *testing.T, a *acquisition, what string) {
 	}
 }
 
+// mutexes returns n Mutexes of name, each on a session of its own.
+func mutexes(t *testing.T, name string, n int) []*zksync.Mutex {
+	t.Helper()
+	ms := make([]*zksync.Mutex, n)
+	for i := range ms {
+		m, err := session(t).Mutex(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms[i] = m.(*zksync.Mutex)
+	}
+	return ms
+}
+
 // TestLockTwoBack: a lock waiter two back (holder A, waiter B, then W)
 // watches A and B. Whichever goes first, W holds only once both are gone:
 // A's release hands the lock to B, not to W, and B's node deleted from
@@ -34,14 +48,7 @@ func TestLockTwoBack(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			name := fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano())
-			var ms []*zksync.Mutex
-			for range 3 {
-				m, err := session(t).Mutex(name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ms = append(ms, m.(*zksync.Mutex))
-			}
+			ms := mutexes(t, name, 3)
 			c, path := ms[0].Session().Conn(), ms[0].Path()
 			a, err := ms[0].Lock(ctx)
 			if err != nil {
@@ -95,14 +102,7 @@ func TestLockLongQueue(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	name := fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano())
-	var ms []*zksync.Mutex
-	for range n + 1 {
-		m, err := session(t).Mutex(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ms = append(ms, m.(*zksync.Mutex))
-	}
+	ms := mutexes(t, name, n+1)
 	c, path := ms[0].Session().Conn(), ms[0].Path()
 	holder, err := ms[0].Lock(ctx)
 	if err != nil {
