@@ -32,7 +32,9 @@ const pollInterval = 10 * time.Millisecond
 // onEvent follows the connection's session events (Dial). go-zookeeper
 // calls it from its own goroutines, so it must not block. For a new
 // session it runs on the goroutine that has just stored the negotiated
-// timeout, which it can therefore read without a race.
+// timeout, which it can therefore read without a race, and before
+// go-zookeeper re-arms its watches, which it can therefore order (see
+// zkconn.go).
 func (s *Session) onEvent(ev zk.Event) {
 	if ev.Type != zk.EventSession {
 		return
@@ -45,6 +47,9 @@ func (s *Session) onEvent(ev zk.Event) {
 	defer s.mu.Unlock()
 	if ev.State == zk.StateHasSession {
 		s.granted, _ = negotiatedTimeout(conn)
+		if s.raw != nil && rearmsWatches(conn) {
+			s.raw.hold()
+		}
 	}
 	if s.observeLocked(ev.State, conn.SessionID()) {
 		s.broadcastLocked()

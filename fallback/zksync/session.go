@@ -52,7 +52,7 @@ type Session struct {
 	denied    error            // the server refused the credentials (until the next session)
 	granted   time.Duration    // the session timeout the server granted (Dial)
 	grace     *time.Timer      // the disconnect grace running out
-	raw       net.Conn         // the connection go-zookeeper dialed last (Dial)
+	raw       *zkConn          // the connection go-zookeeper dialed last (Dial)
 	nodes     map[string]int64 // the nodes of ours that may exist: path → session ID
 
 	bg        sync.WaitGroup // calls, lease followers, background removals
@@ -156,7 +156,9 @@ func (s *Session) addAuth(ctx context.Context, c credential) error {
 // closed first sees a disconnection that never ends: its leases are lost,
 // and its calls wait until their context ends. conn's event channel stays
 // the caller's; the Session samples conn's state instead (every 10 ms, two
-// atomic reads).
+// atomic reads). Unlike Dial's, conn is not guarded against go-zookeeper's
+// data race on reconnecting with watches (samuel/go-zookeeper#260), which
+// the race detector may report.
 func NewSession(ctx context.Context, conn *zk.Conn, opts ...Option) (*Session, error) {
 	if conn == nil {
 		return nil, distsync.Errorf(distsync.ErrInvalidConfig, nil, "nil *zk.Conn")
@@ -301,7 +303,8 @@ func (s *Session) Close() error {
 // dial wraps d to remember the connection go-zookeeper uses, so that Close
 // can close it: go-zookeeper's own Close does not interrupt a connect
 // handshake, which waits up to 20/3 session timeouts for a server that
-// accepted the connection but does not answer.
+// accepted the connection but does not answer. The connection is a zkConn,
+// which orders go-zookeeper's re-arming of watches (see zkconn.go).
 func (s *Session) dial(d zk.Dialer) zk.Dialer {
 	return func(network, addr string, timeout time.Duration) (net.Conn, error) {
 		c, err := d(network, addr, timeout)
@@ -314,8 +317,8 @@ func (s *Session) dial(d zk.Dialer) zk.Dialer {
 			c.Close()
 			return nil, net.ErrClosed
 		}
-		s.raw = c
-		return c, nil
+		s.raw = newZKConn(c)
+		return s.raw, nil
 	}
 }
 
